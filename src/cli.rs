@@ -1,0 +1,369 @@
+//! The operator's command line. Every command works against the same settings and database as
+//! a running server, and every command that prints can print JSON (`--json`).
+
+use crate::config::Settings;
+use crate::crypto::{hash_secret, random_id, random_token};
+use crate::domain::client::validate_redirect_uri;
+use crate::domain::user::parse_claim;
+use crate::domain::{AuthMethod, Client, GrantType, User};
+use crate::passwords::{Passwords, check_new};
+use crate::store::{AuditEvent, Store};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "An OpenID Connect provider and OAuth 2.0 authorization server")]
+struct Cli {
+    /// Settings file (default: ./latchkey.toml if present)
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server
+    Serve {
+        /// Also create a demo user and client, and print how to try a sign-in
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create or update the database schema
+    Migrate,
+    /// Check the settings; prints one line per problem
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage registered applications (OAuth clients)
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Manage user accounts
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Inspect signing keys
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    Check,
+}
+
+#[derive(Args)]
+struct Json {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Register a client; prints its id and (once) its secret
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE required)
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "auth-method", value_parser = ["client_secret_basic", "client_secret_post", "none"])]
+        auth_method: Option<String>,
+        /// Trusted by the operator: no consent page
+        #[arg(long = "first-party")]
+        first_party: bool,
+        /// Grant types (default: authorization_code refresh_token)
+        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
+        grant_types: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    Show {
+        id: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove a client and revoke everything it holds
+    Remove { id: String },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input
+        #[arg(long = "password-stdin")]
+        password_stdin: bool,
+        /// A standard claim, NAME=VALUE (address as JSON)
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Set a user's password, read from standard input
+    SetPassword {
+        username: String,
+        #[arg(long = "password-stdin", required = true)]
+        password_stdin: bool,
+    },
+    /// Disable a user: ends their sessions and revokes their grants
+    Disable { username: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("latchkey: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = match (&cli.command, Settings::load(cli.config.as_deref())) {
+        (Command::Config { .. }, Err(e)) => {
+            println!("{e}");
+            std::process::exit(1);
+        }
+        (_, s) => s?,
+    };
+    match cli.command {
+        Command::Serve { demo } => crate::server::run(settings, demo).await,
+        Command::Config { command: ConfigCommand::Check } => {
+            println!("settings are valid");
+            Ok(())
+        }
+        Command::Migrate => {
+            open(&settings).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Clients { command } => clients(&open(&settings).await?, command).await,
+        Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
+        Command::Keys { command: KeysCommand::List { json } } => {
+            let keys = open(&settings).await?.signing_keys().await?;
+            if json.json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in keys {
+                    println!("{}  {}  {:<8} created {}", k.kid, k.alg, k.state, k.created_at);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(settings).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn now() -> i64 {
+    crate::clock::Clock::system().now()
+}
+
+fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
+}
+
+async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
+    match command {
+        ClientsCommand::Add {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            auth_method,
+            first_party,
+            grant_types,
+            json,
+        } => {
+            for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
+                validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
+            }
+            let auth_method = match (public, auth_method.as_deref()) {
+                (true, None | Some("none")) => AuthMethod::None,
+                (true, Some(m)) => anyhow::bail!("--public clients authenticate with none, not {m}"),
+                (false, Some(m)) => AuthMethod::parse(m).expect("clap checked the value"),
+                (false, None) => AuthMethod::ClientSecretBasic,
+            };
+            let grant_types: Vec<GrantType> = if grant_types.is_empty() {
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+            } else {
+                grant_types.iter().filter_map(|g| GrantType::parse(g)).collect()
+            };
+            if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+                anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");
+            }
+            if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+                anyhow::bail!("a public client cannot use client_credentials");
+            }
+            let secret = (auth_method != AuthMethod::None).then(random_token);
+            let client = Client {
+                id: random_id(),
+                name,
+                secret_hash: secret.as_deref().map(hash_secret),
+                auth_method,
+                redirect_uris,
+                post_logout_redirect_uris,
+                grant_types,
+                first_party,
+                created_at: now(),
+            };
+            store.insert_client(&client).await?;
+            store.audit(AuditEvent::new("admin.client_added").client(&client.id), now()).await;
+            print(json.json, json!({ "client_id": client.id, "client_secret": secret }), || match &secret {
+                Some(s) => format!("client_id:     {}\nclient_secret: {s}\n(the secret is shown only now)", client.id),
+                None => format!("client_id: {}", client.id),
+            });
+        }
+        ClientsCommand::List { json } => {
+            let list = store.list_clients().await?;
+            print(json.json, serde_json::to_value(&list)?, || {
+                list.iter()
+                    .map(|c| format!("{}  {}  {}", c.id, c.auth_method.as_str(), c.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ClientsCommand::Show { id, json } => {
+            let c = store.client(&id).await?.ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
+            print(json.json, serde_json::to_value(&*c)?, || serde_json::to_string_pretty(&*c).unwrap_or_default());
+        }
+        ClientsCommand::Remove { id } => {
+            if !store.remove_client(&id, now()).await? {
+                anyhow::bail!("no client {id}");
+            }
+            store.audit(AuditEvent::new("admin.client_removed").client(&id), now()).await;
+            println!("removed client {id}");
+        }
+    }
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    let s = s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&s).to_owned();
+    check_new(&s).map_err(anyhow::Error::msg)?;
+    Ok(s)
+}
+
+async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
+    let passwords = Passwords::new(settings.login.password_workers);
+    match command {
+        UsersCommand::Add { username, email, password_stdin, claims, json } => {
+            if username.trim().is_empty() || username.contains(char::is_whitespace) {
+                anyhow::bail!("--username must be non-empty and without spaces");
+            }
+            if !email.contains('@') {
+                anyhow::bail!("--email must be an email address");
+            }
+            let mut map = serde_json::Map::new();
+            for c in &claims {
+                let (k, v) = parse_claim(c).map_err(anyhow::Error::msg)?;
+                map.insert(k, v);
+            }
+            let password_hash = if password_stdin { Some(passwords.hash(read_password()?).await?) } else { None };
+            let t = now();
+            let user = User {
+                id: random_id(),
+                username,
+                email,
+                password_hash,
+                claims: map,
+                disabled: false,
+                created_at: t,
+                updated_at: t,
+            };
+            if store.user_by_login(&user.username).await?.is_some() {
+                anyhow::bail!("a user named {} exists already", user.username);
+            }
+            store.insert_user(&user).await?;
+            store.audit(AuditEvent::new("admin.user_added").user(&user.id), t).await;
+            print(json.json, json!({ "id": user.id, "username": user.username }), || {
+                format!("created user {} ({})", user.username, user.id)
+            });
+        }
+        UsersCommand::List { json } => {
+            let list = store.list_users().await?;
+            print(json.json, serde_json::to_value(&list)?, || {
+                list.iter()
+                    .map(|u| {
+                        format!("{}  {}  {}{}", u.id, u.username, u.email, if u.disabled { "  (disabled)" } else { "" })
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        UsersCommand::SetPassword { username, .. } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            let hash = passwords.hash(read_password()?).await?;
+            store.set_password_hash(&user.id, &hash, now()).await?;
+            store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
+            println!("password changed for {username}");
+        }
+        UsersCommand::Disable { username } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            store.disable_user(&user.id, now()).await?;
+            store.audit(AuditEvent::new("admin.user_disabled").user(&user.id), now()).await;
+            println!("disabled {username}; their sessions and grants are revoked");
+        }
+    }
+    Ok(())
+}

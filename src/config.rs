@@ -1,0 +1,225 @@
+//! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
+//! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Public base URL. When unset: `http://localhost:<port actually bound>`.
+    pub issuer: Option<String>,
+    /// Address and port to listen on (`LATCHKEY_LISTEN`).
+    pub listen: String,
+    /// Where the embedded database and the development mail outbox live.
+    pub data_dir: PathBuf,
+    /// Where development key material (the key-encryption key) is written.
+    pub keys_dir: PathBuf,
+    pub database: Database,
+    pub ephemeral: Ephemeral,
+    pub tokens: Tokens,
+    pub rate_limit: RateLimit,
+    pub login: Login,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://…` or `postgres://…`; default `sqlite://<data_dir>/latchkey.db`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ephemeral {
+    /// Unset: in-process. (`redis://` arrives with the production backends.)
+    pub url: Option<String>,
+}
+
+/// Lifetimes, in seconds. Every TTL Latchkey uses is here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tokens {
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub session_ttl: i64,
+    pub login_flow_ttl: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second per client IP on the protocol endpoints; 0 turns it off.
+    pub per_second: u64,
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Login {
+    /// Failed sign-ins per account before it is throttled for `lockout_secs`.
+    pub max_failures: u64,
+    pub lockout_secs: i64,
+    /// How many argon2 computations may run at once.
+    pub password_workers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "data".into(),
+            keys_dir: "keys".into(),
+            database: Database { url: None, max_connections: 8 },
+            ephemeral: Ephemeral::default(),
+            tokens: Tokens::default(),
+            rate_limit: RateLimit::default(),
+            login: Login::default(),
+        }
+    }
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            code_ttl: 60,
+            access_token_ttl: 300,
+            id_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            session_ttl: 7 * 24 * 3600,
+            login_flow_ttl: 30 * 60,
+        }
+    }
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self { per_second: 50, burst: 100 }
+    }
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            lockout_secs: 15 * 60,
+            password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        }
+    }
+}
+
+/// The environment layer: variable name and how it lands in the settings.
+type EnvSetter = fn(&mut Settings, String) -> Result<(), String>;
+
+const ENVIRONMENT: &[(&str, EnvSetter)] = &[
+    ("LATCHKEY_ISSUER", |s, v| Ok(s.issuer = Some(v))),
+    ("LATCHKEY_LISTEN", |s, v| Ok(s.listen = v)),
+    ("LATCHKEY_DATA_DIR", |s, v| Ok(s.data_dir = v.into())),
+    ("LATCHKEY_KEYS_DIR", |s, v| Ok(s.keys_dir = v.into())),
+    ("LATCHKEY_DATABASE_URL", |s, v| Ok(s.database.url = Some(v))),
+    ("LATCHKEY_DATABASE_MAX_CONNECTIONS", |s, v| Ok(s.database.max_connections = num(&v)?)),
+    ("LATCHKEY_EPHEMERAL_URL", |s, v| Ok(s.ephemeral.url = Some(v))),
+    ("LATCHKEY_CODE_TTL", |s, v| Ok(s.tokens.code_ttl = num(&v)?)),
+    ("LATCHKEY_ACCESS_TOKEN_TTL", |s, v| Ok(s.tokens.access_token_ttl = num(&v)?)),
+    ("LATCHKEY_ID_TOKEN_TTL", |s, v| Ok(s.tokens.id_token_ttl = num(&v)?)),
+    ("LATCHKEY_REFRESH_TOKEN_TTL", |s, v| Ok(s.tokens.refresh_token_ttl = num(&v)?)),
+    ("LATCHKEY_SESSION_TTL", |s, v| Ok(s.tokens.session_ttl = num(&v)?)),
+    ("LATCHKEY_RATE_LIMIT_PER_SECOND", |s, v| Ok(s.rate_limit.per_second = num(&v)?)),
+    ("LATCHKEY_RATE_LIMIT_BURST", |s, v| Ok(s.rate_limit.burst = num(&v)?)),
+    ("LATCHKEY_LOGIN_MAX_FAILURES", |s, v| Ok(s.login.max_failures = num(&v)?)),
+];
+
+fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim().parse().map_err(|_| format!("'{v}' is not a number"))
+}
+
+impl Settings {
+    /// Loads the layers. `file` is `--config FILE`; without it `latchkey.toml` is read if present.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut settings = match file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("latchkey.toml").exists() => Self::from_file(Path::new("latchkey.toml"))?,
+            None => Self::default(),
+        };
+        for (name, set) in ENVIRONMENT {
+            if let Ok(value) = std::env::var(name) {
+                set(&mut settings, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            }
+        }
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// One line per problem, as `latchkey config check` prints them.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(issuer) = &self.issuer {
+            match url::Url::parse(issuer) {
+                Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                    out.push("issuer: must have no query or fragment".into())
+                }
+                Ok(u) if u.scheme() != "https" && !is_loopback(&u) => {
+                    out.push("issuer: must be https (plain http only for localhost)".into())
+                }
+                Ok(_) => {}
+                Err(e) => out.push(format!("issuer: {e}")),
+            }
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            out.push(format!("listen: '{}' is not address:port", self.listen));
+        }
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            out.push("database.url: must be sqlite:… or postgres://…".into());
+        }
+        if let Some(url) = &self.ephemeral.url {
+            out.push(format!("ephemeral.url: '{url}' is not supported yet; leave it unset for in-process state"));
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.code_ttl", t.code_ttl),
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl),
+            ("tokens.session_ttl", t.session_ttl),
+            ("tokens.login_flow_ttl", t.login_flow_ttl),
+        ] {
+            if v <= 0 {
+                out.push(format!("{name}: must be positive"));
+            }
+        }
+        if t.code_ttl > 600 {
+            out.push("tokens.code_ttl: at most 600 seconds (RFC 6749 §4.1.2)".into());
+        }
+        if self.login.password_workers == 0 {
+            out.push("login.password_workers: must be at least 1".into());
+        }
+        out
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let problems = self.problems();
+        if problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid settings:\n  {}", problems.join("\n  ")) }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/latchkey.db?mode=rwc", self.data_dir.display()))
+    }
+}
+
+pub fn is_loopback(u: &url::Url) -> bool {
+    matches!(u.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+}

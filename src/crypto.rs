@@ -1,0 +1,54 @@
+//! Random values, hashes at rest and constant-time comparison.
+//!
+//! Every bearer secret Latchkey hands out (codes, refresh tokens, client secrets, session
+//! cookies) is 256 bits from the OS generator, encoded base64url, and stored only as its
+//! SHA-256 digest: for 256-bit random values a fast hash is enough, argon2 is for passwords.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// `n` random bytes from the operating system.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("the operating system random generator failed");
+    buf
+}
+
+/// A 256-bit random token, base64url without padding (43 characters).
+pub fn random_token() -> String {
+    b64url(&random_bytes(32))
+}
+
+/// A shorter random identifier (128 bits) for records that are not secrets.
+pub fn random_id() -> String {
+    b64url(&random_bytes(16))
+}
+
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The form a secret takes at rest: base64url of its SHA-256.
+pub fn hash_secret(secret: &str) -> String {
+    b64url(&sha256(secret.as_bytes()))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Checks a presented secret against its stored hash, in constant time.
+pub fn verify_secret(presented: &str, stored_hash: &str) -> bool {
+    constant_time_eq(hash_secret(presented).as_bytes(), stored_hash.as_bytes())
+}

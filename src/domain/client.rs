@@ -1,0 +1,117 @@
+//! Registered clients (relying parties) and what each is allowed to do.
+
+use crate::clock::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// How a client proves its identity at the token endpoint (OIDC Core §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+    pub auth_method: AuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    /// First-party clients are trusted by the operator: no consent page.
+    pub first_party: bool,
+    pub created_at: Timestamp,
+}
+
+impl Client {
+    /// A public client has no secret and must use PKCE (RFC 7636, RFC 9700 §2.1.1).
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Exact match against a registered redirect URI (RFC 9700 §4.1.3), with the one exception
+    /// of RFC 8252 §7.3: for a loopback IP literal the port may vary.
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri || loopback_match(r, uri))
+    }
+
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|r| r == uri)
+    }
+}
+
+fn loopback_match(registered: &str, presented: &str) -> bool {
+    let (Ok(r), Ok(p)) = (url::Url::parse(registered), url::Url::parse(presented)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
+    loopback(&r)
+        && loopback(&p)
+        && r.host_str() == p.host_str()
+        && r.path() == p.path()
+        && r.query() == p.query()
+        && p.fragment().is_none()
+        && p.username().is_empty()
+        && p.password().is_none()
+}
+
+/// Checks a redirect URI offered at registration: absolute, no fragment (RFC 6749 §3.1.2),
+/// https or a loopback/native scheme.
+pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
+    let u = url::Url::parse(uri).map_err(|e| format!("'{uri}' is not an absolute URI: {e}"))?;
+    if u.fragment().is_some() {
+        return Err(format!("'{uri}' must not contain a fragment"));
+    }
+    if u.scheme() == "http" && u.host_str().is_none() {
+        return Err(format!("'{uri}' has no host"));
+    }
+    Ok(())
+}

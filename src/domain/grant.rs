@@ -1,0 +1,29 @@
+//! A grant: what a user (or a client on its own behalf) authorised a client to have. Access
+//! and refresh tokens point at their grant, so revoking the grant stops them all at once.
+
+use crate::clock::Timestamp;
+
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub scopes: Vec<String>,
+    /// The `claims` request parameter (OIDC Core §5.5), as JSON text.
+    pub claims: Option<String>,
+    pub auth_time: Timestamp,
+    pub acr: String,
+    pub amr: Vec<String>,
+    /// Survives the browser session (`offline_access`, OIDC Core §11).
+    pub offline: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl Grant {
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}

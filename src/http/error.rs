@@ -1,0 +1,223 @@
+//! Errors that speak the RFCs. One type per surface:
+//! - [`OAuthError`]: token-style JSON (RFC 6749 §5.2), `Cache-Control: no-store`, 401 with
+//!   `WWW-Authenticate` for `invalid_client`;
+//! - [`BearerError`]: protected resources (RFC 6750 §3);
+//! - [`PageError`]: a readable HTML page for the browser.
+//!
+//! Internal failures are logged with their detail and leave as `server_error` (or 503
+//! `temporarily_unavailable` when a backing store is unreachable): they can never turn into a
+//! protocol error such as `invalid_grant`.
+
+use crate::pages;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub description: String,
+    /// Set for `invalid_client`: the auth scheme the client tried (RFC 6749 §5.2).
+    pub challenge: Option<&'static str>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self { status, code, description: description.into(), challenge: None }
+    }
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self { challenge: Some("Basic realm=\"latchkey\""), ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d) }
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
+    }
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
+    }
+    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
+    }
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+    }
+    pub fn server_error() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server could not complete the request.")
+    }
+    pub fn temporarily_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The service is temporarily unavailable; retry shortly.",
+        )
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "error_description": self.description });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(challenge) = self.challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        resp
+    }
+}
+
+/// The kind of internal failure, decided once for every surface.
+pub enum Internal {
+    /// A backing store cannot be reached: 503, retry later.
+    Unavailable,
+    Bug,
+}
+
+pub fn classify(e: &dyn std::fmt::Display, unavailable: bool) -> Internal {
+    if unavailable {
+        tracing::warn!(error = %e, "backing store unavailable");
+        Internal::Unavailable
+    } else {
+        tracing::error!(error = %e, "internal error");
+        Internal::Bug
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+}
+
+macro_rules! internal_conversions {
+    ($ty:ty, $unavailable:expr, $bug:expr) => {
+        impl From<sqlx::Error> for $ty {
+            fn from(e: sqlx::Error) -> Self {
+                match classify(&e, sqlx_unavailable(&e)) {
+                    Internal::Unavailable => $unavailable,
+                    Internal::Bug => $bug,
+                }
+            }
+        }
+        impl From<crate::ephemeral::Unavailable> for $ty {
+            fn from(e: crate::ephemeral::Unavailable) -> Self {
+                classify(&e, true);
+                $unavailable
+            }
+        }
+        impl From<anyhow::Error> for $ty {
+            fn from(e: anyhow::Error) -> Self {
+                classify(&e, false);
+                $bug
+            }
+        }
+    };
+}
+
+internal_conversions!(OAuthError, OAuthError::temporarily_unavailable(), OAuthError::server_error());
+internal_conversions!(PageError, PageError::unavailable(), PageError::internal());
+internal_conversions!(BearerError, BearerError::Unavailable, BearerError::Internal);
+
+/// An error shown to the person at the browser.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub title: String,
+    pub message: String,
+    /// The OAuth error code, when there is one, shown for the integrator.
+    pub code: Option<&'static str>,
+}
+
+impl PageError {
+    pub fn bad_request(code: &'static str, title: &str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, title: title.into(), message: message.into(), code: Some(code) }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, title: "Not found".into(), message: message.into(), code: None }
+    }
+    pub fn expired() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            title: "This sign-in has expired".into(),
+            message: "The sign-in took too long or was already completed. Go back to the application and start again."
+                .into(),
+            code: None,
+        }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, title: "Request refused".into(), message: message.into(), code: None }
+    }
+    pub fn internal() -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Something went wrong".into(),
+            message: "The server could not complete the request. Please try again.".into(),
+            code: Some("server_error"),
+        }
+    }
+    pub fn unavailable() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Temporarily unavailable".into(),
+            message: "The service is temporarily unavailable. Please try again in a moment.".into(),
+            code: Some("temporarily_unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = pages::ErrorPage { title: &self.title, message: &self.message, code: self.code };
+        pages::render(self.status, &page)
+    }
+}
+
+/// Errors of a protected resource (RFC 6750 §3.1).
+#[derive(Debug)]
+pub enum BearerError {
+    /// No token at all: a bare challenge.
+    Missing,
+    InvalidRequest(&'static str),
+    InvalidToken(&'static str),
+    Unavailable,
+    Internal,
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let (status, challenge, code, description) = match self {
+            Self::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer realm=\"latchkey\"".to_owned(),
+                "invalid_token",
+                "No access token was presented.",
+            ),
+            Self::InvalidRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                format!("Bearer realm=\"latchkey\", error=\"invalid_request\", error_description=\"{d}\""),
+                "invalid_request",
+                d,
+            ),
+            Self::InvalidToken(d) => (
+                StatusCode::UNAUTHORIZED,
+                format!("Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{d}\""),
+                "invalid_token",
+                d,
+            ),
+            Self::Unavailable => return OAuthError::temporarily_unavailable().into_response(),
+            Self::Internal => return OAuthError::server_error().into_response(),
+        };
+        let body = serde_json::json!({ "error": code, "error_description": description });
+        let mut resp = (status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+}

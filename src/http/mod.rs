@@ -1,0 +1,10 @@
+//! HTTP plumbing shared by every surface: strict form parsing, cookies, middleware, and the
+//! mapping from errors to the response each surface must give.
+
+pub mod cookies;
+pub mod error;
+pub mod form;
+pub mod middleware;
+
+pub use error::{BearerError, OAuthError, PageError};
+pub use form::Params;

@@ -1,0 +1,47 @@
+//! Latchkey: an OpenID Connect provider and OAuth 2.0 authorization server.
+//!
+//! The crate is laid out as `../ARCHITECTURE.md` draws it, from the wire inwards:
+//!
+//! - [`http`]: middleware, strict extractors, and the one mapping from errors to responses.
+//! - [`oidc`]: the protocol endpoints, one module each (discovery, jwks, authorize, token, …).
+//! - [`login`]: the login flow engine, its steps and the policy that picks them.
+//! - [`domain`]: clients, users, sessions, grants and the claims they release.
+//! - [`keys`]: signing keys, their encryption at rest, JWS signing and verification.
+//! - [`store`]: durable state over sqlx (SQLite by default, Postgres in production).
+//! - [`ephemeral`]: short-lived state with TTLs (codes, flows, counters).
+//!
+//! [`app`] assembles them into a router; [`server`] binds and runs it; [`cli`] is the operator's
+//! interface to the same state.
+
+/// Router assembly and the state every handler shares.
+pub mod app;
+/// The operator's command line: serve, migrate, clients, users, keys.
+pub mod cli;
+/// Time as an input, so logic never reads the wall clock itself.
+pub mod clock;
+/// One typed settings value: defaults < latchkey.toml < LATCHKEY_* environment.
+pub mod config;
+/// Random tokens, hashes at rest and constant-time comparison.
+pub mod crypto;
+/// The `serve --demo` user, client and callback page.
+pub mod demo;
+/// Clients, users, sessions, grants and the claims they release.
+pub mod domain;
+/// Short-lived state: authorization codes, login flows, counters.
+pub mod ephemeral;
+/// HTTP plumbing: middleware, extractors, error responses, cookies.
+pub mod http;
+/// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.
+pub mod keys;
+/// The login flow engine, its steps and the policy.
+pub mod login;
+/// Protocol endpoints.
+pub mod oidc;
+/// Askama page templates.
+pub mod pages;
+/// Argon2id password hashing on a bounded blocking pool.
+pub mod passwords;
+/// Binding, serving and graceful shutdown.
+pub mod server;
+/// Durable repositories over sqlx.
+pub mod store;

@@ -1,0 +1,18 @@
+//! The login flow: a small state machine in the ephemeral store that starts at `/authorize`
+//! and ends with an authenticated browser session and an authorization response. Steps plug in
+//! under [`steps`]; the [`policy`] decides what comes next.
+
+pub mod flow;
+pub mod policy;
+pub mod session;
+pub mod steps;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::routing::get;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login/{flow}", get(flow::show_step).post(flow::submit_step))
+        .route("/consent/{flow}", get(flow::show_consent).post(flow::submit_consent))
+}

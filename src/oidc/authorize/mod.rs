@@ -1,0 +1,74 @@
+//! Authorization endpoint (OIDC Core §3.1.2, RFC 6749 §4.1): validate the request, then either
+//! answer at once from the browser session or hand over to the login flow.
+
+pub mod code;
+pub mod request;
+pub mod response;
+
+pub use request::{AuthRequest, PROMPT_VALUES, ResponseMode, Target};
+
+use crate::app::AppState;
+use crate::http::{PageError, Params};
+use crate::login::{flow, policy, session};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use request::{Rejection, err};
+
+/// GET: parameters in the query (OIDC Core §3.1.2.1).
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match Params::parse(query.unwrap_or_default().as_bytes()) {
+        Ok(p) => authorize(state, headers, p).await,
+        Err(m) => PageError::bad_request("invalid_request", "This sign-in request is not valid", m).into_response(),
+    }
+}
+
+/// POST: the same parameters, form-encoded (OIDC Core §3.1.2.1).
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match Params::from_form(&headers, &body) {
+        Ok(p) => authorize(state, headers, p).await,
+        Err(m) => PageError::bad_request("invalid_request", "This sign-in request is not valid", m).into_response(),
+    }
+}
+
+async fn authorize(state: AppState, headers: HeaderMap, p: Params) -> Response {
+    let (client, req) = match request::validate(&state, &p).await {
+        Ok(v) => v,
+        Err(Rejection::Page(e)) => return e.into_response(),
+        Err(Rejection::Redirect(target, e)) => return response::error(&state, &target, &e),
+    };
+    match decide(&state, &headers, &client, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &crate::domain::Client,
+    req: AuthRequest,
+) -> Result<Response, PageError> {
+    let now = state.now();
+    let current = session::current(state, headers, now).await?;
+    let consented = match &current {
+        Some(s) => state.store.consented_scopes(&s.user_id, &client.id).await?,
+        None => Vec::new(),
+    };
+    Ok(match (policy::decide(&req, client, current.as_ref(), &consented, now), current) {
+        (policy::Decision::Issue, Some(s)) => {
+            let code = code::issue(state, &req, &s).await?;
+            response::code(state, &req.target, &code)
+        }
+        // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
+        (policy::Decision::Consent, _) if req.prompt.none => {
+            response::error(state, &req.target, &err("consent_required", "the user has not consented to this client"))
+        }
+        (policy::Decision::Consent, Some(s)) => flow::start(state, headers, req, Some(s)).await?,
+        (_, _) if req.prompt.none => {
+            response::error(state, &req.target, &err("login_required", "the user is not signed in"))
+        }
+        (_, _) => flow::start(state, headers, req, None).await?,
+    })
+}

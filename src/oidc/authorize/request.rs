@@ -1,0 +1,254 @@
+//! The authorization request (OIDC Core §3.1.2.1), validated into a typed value by an ordered
+//! list of checks. Until the client and redirect_uri are known to be good, every failure is a
+//! page; after that, failures go back to the client (RFC 6749 §4.1.2.1).
+
+use crate::app::AppState;
+use crate::domain::claims::SCOPES_SUPPORTED;
+use crate::domain::{Client, GrantType, parse_scope};
+use crate::http::{PageError, Params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+impl ResponseMode {
+    pub const SUPPORTED: [&str; 2] = ["query", "form_post"];
+}
+
+pub const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
+const DISPLAY_VALUES: [&str; 4] = ["page", "popup", "touch", "wap"];
+
+/// Where an authorization response goes, once known to be safe.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Target {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+/// A validated authorization request, kept in the login flow and bound into the code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub target: Target,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// `sub` of a valid `id_token_hint`: the user the client expects.
+    pub hint_sub: Option<String>,
+    pub acr_values: Vec<String>,
+    /// The `claims` parameter (OIDC Core §5.5), re-serialised.
+    pub claims: Option<String>,
+}
+
+impl AuthRequest {
+    pub fn is_openid(&self) -> bool {
+        self.scopes.iter().any(|s| s == "openid")
+    }
+}
+
+/// A failure the client is told about at its redirect_uri.
+#[derive(Debug)]
+pub struct AuthzError {
+    pub code: &'static str,
+    pub description: String,
+}
+
+pub fn err(code: &'static str, description: impl Into<String>) -> AuthzError {
+    AuthzError { code, description: description.into() }
+}
+
+pub enum Rejection {
+    Page(PageError),
+    Redirect(Target, AuthzError),
+}
+
+impl From<PageError> for Rejection {
+    fn from(e: PageError) -> Self {
+        Rejection::Page(e)
+    }
+}
+
+/// Runs the checks in order: client → redirect_uri → response mode → duplicates → request
+/// objects → response_type → grant → scope → PKCE → prompt → max_age → claims → id_token_hint.
+pub async fn validate(state: &AppState, p: &Params) -> Result<(Arc<Client>, AuthRequest), Rejection> {
+    let client = check_client(state, p).await?;
+    let redirect_uri = check_redirect_uri(&client, p)?;
+    let mode = p.get("response_mode");
+    let target = Target {
+        redirect_uri,
+        response_mode: if mode == Some("form_post") { ResponseMode::FormPost } else { ResponseMode::Query },
+        state: p.get("state").map(str::to_owned),
+    };
+    match check_rest(state, &client, p, &target) {
+        Ok(req) => Ok((client, req)),
+        Err(e) => Err(Rejection::Redirect(target, e)),
+    }
+}
+
+/// `client_id` REQUIRED (RFC 6749 §4.1.1), and the client must exist.
+async fn check_client(state: &AppState, p: &Params) -> Result<Arc<Client>, Rejection> {
+    let page = |m: &str| PageError::bad_request("invalid_request", "This sign-in request is not valid", m);
+    if p.is_duplicated("client_id") {
+        return Err(page("The client_id parameter appears more than once.").into());
+    }
+    let id = p
+        .get("client_id")
+        .ok_or_else(|| page("The request does not say which application it is for (client_id is missing)."))?;
+    state.store.client(id).await.map_err(PageError::from)?.ok_or_else(|| {
+        PageError::bad_request(
+            "invalid_client",
+            "Unknown application",
+            "The application that sent you here is not registered with this provider.",
+        )
+        .into()
+    })
+}
+
+/// `redirect_uri` REQUIRED in OIDC (Core §3.1.2.1) and compared exactly (RFC 9700 §4.1.3).
+fn check_redirect_uri(client: &Client, p: &Params) -> Result<String, Rejection> {
+    let page = |m: &str| PageError::bad_request("invalid_request", "This sign-in request is not valid", m);
+    if p.is_duplicated("redirect_uri") {
+        return Err(page("The redirect_uri parameter appears more than once.").into());
+    }
+    let uri = p
+        .get("redirect_uri")
+        .ok_or_else(|| page("The request does not say where to return (redirect_uri is missing)."))?;
+    if !client.has_redirect_uri(uri) {
+        return Err(page("The address to return to (redirect_uri) is not registered for this application.").into());
+    }
+    Ok(uri.to_owned())
+}
+
+fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) -> Result<AuthRequest, AuthzError> {
+    // Response mode (OAuth 2.0 Multiple Response Types §2.1, Form Post Response Mode).
+    if let Some(mode) = p.get("response_mode")
+        && !ResponseMode::SUPPORTED.contains(&mode)
+    {
+        return Err(err("invalid_request", format!("response_mode {mode} is not supported")));
+    }
+    // Parameters MUST NOT be included more than once (RFC 6749 §3.1).
+    if let Some(name) = p.duplicate() {
+        return Err(err("invalid_request", format!("the {name} parameter appears more than once")));
+    }
+    // Request objects (OIDC Core §6) are not offered (discovery says so).
+    if p.has("request") {
+        return Err(err("request_not_supported", "request objects are not supported"));
+    }
+    if p.has("request_uri") {
+        return Err(err("request_uri_not_supported", "request_uri is not supported"));
+    }
+    // response_type REQUIRED; only the code flow is offered.
+    match p.get("response_type") {
+        None => return Err(err("invalid_request", "response_type is missing")),
+        Some("code") => {}
+        Some(other) => return Err(err("unsupported_response_type", format!("response_type {other} is not supported"))),
+    }
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(err("unauthorized_client", "this client may not use the authorization code grant"));
+    }
+    // Scope: unknown values are ignored (RFC 6749 §3.3 lets the server narrow it);
+    // offline_access only for clients that may hold refresh tokens.
+    let scopes: Vec<String> = parse_scope(p.get("scope").unwrap_or_default())
+        .into_iter()
+        .filter(|s| SCOPES_SUPPORTED.contains(&s.as_str()))
+        .filter(|s| s != "offline_access" || client.allows(GrantType::RefreshToken))
+        .collect();
+    // PKCE (RFC 7636 §4.3): S256 only; required for public clients (RFC 9700 §2.1.1).
+    if let Some(method) = p.get("code_challenge_method")
+        && method != "S256"
+    {
+        return Err(err("invalid_request", format!("code_challenge_method {method} is not supported; use S256")));
+    }
+    let code_challenge = p.get("code_challenge").map(str::to_owned);
+    if let Some(c) = &code_challenge {
+        if p.get("code_challenge_method").is_none() {
+            return Err(err("invalid_request", "code_challenge_method is required; use S256"));
+        }
+        if !is_pkce_value(c) {
+            return Err(err("invalid_request", "code_challenge is malformed"));
+        }
+    } else if client.is_public() {
+        return Err(err("invalid_request", "public clients must use PKCE (code_challenge with S256)"));
+    }
+    // prompt (OIDC Core §3.1.2.1): none may not be combined with other values.
+    let mut prompt = Prompt::default();
+    let values: Vec<&str> = p.get("prompt").unwrap_or_default().split(' ').filter(|v| !v.is_empty()).collect();
+    for v in &values {
+        match *v {
+            "none" => prompt.none = true,
+            "login" | "select_account" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            other => return Err(err("invalid_request", format!("prompt value {other} is not supported"))),
+        }
+    }
+    if prompt.none && values.len() > 1 {
+        return Err(err("invalid_request", "prompt=none cannot be combined with other values"));
+    }
+    let max_age = match p.get("max_age") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| err("invalid_request", "max_age must be a non-negative integer"))?,
+        ),
+    };
+    if let Some(d) = p.get("display")
+        && !DISPLAY_VALUES.contains(&d)
+    {
+        return Err(err("invalid_request", format!("display value {d} is not supported")));
+    }
+    let claims = match p.get("claims") {
+        None => None,
+        Some(json) => match serde_json::from_str::<Value>(json) {
+            Ok(v @ Value::Object(_)) => Some(v.to_string()),
+            _ => return Err(err("invalid_request", "claims must be a JSON object")),
+        },
+    };
+    let hint_sub = match p.get("id_token_hint") {
+        None => None,
+        Some(hint) => Some(
+            super::super::id_token::verify_hint(state, hint)
+                .ok_or_else(|| err("invalid_request", "id_token_hint is not an ID token issued here"))?
+                .sub,
+        ),
+    };
+    Ok(AuthRequest {
+        client_id: client.id.clone(),
+        target: target.clone(),
+        scopes,
+        nonce: p.get("nonce").map(str::to_owned),
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: p.get("login_hint").map(str::to_owned),
+        hint_sub,
+        acr_values: p
+            .get("acr_values")
+            .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        claims,
+    })
+}
+
+/// RFC 7636 §4.1/§4.2: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}

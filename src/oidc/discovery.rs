@@ -1,0 +1,69 @@
+//! OpenID Connect Discovery 1.0 §4 and the JWKS (RFC 7517). Both documents are bytes built once
+//! (the JWKS again whenever the keys change), never per request.
+
+use super::*;
+use crate::domain::claims::{SCOPES_SUPPORTED, claims_supported};
+use crate::domain::{AuthMethod, GrantType};
+use crate::keys::SIGNING_ALGS;
+use crate::login::policy::ACR_VALUES_SUPPORTED;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/.well-known/openid-configuration", get(configuration)).route(JWKS, get(jwks))
+}
+
+/// Provider metadata (Discovery §3), derived from what this build really serves.
+pub fn document(issuer: &str) -> Value {
+    let url = |p: &str| format!("{issuer}{p}");
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": url(AUTHORIZE),
+        "token_endpoint": url(TOKEN),
+        "userinfo_endpoint": url(USERINFO),
+        "jwks_uri": url(JWKS),
+        "revocation_endpoint": url(REVOKE),
+        "introspection_endpoint": url(INTROSPECT),
+        "end_session_endpoint": url(END_SESSION),
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": authorize::ResponseMode::SUPPORTED,
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": SIGNING_ALGS,
+        "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
+        "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
+        "introspection_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": claims_supported(),
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "acr_values_supported": ACR_VALUES_SUPPORTED,
+        "prompt_values_supported": authorize::PROMPT_VALUES,
+        "display_values_supported": ["page", "popup", "touch", "wap"],
+        "claim_types_supported": ["normal"],
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
+    json_bytes(state.discovery.clone(), "public, max-age=3600")
+}
+
+async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    json_bytes(state.keys.jwks().as_ref().clone(), "public, max-age=300")
+}
+
+fn json_bytes(body: String, cache: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, cache),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+}

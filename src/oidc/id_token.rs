@@ -1,0 +1,138 @@
+//! ID tokens (OIDC Core §2) and access tokens (RFC 9068 JWT profile), and reading them back.
+
+use crate::app::AppState;
+use crate::domain::claims::{Target, release, requested_names};
+use crate::domain::{Grant, User};
+use crate::http::BearerError;
+use crate::keys::left_half_hash;
+use serde_json::{Map, Value, json};
+
+/// Builds and signs the ID token for a grant. Scope claims go to userinfo, not here (OIDC Core
+/// §5.4: with an access token issued, claims are returned from userinfo); only claims asked
+/// for by name in `claims.id_token` are added.
+pub fn id_token(
+    state: &AppState,
+    grant: &Grant,
+    user: &User,
+    nonce: Option<&str>,
+    access_token: &str,
+    now: i64,
+) -> anyhow::Result<String> {
+    let mut c = Map::new();
+    c.insert("iss".into(), json!(state.issuer));
+    c.insert("sub".into(), json!(user.id));
+    c.insert("aud".into(), json!(grant.client_id));
+    c.insert("exp".into(), json!(now + state.settings.tokens.id_token_ttl));
+    c.insert("iat".into(), json!(now));
+    c.insert("auth_time".into(), json!(grant.auth_time));
+    if let Some(n) = nonce {
+        c.insert("nonce".into(), json!(n));
+    }
+    c.insert("acr".into(), json!(grant.acr));
+    c.insert("amr".into(), json!(grant.amr));
+    c.insert("azp".into(), json!(grant.client_id));
+    if let Some(sid) = &grant.session_id {
+        c.insert("sid".into(), json!(sid));
+    }
+    c.insert("at_hash".into(), json!(left_half_hash(access_token)));
+    for (k, v) in release(user, &requested_names(grant.claims.as_deref(), Target::IdToken)) {
+        c.entry(k).or_insert(v);
+    }
+    state.keys.sign(&c, None)
+}
+
+/// What an access token carries and what its holder may do.
+pub struct AccessToken {
+    pub claims: Map<String, Value>,
+    pub sub: String,
+    pub client_id: String,
+    /// None for client_credentials tokens, which act for the client itself.
+    pub grant_id: Option<String>,
+    pub exp: i64,
+}
+
+/// Issues an RFC 9068 access token for `sub`, pointing at its grant when there is one.
+pub fn access_token(
+    state: &AppState,
+    sub: &str,
+    client_id: &str,
+    scope: &[String],
+    grant: Option<&Grant>,
+    now: i64,
+) -> anyhow::Result<String> {
+    let mut c = Map::new();
+    c.insert("iss".into(), json!(state.issuer));
+    c.insert("sub".into(), json!(sub));
+    c.insert("aud".into(), json!(client_id));
+    c.insert("client_id".into(), json!(client_id));
+    c.insert("exp".into(), json!(now + state.settings.tokens.access_token_ttl));
+    c.insert("iat".into(), json!(now));
+    c.insert("jti".into(), json!(crate::crypto::random_id()));
+    c.insert("scope".into(), json!(scope.join(" ")));
+    if let Some(g) = grant {
+        c.insert("gid".into(), json!(g.id));
+        c.insert("auth_time".into(), json!(g.auth_time));
+        c.insert("acr".into(), json!(g.acr));
+        if let Some(sid) = &g.session_id {
+            c.insert("sid".into(), json!(sid));
+        }
+    }
+    state.keys.sign(&c, Some("at+jwt"))
+}
+
+/// Verifies an access token's signature, type, issuer and expiry. Whether its grant is still
+/// active is the caller's next question ([`active_grant`]).
+pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<AccessToken, BearerError> {
+    let (header, claims) =
+        state.keys.verify(token).map_err(|_| BearerError::InvalidToken("the access token is not valid"))?;
+    let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
+    if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+        return Err(BearerError::InvalidToken("the token is not an access token"));
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_str()) {
+        return Err(BearerError::InvalidToken("the access token was not issued here"));
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp <= now {
+        return Err(BearerError::InvalidToken("the access token has expired"));
+    }
+    let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(sub), Some(client_id)) = (s("sub"), s("client_id")) else {
+        return Err(BearerError::InvalidToken("the access token is not valid"));
+    };
+    Ok(AccessToken { sub, client_id, grant_id: s("gid"), exp, claims })
+}
+
+/// The grant behind a user access token, if it is still active.
+pub async fn active_grant(state: &AppState, token: &AccessToken, now: i64) -> Result<Option<Grant>, BearerError> {
+    let Some(gid) = &token.grant_id else { return Ok(None) };
+    Ok(state.store.grant(gid).await?.filter(|g| g.is_active(now) && g.user_id == token.sub))
+}
+
+/// The parts of an `id_token_hint` (OIDC Core §3.1.2.1) that matter: who, for which client, in
+/// which session. Expired hints are accepted; the signature and issuer must be ours.
+pub struct Hint {
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub sid: Option<String>,
+}
+
+pub fn verify_hint(state: &AppState, token: &str) -> Option<Hint> {
+    let (header, claims) = state.keys.verify(token).ok()?;
+    if header.contains_key("typ") {
+        return None; // access tokens carry typ at+jwt; ID tokens carry none
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_str()) {
+        return None;
+    }
+    let aud = match claims.get("aud")? {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => return None,
+    };
+    Some(Hint {
+        sub: claims.get("sub")?.as_str()?.to_owned(),
+        aud,
+        sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
+    })
+}

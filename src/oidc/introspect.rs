@@ -1,0 +1,71 @@
+//! Token introspection (RFC 7662) for confidential clients, typically resource servers. It
+//! consults the grant, so a revoked grant reads `active: false` at once.
+
+use crate::app::AppState;
+use crate::crypto::hash_secret;
+use crate::http::{OAuthError, Params};
+use crate::oidc::id_token::{active_grant, read_access_token};
+use crate::oidc::token::client_auth;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match introspect(&state, &headers, &body).await {
+        Ok(v) => {
+            let mut resp = axum::Json(v).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    let p = Params::from_form(headers, body).map_err(OAuthError::invalid_request)?;
+    if let Some(name) = p.duplicate() {
+        return Err(OAuthError::invalid_request(format!("the {name} parameter appears more than once")));
+    }
+    let client = client_auth::authenticate(state, headers, &p).await?;
+    if client.is_public() {
+        return Err(OAuthError::invalid_client("introspection is for confidential clients"));
+    }
+    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let now = state.now();
+    let inactive = json!({ "active": false });
+    // An access token: signature, expiry, and a live grant (or a live client for
+    // client_credentials tokens).
+    if let Ok(at) = read_access_token(state, token, now) {
+        let active = match &at.grant_id {
+            Some(_) => active_grant(state, &at, now).await.map_err(|_| OAuthError::server_error())?.is_some(),
+            None => state.store.client(&at.client_id).await?.is_some(),
+        };
+        if !active {
+            return Ok(inactive);
+        }
+        let mut out = at.claims.clone();
+        out.remove("gid");
+        out.insert("active".into(), json!(true));
+        out.insert("token_type".into(), json!("Bearer"));
+        return Ok(Value::Object(out));
+    }
+    // A refresh token: by its hash, live only while unused and its grant is active.
+    if let Some((grant, used)) = state.store.grant_by_refresh_token(&hash_secret(token)).await?
+        && !used
+        && grant.is_active(now)
+    {
+        return Ok(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": grant.scopes.join(" "),
+            "client_id": grant.client_id,
+            "sub": grant.user_id,
+            "iss": state.issuer,
+            "exp": grant.expires_at,
+            "iat": grant.created_at,
+        }));
+    }
+    Ok(inactive)
+}

@@ -1,0 +1,33 @@
+//! Protocol endpoints, one module each. Paths are constants here so that discovery metadata is
+//! derived from the same values that build the router.
+
+pub mod authorize;
+pub mod discovery;
+pub mod end_session;
+pub mod id_token;
+pub mod introspect;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+
+pub const AUTHORIZE: &str = "/authorize";
+pub const TOKEN: &str = "/token";
+pub const USERINFO: &str = "/userinfo";
+pub const JWKS: &str = "/jwks";
+pub const REVOKE: &str = "/revoke";
+pub const INTROSPECT: &str = "/introspect";
+pub const END_SESSION: &str = "/logout";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(TOKEN, post(token::handle))
+        .route(USERINFO, get(userinfo::get).post(userinfo::post))
+        .route(REVOKE, post(revoke::handle))
+        .route(INTROSPECT, post(introspect::handle))
+        .route(END_SESSION, get(end_session::get).post(end_session::post))
+}

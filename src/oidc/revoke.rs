@@ -1,0 +1,60 @@
+//! Token revocation (RFC 7009). Revoking either token of a grant revokes the grant, so the
+//! refresh family and every access token from it stop together (§2.1 permits this). The answer
+//! is 200 whether or not the token was known (§2.2).
+
+use crate::app::AppState;
+use crate::crypto::hash_secret;
+use crate::http::{OAuthError, Params};
+use crate::oidc::id_token::read_access_token;
+use crate::oidc::token::client_auth;
+use crate::store::AuditEvent;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match revoke(&state, &headers, &body).await {
+        Ok(()) => {
+            let mut resp = StatusCode::OK.into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn revoke(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+    let p = Params::from_form(headers, body).map_err(OAuthError::invalid_request)?;
+    if let Some(name) = p.duplicate() {
+        return Err(OAuthError::invalid_request(format!("the {name} parameter appears more than once")));
+    }
+    let client = client_auth::authenticate(state, headers, &p).await?;
+    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let now = state.now();
+    let grant_id = match state.store.grant_by_refresh_token(&hash_secret(token)).await? {
+        Some((grant, _)) => Some(grant),
+        None => match read_access_token(state, token, now).ok().and_then(|at| at.grant_id) {
+            Some(gid) => state.store.grant(&gid).await?,
+            None => None,
+        },
+    }
+    // A client may revoke only its own tokens (§2.1).
+    .filter(|g| g.client_id == client.id)
+    .map(|g| g.id);
+    if let Some(gid) = grant_id
+        && state.store.revoke_grant(&gid, now).await?
+    {
+        state
+            .store
+            .audit(
+                AuditEvent::new("grant.revoked")
+                    .client(&client.id)
+                    .detail("grant", gid)
+                    .detail("by", "revocation_endpoint"),
+                now,
+            )
+            .await;
+    }
+    Ok(())
+}

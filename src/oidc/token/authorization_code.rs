@@ -1,0 +1,85 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
+
+use super::{TokenResponse, live_user, user_tokens};
+use crate::app::AppState;
+use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
+use crate::domain::{Client, Grant, GrantType};
+use crate::http::{OAuthError, Params};
+use crate::oidc::authorize::code::{self, Redeemed};
+use crate::oidc::authorize::request::is_pkce_value;
+use crate::store::{AuditEvent, NewGrant};
+
+pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
+    }
+    let presented = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let now = state.now();
+    // Single use, atomically; a second use revokes what the first issued (RFC 6749 §4.1.2).
+    let c = match code::redeem(state, presented).await? {
+        Redeemed::Fresh(c) => c,
+        Redeemed::Reused(c) => {
+            let revoked = state.store.revoke_grant(&c.grant_id, now).await?;
+            state
+                .store
+                .audit(
+                    AuditEvent::new("code.reused").client(&client.id).user(&c.user_id).detail("grant_revoked", revoked),
+                    now,
+                )
+                .await;
+            return Err(OAuthError::invalid_grant("the authorization code was already used"));
+        }
+        Redeemed::Unknown => return Err(OAuthError::invalid_grant("the authorization code is invalid or expired")),
+    };
+    // The code is bound to the client it was issued to…
+    if c.client_id != client.id {
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+    }
+    // …to the redirect_uri of the request (§4.1.3: REQUIRED and identical)…
+    match p.get("redirect_uri") {
+        None => return Err(OAuthError::invalid_grant("redirect_uri is missing")),
+        Some(uri) if uri != c.redirect_uri => {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+        }
+        Some(_) => {}
+    }
+    // …and to its PKCE challenge (RFC 7636 §4.6); a verifier without a challenge is a downgrade.
+    match (&c.code_challenge, p.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) => {
+            let computed = b64url(&sha256(verifier.as_bytes()));
+            if !is_pkce_value(verifier) || !constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {
+                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant("no code_challenge was sent with the authorization request"));
+        }
+        (None, None) => {}
+    }
+    let user = live_user(state, &c.user_id).await?;
+    if state.store.session(&c.session_id, now).await?.is_none() {
+        return Err(OAuthError::invalid_grant("the session this code came from has ended"));
+    }
+    let offline = c.scopes.iter().any(|s| s == "offline_access") && client.allows(GrantType::RefreshToken);
+    let grant = Grant {
+        id: c.grant_id.clone(),
+        client_id: client.id.clone(),
+        user_id: user.id.clone(),
+        session_id: Some(c.session_id.clone()),
+        scopes: c.scopes.clone(),
+        claims: c.claims.clone(),
+        auth_time: c.auth_time,
+        acr: c.acr.clone(),
+        amr: c.amr.clone(),
+        offline,
+        created_at: now,
+        expires_at: now
+            + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
+        revoked_at: None,
+    };
+    let refresh = offline.then(random_token);
+    let refresh_hash = refresh.as_deref().map(hash_secret);
+    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
+    user_tokens(state, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now)
+}

@@ -1,0 +1,77 @@
+//! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3,
+//! OIDC Core §9): `client_secret_basic`, `client_secret_post`, or `none` for public clients.
+//! A client uses exactly the method it registered, and exactly one method per request.
+
+use crate::app::AppState;
+use crate::crypto::verify_secret;
+use crate::domain::{AuthMethod, Client};
+use crate::http::{OAuthError, Params};
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use std::sync::Arc;
+
+/// What the request presented.
+struct Presented {
+    method: AuthMethod,
+    client_id: String,
+    secret: Option<String>,
+}
+
+fn presented(headers: &HeaderMap, p: &Params) -> Result<Presented, OAuthError> {
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, rest) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("basic").then(|| rest.trim().to_owned())
+    });
+    if let Some(b64) = basic {
+        if p.has("client_secret") {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| OAuthError::invalid_client("the Basic credentials are malformed"))?;
+        let (id, secret) =
+            decoded.split_once(':').ok_or_else(|| OAuthError::invalid_client("the Basic credentials are malformed"))?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+        let (id, secret) = (form_decode(id), form_decode(secret));
+        if let Some(body_id) = p.get("client_id")
+            && body_id != id
+        {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
+        }
+        return Ok(Presented { method: AuthMethod::ClientSecretBasic, client_id: id, secret: Some(secret) });
+    }
+    let client_id =
+        p.get("client_id").ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?.to_owned();
+    Ok(match p.get("client_secret") {
+        Some(s) => Presented { method: AuthMethod::ClientSecretPost, client_id, secret: Some(s.to_owned()) },
+        None => Presented { method: AuthMethod::None, client_id, secret: None },
+    })
+}
+
+fn form_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// The authenticated client, or `invalid_client` (401) saying nothing about which part failed.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Arc<Client>, OAuthError> {
+    let presented = presented(headers, p)?;
+    let client = state.store.client(&presented.client_id).await?;
+    let ok = match (&client, &presented.secret) {
+        (Some(c), Some(secret)) => {
+            c.auth_method == presented.method && c.secret_hash.as_deref().is_some_and(|h| verify_secret(secret, h))
+        }
+        (Some(c), None) => c.auth_method == AuthMethod::None && presented.method == AuthMethod::None,
+        // Unknown client: spend the same hash-and-compare as a known one.
+        (None, Some(secret)) => {
+            let _ = verify_secret(secret, "");
+            false
+        }
+        (None, None) => false,
+    };
+    match client {
+        Some(c) if ok => Ok(c),
+        _ => Err(OAuthError::invalid_client("client authentication failed")),
+    }
+}

@@ -1,0 +1,88 @@
+//! UserInfo endpoint (OIDC Core §5.3): the claims a grant releases, for a Bearer access token
+//! sent in the header (any scheme case) or, for POST, in the form body (RFC 6750 §2.1–2.2).
+
+use crate::app::AppState;
+use crate::domain::claims::{Target, names_for_scopes, release, requested_names};
+use crate::http::{BearerError, Params};
+use crate::oidc::id_token::{active_grant, read_access_token};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    respond(&state, bearer_header(&headers).transpose()).await
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let from_header = bearer_header(&headers).transpose();
+    let token = if crate::http::form::is_form(&headers) {
+        match Params::from_form(&headers, &body) {
+            Ok(p) => match (from_header, p.get("access_token")) {
+                (Some(_), Some(_)) => {
+                    Some(Err(BearerError::InvalidRequest("use one way of sending the token, not two")))
+                }
+                (Some(h), None) => Some(h),
+                (None, Some(t)) => Some(Ok(t.to_owned())),
+                (None, None) => None,
+            },
+            Err(_) => Some(Err(BearerError::InvalidRequest("the request body is malformed"))),
+        }
+    } else {
+        from_header
+    };
+    respond(&state, token).await
+}
+
+fn bearer_header(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let v = v.to_str().map_err(|_| BearerError::InvalidRequest("the Authorization header is malformed"))?;
+    match v.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(BearerError::InvalidRequest("the Authorization header must be Bearer")),
+    }
+}
+
+async fn respond(state: &AppState, token: Option<Result<String, BearerError>>) -> Response {
+    let result = match token {
+        None => Err(BearerError::Missing),
+        Some(Err(e)) => Err(e),
+        Some(Ok(t)) => claims(state, &t).await,
+    };
+    match result {
+        Ok(body) => {
+            let mut resp = axum::Json(body).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn claims(state: &AppState, token: &str) -> Result<Value, BearerError> {
+    let now = state.now();
+    let at = read_access_token(state, token, now)?;
+    let grant = active_grant(state, &at, now)
+        .await?
+        .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;
+    let scopes: Vec<String> =
+        at.claims.get("scope").and_then(Value::as_str).map(crate::domain::parse_scope).unwrap_or_default();
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(BearerError::InvalidToken("the access token was not granted the openid scope"));
+    }
+    let user = state
+        .store
+        .user(&grant.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(BearerError::InvalidToken("the user is no longer active"))?;
+    let mut names = names_for_scopes(&scopes);
+    names.extend(requested_names(grant.claims.as_deref(), Target::UserInfo));
+    let mut body = release(&user, &names);
+    body.insert("sub".into(), json!(user.id));
+    Ok(Value::Object(body))
+}

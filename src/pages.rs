@@ -1,0 +1,83 @@
+//! The HTML pages, one askama template each under `templates/`, all on one base layout. Every
+//! page works without JavaScript; the form_post page's script only saves a click.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// Renders a page; a template failure is logged and becomes a plain 500 page.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let mut resp = (status, Html(html)).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1>")).into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub code: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "login_password.html")]
+pub struct PasswordPage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub struct ScopeLine {
+    pub name: String,
+    pub description: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<ScopeLine>,
+}
+
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+pub struct LogoutConfirmPage<'a> {
+    pub csrf: &'a str,
+    pub hidden: Vec<(&'a str, &'a str)>,
+    pub client_name: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "logged_out.html")]
+pub struct LoggedOutPage;
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+pub struct FormPostPage<'a> {
+    pub action: &'a str,
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub nonce: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage<'a> {
+    pub issuer: &'a str,
+    pub username: Option<&'a str>,
+}
+
+pub const STYLESHEET: &str = include_str!("../templates/style.css");

@@ -1,0 +1,115 @@
+//! Registered clients, with a short-lived read cache: the token endpoint reads its client on
+//! every call, and a removal through the CLI must still take effect within seconds.
+
+use super::{Result, Store, json_list, parse_list};
+use crate::domain::{AuthMethod, Client, GrantType};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// A std mutex is right here: it is held only for a map lookup, never across an await.
+#[derive(Default)]
+pub(super) struct Cache(Mutex<HashMap<String, (Arc<Client>, Instant)>>);
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    name: String,
+    secret_hash: Option<String>,
+    auth_method: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    first_party: i64,
+    created_at: i64,
+}
+
+impl From<Row> for Client {
+    fn from(r: Row) -> Self {
+        Client {
+            id: r.id,
+            name: r.name,
+            secret_hash: r.secret_hash,
+            auth_method: AuthMethod::parse(&r.auth_method).unwrap_or(AuthMethod::ClientSecretBasic),
+            redirect_uris: parse_list(&r.redirect_uris),
+            post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
+            grant_types: parse_list(&r.grant_types).iter().filter_map(|g| GrantType::parse(g)).collect(),
+            first_party: r.first_party != 0,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, first_party, created_at FROM clients";
+
+impl Store {
+    pub async fn insert_client(&self, c: &Client) -> Result<()> {
+        let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, first_party, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(c.auth_method.as_str())
+        .bind(json_list(&c.redirect_uris))
+        .bind(json_list(&c.post_logout_redirect_uris))
+        .bind(json_list(&grants))
+        .bind(c.first_party as i64)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The client by id, from the cache when it is fresh. Unknown ids are not cached, so a
+    /// client added through the CLI is usable at once.
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
+        if let Some((c, at)) = self.clients.0.lock().unwrap().get(id)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(c.clone()));
+        }
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let mut cache = self.clients.0.lock().unwrap();
+        Ok(match row {
+            Some(r) => {
+                let c = Arc::new(Client::from(r));
+                cache.insert(id.to_owned(), (c.clone(), Instant::now()));
+                Some(c)
+            }
+            None => {
+                cache.remove(id);
+                None
+            }
+        })
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<Client>> {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY created_at, id")))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Client::from).collect())
+    }
+
+    /// Removes a client and revokes every grant it holds. Returns whether it existed.
+    pub async fn remove_client(&self, id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM consents WHERE client_id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.clients.0.lock().unwrap().remove(id);
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,34 @@
+//! Remembered consent: which scopes a user has granted a client.
+
+use super::{Result, Store};
+use crate::domain::{join_scope, parse_scope};
+
+impl Store {
+    pub async fn consented_scopes(&self, user_id: &str, client_id: &str) -> Result<Vec<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s,)| parse_scope(&s)).unwrap_or_default())
+    }
+
+    /// Adds `scopes` to what the user has granted the client.
+    pub async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: i64) -> Result<()> {
+        let mut all = self.consented_scopes(user_id, client_id).await?;
+        all.extend(scopes.iter().cloned());
+        let all = parse_scope(&join_scope(&all));
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(join_scope(&all))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! Grants and their refresh tokens. A refresh token is stored as a hash and rotated on every use;
+//! a rotated token presented again means it was stolen, so the whole grant (family) is revoked.
+
+use super::{Result, Store, json_list, parse_list};
+use crate::domain::{Grant, join_scope, parse_scope};
+
+pub struct NewGrant<'a> {
+    pub grant: &'a Grant,
+    /// Hash of the first refresh token, when one is issued.
+    pub refresh_hash: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub enum RotateOutcome {
+    Rotated(Grant),
+    /// The token was already rotated: the family is now revoked.
+    Reused,
+    /// Unknown, expired, revoked or not this client's.
+    Invalid,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    client_id: String,
+    user_id: String,
+    session_id: Option<String>,
+    scopes: String,
+    claims: Option<String>,
+    auth_time: i64,
+    acr: String,
+    amr: String,
+    offline: i64,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<Row> for Grant {
+    fn from(r: Row) -> Self {
+        Grant {
+            id: r.id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            scopes: parse_scope(&r.scopes),
+            claims: r.claims,
+            auth_time: r.auth_time,
+            acr: r.acr,
+            amr: parse_list(&r.amr),
+            offline: r.offline != 0,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+impl Store {
+    /// Writes a grant and its first refresh token in one transaction: the one durable write of
+    /// a code exchange.
+    pub async fn insert_grant(&self, new: NewGrant<'_>) -> Result<()> {
+        let g = new.grant;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.session_id)
+        .bind(join_scope(&g.scopes))
+        .bind(&g.claims)
+        .bind(g.auth_time)
+        .bind(&g.acr)
+        .bind(json_list(&g.amr))
+        .bind(g.offline as i64)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(hash) = new.refresh_hash {
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)")
+                .bind(hash)
+                .bind(&g.id)
+                .bind(g.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at
+             FROM grants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Grant::from))
+    }
+
+    /// Revokes a grant; every token that points at it stops working.
+    pub async fn revoke_grant(&self, id: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The grant a refresh token belongs to, whether or not the token was already rotated.
+    pub async fn grant_by_refresh_token(&self, hash: &str) -> Result<Option<(Grant, bool)>> {
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT grant_id, used_at FROM refresh_tokens WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((grant_id, used_at)) = row else { return Ok(None) };
+        Ok(self.grant(&grant_id).await?.map(|g| (g, used_at.is_some())))
+    }
+
+    /// Rotates a refresh token (RFC 9700 §4.14.2): marks `old` used and stores `new`, atomically,
+    /// so two concurrent uses cannot both succeed. Reuse revokes the family.
+    pub async fn rotate_refresh_token(&self, old: &str, new: &str, client_id: &str, now: i64) -> Result<RotateOutcome> {
+        let Some((grant, used)) = self.grant_by_refresh_token(old).await? else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        if grant.client_id != client_id || !grant.is_active(now) {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if used {
+            self.revoke_grant(&grant.id, now).await?;
+            return Ok(RotateOutcome::Reused);
+        }
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        if marked.rows_affected() == 0 {
+            // Lost a race against another use of the same token: that is reuse too.
+            tx.rollback().await?;
+            self.revoke_grant(&grant.id, now).await?;
+            return Ok(RotateOutcome::Reused);
+        }
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)")
+            .bind(new)
+            .bind(&grant.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RotateOutcome::Rotated(grant))
+    }
+}

@@ -1,0 +1,117 @@
+//! Local user accounts.
+
+use super::{Result, Store};
+use crate::domain::User;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    username: String,
+    email: String,
+    password_hash: Option<String>,
+    claims: String,
+    disabled: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<Row> for User {
+    fn from(r: Row) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            password_hash: r.password_hash,
+            claims: serde_json::from_str(&r.claims).unwrap_or_default(),
+            disabled: r.disabled != 0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+macro_rules! select_users {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, username, email, password_hash, claims, disabled, created_at, updated_at FROM users ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    pub async fn insert_user(&self, u: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, claims, disabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(&u.password_hash)
+        .bind(serde_json::Value::Object(u.claims.clone()).to_string())
+        .bind(u.disabled as i64)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>> {
+        let row: Option<Row> =
+            sqlx::query_as(select_users!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(User::from))
+    }
+
+    /// Finds an account by username, or by email when the name has an `@`.
+    pub async fn user_by_login(&self, login: &str) -> Result<Option<User>> {
+        let row: Option<Row> =
+            sqlx::query_as(select_users!("WHERE username = $1")).bind(login).fetch_optional(&self.pool).await?;
+        if row.is_some() || !login.contains('@') {
+            return Ok(row.map(User::from));
+        }
+        let rows: Vec<Row> =
+            sqlx::query_as(select_users!("WHERE email = $1 LIMIT 2")).bind(login).fetch_all(&self.pool).await?;
+        // An email shared by two accounts identifies neither.
+        Ok(if rows.len() == 1 { rows.into_iter().next().map(User::from) } else { None })
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let rows: Vec<Row> =
+            sqlx::query_as(select_users!("ORDER BY created_at, username")).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Disables an account, ends its sessions and revokes its grants, in one transaction.
+    pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE users SET disabled = 1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+}

@@ -112,26 +112,46 @@ impl Default for Login {
     }
 }
 
-/// The environment layer: variable name and how it lands in the settings.
-type EnvSetter = fn(&mut Settings, String) -> Result<(), String>;
-
-const ENVIRONMENT: &[(&str, EnvSetter)] = &[
-    ("LATCHKEY_ISSUER", |s, v| Ok(s.issuer = Some(v))),
-    ("LATCHKEY_LISTEN", |s, v| Ok(s.listen = v)),
-    ("LATCHKEY_DATA_DIR", |s, v| Ok(s.data_dir = v.into())),
-    ("LATCHKEY_KEYS_DIR", |s, v| Ok(s.keys_dir = v.into())),
-    ("LATCHKEY_DATABASE_URL", |s, v| Ok(s.database.url = Some(v))),
-    ("LATCHKEY_DATABASE_MAX_CONNECTIONS", |s, v| Ok(s.database.max_connections = num(&v)?)),
-    ("LATCHKEY_EPHEMERAL_URL", |s, v| Ok(s.ephemeral.url = Some(v))),
-    ("LATCHKEY_CODE_TTL", |s, v| Ok(s.tokens.code_ttl = num(&v)?)),
-    ("LATCHKEY_ACCESS_TOKEN_TTL", |s, v| Ok(s.tokens.access_token_ttl = num(&v)?)),
-    ("LATCHKEY_ID_TOKEN_TTL", |s, v| Ok(s.tokens.id_token_ttl = num(&v)?)),
-    ("LATCHKEY_REFRESH_TOKEN_TTL", |s, v| Ok(s.tokens.refresh_token_ttl = num(&v)?)),
-    ("LATCHKEY_SESSION_TTL", |s, v| Ok(s.tokens.session_ttl = num(&v)?)),
-    ("LATCHKEY_RATE_LIMIT_PER_SECOND", |s, v| Ok(s.rate_limit.per_second = num(&v)?)),
-    ("LATCHKEY_RATE_LIMIT_BURST", |s, v| Ok(s.rate_limit.burst = num(&v)?)),
-    ("LATCHKEY_LOGIN_MAX_FAILURES", |s, v| Ok(s.login.max_failures = num(&v)?)),
+/// The environment layer: every variable Latchkey reads, and the setting it overrides.
+pub const ENVIRONMENT: &[&str] = &[
+    "LATCHKEY_ISSUER",
+    "LATCHKEY_LISTEN",
+    "LATCHKEY_DATA_DIR",
+    "LATCHKEY_KEYS_DIR",
+    "LATCHKEY_DATABASE_URL",
+    "LATCHKEY_DATABASE_MAX_CONNECTIONS",
+    "LATCHKEY_EPHEMERAL_URL",
+    "LATCHKEY_CODE_TTL",
+    "LATCHKEY_ACCESS_TOKEN_TTL",
+    "LATCHKEY_ID_TOKEN_TTL",
+    "LATCHKEY_REFRESH_TOKEN_TTL",
+    "LATCHKEY_SESSION_TTL",
+    "LATCHKEY_RATE_LIMIT_PER_SECOND",
+    "LATCHKEY_RATE_LIMIT_BURST",
+    "LATCHKEY_LOGIN_MAX_FAILURES",
 ];
+
+fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
+    match name {
+        "LATCHKEY_ISSUER" => s.issuer = Some(v),
+        "LATCHKEY_LISTEN" => s.listen = v,
+        "LATCHKEY_DATA_DIR" => s.data_dir = v.into(),
+        "LATCHKEY_KEYS_DIR" => s.keys_dir = v.into(),
+        "LATCHKEY_DATABASE_URL" => s.database.url = Some(v),
+        "LATCHKEY_DATABASE_MAX_CONNECTIONS" => s.database.max_connections = num(&v)?,
+        "LATCHKEY_EPHEMERAL_URL" => s.ephemeral.url = Some(v),
+        "LATCHKEY_CODE_TTL" => s.tokens.code_ttl = num(&v)?,
+        "LATCHKEY_ACCESS_TOKEN_TTL" => s.tokens.access_token_ttl = num(&v)?,
+        "LATCHKEY_ID_TOKEN_TTL" => s.tokens.id_token_ttl = num(&v)?,
+        "LATCHKEY_REFRESH_TOKEN_TTL" => s.tokens.refresh_token_ttl = num(&v)?,
+        "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
+        "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
+        "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
+        "LATCHKEY_LOGIN_MAX_FAILURES" => s.login.max_failures = num(&v)?,
+        _ => return Err("unknown variable".into()),
+    }
+    Ok(())
+}
 
 fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     v.trim().parse().map_err(|_| format!("'{v}' is not a number"))
@@ -145,9 +165,9 @@ impl Settings {
             None if Path::new("latchkey.toml").exists() => Self::from_file(Path::new("latchkey.toml"))?,
             None => Self::default(),
         };
-        for (name, set) in ENVIRONMENT {
+        for name in ENVIRONMENT {
             if let Ok(value) = std::env::var(name) {
-                set(&mut settings, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
         settings.check()?;

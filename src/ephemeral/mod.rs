@@ -38,8 +38,9 @@ impl Ephemeral {
 
     pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
         match self {
-            Self::Memory(m) => Ok(m.put(key, value, ttl)),
+            Self::Memory(m) => m.put(key, value, ttl),
         }
+        Ok(())
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
@@ -56,8 +57,9 @@ impl Ephemeral {
 
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self {
-            Self::Memory(m) => Ok(m.delete(key)),
+            Self::Memory(m) => m.delete(key),
         }
+        Ok(())
     }
 
     /// Adds one to a counter that expires `ttl` after its first increment; returns the new count.

@@ -18,6 +18,9 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// A JSON object: a JWS header or claims set.
+pub type JsonObject = Map<String, Value>;
+
 pub const SIGNING_ALGS: &[&str] = &["RS256"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +133,7 @@ impl KeyRing {
     }
 
     /// Verifies a compact JWS made by one of our published keys; returns its header and claims.
-    pub fn verify(&self, token: &str) -> Result<(Map<String, Value>, Map<String, Value>), VerifyError> {
+    pub fn verify(&self, token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
         let header = decode_part(token.split('.').next().unwrap_or_default()).ok_or(VerifyError::Malformed)?;
         if token.split('.').count() != 3 {
             return Err(VerifyError::Malformed);

@@ -12,7 +12,7 @@ pub struct NewGrant<'a> {
 
 #[derive(Debug)]
 pub enum RotateOutcome {
-    Rotated(Grant),
+    Rotated(Box<Grant>),
     /// The token was already rotated: the family is now revoked.
     Reused,
     /// Unknown, expired, revoked or not this client's.
@@ -155,6 +155,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(RotateOutcome::Rotated(grant))
+        Ok(RotateOutcome::Rotated(Box::new(grant)))
     }
 }

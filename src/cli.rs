@@ -3,9 +3,10 @@
 
 use crate::config::Settings;
 use crate::crypto::{hash_secret, random_id, random_token};
+use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::validate_redirect_uri;
 use crate::domain::user::parse_claim;
-use crate::domain::{AuthMethod, Client, GrantType, User};
+use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
 use crate::passwords::{Passwords, check_new};
 use crate::store::{AuditEvent, Store};
 use clap::{Args, Parser, Subcommand};
@@ -89,6 +90,9 @@ enum ClientsCommand {
         /// Grant types (default: authorization_code refresh_token)
         #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
         grant_types: Vec<String>,
+        /// A scope the client may be granted for itself with client_credentials (repeatable)
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -231,6 +235,7 @@ async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
             auth_method,
             first_party,
             grant_types,
+            scopes,
             json,
         } => {
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
@@ -253,6 +258,10 @@ async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
             if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
                 anyhow::bail!("a public client cannot use client_credentials");
             }
+            let scopes = crate::domain::parse_scope(&scopes.join(" "));
+            if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
+                anyhow::bail!("--scope {s}: not a scope a client can hold for itself");
+            }
             let secret = (auth_method != AuthMethod::None).then(random_token);
             let client = Client {
                 id: random_id(),
@@ -262,6 +271,7 @@ async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
                 redirect_uris,
                 post_logout_redirect_uris,
                 grant_types,
+                scopes,
                 first_party,
                 created_at: now(),
             };

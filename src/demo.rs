@@ -56,6 +56,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         redirect_uris: vec![callback(state)],
         post_logout_redirect_uris: vec![state.url("/")],
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: Vec::new(),
         first_party: false,
         created_at: now,
     };

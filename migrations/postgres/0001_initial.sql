@@ -9,6 +9,8 @@ CREATE TABLE clients (
     redirect_uris            TEXT NOT NULL,
     post_logout_redirect_uris TEXT NOT NULL,
     grant_types              TEXT NOT NULL,
+    -- Scopes a client may get for itself (client_credentials); user scopes are not listed.
+    scopes                   TEXT NOT NULL,
     first_party              BIGINT NOT NULL,
     created_at               BIGINT NOT NULL
 );

@@ -62,6 +62,8 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,
+    /// Scopes the client may be granted for itself (client_credentials).
+    pub scopes: Vec<String>,
     /// First-party clients are trusted by the operator: no consent page.
     pub first_party: bool,
     pub created_at: Timestamp,

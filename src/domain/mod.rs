@@ -19,6 +19,11 @@ pub fn parse_scope(s: &str) -> Vec<String> {
     v
 }
 
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
 pub fn join_scope(scopes: &[String]) -> String {
     scopes.join(" ")
 }

@@ -75,6 +75,7 @@ mod tests {
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],
             grant_types: vec![GrantType::AuthorizationCode],
+            scopes: vec![],
             first_party,
             created_at: 0,
         }

@@ -22,6 +22,7 @@ struct Row {
     redirect_uris: String,
     post_logout_redirect_uris: String,
     grant_types: String,
+    scopes: String,
     first_party: i64,
     created_at: i64,
 }
@@ -36,20 +37,21 @@ impl From<Row> for Client {
             redirect_uris: parse_list(&r.redirect_uris),
             post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
             grant_types: parse_list(&r.grant_types).iter().filter_map(|g| GrantType::parse(g)).collect(),
+            scopes: parse_list(&r.scopes),
             first_party: r.first_party != 0,
             created_at: r.created_at,
         }
     }
 }
 
-const COLUMNS: &str = "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, first_party, created_at FROM clients";
+const COLUMNS: &str = "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at FROM clients";
 
 impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, first_party, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -58,6 +60,7 @@ impl Store {
         .bind(json_list(&c.redirect_uris))
         .bind(json_list(&c.post_logout_redirect_uris))
         .bind(json_list(&grants))
+        .bind(json_list(&c.scopes))
         .bind(c.first_party as i64)
         .bind(c.created_at)
         .execute(&self.pool)

@@ -14,6 +14,8 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
     }
     let presented = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    // §4.1.3: redirect_uri is REQUIRED when the authorization request had one, as OIDC's always do.
+    let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     let now = state.now();
     // Single use, atomically; a second use revokes what the first issued (RFC 6749 §4.1.2).
     let c = match code::redeem(state, presented).await? {
@@ -36,12 +38,8 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
     }
     // …to the redirect_uri of the request (§4.1.3: REQUIRED and identical)…
-    match p.get("redirect_uri") {
-        None => return Err(OAuthError::invalid_grant("redirect_uri is missing")),
-        Some(uri) if uri != c.redirect_uri => {
-            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
-        }
-        Some(_) => {}
+    if redirect_uri != c.redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
     // …and to its PKCE challenge (RFC 7636 §4.6); a verifier without a challenge is a downgrade.
     match (&c.code_challenge, p.get("code_verifier")) {

@@ -7,23 +7,17 @@ use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
 
-/// Scopes that only make sense for a user.
-const USER_SCOPES: &[&str] = &["openid", "offline_access", "profile", "email", "address", "phone"];
-
 pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
     if client.is_public() || !client.allows(GrantType::ClientCredentials) {
         return Err(OAuthError::unauthorized_client("this client may not use the client credentials grant"));
     }
-    let scopes = parse_scope(p.get("scope").unwrap_or_default());
-    if let Some(s) = scopes.iter().find(|s| USER_SCOPES.contains(&s.as_str())) {
-        return Err(OAuthError::invalid_scope(format!(
-            "scope {s} needs a user and cannot be granted to a client alone"
-        )));
-    }
-    // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-    if scopes.iter().any(|s| !s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)))
-    {
-        return Err(OAuthError::invalid_scope("the scope is malformed"));
+    // RFC 6749 §4.4.2: scope is optional; without it the client gets what it is registered for.
+    let scopes = match p.get("scope") {
+        None => client.scopes.clone(),
+        Some(requested) => parse_scope(requested),
+    };
+    if let Some(s) = scopes.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(OAuthError::invalid_scope(format!("scope {s} is not registered for this client")));
     }
     let now = state.now();
     let access_token = id_token::access_token(state, &client.id, &client.id, &scopes, None, now)?;

@@ -57,7 +57,6 @@ pub struct ConsentPage<'a> {
 #[template(path = "logout_confirm.html")]
 pub struct LogoutConfirmPage<'a> {
     pub csrf: &'a str,
-    pub hidden: Vec<(&'a str, &'a str)>,
     pub client_name: Option<&'a str>,
 }
 

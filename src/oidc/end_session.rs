@@ -92,11 +92,7 @@ async fn start(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Resp
         .ephemeral
         .put(&format!("logout:{csrf}"), &serde_json::to_string(&ret).map_err(anyhow::Error::from)?, CONFIRM_TTL)
         .await?;
-    let page = pages::LogoutConfirmPage {
-        csrf: &csrf,
-        hidden: Vec::new(),
-        client_name: client.as_ref().map(|c| c.name.as_str()),
-    };
+    let page = pages::LogoutConfirmPage { csrf: &csrf, client_name: client.as_ref().map(|c| c.name.as_str()) };
     Ok(pages::render(StatusCode::OK, &page))
 }
 

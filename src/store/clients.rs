@@ -44,7 +44,14 @@ impl From<Row> for Client {
     }
 }
 
-const COLUMNS: &str = "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at FROM clients";
+macro_rules! select_clients {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at FROM clients ",
+            $tail
+        )
+    };
+}
 
 impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
@@ -76,10 +83,8 @@ impl Store {
         {
             return Ok(Some(c.clone()));
         }
-        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<Row> =
+            sqlx::query_as(select_clients!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
         let mut cache = self.clients.0.lock().unwrap();
         Ok(match row {
             Some(r) => {
@@ -95,9 +100,7 @@ impl Store {
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>> {
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY created_at, id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<Row> = sqlx::query_as(select_clients!("ORDER BY created_at, id")).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(Client::from).collect())
     }
 

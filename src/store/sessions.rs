@@ -26,6 +26,17 @@ impl From<Row> for Session {
     }
 }
 
+/// A live session (not ended, not expired at `$2`) matching `$1`.
+macro_rules! select_live {
+    ($by:literal) => {
+        concat!(
+            "SELECT id, user_id, auth_time, amr, acr, expires_at FROM sessions WHERE ",
+            $by,
+            " AND ended_at IS NULL AND expires_at > $2"
+        )
+    };
+}
+
 impl Store {
     pub async fn insert_session(&self, s: &Session, token_hash: &str, now: i64) -> Result<()> {
         sqlx::query(
@@ -60,14 +71,11 @@ impl Store {
 
     /// The live session the cookie token names, if any.
     pub async fn session_by_token(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, user_id, auth_time, amr, acr, expires_at FROM sessions
-             WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> = sqlx::query_as(select_live!("token_hash = $1"))
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Session::from))
     }
 
@@ -88,19 +96,11 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-}
 
-impl Store {
     /// A live session by its public id.
     pub async fn session(&self, id: &str, now: i64) -> Result<Option<Session>> {
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, user_id, auth_time, amr, acr, expires_at FROM sessions
-             WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> =
+            sqlx::query_as(select_live!("id = $1")).bind(id).bind(now).fetch_optional(&self.pool).await?;
         Ok(row.map(Session::from))
     }
 }

@@ -22,19 +22,37 @@ pub struct Settings {
     pub login: Login,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
     /// `sqlite://…` or `postgres://…`; default `sqlite://<data_dir>/latchkey.db`.
     pub url: Option<String>,
+    /// Connections each node keeps open at most.
     pub max_connections: u32,
+    /// Seconds a request waits for a connection before it fails with 503: short, so that an
+    /// unreachable database gives quick, clean errors rather than piled-up requests.
+    pub acquire_timeout: u64,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Ephemeral {
-    /// Unset: in-process. (`redis://` arrives with the production backends.)
+    /// Unset: in-process. `redis://host:port/db` (or `rediss://`): shared by every node.
     pub url: Option<String>,
+    /// Put before every Redis key, so that several deployments can share one Redis.
+    pub prefix: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self { url: None, max_connections: 8, acquire_timeout: 3 }
+    }
+}
+
+impl Default for Ephemeral {
+    fn default() -> Self {
+        Self { url: None, prefix: "latchkey:".into() }
+    }
 }
 
 /// Lifetimes, in seconds. Every TTL Latchkey uses is here.
@@ -55,6 +73,8 @@ pub struct RateLimit {
     /// Sustained requests per second per client IP on the protocol endpoints; 0 turns it off.
     pub per_second: u64,
     pub burst: u32,
+    /// Load balancers (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -74,7 +94,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: "data".into(),
             keys_dir: "keys".into(),
-            database: Database { url: None, max_connections: 8 },
+            database: Database::default(),
             ephemeral: Ephemeral::default(),
             tokens: Tokens::default(),
             rate_limit: RateLimit::default(),
@@ -98,7 +118,7 @@ impl Default for Tokens {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self { per_second: 50, burst: 100 }
+        Self { per_second: 50, burst: 100, trusted_proxies: Vec::new() }
     }
 }
 
@@ -120,7 +140,9 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_KEYS_DIR",
     "LATCHKEY_DATABASE_URL",
     "LATCHKEY_DATABASE_MAX_CONNECTIONS",
+    "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT",
     "LATCHKEY_EPHEMERAL_URL",
+    "LATCHKEY_EPHEMERAL_PREFIX",
     "LATCHKEY_CODE_TTL",
     "LATCHKEY_ACCESS_TOKEN_TTL",
     "LATCHKEY_ID_TOKEN_TTL",
@@ -128,6 +150,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_SESSION_TTL",
     "LATCHKEY_RATE_LIMIT_PER_SECOND",
     "LATCHKEY_RATE_LIMIT_BURST",
+    "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_LOGIN_MAX_FAILURES",
 ];
 
@@ -139,7 +162,9 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_KEYS_DIR" => s.keys_dir = v.into(),
         "LATCHKEY_DATABASE_URL" => s.database.url = Some(v),
         "LATCHKEY_DATABASE_MAX_CONNECTIONS" => s.database.max_connections = num(&v)?,
+        "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT" => s.database.acquire_timeout = num(&v)?,
         "LATCHKEY_EPHEMERAL_URL" => s.ephemeral.url = Some(v),
+        "LATCHKEY_EPHEMERAL_PREFIX" => s.ephemeral.prefix = v,
         "LATCHKEY_CODE_TTL" => s.tokens.code_ttl = num(&v)?,
         "LATCHKEY_ACCESS_TOKEN_TTL" => s.tokens.access_token_ttl = num(&v)?,
         "LATCHKEY_ID_TOKEN_TTL" => s.tokens.id_token_ttl = num(&v)?,
@@ -147,6 +172,10 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
         "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
         "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
+        "LATCHKEY_TRUSTED_PROXIES" => {
+            s.rate_limit.trusted_proxies =
+                v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect()
+        }
         "LATCHKEY_LOGIN_MAX_FAILURES" => s.login.max_failures = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
@@ -202,8 +231,21 @@ impl Settings {
         {
             out.push("database.url: must be sqlite:… or postgres://…".into());
         }
-        if let Some(url) = &self.ephemeral.url {
-            out.push(format!("ephemeral.url: '{url}' is not supported yet; leave it unset for in-process state"));
+        if self.database.max_connections == 0 {
+            out.push("database.max_connections: must be at least 1".into());
+        }
+        if self.database.acquire_timeout == 0 {
+            out.push("database.acquire_timeout: must be at least 1 second".into());
+        }
+        if let Some(url) = &self.ephemeral.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            out.push("ephemeral.url: must be redis://… or rediss://… (unset: in-process state)".into());
+        }
+        for p in &self.rate_limit.trusted_proxies {
+            if crate::http::client_ip::parse_net(p).is_none() {
+                out.push(format!("rate_limit.trusted_proxies: '{p}' is not an address or CIDR range"));
+            }
         }
         let t = &self.tokens;
         for (name, v) in [

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// How often each node re-reads the signing keys, so a CLI rotation reaches every node.
-const KEY_REFRESH: Duration = Duration::from_secs(5);
+const KEY_REFRESH: Duration = Duration::from_secs(2);
 
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&settings.listen)
@@ -28,7 +28,8 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     store.migrate().await?;
     let kek = Kek::load_or_create(&settings.keys_dir)?;
     let keys = Arc::new(KeyRing::load(store.clone(), kek, crate::clock::Clock::system().now()).await?);
-    let state = AppState::new(settings, issuer.clone(), store, Ephemeral::memory(), keys.clone());
+    let ephemeral = Ephemeral::open(&settings.ephemeral).await?;
+    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone());
     let demo_info = if demo { Some(crate::demo::ensure(&state).await?) } else { None };
     let mut router = app::router(state.clone());
     if demo {

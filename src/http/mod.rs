@@ -1,6 +1,8 @@
 //! HTTP plumbing shared by every surface: strict form parsing, cookies, middleware, and the
 //! mapping from errors to the response each surface must give.
 
+/// The client address per-IP limits count, through trusted proxies.
+pub mod client_ip;
 pub mod cookies;
 pub mod error;
 pub mod form;

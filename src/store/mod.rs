@@ -46,7 +46,9 @@ impl Store {
         if backend == Backend::Sqlite {
             std::fs::create_dir_all(&settings.data_dir)?;
         }
-        let mut options = AnyPoolOptions::new().max_connections(settings.database.max_connections.max(1));
+        let mut options = AnyPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(settings.database.acquire_timeout));
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {

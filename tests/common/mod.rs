@@ -40,15 +40,17 @@ pub const PASSWORD: &str = "correct horse battery staple";
 // Recording of statuses (for the "no 500" rule)
 // ---------------------------------------------------------------------------------------------
 
+/// Every (request, status) seen; the flag says 503 is expected (see `Server::expect_unavailable`).
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<(String, u16)>>>);
+pub struct Recorder(Arc<Mutex<Vec<(String, u16)>>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Recorder {
     fn record(&self, what: String, status: u16) {
         self.0.lock().unwrap().push((what, status));
     }
     fn server_errors(&self) -> Vec<(String, u16)> {
-        self.0.lock().unwrap().iter().filter(|(_, s)| *s >= 500).cloned().collect()
+        let tolerate_503 = self.1.load(std::sync::atomic::Ordering::SeqCst);
+        self.0.lock().unwrap().iter().filter(|(_, s)| *s >= 500 && !(tolerate_503 && *s == 503)).cloned().collect()
     }
 }
 
@@ -84,8 +86,8 @@ pub struct Server {
     /// Where requests go: the issuer, or the listening address when the issuer is not local.
     pub base: String,
     pub data_dir: PathBuf,
-    /// The Postgres database of this test, when the suite runs against Postgres.
-    database: Option<TestDatabase>,
+    /// What this node shares with any other node started on the same backends.
+    backends: Arc<Backends>,
     child: Child,
     output: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
@@ -105,6 +107,69 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_latchkey")
 }
 
+/// What the nodes of one deployment share: the data directory (SQLite file, key-encryption key)
+/// and, when the suite runs against them, a Postgres database and a Redis key prefix of their
+/// own. Dropped with the last node: the database is dropped, the directory removed.
+pub struct Backends {
+    pub data_dir: PathBuf,
+    database: Option<TestDatabase>,
+    /// `LATCHKEY_EPHEMERAL_URL` and `LATCHKEY_EPHEMERAL_PREFIX`, when the nodes use Redis.
+    redis: Option<(String, String)>,
+}
+
+impl Backends {
+    /// Fresh backends: Postgres when `LATCHKEY_TEST_POSTGRES` is set, Redis when
+    /// `LATCHKEY_TEST_REDIS` is set, else SQLite and in-process state.
+    pub fn fresh() -> Arc<Backends> {
+        Backends::with_redis(std::env::var("LATCHKEY_TEST_REDIS").ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Fresh backends on the Redis at `redis_url` (or in-process state for `None`).
+    pub fn with_redis(redis_url: Option<String>) -> Arc<Backends> {
+        let data_dir = std::env::temp_dir().join(format!("latchkey-test-{}", random_token()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let redis = redis_url.map(|url| (url, format!("latchkey-test-{}:", random_token())));
+        Arc::new(Backends { data_dir, database: TestDatabase::create(), redis })
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    pub fn uses_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// The environment every process on these backends (server or CLI) runs with.
+    fn apply(&self, cmd: &mut Command) {
+        cmd.env("LATCHKEY_DATA_DIR", &self.data_dir)
+            .env("LATCHKEY_KEYS_DIR", self.data_dir.join("keys"))
+            .env_remove("LATCHKEY_ISSUER")
+            .env_remove("LATCHKEY_DATABASE_URL")
+            .env_remove("LATCHKEY_EPHEMERAL_URL")
+            .env("RUST_LOG", "warn");
+        if let Some(db) = &self.database {
+            cmd.env("LATCHKEY_DATABASE_URL", &db.url);
+        }
+        if let Some((url, prefix)) = &self.redis {
+            cmd.env("LATCHKEY_EPHEMERAL_URL", url).env("LATCHKEY_EPHEMERAL_PREFIX", prefix);
+        }
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        if let Some(db) = self.database.take() {
+            db.drop_database();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- test data kept in {} ---", self.data_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(&[])
@@ -112,18 +177,24 @@ impl Server {
 
     /// Starts `latchkey serve` with extra environment settings, e.g. `("LATCHKEY_CODE_TTL", "1")`.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
-        let data_dir = std::env::temp_dir().join(format!("latchkey-test-{}", random_token()));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let database = TestDatabase::create();
+        Server::start_on(Backends::fresh(), env)
+    }
+
+    /// Starts another node of the same deployment: same database, same ephemeral store, same keys.
+    pub fn another_node(&self, env: &[(&str, &str)]) -> Server {
+        Server::start_on(self.backends.clone(), env)
+    }
+
+    pub fn backends(&self) -> &Arc<Backends> {
+        &self.backends
+    }
+
+    /// Starts `latchkey serve` on `backends`, on a free port.
+    pub fn start_on(backends: Arc<Backends>, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(bin());
-        if let Some(db) = &database {
-            cmd.env("LATCHKEY_DATABASE_URL", &db.url);
-        }
+        backends.apply(&mut cmd);
         cmd.arg("serve")
             .env("LATCHKEY_LISTEN", "127.0.0.1:0")
-            .env("LATCHKEY_DATA_DIR", &data_dir)
-            .env_remove("LATCHKEY_ISSUER")
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -186,19 +257,46 @@ impl Server {
         }
         let issuer = issuer.unwrap();
         let listening = listening.expect("`Listening on` line before `Issuer:`");
-        let base = if issuer.starts_with("http://localhost:") { issuer.clone() } else { format!("http://{listening}") };
+        // Requests go to the issuer when it is this very listener, else (a public issuer, or the
+        // shared issuer of several nodes) straight to the listening address.
+        let port = listening.rsplit(':').next().unwrap_or_default();
+        let base =
+            if issuer == format!("http://localhost:{port}") { issuer.clone() } else { format!("http://{listening}") };
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Server {
             issuer,
             base,
-            data_dir,
-            database,
+            data_dir: backends.data_dir.clone(),
+            backends,
             child,
             output,
             readers: vec![stdout_reader, stderr_reader],
             rec: Recorder::default(),
             http,
         }
+    }
+
+    /// From now on, 503 responses are expected (a backing store is being taken away) and do not
+    /// fail the test at drop; any other 5xx still does.
+    pub fn expect_unavailable(&self) {
+        self.rec.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The process id of the server, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the server process to exit; `Some(success)` once it has.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<bool> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -237,15 +335,10 @@ impl Server {
     /// Runs the CLI and returns (success, stdout, stderr) without asserting.
     pub fn cli_raw(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         let mut command = Command::new(bin());
-        if let Some(db) = &self.database {
-            command.env("LATCHKEY_DATABASE_URL", &db.url);
-        }
+        self.backends.apply(&mut command);
         let mut child = command
             .args(args)
-            .env("LATCHKEY_DATA_DIR", &self.data_dir)
-            .env_remove("LATCHKEY_ISSUER")
             .env_remove("LATCHKEY_LISTEN")
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -467,18 +560,69 @@ impl Drop for Server {
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        if let Some(db) = self.database.take() {
-            db.drop_database();
-        }
         let output = self.output();
         if std::thread::panicking() {
             eprintln!("--- latchkey output (data dir {}) ---\n{output}", self.data_dir.display());
             return;
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
         assert!(!output.contains("panicked"), "the server or CLI panicked during the test:\n{output}");
         let errors = self.rec.server_errors();
         assert!(errors.is_empty(), "responses with status 5xx during the test: {errors:?}\nserver output:\n{output}");
+    }
+}
+
+/// A Redis server of the test's own (`redis-server` on a free port, nothing on disk), which the
+/// test may stop and start again on the same port. `None` when `redis-server` is not installed.
+pub struct TestRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl TestRedis {
+    pub fn start() -> Option<TestRedis> {
+        let available = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status();
+        if !available.is_ok_and(|s| s.success()) {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = TestRedis { port, child: None };
+        redis.resume();
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server process (again) and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server: everything it held is gone, as after a crash.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -785,6 +929,16 @@ pub enum Decision {
 }
 
 impl Browser {
+    /// The same browser (same cookie jar) talking to another node of the deployment.
+    pub fn on(&self, server: &Server) -> Browser {
+        Browser {
+            client: self.client.clone(),
+            base: server.base.clone(),
+            issuer: server.issuer.clone(),
+            rec: self.rec.clone(),
+        }
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
         send_recorded(&self.rec, req).await
     }

@@ -34,7 +34,7 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
     };
     let settings = &ctx.state.settings.login;
     let key = failures_key(login);
-    let failures: u64 = ctx.state.ephemeral.get(&key).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let failures = ctx.state.ephemeral.count(&key).await?;
     if failures >= settings.max_failures {
         return Ok(Outcome::Failed { message: THROTTLED, reason: "account throttled", user_id: None });
     }

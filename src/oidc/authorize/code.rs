@@ -76,3 +76,19 @@ pub async fn redeem(state: &AppState, code: &str) -> Result<Redeemed, crate::eph
         Taken::Missing => Redeemed::Unknown,
     })
 }
+
+fn reuse_key(grant_id: &str) -> String {
+    format!("code-reused:{grant_id}")
+}
+
+/// Notes that the code of `grant_id` was presented again. A redemption racing on another node
+/// may not have written its grant yet, so revoking it now could miss; it checks this note after
+/// writing ([`reuse_seen`]) and revokes its own grant.
+pub async fn mark_reused(state: &AppState, grant_id: &str) -> Result<(), crate::ephemeral::Unavailable> {
+    let ttl = Duration::from_secs(state.settings.tokens.code_ttl as u64);
+    state.ephemeral.put(&reuse_key(grant_id), "1", ttl).await
+}
+
+pub async fn reuse_seen(state: &AppState, grant_id: &str) -> Result<bool, crate::ephemeral::Unavailable> {
+    Ok(state.ephemeral.get(&reuse_key(grant_id)).await?.is_some())
+}

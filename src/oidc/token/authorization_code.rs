@@ -21,6 +21,7 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
     let c = match code::redeem(state, presented).await? {
         Redeemed::Fresh(c) => c,
         Redeemed::Reused(c) => {
+            code::mark_reused(state, &c.grant_id).await?;
             let revoked = state.store.revoke_grant(&c.grant_id, now).await?;
             state
                 .store
@@ -79,5 +80,10 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
     state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
+    // A second redemption racing this one (possibly on another node) revoked before the grant
+    // existed: honour it now. The answer stays 200, as if this redemption had come first.
+    if code::reuse_seen(state, &grant.id).await? {
+        state.store.revoke_grant(&grant.id, now).await?;
+    }
     user_tokens(state, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now)
 }

@@ -1,0 +1,111 @@
+//! The Redis ephemeral store, shared by every node. Values carry a one-byte state prefix (`v`
+//! live, `c` consumed) so that taking a single-use value is one Lua script: two nodes racing to
+//! redeem one code run it one after the other inside Redis, and exactly one sees it live.
+//! Counters are plain integers (`INCR`), so they have no prefix.
+
+use super::{Result, Taken, Unavailable};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LIVE: char = 'v';
+const CONSUMED: char = 'c';
+
+/// Marks a live value consumed, keeping its remaining TTL; returns what was there before.
+const TAKE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == 'v' then
+  redis.call('SET', KEYS[1], 'c' .. string.sub(v, 2), 'KEEPTTL')
+end
+return v
+";
+
+/// Increments a counter and starts its window on the first increment.
+const INCR: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
+/// How long one command may take before the request fails with 503 rather than hang.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    /// Put before every key, so deployments (and test runs) can share one Redis.
+    prefix: Arc<str>,
+    take: Arc<Script>,
+    incr: Arc<Script>,
+}
+
+impl RedisStore {
+    /// Connects; the manager reconnects by itself after Redis restarts, and until then every
+    /// command fails fast with [`Unavailable`].
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("ephemeral.url: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+        Ok(Self { conn, prefix: prefix.into(), take: Arc::new(Script::new(TAKE)), incr: Arc::new(Script::new(INCR)) })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
+        let ms = ttl.as_millis().max(1) as u64;
+        let mut conn = self.conn.clone();
+        conn.pset_ex::<_, _, ()>(self.key(key), format!("{LIVE}{value}"), ms).await.map_err(unavailable)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>> {
+        let mut conn = self.conn.clone();
+        let v: Option<String> = conn.get(self.key(key)).await.map_err(unavailable)?;
+        Ok(v.and_then(|v| v.strip_prefix(LIVE).map(str::to_owned)))
+    }
+
+    pub async fn take(&self, key: &str) -> Result<Taken> {
+        let mut conn = self.conn.clone();
+        let v: Option<String> = self.take.key(self.key(key)).invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(match v {
+            Some(v) if v.starts_with(LIVE) => Taken::Fresh(v[1..].to_owned()),
+            Some(v) if v.starts_with(CONSUMED) => Taken::Consumed(v[1..].to_owned()),
+            _ => Taken::Missing,
+        })
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(self.key(key)).await.map_err(unavailable)
+    }
+
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let ms = ttl.as_millis().max(1) as u64;
+        self.incr.key(self.key(key)).arg(ms).invoke_async(&mut conn).await.map_err(unavailable)
+    }
+
+    pub async fn count(&self, key: &str) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let v: Option<u64> = conn.get(self.key(key)).await.map_err(unavailable)?;
+        Ok(v.unwrap_or(0))
+    }
+
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> Unavailable {
+    Unavailable(e.to_string())
+}

@@ -101,12 +101,17 @@ enum ClientsCommand {
         json: Json,
     },
     Show {
+        /// Client ids are base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         json: Json,
     },
     /// Remove a client and revoke everything it holds
-    Remove { id: String },
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

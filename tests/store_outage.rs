@@ -1,22 +1,23 @@
-//! What happens when a backing store goes away mid-traffic: the ephemeral store (a Redis the test
-//! runs itself) is killed under a steady stream of sign-ins and started again. While it is down
-//! every answer is a clean 503 (`temporarily_unavailable` or an error page), never a 500 or a
-//! panic; once it is back, sign-ins succeed again within 5 seconds by themselves; and nothing
-//! durable (users, clients, refresh tokens) is lost or duplicated. Skipped where `redis-server`
-//! is not installed.
+//! What happens when a backing store goes away mid-traffic, under a steady stream of sign-ins:
+//! the ephemeral store (a Redis the test runs itself) is killed and started again; the link to
+//! Postgres (when the suite runs on it) is cut and restored. While a store is away every answer is
+//! a clean 503 (`temporarily_unavailable` or an error page), never a 500 or a panic; once it is
+//! back, sign-ins succeed again within 5 seconds by themselves; and nothing durable (users,
+//! clients, refresh tokens) is lost or duplicated. Each test says it skipped where its store is
+//! not to be had (`redis-server` not installed; `LATCHKEY_TEST_POSTGRES` unset).
 
 mod common;
 
 use common::*;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How one pass of the sign-in stream ended.
 #[derive(Debug, PartialEq)]
 enum Pass {
-    /// Code flow completed and the code redeemed for tokens.
-    SignedIn,
+    /// Code flow completed and the code redeemed for tokens: the access token.
+    SignedIn(String),
     /// A store was unreachable: 503 somewhere along the way.
     Unavailable,
     /// The flow or code was lost with the store's contents (it restarted empty): a 400 page or
@@ -62,7 +63,7 @@ async fn sign_in(server: &Server, client: &TestClient) -> Pass {
         .unwrap_or_else(|| panic!("no code in {target}"));
     let tokens = server.redeem(client, &code, Some(&pkce.verifier)).await;
     match tokens.status {
-        200 => Pass::SignedIn,
+        200 => Pass::SignedIn(tokens.json()["access_token"].as_str().unwrap().to_owned()),
         503 => {
             tokens.assert_oauth_error(503, "temporarily_unavailable");
             Pass::Unavailable
@@ -75,72 +76,157 @@ async fn sign_in(server: &Server, client: &TestClient) -> Pass {
     }
 }
 
+/// Sign-ins back to back on a task of their own, each outcome kept with its time, until stopped.
+struct Stream {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<(Instant, Pass)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream {
+    fn start(server: &Arc<Server>, client: &TestClient) -> Stream {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log: Arc<Mutex<Vec<(Instant, Pass)>>> = Arc::default();
+        let (server, client, stop2, log2) = (server.clone(), client.clone(), stop.clone(), log.clone());
+        let task = tokio::spawn(async move {
+            while !stop2.load(Ordering::SeqCst) {
+                let pass = sign_in(&server, &client).await;
+                if pass == Pass::Unavailable {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                log2.lock().unwrap().push((Instant::now(), pass));
+            }
+        });
+        Stream { stop, log, task }
+    }
+
+    fn count_since(&self, t: Instant, what: impl Fn(&Pass) -> bool) -> usize {
+        self.log.lock().unwrap().iter().filter(|(at, p)| *at > t && what(p)).count()
+    }
+
+    fn signed_in_since(&self, t: Instant) -> usize {
+        self.count_since(t, |p| matches!(p, Pass::SignedIn(_)))
+    }
+
+    /// Waits until the store is seen to be away: 503s, and no sign-in completes.
+    async fn see_outage(&self, server: &Server, since: Instant) {
+        wait_until(Duration::from_secs(15), || self.count_since(since, |p| *p == Pass::Unavailable) >= 2).await;
+        let settled = Instant::now();
+        wait_until(Duration::from_secs(15), || self.count_since(settled, |p| *p == Pass::Unavailable) >= 2).await;
+        assert_eq!(self.signed_in_since(settled), 0, "a sign-in succeeded while the store was away");
+        let ready = server.get("/readyz").await;
+        assert_eq!(ready.status, 503, "readyz while a store is away: {ready:?}");
+        assert_eq!(server.get("/healthz").await.status, 200, "the process itself is alive");
+    }
+
+    /// Stops the stream; returns every access token it got.
+    async fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("the sign-in stream ended cleanly");
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter_map(|(_, p)| match p {
+                Pass::SignedIn(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Durable state before an outage, to compare with afterwards.
+struct Before {
+    tokens: Tokens,
+    users: serde_json::Value,
+    clients: serde_json::Value,
+}
+
+impl Before {
+    async fn take(server: &Server, client: &TestClient) -> Before {
+        Before {
+            tokens: server.code_flow(&server.browser(), client, "openid offline_access").await,
+            users: server.cli(&["users", "list", "--json"]),
+            clients: server.cli(&["clients", "list", "--json"]),
+        }
+    }
+
+    /// Nothing durable was lost or duplicated, and what was issued during the run still works.
+    async fn check(&self, server: &Server, client: &TestClient, issued: &[String]) {
+        assert_eq!(server.cli(&["users", "list", "--json"]), self.users);
+        assert_eq!(server.cli(&["clients", "list", "--json"]), self.clients);
+        let r = server.refresh(client, self.tokens.refresh_token()).await;
+        assert_eq!(r.status, 200, "the refresh token from before the outage: {r:?}");
+        assert_eq!(server.userinfo(&self.tokens.access_token).await.status, 200);
+        for token in issued {
+            let r = server.userinfo(token).await;
+            assert_eq!(r.status, 200, "a token issued around the outage: {r:?}");
+        }
+    }
+}
+
+async fn outage_server(backends: Arc<Backends>) -> (Arc<Server>, TestClient) {
+    let server = Arc::new(Server::start_on(backends, &[("LATCHKEY_RATE_LIMIT_PER_SECOND", "0")]));
+    server.add_alice();
+    let client = server.first_party_client();
+    (server, client)
+}
+
 #[tokio::test]
 async fn redis_killed_and_restarted_under_steady_sign_ins() {
     let Some(mut redis) = TestRedis::start() else {
         eprintln!("skipped: redis-server is not installed");
         return;
     };
-    let server =
-        Arc::new(Server::start_on(Backends::with_redis(Some(redis.url())), &[("LATCHKEY_RATE_LIMIT_PER_SECOND", "0")]));
-    server.add_alice();
-    let client = server.first_party_client();
-    // Durable state from before the outage.
-    let before = server.code_flow(&server.browser(), &client, "openid offline_access").await;
-    let users = server.cli(&["users", "list", "--json"]);
-    let clients = server.cli(&["clients", "list", "--json"]);
-
-    // The steady stream: sign-ins back to back, each outcome kept with its time.
-    let stop = Arc::new(AtomicBool::new(false));
-    let log: Arc<Mutex<Vec<(Instant, Pass)>>> = Arc::default();
-    let stream = {
-        let (server, client, stop, log) = (server.clone(), client.clone(), stop.clone(), log.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let pass = sign_in(&server, &client).await;
-                if pass == Pass::Unavailable {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                log.lock().unwrap().push((Instant::now(), pass));
-            }
-        })
-    };
-    let signed_in_since =
-        |t: Instant| log.lock().unwrap().iter().filter(|(at, p)| *at > t && *p == Pass::SignedIn).count();
+    let (server, client) = outage_server(Backends::with_redis(Some(redis.url()))).await;
+    let before = Before::take(&server, &client).await;
+    let stream = Stream::start(&server, &client);
     let start = Instant::now();
-    wait_until(Duration::from_secs(20), || signed_in_since(start) >= 3).await;
+    wait_until(Duration::from_secs(20), || stream.signed_in_since(start) >= 3).await;
 
-    // Down.
     server.expect_unavailable();
-    redis.stop();
     let down = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let ready = server.get("/readyz").await;
-    assert_eq!(ready.status, 503, "readyz with Redis down: {ready:?}");
-    assert_eq!(server.get("/healthz").await.status, 200, "the process itself is alive");
-    let unavailable = AtomicUsize::new(0);
-    for (at, pass) in log.lock().unwrap().iter().filter(|(at, _)| *at > down + Duration::from_millis(500)) {
-        assert_ne!(*pass, Pass::SignedIn, "a sign-in succeeded {:?} after Redis died", *at - down);
-        if *pass == Pass::Unavailable {
-            unavailable.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    assert!(unavailable.load(Ordering::SeqCst) > 0, "no 503 seen while Redis was down");
+    redis.stop();
+    stream.see_outage(&server, down).await;
 
-    // Back: service resumes by itself within 5 seconds.
     redis.resume();
     let back = Instant::now();
-    wait_until(Duration::from_secs(5), || signed_in_since(back) >= 1).await;
+    wait_until(Duration::from_secs(5), || stream.signed_in_since(back) >= 1).await;
     assert_eq!(server.get("/readyz").await.status, 200);
-    stop.store(true, Ordering::SeqCst);
-    stream.await.expect("the sign-in stream ended cleanly");
+    let issued = stream.finish().await;
+    // Redis restarted empty: sessions live in the durable store, so tokens issued before still work.
+    before.check(&server, &client, &issued).await;
+}
 
-    // Nothing durable was lost or duplicated.
-    assert_eq!(server.cli(&["users", "list", "--json"]), users);
-    assert_eq!(server.cli(&["clients", "list", "--json"]), clients);
-    let r = server.refresh(&client, before.refresh_token()).await;
-    assert_eq!(r.status, 200, "the refresh token from before the outage: {r:?}");
-    assert_eq!(server.userinfo(&before.access_token).await.status, 200);
+#[tokio::test]
+async fn postgres_cut_off_and_restored_under_steady_sign_ins() {
+    let Some((backends, link)) = Backends::with_postgres_link() else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES is not set");
+        return;
+    };
+    let (server, client) = outage_server(backends.clone()).await;
+    let before = Before::take(&server, &client).await;
+    let stream = Stream::start(&server, &client);
+    let start = Instant::now();
+    wait_until(Duration::from_secs(20), || stream.signed_in_since(start) >= 3).await;
+
+    server.expect_unavailable();
+    let down = Instant::now();
+    link.cut();
+    stream.see_outage(&server, down).await;
+    // Token requests that need the database answer 503 temporarily_unavailable.
+    let r = server.refresh(&client, before.tokens.refresh_token()).await;
+    r.assert_oauth_error(503, "temporarily_unavailable");
+
+    link.restore();
+    let back = Instant::now();
+    wait_until(Duration::from_secs(5), || stream.signed_in_since(back) >= 1).await;
+    assert_eq!(server.get("/readyz").await.status, 200);
+    let issued = stream.finish().await;
+    before.check(&server, &client, &issued).await;
+    // One grant per token exchange that succeeded (and the one from before). At most one more: an
+    // exchange whose COMMIT reached Postgres just as the link was cut, so its answer was lost.
+    let grants = backends.postgres_count("SELECT COUNT(*) FROM grants") as usize;
+    let expected = issued.len() + 1;
+    assert!((expected..=expected + 1).contains(&grants), "{grants} grants for {expected} successful exchanges");
 }
 
 /// SIGTERM: requests in flight finish, then the process exits cleanly.

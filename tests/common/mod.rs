@@ -132,6 +132,42 @@ impl Backends {
         Arc::new(Backends { data_dir, database: TestDatabase::create(), redis })
     }
 
+    /// Fresh backends whose Postgres (`LATCHKEY_TEST_POSTGRES`) is reached through a
+    /// [`Cuttable`] link; `None` when the suite does not run against Postgres.
+    pub fn with_postgres_link() -> Option<(Arc<Backends>, Cuttable)> {
+        let mut backends = Arc::into_inner(Backends::fresh()).unwrap();
+        let db = backends.database.as_mut()?;
+        let mut url = Url::parse(&db.url).unwrap();
+        let target = url.socket_addrs(|| Some(5432)).unwrap()[0];
+        let link = Cuttable::forward_to(target);
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(link.port)).unwrap();
+        db.url = url.to_string();
+        Some((Arc::new(backends), link))
+    }
+
+    /// Runs one query on this deployment's Postgres database (not through any link), returning
+    /// the first column of the first row as an integer.
+    pub fn postgres_count(&self, sql: &str) -> i64 {
+        let db = self.database.as_ref().expect("a Postgres deployment");
+        let url = Url::parse(&db.admin).map(|mut u| {
+            u.set_path(&db.name);
+            u.to_string()
+        });
+        let (url, sql) = (url.unwrap(), sql.to_owned());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect to the test database");
+                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.expect("query");
+                n
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
     pub fn uses_redis(&self) -> bool {
         self.redis.is_some()
     }
@@ -623,6 +659,58 @@ impl TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A TCP forwarder between the server and a store, standing in for the network: the test can cut
+/// it (open connections are reset, new ones closed at once, as when the store's host goes away)
+/// and restore it.
+pub struct Cuttable {
+    pub port: u16,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cuttable {
+    pub fn forward_to(target: std::net::SocketAddr) -> Cuttable {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (d, o) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(target) else { continue };
+                let mut registry = o.lock().unwrap();
+                registry.extend([client.try_clone().unwrap(), upstream.try_clone().unwrap()]);
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Cuttable { port, down, open }
+    }
+
+    pub fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -84,6 +84,32 @@ struct Stream {
 }
 
 impl Stream {
+    /// Starts the stream and waits until sign-ins flow.
+    async fn running(server: &Arc<Server>, client: &TestClient) -> Stream {
+        let stream = Stream::start(server, client);
+        let start = Instant::now();
+        wait_until(Duration::from_secs(20), || stream.signed_in_since(start) >= 3).await;
+        stream
+    }
+
+    /// Takes a store away with `stop` and waits to see the outage.
+    async fn outage(&self, server: &Server, stop: impl FnOnce()) {
+        server.expect_unavailable();
+        let down = Instant::now();
+        stop();
+        self.see_outage(server, down).await;
+    }
+
+    /// Brings the store back with `resume`; sign-ins must succeed again within 5 seconds.
+    /// Returns every access token the stream got.
+    async fn recover(self, server: &Server, resume: impl FnOnce()) -> Vec<String> {
+        resume();
+        let back = Instant::now();
+        wait_until(Duration::from_secs(5), || self.signed_in_since(back) >= 1).await;
+        assert_eq!(server.get("/readyz").await.status, 200);
+        self.finish().await
+    }
+
     fn start(server: &Arc<Server>, client: &TestClient) -> Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let log: Arc<Mutex<Vec<(Instant, Pass)>>> = Arc::default();
@@ -178,20 +204,9 @@ async fn redis_killed_and_restarted_under_steady_sign_ins() {
     };
     let (server, client) = outage_server(Backends::with_redis(Some(redis.url()))).await;
     let before = Before::take(&server, &client).await;
-    let stream = Stream::start(&server, &client);
-    let start = Instant::now();
-    wait_until(Duration::from_secs(20), || stream.signed_in_since(start) >= 3).await;
-
-    server.expect_unavailable();
-    let down = Instant::now();
-    redis.stop();
-    stream.see_outage(&server, down).await;
-
-    redis.resume();
-    let back = Instant::now();
-    wait_until(Duration::from_secs(5), || stream.signed_in_since(back) >= 1).await;
-    assert_eq!(server.get("/readyz").await.status, 200);
-    let issued = stream.finish().await;
+    let stream = Stream::running(&server, &client).await;
+    stream.outage(&server, || redis.stop()).await;
+    let issued = stream.recover(&server, || redis.resume()).await;
     // Redis restarted empty: sessions live in the durable store, so tokens issued before still work.
     before.check(&server, &client, &issued).await;
 }
@@ -204,23 +219,12 @@ async fn postgres_cut_off_and_restored_under_steady_sign_ins() {
     };
     let (server, client) = outage_server(backends.clone()).await;
     let before = Before::take(&server, &client).await;
-    let stream = Stream::start(&server, &client);
-    let start = Instant::now();
-    wait_until(Duration::from_secs(20), || stream.signed_in_since(start) >= 3).await;
-
-    server.expect_unavailable();
-    let down = Instant::now();
-    link.cut();
-    stream.see_outage(&server, down).await;
+    let stream = Stream::running(&server, &client).await;
+    stream.outage(&server, || link.cut()).await;
     // Token requests that need the database answer 503 temporarily_unavailable.
     let r = server.refresh(&client, before.tokens.refresh_token()).await;
     r.assert_oauth_error(503, "temporarily_unavailable");
-
-    link.restore();
-    let back = Instant::now();
-    wait_until(Duration::from_secs(5), || stream.signed_in_since(back) >= 1).await;
-    assert_eq!(server.get("/readyz").await.status, 200);
-    let issued = stream.finish().await;
+    let issued = stream.recover(&server, || link.restore()).await;
     before.check(&server, &client, &issued).await;
     // One grant per token exchange that succeeded (and the one from before). At most one more: an
     // exchange whose COMMIT reached Postgres just as the link was cut, so its answer was lost.

@@ -82,33 +82,3 @@ impl MemoryStore {
         n
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn take_is_single_use_and_remembers_reuse() {
-        let s = MemoryStore::default();
-        s.put("code", "grant-1", Duration::from_secs(60));
-        assert_eq!(s.take("code"), Taken::Fresh("grant-1".into()));
-        assert_eq!(s.take("code"), Taken::Consumed("grant-1".into()));
-        assert_eq!(s.get("code"), None);
-        assert_eq!(s.take("other"), Taken::Missing);
-    }
-
-    #[test]
-    fn expired_entries_are_gone() {
-        let s = MemoryStore::default();
-        s.put("k", "v", Duration::from_millis(0));
-        assert_eq!(s.get("k"), None);
-        assert_eq!(s.take("k"), Taken::Missing);
-    }
-
-    #[test]
-    fn counters_count_within_their_window() {
-        let s = MemoryStore::default();
-        assert_eq!(s.incr("c", Duration::from_secs(60)), 1);
-        assert_eq!(s.incr("c", Duration::from_secs(60)), 2);
-    }
-}

@@ -109,3 +109,80 @@ impl Ephemeral {
         }
     }
 }
+
+/// One behaviour for every backend: the same checks run on memory and, when
+/// `LATCHKEY_TEST_REDIS` names a Redis, on Redis (under a key prefix of their own).
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
+
+    async fn backends() -> Vec<Ephemeral> {
+        let mut all = vec![Ephemeral::memory()];
+        if let Some(url) = std::env::var("LATCHKEY_TEST_REDIS").ok().filter(|v| !v.is_empty()) {
+            let prefix = format!("latchkey-unit-{}:", crate::crypto::random_id());
+            all.push(Ephemeral::Redis(RedisStore::connect(&url, &prefix).await.expect("LATCHKEY_TEST_REDIS")));
+        }
+        all
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn single_use_values_are_taken_once_and_reuse_is_recognised() {
+        for e in backends().await {
+            e.put("code", "grant-1", MINUTE).await.unwrap();
+            assert_eq!(e.get("code").await.unwrap().as_deref(), Some("grant-1"));
+            assert_eq!(e.take("code").await.unwrap(), Taken::Fresh("grant-1".into()));
+            assert_eq!(e.take("code").await.unwrap(), Taken::Consumed("grant-1".into()));
+            assert_eq!(e.get("code").await.unwrap(), None, "a consumed value is not readable");
+            assert_eq!(e.take("nothing").await.unwrap(), Taken::Missing);
+        }
+    }
+
+    #[tokio::test]
+    async fn racing_takes_yield_exactly_one_fresh() {
+        for e in backends().await {
+            e.put("raced", "v", MINUTE).await.unwrap();
+            let takes = (0..16).map(|_| {
+                let e = e.clone();
+                tokio::spawn(async move { e.take("raced").await.unwrap() })
+            });
+            let mut fresh = 0;
+            for t in takes {
+                if matches!(t.await.unwrap(), Taken::Fresh(_)) {
+                    fresh += 1;
+                }
+            }
+            assert_eq!(fresh, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn values_expire_and_can_be_deleted() {
+        for e in backends().await {
+            e.put("short", "v", Duration::from_millis(50)).await.unwrap();
+            e.put("gone", "v", MINUTE).await.unwrap();
+            e.delete("gone").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            assert_eq!(e.get("short").await.unwrap(), None);
+            assert_eq!(e.take("short").await.unwrap(), Taken::Missing);
+            assert_eq!(e.get("gone").await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn counters_count_within_their_window_and_reset_after_it() {
+        for e in backends().await {
+            assert_eq!(e.count("c").await.unwrap(), 0);
+            assert_eq!(e.incr("c", Duration::from_millis(100)).await.unwrap(), 1);
+            assert_eq!(e.incr("c", Duration::from_millis(100)).await.unwrap(), 2);
+            assert_eq!(e.count("c").await.unwrap(), 2);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert_eq!(e.count("c").await.unwrap(), 0);
+            assert_eq!(e.incr("c", MINUTE).await.unwrap(), 1);
+            e.delete("c").await.unwrap();
+            assert_eq!(e.count("c").await.unwrap(), 0);
+            assert!(e.ping().await);
+        }
+    }
+}

@@ -282,6 +282,27 @@ impl Settings {
     }
 }
 
+/// A store URL fit for logs and error messages: any password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 pub fn is_loopback(u: &url::Url) -> bool {
     matches!(u.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(super::redacted("postgres://app:s3cret@db:5432/latchkey"), "postgres://app:***@db:5432/latchkey");
+        assert_eq!(super::redacted("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(super::redacted("sqlite://data/latchkey.db?mode=rwc"), "sqlite://data/latchkey.db?mode=rwc");
+    }
 }

@@ -268,3 +268,25 @@ async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A node that cannot reach its Redis at start refuses to serve (rather than fall back to state
+/// of its own) and says why, without printing the Redis password.
+#[test]
+fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = std::env::temp_dir().join(format!("latchkey-test-noredis-{closed}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .env("LATCHKEY_DATA_DIR", &data)
+        .env("LATCHKEY_KEYS_DIR", data.join("keys"))
+        .env_remove("LATCHKEY_DATABASE_URL")
+        .env("LATCHKEY_EPHEMERAL_URL", format!("redis://:hunter2@127.0.0.1:{closed}/0"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served without its Redis: {stderr}");
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+}

@@ -45,7 +45,8 @@ impl RedisStore {
     /// Connects; the manager reconnects by itself after Redis restarts, and until then every
     /// command fails fast with [`Unavailable`].
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("ephemeral.url: {e}"))?;
+        let shown = crate::config::redacted(url);
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("ephemeral.url {shown}: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -53,7 +54,7 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {shown}: {e}"))?;
         Ok(Self { conn, prefix: prefix.into(), take: Arc::new(Script::new(TAKE)), incr: Arc::new(Script::new(INCR)) })
     }
 

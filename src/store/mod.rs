@@ -58,8 +58,10 @@ impl Store {
                 })
             });
         }
-        let pool =
-            options.connect(&url).await.map_err(|e| anyhow::anyhow!("cannot open the database at {url}: {e}"))?;
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?;
         Ok(Self { pool, backend, clients: Arc::default() })
     }
 

@@ -270,7 +270,8 @@ impl Server {
             }
         });
 
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        // Generous: a loaded CI machine can take seconds to create a Postgres database and migrate it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut listening = None;
         let mut issuer = None;
         while issuer.is_none() {
@@ -287,7 +288,7 @@ impl Server {
                     let _ = child.kill();
                     let _ = child.wait();
                     std::thread::sleep(Duration::from_millis(100));
-                    panic!("latchkey serve did not print `Issuer: ` within 20 s; output:\n{}", output.lock().unwrap());
+                    panic!("latchkey serve did not print `Issuer: ` within 60 s; output:\n{}", output.lock().unwrap());
                 }
             }
         }

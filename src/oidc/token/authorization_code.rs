@@ -79,5 +79,5 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
     state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
-    user_tokens(state, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now)
+    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now)
 }

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod keys;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm};
@@ -91,6 +93,10 @@ pub struct Server {
     readers: Vec<JoinHandle<()>>,
     rec: Recorder,
     http: reqwest::Client,
+    /// The extra environment of `start_with`, given to the CLI too so both see one configuration.
+    env: Vec<(String, String)>,
+    /// A second node (`start_peer`): the data directory belongs to the first.
+    peer: bool,
 }
 
 fn random_token() -> String {
@@ -115,6 +121,20 @@ impl Server {
         let data_dir = std::env::temp_dir().join(format!("latchkey-test-{}", random_token()));
         std::fs::create_dir_all(&data_dir).unwrap();
         let database = TestDatabase::create();
+        Server::launch(data_dir, database, env, false)
+    }
+
+    /// A second node on this server's data directory and database (same settings and `env`),
+    /// as in a multi-node deployment. Dropping it leaves the shared state alone.
+    pub fn start_peer(&self) -> Server {
+        let mut env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Some(db) = &self.database {
+            env.push(("LATCHKEY_DATABASE_URL", &db.url));
+        }
+        Server::launch(self.data_dir.clone(), None, &env, true)
+    }
+
+    fn launch(data_dir: PathBuf, database: Option<TestDatabase>, env: &[(&str, &str)], peer: bool) -> Server {
         let mut cmd = Command::new(bin());
         if let Some(db) = &database {
             cmd.env("LATCHKEY_DATABASE_URL", &db.url);
@@ -198,6 +218,8 @@ impl Server {
             readers: vec![stdout_reader, stderr_reader],
             rec: Recorder::default(),
             http,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            peer,
         }
     }
 
@@ -207,6 +229,32 @@ impl Server {
 
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The first column of every row `sql` returns, read straight from this server's database
+    /// (the SQLite file, or its Postgres database), on a thread of its own.
+    pub fn db_strings(&self, sql: &str) -> Vec<String> {
+        let url = match &self.database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}/latchkey.db", self.data_dir.display()),
+        };
+        let sql = sql.to_owned();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                let sql = sqlx::AssertSqlSafe(sql);
+                if url.starts_with("sqlite:") {
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the SQLite file");
+                    sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("query")
+                } else {
+                    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect to Postgres");
+                    sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("query")
+                }
+            })
+        })
+        .join()
+        .unwrap()
     }
 
     // --- CLI ----------------------------------------------------------------------------------
@@ -246,6 +294,7 @@ impl Server {
             .env_remove("LATCHKEY_ISSUER")
             .env_remove("LATCHKEY_LISTEN")
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -475,7 +524,9 @@ impl Drop for Server {
             eprintln!("--- latchkey output (data dir {}) ---\n{output}", self.data_dir.display());
             return;
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.peer {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
         assert!(!output.contains("panicked"), "the server or CLI panicked during the test:\n{output}");
         let errors = self.rec.server_errors();
         assert!(errors.is_empty(), "responses with status 5xx during the test: {errors:?}\nserver output:\n{output}");

@@ -248,3 +248,20 @@ async fn rewrap(settings: &Settings, store: &Store) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn key_ids_may_start_with_a_hyphen() {
+        // Key ids are base64url: one in 64 starts with `-`.
+        for command in ["revoke", "retire", "export"] {
+            let mut args = vec!["latchkey", "keys", command, "-fRtG6L1cdjb9soGzzLj2w"];
+            if command == "export" {
+                args.push("--public");
+            }
+            assert!(super::super::Cli::try_parse_from(&args).is_ok(), "{args:?}");
+        }
+    }
+}

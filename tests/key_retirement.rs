@@ -56,12 +56,13 @@ async fn retired_key_leaves_the_jwks_only_after_its_tokens_expired() {
         assert!(Instant::now() < deadline, "the retired key is still published 10 s later");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(now() <= retires_at + 3, "it left within a refresh of retires_at");
+    assert!(now() <= retires_at + 5, "it left within a refresh (and some scheduling slack) of retires_at");
 }
 
 #[tokio::test]
 async fn retiring_the_next_key_replaces_it_and_retiring_active_rotates() {
-    let server = Server::start_with(&[("LATCHKEY_JWKS_MAX_AGE", "0")]);
+    // A long max-age: the new next key stays too young for the whole test.
+    let server = Server::start_with(&[("LATCHKEY_JWKS_MAX_AGE", "30")]);
     let next = kid_in(&server, "RS256", "next");
     server.cli_text(&["keys", "retire", &next], None);
     let new_next = kid_in(&server, "RS256", "next");

@@ -25,7 +25,7 @@ async fn revoke_active_key(alg: &str) {
     let out = server.cli_text(&["keys", "revoke", &revoked], None);
     assert!(out.contains("revoked"), "{out}");
     // Every node re-reads its keys every 2 s.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(8);
     loop {
         let r = server.userinfo(&t.access_token).await;
         if r.status == 401 {
@@ -34,7 +34,7 @@ async fn revoke_active_key(alg: &str) {
             break;
         }
         assert_eq!(r.status, 200, "{r:?}");
-        assert!(Instant::now() < deadline, "userinfo still accepts a token of a revoked key after 5 s");
+        assert!(Instant::now() < deadline, "userinfo still accepts a token of a revoked key after 8 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(server.introspect(&client, &t.access_token).await.json(), json!({ "active": false }));

@@ -18,10 +18,11 @@ pub enum KeysCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// next → active, active → retired, and a new next key (creates what is missing first)
+    /// next → active, active → retired, and a new next key, for every algorithm or one (creates
+    /// what is missing first)
     Rotate {
-        #[arg(long, default_value = "RS256", value_parser = alg_names())]
-        alg: String,
+        #[arg(long, value_parser = alg_names())]
+        alg: Option<String>,
         /// Activate the next key even if clients may not have fetched it yet
         #[arg(long)]
         force: bool,
@@ -97,32 +98,53 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             });
         }
         KeysCommand::Rotate { alg, force, json } => {
-            let alg = Alg::parse(&alg).expect("clap checked the value");
+            let algs = match alg {
+                Some(a) => vec![Alg::parse(&a).expect("clap checked the value")],
+                None => Alg::ALL.to_vec(),
+            };
             let kek = Kek::load_or_create(&settings.keys_dir)?;
             let rows = store.signing_keys().await?;
-            let plan = lifecycle::rotate(&rows, alg, now(), policy, force)?;
+            // Every algorithm in one transaction: all rotate, or (one next key too young) none.
+            let mut plan = Plan::default();
+            let mut retired = Vec::new();
+            for alg in &algs {
+                let p = lifecycle::rotate(&rows, *alg, now(), policy, force)?;
+                retired.push(p.changes.iter().find(|c| c.to == "retired").map(|c| c.kid.clone()));
+                plan.changes.extend(p.changes);
+                plan.create.extend(p.create);
+            }
             let after = run_plan(&store, &kek, &plan, "cli").await?;
-            let state = |s: KeyState| after.iter().find(|r| r.alg == alg.as_str() && r.state == s.as_str());
-            let (active, next) = (state(KeyState::Active), state(KeyState::Next));
-            let kid = |r: Option<&SigningKeyRow>| r.map(|r| r.kid.clone());
-            let rotated = plan.changes.iter().any(|c| c.to == "retired").then(|| plan.changes[0].kid.clone());
-            print(
-                json.json,
-                json!({ "alg": alg, "active": kid(active), "next": kid(next), "retired": rotated }),
-                || match &rotated {
-                    Some(old) => format!(
-                        "{alg}: {} is active, {old} retired, {} is next",
-                        kid(active).unwrap_or_default(),
-                        kid(next).unwrap_or_default()
-                    ),
-                    None => format!(
-                        "{alg}: created what was missing; {} is active, {} is next (it may sign after {} s)",
-                        kid(active).unwrap_or_default(),
-                        kid(next).unwrap_or_default(),
-                        policy.min_next_age + 1
-                    ),
-                },
-            );
+            let kid = |alg: Alg, s: KeyState| {
+                after.iter().find(|r| r.alg == alg.as_str() && r.state == s.as_str()).map(|r| r.kid.clone())
+            };
+            let report: Vec<Value> = algs
+                .iter()
+                .zip(&retired)
+                .map(|(a, r)| {
+                    json!({ "alg": a, "active": kid(*a, KeyState::Active), "next": kid(*a, KeyState::Next), "retired": r })
+                })
+                .collect();
+            print(json.json, json!(report), || {
+                report
+                    .iter()
+                    .map(|r| {
+                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                        match r["retired"].as_str() {
+                            Some(old) => {
+                                format!("{}: {} is active, {old} retired, {} is next", s("alg"), s("active"), s("next"))
+                            }
+                            None => format!(
+                                "{}: created what was missing; {} is active, {} is next (it may sign after {} s)",
+                                s("alg"),
+                                s("active"),
+                                s("next"),
+                                policy.min_next_age + 1
+                            ),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         KeysCommand::Retire { kid, force } => {
             let kek = Kek::load_or_create(&settings.keys_dir)?;

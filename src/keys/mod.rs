@@ -254,7 +254,13 @@ pub async fn apply(store: &Store, kek: &Kek, plan: &Plan, now: Timestamp, by: &s
     if plan.is_empty() {
         return Ok(true);
     }
-    let new = plan.create.iter().map(|(alg, s)| generate(kek, *alg, *s, now)).collect::<anyhow::Result<Vec<_>>>()?;
+    // RSA key generation takes a good fraction of a second per key; a first start makes eight
+    // keys, so they are made side by side.
+    let new = std::thread::scope(|scope| {
+        let made: Vec<_> =
+            plan.create.iter().map(|(alg, s)| scope.spawn(move || generate(kek, *alg, *s, now))).collect();
+        made.into_iter().map(|h| h.join().expect("key generation does not panic")).collect::<anyhow::Result<Vec<_>>>()
+    })?;
     commit(store, &plan.changes, &new, now, by).await
 }
 

@@ -28,8 +28,8 @@ pub struct Inner {
     pub clock: Clock,
     /// Cookies carry `Secure` unless the issuer is plain-http localhost.
     pub secure_cookies: bool,
-    /// The discovery document, built once.
-    pub discovery: String,
+    /// The discovery document, built once per set of signing algorithms.
+    pub discovery: oidc::discovery::Cached,
 }
 
 impl std::ops::Deref for AppState {
@@ -42,7 +42,6 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(settings: Settings, issuer: String, store: Store, ephemeral: Ephemeral, keys: Arc<KeyRing>) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
-        let discovery = oidc::discovery::document(&issuer).to_string();
         let passwords = Passwords::new(settings.login.password_workers);
         Self(Arc::new(Inner {
             settings,
@@ -53,7 +52,7 @@ impl AppState {
             passwords,
             clock: Clock::system(),
             secure_cookies,
-            discovery,
+            discovery: Default::default(),
         }))
     }
 

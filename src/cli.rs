@@ -7,6 +7,7 @@ use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::validate_redirect_uri;
 use crate::domain::user::parse_claim;
 use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
+use crate::keys::Alg;
 use crate::passwords::{Passwords, check_new};
 use crate::store::{AuditEvent, Store};
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +15,8 @@ use serde_json::{Value, json};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod keys;
 
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "An OpenID Connect provider and OAuth 2.0 authorization server")]
@@ -50,10 +53,10 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
-    /// Inspect signing keys
+    /// Manage signing keys: list, rotate, retire, revoke, import, export, rewrap
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: keys::KeysCommand,
     },
 }
 
@@ -93,6 +96,9 @@ enum ClientsCommand {
         /// A scope the client may be granted for itself with client_credentials (repeatable)
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Algorithm of its ID tokens and access tokens (its keys are created if missing)
+        #[arg(long = "id-token-alg", default_value = "RS256", value_parser = Alg::ALL.map(Alg::as_str))]
+        id_token_alg: String,
         #[command(flatten)]
         json: Json,
     },
@@ -145,14 +151,6 @@ enum UsersCommand {
     Disable { username: String },
 }
 
-#[derive(Subcommand)]
-enum KeysCommand {
-    List {
-        #[command(flatten)]
-        json: Json,
-    },
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -196,19 +194,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::Clients { command } => clients(&open(&settings).await?, command).await,
+        Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
         Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
-        Command::Keys { command: KeysCommand::List { json } } => {
-            let keys = open(&settings).await?.signing_keys().await?;
-            if json.json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
-            } else {
-                for k in keys {
-                    println!("{}  {}  {:<8} created {}", k.kid, k.alg, k.state, k.created_at);
-                }
-            }
-            Ok(())
-        }
+        Command::Keys { command } => keys::run(&settings, command).await,
     }
 }
 
@@ -230,7 +218,7 @@ fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
     }
 }
 
-async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
+async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) -> anyhow::Result<()> {
     match command {
         ClientsCommand::Add {
             name,
@@ -241,6 +229,7 @@ async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
             first_party,
             grant_types,
             scopes,
+            id_token_alg,
             json,
         } => {
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
@@ -267,6 +256,13 @@ async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
             if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
                 anyhow::bail!("--scope {s}: not a scope a client can hold for itself");
             }
+            let alg = Alg::parse(&id_token_alg).expect("clap checked the value");
+            // The first client of an algorithm brings its keys into being.
+            let plan = crate::keys::lifecycle::ensure(&store.signing_keys().await?, alg);
+            if !plan.is_empty() {
+                let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
+                crate::keys::apply(store, &kek, &plan, now(), "cli clients add").await?;
+            }
             let secret = (auth_method != AuthMethod::None).then(random_token);
             let client = Client {
                 id: random_id(),
@@ -279,6 +275,7 @@ async fn clients(store: &Store, command: ClientsCommand) -> anyhow::Result<()> {
                 scopes,
                 first_party,
                 created_at: now(),
+                id_token_signed_response_alg: alg,
             };
             store.insert_client(&client).await?;
             store.audit(AuditEvent::new("admin.client_added").client(&client.id), now()).await;

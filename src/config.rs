@@ -20,6 +20,7 @@ pub struct Settings {
     pub tokens: Tokens,
     pub rate_limit: RateLimit,
     pub login: Login,
+    pub keys: Keys,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -87,6 +88,23 @@ pub struct Login {
     pub password_workers: usize,
 }
 
+/// Signing keys (see `keys::lifecycle`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Keys {
+    /// `Cache-Control: max-age` of the JWKS, in seconds. A next key is published at least this
+    /// long (plus the nodes' refresh interval) before it signs.
+    pub jwks_max_age: i64,
+    /// Rotate every algorithm's active key after this many seconds; unset: only by the CLI.
+    pub rotate_every: Option<i64>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self { jwks_max_age: 300, rotate_every: None }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -99,6 +117,7 @@ impl Default for Settings {
             tokens: Tokens::default(),
             rate_limit: RateLimit::default(),
             login: Login::default(),
+            keys: Keys::default(),
         }
     }
 }
@@ -152,6 +171,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_LOGIN_MAX_FAILURES",
+    "LATCHKEY_JWKS_MAX_AGE",
+    "LATCHKEY_KEYS_ROTATE_EVERY",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -177,6 +198,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
                 v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect()
         }
         "LATCHKEY_LOGIN_MAX_FAILURES" => s.login.max_failures = num(&v)?,
+        "LATCHKEY_JWKS_MAX_AGE" => s.keys.jwks_max_age = num(&v)?,
+        "LATCHKEY_KEYS_ROTATE_EVERY" => s.keys.rotate_every = Some(num(&v)?),
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -262,6 +285,17 @@ impl Settings {
         }
         if t.code_ttl > 600 {
             out.push("tokens.code_ttl: at most 600 seconds (RFC 6749 §4.1.2)".into());
+        }
+        if self.keys.jwks_max_age < 0 {
+            out.push("keys.jwks_max_age: must not be negative".into());
+        }
+        if let Some(every) = self.keys.rotate_every
+            && every <= self.keys.jwks_max_age + crate::keys::REFRESH.as_secs() as i64
+        {
+            out.push(
+                "keys.rotate_every: must exceed keys.jwks_max_age plus 2 s, or a next key could never be old enough"
+                    .into(),
+            );
         }
         if self.login.password_workers == 0 {
             out.push("login.password_workers: must be at least 1".into());

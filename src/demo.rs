@@ -59,6 +59,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         scopes: Vec::new(),
         first_party: false,
         created_at: now,
+        id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
     };
     state.store.insert_client(&client).await?;
     let mut url = url::Url::parse(&state.url("/authorize"))?;

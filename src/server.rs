@@ -9,11 +9,7 @@ use crate::store::Store;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// How often each node re-reads the signing keys, so a CLI rotation reaches every node.
-const KEY_REFRESH: Duration = Duration::from_secs(2);
 
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&settings.listen)
@@ -35,11 +31,12 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     if demo {
         router = router.merge(crate::demo::router(state.clone()));
     }
+    let key_settings = state.settings.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(KEY_REFRESH);
+        let mut tick = tokio::time::interval(crate::keys::REFRESH);
         loop {
             tick.tick().await;
-            if let Err(e) = keys.refresh().await {
+            if let Err(e) = keys.tick(&key_settings, crate::clock::Clock::system().now()).await {
                 tracing::warn!(error = %e, "could not refresh signing keys");
             }
         }

@@ -47,7 +47,8 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
         set("token_endpoint_auth_methods_supported"),
         of(&["client_secret_basic", "client_secret_post", "none"])
     );
-    assert_eq!(set("id_token_signing_alg_values_supported"), of(&["RS256"]));
+    // Every algorithm has an active key from the first start.
+    assert_eq!(set("id_token_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
     assert_eq!(set("subject_types_supported"), of(&["public"]));
     let claims = set("claims_supported");
     for c in ["sub", "iss", "auth_time", "acr", "name", "email", "email_verified"] {
@@ -74,26 +75,29 @@ async fn jwks_keys_have_unique_kids_and_no_private_parts() {
         let kid = k["kid"].as_str().unwrap_or_else(|| panic!("key without kid: {k}"));
         assert!(!kid.is_empty(), "empty kid");
         assert!(kids.insert(kid.to_string()), "duplicate kid {kid}: {jwks}");
-        assert_eq!(k["kty"], "RSA", "{k}");
-        assert!(k["n"].is_string() && k["e"].is_string(), "{k}");
+        match k["alg"].as_str() {
+            Some("RS256" | "PS256") => assert!(k["kty"] == "RSA" && k["n"].is_string() && k["e"].is_string(), "{k}"),
+            Some("ES256") => assert!(k["kty"] == "EC" && k["crv"] == "P-256" && k["x"].is_string(), "{k}"),
+            Some("EdDSA") => assert!(k["kty"] == "OKP" && k["crv"] == "Ed25519" && k["x"].is_string(), "{k}"),
+            _ => panic!("every key names its alg: {k}"),
+        }
         for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
             assert!(k.get(private).is_none(), "private member {private} in {k}");
         }
         if let Some(u) = k.get("use") {
             assert_eq!(u, "sig", "{k}");
         }
-        if let Some(a) = k.get("alg") {
-            assert_eq!(a, "RS256", "{k}");
-        }
     }
-    // The CLI sees the same key material: every published key is listed, and the one that
-    // signs is published.
+    // The CLI sees the same key material: every published key is listed, and the ones that
+    // sign (one per algorithm) are published.
     let listed = server.cli(&["keys", "list", "--json"]);
     let listed = listed.as_array().expect("keys list prints an array");
     let active: Vec<&str> =
         listed.iter().filter(|k| k["state"] == "active").map(|k| k["kid"].as_str().unwrap()).collect();
-    assert_eq!(active.len(), 1, "one active key: {listed:?}");
-    assert!(kids.contains(active[0]), "active key {} not in JWKS", active[0]);
+    assert_eq!(active.len(), 4, "one active key per algorithm: {listed:?}");
+    for kid in &active {
+        assert!(kids.contains(*kid), "active key {kid} not in JWKS");
+    }
     for kid in &kids {
         assert!(listed.iter().any(|k| k["kid"] == kid.as_str()), "published kid {kid} not in `keys list`");
     }

@@ -1,6 +1,7 @@
 //! Registered clients (relying parties) and what each is allowed to do.
 
 use crate::clock::Timestamp;
+use crate::keys::Alg;
 use serde::{Deserialize, Serialize};
 
 /// How a client proves its identity at the token endpoint (OIDC Core §9).
@@ -66,6 +67,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// First-party clients are trusted by the operator: no consent page.
     pub first_party: bool,
+    /// Signs this client's ID tokens and access tokens (OIDC Dynamic Client Registration §2).
+    pub id_token_signed_response_alg: Alg,
     pub created_at: Timestamp,
 }
 

@@ -2,16 +2,25 @@
 //! associated data so a ciphertext cannot be moved onto another key's record.
 //!
 //! Source, first found wins: `LATCHKEY_KEK` (base64url of 32 bytes), else `<keys_dir>/kek`,
-//! which development mode creates on first start (mode 0600, ignored by git).
+//! which development mode creates on first start (mode 0600, ignored by git). A previous KEK
+//! (`LATCHKEY_KEK_PREVIOUS`, or `<keys_dir>/kek.previous`) is tried for opening only, so that
+//! nodes keep working while `latchkey keys rewrap` moves every record to the new one. Sealing
+//! always uses the current KEK.
 
 use crate::crypto::{b64url, b64url_decode, random_bytes};
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone)]
-pub struct Kek(Aes256Gcm);
+pub struct Kek {
+    current: Aes256Gcm,
+    previous: Option<Aes256Gcm>,
+    /// The keys directory when the KEK came from files, so that a node can re-read it after a
+    /// rewrap replaced the file under it.
+    dir: Option<PathBuf>,
+}
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -20,53 +29,78 @@ impl std::fmt::Debug for Kek {
 }
 
 const PREFIX: &str = "v1";
+const FILE: &str = "kek";
+const PREVIOUS_FILE: &str = "kek.previous";
+const NEXT_FILE: &str = "kek.next";
 
 impl Kek {
     pub fn load_or_create(keys_dir: &Path) -> anyhow::Result<Self> {
         if let Ok(v) = std::env::var("LATCHKEY_KEK") {
-            return Self::from_b64(v.trim()).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK: not base64url of 32 bytes"));
+            let previous = match std::env::var("LATCHKEY_KEK_PREVIOUS") {
+                Ok(p) => Some(
+                    cipher(&p).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK_PREVIOUS: not base64url of 32 bytes"))?,
+                ),
+                Err(_) => None,
+            };
+            let current = cipher(&v).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK: not base64url of 32 bytes"))?;
+            return Ok(Self { current, previous, dir: None });
         }
-        let path = keys_dir.join("kek");
-        if !path.exists() {
-            std::fs::create_dir_all(keys_dir)?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            // create_new: when two processes start at once, one writes and the other reads it.
-            if let Ok(mut f) = options.open(&path) {
-                f.write_all(b64url(&random_bytes(32)).as_bytes())?;
-                f.sync_all()?;
-                tracing::warn!(path = %path.display(), "generated a development key-encryption key; set LATCHKEY_KEK in production");
-            }
+        let path = keys_dir.join(FILE);
+        if !path.exists() && write_new(&path, &generate())? {
+            tracing::warn!(path = %path.display(), "generated a development key-encryption key; set LATCHKEY_KEK in production");
         }
-        let mut text = String::new();
-        for _ in 0..50 {
-            text = std::fs::read_to_string(&path)?;
-            if !text.trim().is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Self::from_b64(text.trim()).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", path.display()))
+        let text = read_settled(&path)?;
+        let current = cipher(&text).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", path.display()))?;
+        let previous_path = keys_dir.join(PREVIOUS_FILE);
+        let previous = match std::fs::read_to_string(&previous_path) {
+            Ok(t) => Some(
+                cipher(&t).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", previous_path.display()))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(Self { current, previous, dir: Some(keys_dir.to_owned()) })
     }
 
-    fn from_b64(s: &str) -> Option<Self> {
-        let bytes = b64url_decode(s)?;
-        Aes256Gcm::new_from_slice(&bytes).ok().map(Self)
+    /// The same source read again: after `keys rewrap` replaced `<keys_dir>/kek`, a running node
+    /// picks up the new KEK this way. None when the KEK comes from the environment.
+    pub fn reload(&self) -> Option<anyhow::Result<Self>> {
+        self.dir.as_deref().map(Self::load_or_create)
+    }
+
+    /// A KEK that seals with `new` and still opens what `self` sealed.
+    pub fn successor(&self, new: &str) -> anyhow::Result<Self> {
+        let current = cipher(new).ok_or_else(|| anyhow::anyhow!("the new KEK is not base64url of 32 bytes"))?;
+        Ok(Self { current, previous: Some(self.current.clone()), dir: self.dir.clone() })
+    }
+
+    /// Whether the KEK lives in `<keys_dir>` (and `keys rewrap` must replace the file).
+    pub fn keys_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     pub fn seal(&self, kid: &str, plaintext: &[u8]) -> String {
         let nonce_bytes = random_bytes(12);
         let nonce = nonce_bytes.as_slice().try_into().expect("12-byte nonce");
         let ct = self
-            .0
+            .current
             .encrypt(nonce, Payload { msg: plaintext, aad: kid.as_bytes() })
             .expect("AES-GCM encryption of a small buffer cannot fail");
         format!("{PREFIX}.{}.{}", b64url(&nonce_bytes), b64url(&ct))
     }
 
     pub fn open(&self, kid: &str, sealed: &str) -> anyhow::Result<Vec<u8>> {
+        self.open_with(&self.current, kid, sealed).or_else(|e| match &self.previous {
+            Some(p) => self.open_with(p, kid, sealed),
+            None => Err(e),
+        })
+    }
+
+    /// Whether `sealed` opens with the current KEK (not only with the previous one).
+    pub fn is_current(&self, kid: &str, sealed: &str) -> bool {
+        self.open_with(&self.current, kid, sealed).is_ok()
+    }
+
+    fn open_with(&self, key: &Aes256Gcm, kid: &str, sealed: &str) -> anyhow::Result<Vec<u8>> {
         let mut parts = sealed.split('.');
         let (Some(PREFIX), Some(n), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             anyhow::bail!("key {kid}: unknown encryption format");
@@ -75,8 +109,69 @@ impl Kek {
             anyhow::bail!("key {kid}: malformed ciphertext");
         };
         let nonce = nonce_bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("key {kid}: bad nonce"))?;
-        self.0
-            .decrypt(nonce, Payload { msg: &ct, aad: kid.as_bytes() })
+        key.decrypt(nonce, Payload { msg: &ct, aad: kid.as_bytes() })
             .map_err(|_| anyhow::anyhow!("key {kid}: cannot decrypt with this key-encryption key"))
     }
+}
+
+/// A fresh KEK, base64url of 32 random bytes.
+pub fn generate() -> String {
+    b64url(&random_bytes(32))
+}
+
+/// Rewrap, file mode, step 1: the new KEK is written to `<keys_dir>/kek.next` before any
+/// record is sealed with it, so a crash never leaves records no file can open.
+pub fn stage_file(keys_dir: &Path, new: &str) -> anyhow::Result<()> {
+    let path = keys_dir.join(NEXT_FILE);
+    let _ = std::fs::remove_file(&path);
+    if !write_new(&path, new)? {
+        anyhow::bail!("{} appeared while writing it; is another rewrap running?", path.display());
+    }
+    Ok(())
+}
+
+/// Rewrap, file mode, step 2 (after the records are resealed): `kek` becomes `kek.previous`
+/// and `kek.next` becomes `kek`. Each rename is atomic.
+pub fn promote_file(keys_dir: &Path) -> anyhow::Result<()> {
+    std::fs::rename(keys_dir.join(FILE), keys_dir.join(PREVIOUS_FILE))?;
+    std::fs::rename(keys_dir.join(NEXT_FILE), keys_dir.join(FILE))?;
+    Ok(())
+}
+
+fn cipher(s: &str) -> Option<Aes256Gcm> {
+    Aes256Gcm::new_from_slice(&b64url_decode(s.trim())?).ok()
+}
+
+/// Writes a secret file with mode 0600, only if it does not exist. Returns whether it wrote:
+/// when two processes start at once, one writes and the other reads it.
+fn write_new(path: &Path, text: &str) -> anyhow::Result<bool> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut f) => {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads a KEK file, waiting briefly while another process is still writing it.
+fn read_settled(path: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(path)?;
+        if !text.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(text)
 }

@@ -2,26 +2,34 @@
 //!
 //! Keys live in the durable store; the [`KeyRing`] holds them parsed and ready (signing must not
 //! parse PEM per request) and rebuilds the JWKS bytes only when the set of keys changes. States
-//! follow ARCHITECTURE.md: `next` (published, not signing), `active`, `retired` (published,
-//! verifying), `revoked` (gone).
+//! follow ARCHITECTURE.md: `next` (published, not signing), `active` (one per algorithm),
+//! `retired` (published until its tokens have expired), `revoked` (gone). [`lifecycle`] decides
+//! the transitions; [`apply`] writes them.
 
+pub mod alg;
 pub mod kek;
+pub mod lifecycle;
+
+pub use alg::Alg;
 
 use crate::clock::Timestamp;
-use crate::crypto::{b64url, b64url_decode, random_id, sha256};
-use crate::store::{SigningKeyRow, Store};
+use crate::crypto::{b64url_decode, random_id};
+use crate::store::{AuditEvent, SigningKeyRow, Store};
 use josekit::jwk::Jwk;
-use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jws::{JwsHeader, JwsSigner, JwsVerifier, RS256};
+use josekit::jws::{JwsHeader, JwsSigner, JwsVerifier};
 use kek::Kek;
+use lifecycle::Plan;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// A JSON object: a JWS header or claims set.
 pub type JsonObject = Map<String, Value>;
 
-pub const SIGNING_ALGS: &[&str] = &["RS256"];
+/// How often each node re-reads the signing keys, so a CLI rotation or revocation reaches every
+/// node within seconds. The lifecycle timing rules add it as a margin.
+pub const REFRESH: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyState {
@@ -43,8 +51,14 @@ impl KeyState {
     pub fn parse(s: &str) -> Option<Self> {
         [Self::Next, Self::Active, Self::Retired, Self::Revoked].into_iter().find(|k| k.as_str() == s)
     }
-    fn published(self) -> bool {
-        !matches!(self, Self::Revoked)
+}
+
+/// Whether a key is in the JWKS at `now`: next and active always, retired until `retires_at`.
+pub fn is_published(row: &SigningKeyRow, now: Timestamp) -> bool {
+    match KeyState::parse(&row.state) {
+        Some(KeyState::Next | KeyState::Active) => true,
+        Some(KeyState::Retired) => row.retires_at.is_none_or(|t| t > now),
+        _ => false,
     }
 }
 
@@ -66,48 +80,77 @@ struct Signing {
 
 #[derive(Default)]
 struct KeySet {
-    signing: Option<Signing>,
+    signing: HashMap<Alg, Signing>,
     verifiers: HashMap<String, Box<dyn JwsVerifier>>,
     jwks: Arc<String>,
-    /// (kid, state) pairs the set was built from, to rebuild only on change.
-    fingerprint: Vec<(String, String)>,
+    /// (kid, state, published) triples the set was built from, to rebuild only on change.
+    fingerprint: Vec<(String, String, bool)>,
 }
 
 pub struct KeyRing {
     store: Store,
-    kek: Kek,
+    kek: RwLock<Kek>,
     set: RwLock<Arc<KeySet>>,
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first active RS256 key on a fresh install.
+    /// Loads the keys. On a fresh install it first creates an active and a next key for every
+    /// algorithm, so the first rotation activates a key clients have already seen. All
+    /// algorithms, not only the default: a key of an algorithm introduced later would sign the
+    /// moment it exists, before clients caching the JWKS could have fetched it.
     pub async fn load(store: Store, kek: Kek, now: Timestamp) -> anyhow::Result<Self> {
         let rows = store.signing_keys().await?;
-        if !rows.iter().any(|r| r.state == KeyState::Active.as_str()) {
-            let row = generate(&kek, KeyState::Active, now)?;
-            store.insert_signing_key(&row).await?;
-            store
-                .audit(
-                    crate::store::AuditEvent::new("key.created").detail("kid", row.kid.clone()).detail("alg", "RS256"),
-                    now,
-                )
-                .await;
+        let mut plan = Plan::default();
+        for alg in Alg::ALL {
+            plan.create.extend(lifecycle::ensure(&rows, alg).create);
         }
-        let ring = Self { store, kek, set: RwLock::default() };
-        ring.refresh().await?;
+        // When two nodes start at once on an empty store, one creates the keys and the other
+        // finds its insert refused; either way the keys exist afterwards.
+        apply(&store, &kek, &plan, now, "start").await?;
+        let ring = Self { store, kek: RwLock::new(kek), set: RwLock::default() };
+        ring.refresh(now).await?;
         Ok(ring)
     }
 
-    /// Re-reads the key records and rebuilds the parsed set if they changed (e.g. a CLI rotation).
-    pub async fn refresh(&self) -> anyhow::Result<()> {
+    /// Re-reads the key records and rebuilds the parsed set if they changed (a CLI rotation, a
+    /// retired key reaching `retires_at`).
+    pub async fn refresh(&self, now: Timestamp) -> anyhow::Result<()> {
         let rows = self.store.signing_keys().await?;
-        let fingerprint: Vec<_> = rows.iter().map(|r| (r.kid.clone(), r.state.clone())).collect();
+        let fingerprint: Vec<_> = rows.iter().map(|r| (r.kid.clone(), r.state.clone(), is_published(r, now))).collect();
         if self.set.read().unwrap().fingerprint == fingerprint && !fingerprint.is_empty() {
             return Ok(());
         }
-        let set = build(&self.kek, &rows, fingerprint)?;
+        let kek = self.kek.read().unwrap().clone();
+        let set = match build(&kek, &rows, now, fingerprint.clone()) {
+            Ok(set) => set,
+            // `keys rewrap` may have replaced the KEK file since this node read it.
+            Err(e) => match kek.reload() {
+                Some(Ok(newer)) => {
+                    let set = build(&newer, &rows, now, fingerprint).map_err(|_| e)?;
+                    *self.kek.write().unwrap() = newer;
+                    set
+                }
+                _ => return Err(e),
+            },
+        };
         *self.set.write().unwrap() = Arc::new(set);
         Ok(())
+    }
+
+    /// One turn of a node's key loop: rotate what `keys.rotate_every` makes due, then re-read
+    /// the keys. Every node runs it; the conditional transaction of [`apply`] lets exactly one
+    /// of them rotate, and the others find the rotation done.
+    pub async fn tick(&self, settings: &crate::config::Settings, now: Timestamp) -> anyhow::Result<()> {
+        if let Some(every) = settings.keys.rotate_every {
+            let rows = self.store.signing_keys().await?;
+            let kek = self.kek.read().unwrap().clone();
+            for plan in lifecycle::due(&rows, now, lifecycle::Policy::from_settings(settings), every) {
+                if !apply(&self.store, &kek, &plan, now, "schedule").await? {
+                    tracing::debug!("another node rotated the keys first");
+                }
+            }
+        }
+        self.refresh(now).await
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -119,10 +162,20 @@ impl KeyRing {
         self.current().jwks.clone()
     }
 
-    /// Signs `claims` as a compact JWS with the active key; `typ` goes in the header.
-    pub fn sign(&self, claims: &Map<String, Value>, typ: Option<&str>) -> anyhow::Result<String> {
+    /// The algorithms that have an active key, in [`Alg::ALL`] order.
+    pub fn algs(&self) -> Vec<Alg> {
         let set = self.current();
-        let signing = set.signing.as_ref().ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+        Alg::ALL.into_iter().filter(|a| set.signing.contains_key(a)).collect()
+    }
+
+    pub fn can_sign(&self, alg: Alg) -> bool {
+        self.current().signing.contains_key(&alg)
+    }
+
+    /// Signs `claims` as a compact JWS with the active key of `alg`; `typ` goes in the header.
+    pub fn sign(&self, claims: &Map<String, Value>, typ: Option<&str>, alg: Alg) -> anyhow::Result<String> {
+        let set = self.current();
+        let signing = set.signing.get(&alg).ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
         let mut header = JwsHeader::new();
         header.set_key_id(&signing.kid);
         if let Some(t) = typ {
@@ -133,6 +186,7 @@ impl KeyRing {
     }
 
     /// Verifies a compact JWS made by one of our published keys; returns its header and claims.
+    /// A revoked key is not among them, so what it signed fails here.
     pub fn verify(&self, token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
         let header = decode_part(token.split('.').next().unwrap_or_default()).ok_or(VerifyError::Malformed)?;
         if token.split('.').count() != 3 {
@@ -161,48 +215,109 @@ pub fn decode_part(part: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// `at_hash` (OIDC Core §3.1.3.6): the left half of the SHA-256 of the access token, for RS256.
-pub fn left_half_hash(value: &str) -> String {
-    let digest = sha256(value.as_bytes());
-    b64url(&digest[..16])
-}
-
-/// A new RSA-2048 key for RS256, its private part sealed with the KEK.
-pub fn generate(kek: &Kek, state: KeyState, now: Timestamp) -> anyhow::Result<SigningKeyRow> {
-    let pair = RsaKeyPair::generate(2048)?;
+/// A key record from a private PEM (as [`Alg`] stores it) and its public JWK: the JWK gets
+/// the new kid, `alg` and `use`; the private part is sealed with the KEK at once.
+pub fn record(
+    kek: &Kek,
+    alg: Alg,
+    private_pem: &[u8],
+    mut jwk: Jwk,
+    state: KeyState,
+    now: Timestamp,
+) -> anyhow::Result<SigningKeyRow> {
     let kid = random_id();
-    let mut jwk = pair.to_jwk_public_key();
     jwk.set_key_id(&kid);
-    jwk.set_algorithm("RS256");
+    jwk.set_algorithm(alg.as_str());
     jwk.set_key_use("sig");
-    let public_jwk = serde_json::to_string(jwk.as_ref())?;
-    let private_enc = kek.seal(&kid, &pair.to_pem_private_key());
     Ok(SigningKeyRow {
+        private_enc: kek.seal(&kid, private_pem),
         kid,
-        alg: "RS256".into(),
+        alg: alg.as_str().into(),
         state: state.as_str().into(),
-        public_jwk,
-        private_enc,
+        public_jwk: serde_json::to_string(jwk.as_ref())?,
         created_at: now,
         activated_at: (state == KeyState::Active).then_some(now),
         retires_at: None,
     })
 }
 
-fn build(kek: &Kek, rows: &[SigningKeyRow], fingerprint: Vec<(String, String)>) -> anyhow::Result<KeySet> {
+/// A new key of `alg` in `state`.
+pub fn generate(kek: &Kek, alg: Alg, state: KeyState, now: Timestamp) -> anyhow::Result<SigningKeyRow> {
+    let (pem, jwk) = alg.generate()?;
+    record(kek, alg, &pem, jwk, state, now)
+}
+
+/// Applies a lifecycle plan in one transaction, generating the keys it creates, and records one
+/// audit event per key touched. Returns false when another node or command changed the keys
+/// first (nothing was written then).
+pub async fn apply(store: &Store, kek: &Kek, plan: &Plan, now: Timestamp, by: &str) -> anyhow::Result<bool> {
+    if plan.is_empty() {
+        return Ok(true);
+    }
+    // RSA key generation takes a good fraction of a second per key; a first start makes eight
+    // keys, so they are made side by side.
+    let new = std::thread::scope(|scope| {
+        let made: Vec<_> =
+            plan.create.iter().map(|(alg, s)| scope.spawn(move || generate(kek, *alg, *s, now))).collect();
+        made.into_iter().map(|h| h.join().expect("key generation does not panic")).collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    commit(store, &plan.changes, &new, now, by).await
+}
+
+/// Writes state changes and new keys in one transaction and audits each; false when someone
+/// else changed the keys first.
+pub async fn commit(
+    store: &Store,
+    changes: &[crate::store::KeyChange],
+    new: &[SigningKeyRow],
+    now: Timestamp,
+    by: &str,
+) -> anyhow::Result<bool> {
+    if !store.change_signing_keys(changes, new).await? {
+        return Ok(false);
+    }
+    for c in changes {
+        let kind = match KeyState::parse(&c.to) {
+            Some(KeyState::Active) => "key.activated",
+            Some(KeyState::Retired) => "key.retired",
+            _ => "key.revoked",
+        };
+        let mut event = AuditEvent::new(kind).detail("kid", c.kid.clone()).detail("by", by);
+        if let Some(t) = c.retires_at {
+            event = event.detail("retires_at", t);
+        }
+        store.audit(event, now).await;
+    }
+    for k in new {
+        let event = AuditEvent::new("key.created")
+            .detail("kid", k.kid.clone())
+            .detail("alg", k.alg.clone())
+            .detail("state", k.state.clone())
+            .detail("by", by);
+        store.audit(event, now).await;
+    }
+    Ok(true)
+}
+
+fn build(
+    kek: &Kek,
+    rows: &[SigningKeyRow],
+    now: Timestamp,
+    fingerprint: Vec<(String, String, bool)>,
+) -> anyhow::Result<KeySet> {
     let mut set = KeySet { fingerprint, ..Default::default() };
     let mut published = Vec::new();
     for row in rows {
-        let state = KeyState::parse(&row.state).unwrap_or(KeyState::Revoked);
-        if !state.published() || row.alg != "RS256" {
+        let Some(alg) = Alg::parse(&row.alg) else { continue };
+        if !is_published(row, now) {
             continue;
         }
         let jwk = Jwk::from_bytes(row.public_jwk.as_bytes())?;
-        set.verifiers.insert(row.kid.clone(), Box::new(RS256.verifier_from_jwk(&jwk)?));
+        set.verifiers.insert(row.kid.clone(), alg.verifier(&jwk)?);
         published.push(serde_json::from_str::<Value>(&row.public_jwk)?);
-        if state == KeyState::Active {
+        if row.state == KeyState::Active.as_str() {
             let pem = kek.open(&row.kid, &row.private_enc)?;
-            set.signing = Some(Signing { kid: row.kid.clone(), signer: Box::new(RS256.signer_from_pem(&pem)?) });
+            set.signing.insert(alg, Signing { kid: row.kid.clone(), signer: alg.signer(&pem)? });
         }
     }
     set.jwks = Arc::new(serde_json::json!({ "keys": published }).to_string());

@@ -78,6 +78,7 @@ mod tests {
             scopes: vec![],
             first_party,
             created_at: 0,
+            id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         }
     }
 

@@ -1,10 +1,11 @@
 //! OpenID Connect Discovery 1.0 §4 and the JWKS (RFC 7517). Both documents are bytes built once
-//! (the JWKS again whenever the keys change), never per request.
+//! and again only when the keys change (the signing algorithms on offer are those with an
+//! active key), never per request.
 
 use super::*;
 use crate::domain::claims::{SCOPES_SUPPORTED, claims_supported};
 use crate::domain::{AuthMethod, GrantType};
-use crate::keys::SIGNING_ALGS;
+use crate::keys::Alg;
 use crate::login::policy::ACR_VALUES_SUPPORTED;
 use axum::extract::State;
 use axum::http::header;
@@ -15,8 +16,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/openid-configuration", get(configuration)).route(JWKS, get(jwks))
 }
 
-/// Provider metadata (Discovery §3), derived from what this build really serves.
-pub fn document(issuer: &str) -> Value {
+/// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
+/// algorithms that have an active key.
+pub fn document(issuer: &str, algs: &[Alg]) -> Value {
+    let algs: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
     let url = |p: &str| format!("{issuer}{p}");
     json!({
         "issuer": issuer,
@@ -32,7 +35,7 @@ pub fn document(issuer: &str) -> Value {
         "response_modes_supported": authorize::ResponseMode::SUPPORTED,
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": SIGNING_ALGS,
+        "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "introspection_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
@@ -49,20 +52,38 @@ pub fn document(issuer: &str) -> Value {
     })
 }
 
+/// The discovery document, rebuilt only when the set of signing algorithms changes.
+#[derive(Default)]
+pub struct Cached(std::sync::RwLock<(Vec<Alg>, String)>);
+
+impl Cached {
+    fn get(&self, issuer: &str, algs: Vec<Alg>) -> String {
+        if let Some(doc) = self.0.read().ok().filter(|c| c.0 == algs && !c.1.is_empty()).map(|c| c.1.clone()) {
+            return doc;
+        }
+        let doc = document(issuer, &algs).to_string();
+        *self.0.write().unwrap() = (algs, doc.clone());
+        doc
+    }
+}
+
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
-    json_bytes(state.discovery.clone(), "public, max-age=3600")
+    json_bytes(state.discovery.get(&state.issuer, state.keys.algs()), "public, max-age=3600".into())
 }
 
+/// The JWKS with `max-age = keys.jwks_max_age`: a client that refetches it that often has every
+/// key before it signs (see `keys::lifecycle`).
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    json_bytes(state.keys.jwks().as_ref().clone(), "public, max-age=300")
+    let cache = format!("public, max-age={}", state.settings.keys.jwks_max_age);
+    json_bytes(state.keys.jwks().as_ref().clone(), cache)
 }
 
-fn json_bytes(body: String, cache: &'static str) -> impl IntoResponse {
+fn json_bytes(body: String, cache: String) -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
             (header::CACHE_CONTROL, cache),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
         ],
         body,
     )

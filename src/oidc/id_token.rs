@@ -2,9 +2,9 @@
 
 use crate::app::AppState;
 use crate::domain::claims::{Target, release, requested_names};
-use crate::domain::{Grant, User};
+use crate::domain::{Client, Grant, User};
 use crate::http::BearerError;
-use crate::keys::left_half_hash;
+use crate::keys::Alg;
 use serde_json::{Map, Value, json};
 
 /// Builds and signs the ID token for a grant. Scope claims go to userinfo, not here (OIDC Core
@@ -16,6 +16,7 @@ pub fn id_token(
     user: &User,
     nonce: Option<&str>,
     access_token: &str,
+    alg: Alg,
     now: i64,
 ) -> anyhow::Result<String> {
     let mut c = Map::new();
@@ -34,11 +35,11 @@ pub fn id_token(
     if let Some(sid) = &grant.session_id {
         c.insert("sid".into(), json!(sid));
     }
-    c.insert("at_hash".into(), json!(left_half_hash(access_token)));
+    c.insert("at_hash".into(), json!(alg.half_hash(access_token)));
     for (k, v) in release(user, &requested_names(grant.claims.as_deref(), Target::IdToken)) {
         c.entry(k).or_insert(v);
     }
-    state.keys.sign(&c, None)
+    state.keys.sign(&c, None, alg)
 }
 
 /// What an access token carries and what its holder may do.
@@ -51,15 +52,17 @@ pub struct AccessToken {
     pub exp: i64,
 }
 
-/// Issues an RFC 9068 access token for `sub`, pointing at its grant when there is one.
+/// Issues an RFC 9068 access token for `sub`, pointing at its grant when there is one, signed
+/// with the client's algorithm.
 pub fn access_token(
     state: &AppState,
     sub: &str,
-    client_id: &str,
+    client: &Client,
     scope: &[String],
     grant: Option<&Grant>,
     now: i64,
 ) -> anyhow::Result<String> {
+    let client_id = client.id.as_str();
     let mut c = Map::new();
     c.insert("iss".into(), json!(state.issuer));
     c.insert("sub".into(), json!(sub));
@@ -77,7 +80,7 @@ pub fn access_token(
             c.insert("sid".into(), json!(sid));
         }
     }
-    state.keys.sign(&c, Some("at+jwt"))
+    state.keys.sign(&c, Some("at+jwt"), client.id_token_signed_response_alg)
 }
 
 /// Verifies an access token's signature, type, issuer and expiry. Whether its grant is still

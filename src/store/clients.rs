@@ -3,6 +3,7 @@
 
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::{AuthMethod, Client, GrantType};
+use crate::keys::Alg;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ struct Row {
     scopes: String,
     first_party: i64,
     created_at: i64,
+    id_token_signed_response_alg: String,
 }
 
 impl From<Row> for Client {
@@ -40,6 +42,7 @@ impl From<Row> for Client {
             scopes: parse_list(&r.scopes),
             first_party: r.first_party != 0,
             created_at: r.created_at,
+            id_token_signed_response_alg: Alg::parse(&r.id_token_signed_response_alg).unwrap_or(Alg::DEFAULT),
         }
     }
 }
@@ -47,7 +50,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at, id_token_signed_response_alg FROM clients ",
             $tail
         )
     };
@@ -57,8 +60,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at, id_token_signed_response_alg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -70,6 +73,7 @@ impl Store {
         .bind(json_list(&c.scopes))
         .bind(c.first_party as i64)
         .bind(c.created_at)
+        .bind(c.id_token_signed_response_alg.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())

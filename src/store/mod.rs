@@ -11,7 +11,7 @@ mod users;
 
 pub use audit::AuditEvent;
 pub use grants::{NewGrant, RotateOutcome};
-pub use signing_keys::SigningKeyRow;
+pub use signing_keys::{KeyChange, SigningKeyRow};
 
 use crate::config::Settings;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

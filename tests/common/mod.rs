@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod keys;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm};
@@ -93,6 +95,8 @@ pub struct Server {
     readers: Vec<JoinHandle<()>>,
     rec: Recorder,
     http: reqwest::Client,
+    /// The extra environment of `start_with`, given to the CLI too so both see one configuration.
+    env: Vec<(String, String)>,
 }
 
 fn random_token() -> String {
@@ -146,28 +150,6 @@ impl Backends {
         Some((Arc::new(backends), link))
     }
 
-    /// Runs one query on this deployment's Postgres database (not through any link), returning
-    /// the first column of the first row as an integer.
-    pub fn postgres_count(&self, sql: &str) -> i64 {
-        let db = self.database.as_ref().expect("a Postgres deployment");
-        let url = Url::parse(&db.admin).map(|mut u| {
-            u.set_path(&db.name);
-            u.to_string()
-        });
-        let (url, sql) = (url.unwrap(), sql.to_owned());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect to the test database");
-                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.expect("query");
-                n
-            })
-        })
-        .join()
-        .unwrap()
-    }
-
     pub fn uses_redis(&self) -> bool {
         self.redis.is_some()
     }
@@ -216,9 +198,11 @@ impl Server {
         Server::start_on(Backends::fresh(), env)
     }
 
-    /// Starts another node of the same deployment: same database, same ephemeral store, same keys.
-    pub fn another_node(&self, env: &[(&str, &str)]) -> Server {
-        Server::start_on(self.backends.clone(), env)
+    /// A second node of this deployment (same database, ephemeral store and key-encryption key)
+    /// with the same settings, as behind a load balancer.
+    pub fn start_peer(&self) -> Server {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start_on(self.backends.clone(), &env)
     }
 
     pub fn backends(&self) -> &Arc<Backends> {
@@ -310,6 +294,7 @@ impl Server {
             readers: vec![stdout_reader, stderr_reader],
             rec: Recorder::default(),
             http,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
 
@@ -344,6 +329,32 @@ impl Server {
         self.output.lock().unwrap().clone()
     }
 
+    /// The first column of every row `sql` returns, read straight from this server's database
+    /// (the SQLite file, or its Postgres database), on a thread of its own.
+    pub fn db_strings(&self, sql: &str) -> Vec<String> {
+        let url = match &self.backends.database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}/latchkey.db", self.data_dir.display()),
+        };
+        let sql = sql.to_owned();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                let sql = sqlx::AssertSqlSafe(sql);
+                if url.starts_with("sqlite:") {
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the SQLite file");
+                    sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("query")
+                } else {
+                    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect to Postgres");
+                    sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("query")
+                }
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
     // --- CLI ----------------------------------------------------------------------------------
 
     /// Runs `latchkey ARGS` against this server's data directory; asserts success and returns
@@ -376,6 +387,7 @@ impl Server {
         let mut child = command
             .args(args)
             .env_remove("LATCHKEY_LISTEN")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,7 +7,7 @@ pub mod client_credentials;
 pub mod refresh_token;
 
 use crate::app::AppState;
-use crate::domain::{Grant, User};
+use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
 use axum::body::Bytes;
@@ -30,6 +30,11 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
     }
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     let client = client_auth::authenticate(state, headers, &p).await?;
+    // A client registered with an algorithm this node has no key for yet (`clients add
+    // --id-token-alg` created it moments ago): read the keys now rather than at the next tick.
+    if !state.keys.can_sign(client.id_token_signed_response_alg) {
+        state.keys.refresh(state.now()).await?;
+    }
     match grant_type {
         "authorization_code" => authorization_code::exchange(state, &client, &p).await,
         "refresh_token" => refresh_token::exchange(state, &client, &p).await,
@@ -63,9 +68,11 @@ impl IntoResponse for TokenResponse {
 }
 
 /// Tokens for a user grant: an access token, an ID token when `openid` was granted, and the
-/// refresh token the caller minted (if any).
+/// refresh token the caller minted (if any), signed with the client's algorithm.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of OIDC Core §3.1.3.3
 pub fn user_tokens(
     state: &AppState,
+    client: &Client,
     grant: &Grant,
     user: &User,
     scopes: &[String],
@@ -73,9 +80,10 @@ pub fn user_tokens(
     refresh_token: Option<String>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
-    let access_token = id_token::access_token(state, &user.id, &grant.client_id, scopes, Some(grant), now)?;
+    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
-        Some(id_token::id_token(state, grant, user, nonce, &access_token, now)?)
+        let alg = client.id_token_signed_response_alg;
+        Some(id_token::id_token(state, grant, user, nonce, &access_token, alg, now)?)
     } else {
         None
     };

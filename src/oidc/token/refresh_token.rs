@@ -39,5 +39,5 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
     };
     let user = live_user(state, &grant.user_id).await?;
     let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
-    user_tokens(state, &grant, &user, &scopes, None, Some(new), now)
+    user_tokens(state, client, &grant, &user, &scopes, None, Some(new), now)
 }

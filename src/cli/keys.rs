@@ -1,0 +1,289 @@
+//! `latchkey keys …`: list, rotate, retire, revoke, import, export and rewrap signing keys.
+//! Every change goes through `keys::lifecycle` and one transaction, and is audited; the running
+//! nodes pick it up within `keys::REFRESH`. Private parts are never printed.
+
+use super::{Json, now, open, print};
+use crate::config::Settings;
+use crate::keys::lifecycle::{self, Plan, Policy};
+use crate::keys::{self, Alg, KeyState, kek, kek::Kek};
+use crate::store::{AuditEvent, KeyChange, SigningKeyRow, Store};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// The signing keys: kid, algorithm, state, created, activated, retires_at
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// next → active, active → retired, and a new next key, for every algorithm or one (creates
+    /// what is missing first)
+    Rotate {
+        #[arg(long, value_parser = alg_names())]
+        alg: Option<String>,
+        /// Activate the next key even if clients may not have fetched it yet
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Retire a key: an active key through a rotation of its algorithm, a next key at once
+    Retire {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Emergency: unpublish a key at once; tokens it signed stop verifying
+    Revoke {
+        /// Key ids are base64url and may start with `-`
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
+    /// Import a private key (PEM or JWK) as the next key of its algorithm
+    Import {
+        file: PathBuf,
+        /// The algorithm (default: from the JWK's alg, else RS256 for RSA keys)
+        #[arg(long, value_parser = alg_names())]
+        alg: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Print a key's public part
+    Export {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+        /// Only public parts are ever exported; the flag says so explicitly
+        #[arg(long, required = true)]
+        public: bool,
+        #[arg(long, default_value = "jwk", value_parser = ["jwk", "pem"])]
+        format: String,
+    },
+    /// Re-seal every private key under a new key-encryption key (LATCHKEY_NEW_KEK, else a new
+    /// one generated into keys_dir; with LATCHKEY_KEK set and no LATCHKEY_NEW_KEK, under
+    /// LATCHKEY_KEK itself)
+    Rewrap,
+}
+
+fn alg_names() -> [&'static str; 4] {
+    Alg::ALL.map(Alg::as_str)
+}
+
+pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let policy = Policy::from_settings(settings);
+    match command {
+        KeysCommand::List { json } => {
+            let keys = store.signing_keys().await?;
+            print(json.json, serde_json::to_value(&keys)?, || {
+                let t = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+                let mut out = format!(
+                    "{:<22}  {:<5}  {:<7}  {:>10}  {:>10}  {:>10}",
+                    "kid", "alg", "state", "created", "activated", "retires_at"
+                );
+                for k in &keys {
+                    out.push_str(&format!(
+                        "\n{:<22}  {:<5}  {:<7}  {:>10}  {:>10}  {:>10}",
+                        k.kid,
+                        k.alg,
+                        k.state,
+                        k.created_at,
+                        t(k.activated_at),
+                        t(k.retires_at)
+                    ));
+                }
+                out
+            });
+        }
+        KeysCommand::Rotate { alg, force, json } => {
+            let algs = match alg {
+                Some(a) => vec![Alg::parse(&a).expect("clap checked the value")],
+                None => Alg::ALL.to_vec(),
+            };
+            let kek = Kek::load_or_create(&settings.keys_dir)?;
+            let rows = store.signing_keys().await?;
+            // Every algorithm in one transaction: all rotate, or (one next key too young) none.
+            let mut plan = Plan::default();
+            let mut retired = Vec::new();
+            for alg in &algs {
+                let p = lifecycle::rotate(&rows, *alg, now(), policy, force)?;
+                retired.push(p.changes.iter().find(|c| c.to == "retired").map(|c| c.kid.clone()));
+                plan.changes.extend(p.changes);
+                plan.create.extend(p.create);
+            }
+            let after = run_plan(&store, &kek, &plan, "cli").await?;
+            let kid = |alg: Alg, s: KeyState| {
+                after.iter().find(|r| r.alg == alg.as_str() && r.state == s.as_str()).map(|r| r.kid.clone())
+            };
+            let report: Vec<Value> = algs
+                .iter()
+                .zip(&retired)
+                .map(|(a, r)| {
+                    json!({ "alg": a, "active": kid(*a, KeyState::Active), "next": kid(*a, KeyState::Next), "retired": r })
+                })
+                .collect();
+            print(json.json, json!(report), || {
+                report
+                    .iter()
+                    .map(|r| {
+                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                        match r["retired"].as_str() {
+                            Some(old) => {
+                                format!("{}: {} is active, {old} retired, {} is next", s("alg"), s("active"), s("next"))
+                            }
+                            None => format!(
+                                "{}: created what was missing; {} is active, {} is next (it may sign after {} s)",
+                                s("alg"),
+                                s("active"),
+                                s("next"),
+                                policy.min_next_age + 1
+                            ),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeysCommand::Retire { kid, force } => {
+            let kek = Kek::load_or_create(&settings.keys_dir)?;
+            let plan = lifecycle::retire(&store.signing_keys().await?, &kid, now(), policy, force)?;
+            run_plan(&store, &kek, &plan, "cli").await?;
+            println!("retired {kid}");
+        }
+        KeysCommand::Revoke { kid } => {
+            let kek = Kek::load_or_create(&settings.keys_dir)?;
+            let plan = lifecycle::revoke(&store.signing_keys().await?, &kid, now())?;
+            run_plan(&store, &kek, &plan, "cli").await?;
+            println!("revoked {kid}; every node drops it within {} s", keys::REFRESH.as_secs());
+        }
+        KeysCommand::Import { file, alg, json } => {
+            let input = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let alg = match alg {
+                Some(a) => Alg::parse(&a).expect("clap checked the value"),
+                None => Alg::of_key(&input).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: not a key Latchkey can sign with (RSA, P-256 or Ed25519 private key, PEM or JWK)",
+                        file.display()
+                    )
+                })?,
+            };
+            let (pem, jwk) = alg.import(&input).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let kek = Kek::load_or_create(&settings.keys_dir)?;
+            let t = now();
+            let row = keys::record(&kek, alg, &pem, jwk, KeyState::Next, t)?;
+            // The imported key takes the place of the current next key, which never signed.
+            let changes: Vec<KeyChange> = store
+                .signing_keys()
+                .await?
+                .iter()
+                .filter(|r| r.alg == alg.as_str() && r.state == KeyState::Next.as_str())
+                .map(|r| KeyChange {
+                    kid: r.kid.clone(),
+                    from: r.state.clone(),
+                    to: KeyState::Retired.as_str().into(),
+                    activated_at: None,
+                    retires_at: Some(t),
+                })
+                .collect();
+            if !keys::commit(&store, &changes, std::slice::from_ref(&row), t, "cli import").await? {
+                anyhow::bail!("the keys changed while importing; run the command again");
+            }
+            print(json.json, json!({ "kid": row.kid, "alg": alg, "state": "next" }), || {
+                format!("imported {} as the next {alg} key; `keys rotate --alg {alg}` activates it", row.kid)
+            });
+        }
+        KeysCommand::Export { kid, format, .. } => {
+            let row = store
+                .signing_keys()
+                .await?
+                .into_iter()
+                .find(|r| r.kid == kid)
+                .ok_or_else(|| anyhow::anyhow!("no key {kid}"))?;
+            if format == "jwk" {
+                let jwk: Value = serde_json::from_str(&row.public_jwk)?;
+                println!("{}", serde_json::to_string_pretty(&jwk)?);
+            } else {
+                let alg = Alg::parse(&row.alg).ok_or_else(|| anyhow::anyhow!("key {kid}: unknown algorithm"))?;
+                let kek = Kek::load_or_create(&settings.keys_dir)?;
+                let pem = alg.public_pem(&kek.open(&row.kid, &row.private_enc)?)?;
+                print!("{}", String::from_utf8(pem)?);
+            }
+        }
+        KeysCommand::Rewrap => rewrap(settings, &store).await?,
+    }
+    Ok(())
+}
+
+/// Applies a plan and returns the keys as they are afterwards.
+async fn run_plan(store: &Store, kek: &Kek, plan: &Plan, by: &str) -> anyhow::Result<Vec<SigningKeyRow>> {
+    if !keys::apply(store, kek, plan, now(), by).await? {
+        anyhow::bail!("the keys changed while this command ran (another node or command); run it again");
+    }
+    Ok(store.signing_keys().await?)
+}
+
+/// `keys rewrap`: every private key re-sealed under the new KEK, in one transaction. In file
+/// mode the new KEK is written to `kek.next` first and becomes `kek` only after the commit (the
+/// old one stays as `kek.previous`, which running nodes still open with); so a crash at any
+/// point leaves every record readable.
+async fn rewrap(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+    let old = Kek::load_or_create(&settings.keys_dir)?;
+    let file_mode = old.keys_dir().map(PathBuf::from);
+    let new_env = std::env::var("LATCHKEY_NEW_KEK").ok().map(|k| k.trim().to_owned());
+    let new_text = new_env.clone().or_else(|| file_mode.as_ref().map(|_| kek::generate()));
+    let target = match &new_text {
+        Some(t) => old.successor(t)?,
+        // LATCHKEY_KEK is the new key already (LATCHKEY_KEK_PREVIOUS holds the old one).
+        None => old.clone(),
+    };
+    if let (Some(dir), Some(text)) = (&file_mode, &new_text) {
+        kek::stage_file(dir, text)?;
+    }
+    // A record created meanwhile by a node sealing with the old KEK is caught by another pass.
+    let mut total = 0;
+    for _ in 0..5 {
+        let mut sealed = Vec::new();
+        for r in store.signing_keys().await?.iter().filter(|r| !target.is_current(&r.kid, &r.private_enc)) {
+            let plain = target.open(&r.kid, &r.private_enc)?;
+            sealed.push((r.kid.clone(), r.private_enc.clone(), target.seal(&r.kid, &plain)));
+        }
+        if sealed.is_empty() {
+            break;
+        }
+        total += store.reseal_signing_keys(&sealed).await?;
+    }
+    if let Some(dir) = &file_mode {
+        kek::promote_file(dir)?;
+    }
+    store.audit(AuditEvent::new("key.kek_rewrapped").detail("keys", total), now()).await;
+    match (&file_mode, new_env) {
+        (Some(dir), _) => println!(
+            "re-sealed {total} keys; {} now holds the new key-encryption key, the old one stays in kek.previous (running nodes switch on their own; delete it once all have)",
+            dir.join("kek").display()
+        ),
+        (None, Some(_)) => println!(
+            "re-sealed {total} keys under LATCHKEY_NEW_KEK; restart every node with LATCHKEY_KEK set to it and LATCHKEY_KEK_PREVIOUS to the old one"
+        ),
+        (None, None) => println!("re-sealed {total} keys under LATCHKEY_KEK; LATCHKEY_KEK_PREVIOUS may now be removed"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn key_ids_may_start_with_a_hyphen() {
+        // Key ids are base64url: one in 64 starts with `-`.
+        for command in ["revoke", "retire", "export"] {
+            let mut args = vec!["latchkey", "keys", command, "-fRtG6L1cdjb9soGzzLj2w"];
+            if command == "export" {
+                args.push("--public");
+            }
+            assert!(super::super::Cli::try_parse_from(&args).is_ok(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The JWS algorithms Latchkey signs with (RFC 7518 §3, RFC 8037 §3.1) and, for each, how its
+//! keys are generated, stored, imported and turned into josekit signers and verifiers.
+//!
+//! A private key is kept (sealed by the KEK) as PKCS#8 PEM. For PS256 that PEM carries the
+//! RSASSA-PSS OID and parameters (SHA-256, MGF1-SHA-256, salt 32), the only RSA form josekit
+//! signs PSS with; an ordinary RSA key is converted on import.
+
+use crate::crypto::{b64url, sha256};
+use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
+use josekit::jwk::alg::rsa::RsaKeyPair;
+use josekit::jwk::alg::rsapss::RsaPssKeyPair;
+use josekit::jwk::{Jwk, KeyPair};
+use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, PS256, RS256};
+use josekit::util::HashAlgorithm;
+use sha2::{Digest, Sha512};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Alg {
+    Rs256,
+    Ps256,
+    Es256,
+    /// EdDSA over Ed25519 only (RFC 8037 §3.1).
+    EdDsa,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 4] = [Self::Rs256, Self::Ps256, Self::Es256, Self::EdDsa];
+    /// What signs when a client names no algorithm (OIDC Dynamic Client Registration §2:
+    /// `id_token_signed_response_alg` defaults to RS256).
+    pub const DEFAULT: Alg = Alg::Rs256;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// A new key pair: (private PEM as stored, public JWK without kid).
+    pub fn generate(self) -> anyhow::Result<(Vec<u8>, Jwk)> {
+        Ok(match self {
+            Self::Rs256 => {
+                let pair = RsaKeyPair::generate(2048)?;
+                (pair.to_pem_private_key(), pair.to_jwk_public_key())
+            }
+            Self::Ps256 => {
+                let pair = RsaPssKeyPair::generate(2048, HashAlgorithm::Sha256, HashAlgorithm::Sha256, 32)?;
+                (pair.to_pem_private_key(), pair.to_jwk_public_key())
+            }
+            Self::Es256 => {
+                let pair = EcKeyPair::generate(EcCurve::P256)?;
+                (pair.to_pem_private_key(), pair.to_jwk_public_key())
+            }
+            Self::EdDsa => {
+                let pair = EdKeyPair::generate(EdCurve::Ed25519)?;
+                (pair.to_pem_private_key(), pair.to_jwk_public_key())
+            }
+        })
+    }
+
+    /// Reads an operator-supplied private key (PEM in any form josekit reads, or a private JWK)
+    /// and returns it as this algorithm stores it, with its public JWK.
+    pub fn import(self, input: &[u8]) -> anyhow::Result<(Vec<u8>, Jwk)> {
+        let jwk = Jwk::from_bytes(input).ok();
+        let pem = |p: &dyn KeyPair| p.to_pem_private_key();
+        Ok(match self {
+            Self::Rs256 => {
+                let pair = match &jwk {
+                    Some(j) => RsaKeyPair::from_jwk(j)?,
+                    None => RsaKeyPair::from_pem(input)?,
+                };
+                (pem(&pair), pair.to_jwk_public_key())
+            }
+            Self::Ps256 => {
+                let pair = match (&jwk, pss(input)) {
+                    (_, Ok(p)) => p,
+                    (Some(j), _) => pss_from_rsa(&RsaKeyPair::from_jwk(j)?)?,
+                    (None, _) => pss_from_rsa(&RsaKeyPair::from_pem(input)?)?,
+                };
+                (pem(&pair), pair.to_jwk_public_key())
+            }
+            Self::Es256 => {
+                let pair = match &jwk {
+                    Some(j) => EcKeyPair::from_jwk(j)?,
+                    None => EcKeyPair::from_pem(input, Some(EcCurve::P256))?,
+                };
+                anyhow::ensure!(pair.curve() == EcCurve::P256, "ES256 needs a P-256 key");
+                (pem(&pair), pair.to_jwk_public_key())
+            }
+            Self::EdDsa => {
+                let pair = match &jwk {
+                    Some(j) => EdKeyPair::from_jwk(j)?,
+                    None => EdKeyPair::from_pem(input)?,
+                };
+                anyhow::ensure!(pair.curve() == EdCurve::Ed25519, "EdDSA here means Ed25519");
+                (pem(&pair), pair.to_jwk_public_key())
+            }
+        })
+    }
+
+    /// Guesses the algorithm of an imported key from its type: a JWK's `alg` wins; RSA keys
+    /// default to RS256.
+    pub fn of_key(input: &[u8]) -> Option<Self> {
+        if let Ok(jwk) = Jwk::from_bytes(input) {
+            if let Some(a) = jwk.algorithm() {
+                return Self::parse(a);
+            }
+            return match (jwk.key_type(), jwk.curve()) {
+                ("RSA", _) => Some(Self::Rs256),
+                ("EC", Some("P-256")) => Some(Self::Es256),
+                ("OKP", Some("Ed25519")) => Some(Self::EdDsa),
+                _ => None,
+            };
+        }
+        if RsaKeyPair::from_pem(input).is_ok() {
+            Some(Self::Rs256)
+        } else if EcKeyPair::from_pem(input, Some(EcCurve::P256)).is_ok() {
+            Some(Self::Es256)
+        } else if EdKeyPair::from_pem(input).is_ok() {
+            Some(Self::EdDsa)
+        } else {
+            None
+        }
+    }
+
+    /// The public key as PEM (SPKI), from the stored private PEM.
+    pub fn public_pem(self, private_pem: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(match self {
+            Self::Rs256 => RsaKeyPair::from_pem(private_pem)?.to_pem_public_key(),
+            // The plain rsaEncryption form, which every tool reads.
+            Self::Ps256 => RsaKeyPair::from_jwk(&pss(private_pem)?.to_jwk_key_pair())?.to_pem_public_key(),
+            Self::Es256 => EcKeyPair::from_pem(private_pem, Some(EcCurve::P256))?.to_pem_public_key(),
+            Self::EdDsa => EdKeyPair::from_pem(private_pem)?.to_pem_public_key(),
+        })
+    }
+
+    pub fn signer(self, private_pem: &[u8]) -> anyhow::Result<Box<dyn JwsSigner>> {
+        Ok(match self {
+            Self::Rs256 => Box::new(RS256.signer_from_pem(private_pem)?),
+            Self::Ps256 => Box::new(PS256.signer_from_pem(private_pem)?),
+            Self::Es256 => Box::new(ES256.signer_from_pem(private_pem)?),
+            Self::EdDsa => Box::new(EdDSA.signer_from_pem(private_pem)?),
+        })
+    }
+
+    pub fn verifier(self, public_jwk: &Jwk) -> anyhow::Result<Box<dyn JwsVerifier>> {
+        Ok(match self {
+            Self::Rs256 => Box::new(RS256.verifier_from_jwk(public_jwk)?),
+            Self::Ps256 => Box::new(PS256.verifier_from_jwk(public_jwk)?),
+            Self::Es256 => Box::new(ES256.verifier_from_jwk(public_jwk)?),
+            Self::EdDsa => Box::new(EdDSA.verifier_from_jwk(public_jwk)?),
+        })
+    }
+
+    /// `at_hash` and `c_hash` (OIDC Core §3.1.3.6, §3.3.2.11): the left half of the hash that
+    /// goes with the `alg`. For EdDSA with Ed25519 that is SHA-512 (OpenID Connect Token Hash
+    /// Algorithms 1.0, settled in openid/connect issue #1125).
+    pub fn half_hash(self, value: &str) -> String {
+        match self {
+            Self::Rs256 | Self::Ps256 | Self::Es256 => b64url(&sha256(value.as_bytes())[..16]),
+            Self::EdDsa => b64url(&Sha512::digest(value.as_bytes())[..32]),
+        }
+    }
+}
+
+/// A PKCS#8 RSASSA-PSS key with the PS256 parameters.
+fn pss(pem: &[u8]) -> Result<RsaPssKeyPair, josekit::JoseError> {
+    RsaPssKeyPair::from_pem(pem, Some(HashAlgorithm::Sha256), Some(HashAlgorithm::Sha256), Some(32))
+}
+
+fn pss_from_rsa(pair: &RsaKeyPair) -> Result<RsaPssKeyPair, josekit::JoseError> {
+    RsaPssKeyPair::from_jwk(&pair.to_jwk_key_pair(), HashAlgorithm::Sha256, HashAlgorithm::Sha256, 32)
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Alg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use josekit::jws::JwsHeader;
+
+    #[test]
+    fn every_alg_generates_signs_and_verifies() {
+        for alg in Alg::ALL {
+            let (pem, mut jwk) = alg.generate().unwrap();
+            jwk.set_algorithm(alg.as_str());
+            jwk.set_key_use("sig");
+            let signer = alg.signer(&pem).unwrap_or_else(|e| panic!("{alg} signer: {e}"));
+            let verifier = alg.verifier(&jwk).unwrap_or_else(|e| panic!("{alg} verifier: {e}"));
+            let jws = josekit::jws::serialize_compact(b"{}", &JwsHeader::new(), signer.as_ref()).unwrap();
+            josekit::jws::deserialize_compact(&jws, verifier.as_ref()).unwrap_or_else(|e| panic!("{alg} verify: {e}"));
+            let (again, _) = alg.import(&pem).unwrap_or_else(|e| panic!("{alg} import: {e}"));
+            alg.signer(&again).unwrap();
+            if alg == Alg::Ps256 {
+                let rsa = RsaKeyPair::generate(2048).unwrap();
+                for input in [rsa.to_pem_private_key(), rsa.to_jwk_private_key().to_string().into_bytes()] {
+                    let (imported, _) = alg.import(&input).unwrap_or_else(|e| panic!("PS256 import of RSA: {e}"));
+                    alg.signer(&imported).unwrap();
+                }
+            }
+            alg.public_pem(&pem).unwrap_or_else(|e| panic!("{alg} public pem: {e}"));
+        }
+    }
+}

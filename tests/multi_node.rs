@@ -151,3 +151,29 @@ async fn a_client_removed_through_the_cli_is_refused_by_both_nodes_within_5_seco
         }
     }
 }
+
+/// A key rotation through the CLI is honoured by every node within seconds, no restart: both sign
+/// with the newly active key and publish the new next key.
+#[tokio::test]
+async fn a_key_rotated_through_the_cli_is_used_by_both_nodes_within_5_seconds() {
+    let Some(c) = cluster() else { return };
+    let service = c.a.add_client("service", &["--grant-type", "client_credentials", "--scope", "billing:read"]);
+    let grant = [("grant_type", "client_credentials"), ("scope", "billing:read")];
+    let rotated = c.b.cli(&["keys", "rotate", "--alg", "RS256", "--force", "--json"]);
+    let active = rotated[0]["active"].as_str().unwrap_or_else(|| panic!("{rotated}")).to_string();
+    let next = rotated[0]["next"].as_str().unwrap_or_else(|| panic!("{rotated}")).to_string();
+    let rotated_at = Instant::now();
+    for node in [&c.a, &c.b] {
+        loop {
+            let r = node.token(&service.auth(), &grant).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let kid = jwt_header(r.json()["access_token"].as_str().unwrap())["kid"].as_str().unwrap().to_string();
+            let published = node.jwks().await["keys"].as_array().unwrap().iter().any(|k| k["kid"] == next.as_str());
+            if kid == active && published {
+                break;
+            }
+            assert!(rotated_at.elapsed() < Duration::from_secs(5), "{} still signs with {kid}", node.base);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

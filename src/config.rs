@@ -83,6 +83,9 @@ pub struct Login {
     /// Failed sign-ins per account before it is throttled for `lockout_secs`.
     pub max_failures: u64,
     pub lockout_secs: i64,
+    /// How recent a sign-in must be for a security change on the account page (removing a
+    /// factor, new recovery codes); an older session signs in again first.
+    pub reauth_secs: i64,
     /// How many argon2 computations may run at once.
     pub password_workers: usize,
 }
@@ -127,6 +130,7 @@ impl Default for Login {
         Self {
             max_failures: 5,
             lockout_secs: 15 * 60,
+            reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
@@ -152,6 +156,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_LOGIN_MAX_FAILURES",
+    "LATCHKEY_LOGIN_REAUTH_SECS",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -177,6 +182,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
                 v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect()
         }
         "LATCHKEY_LOGIN_MAX_FAILURES" => s.login.max_failures = num(&v)?,
+        "LATCHKEY_LOGIN_REAUTH_SECS" => s.login.reauth_secs = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())

@@ -66,6 +66,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// First-party clients are trusted by the operator: no consent page.
     pub first_party: bool,
+    /// The assurance level (`acr`, see `login::policy`) every sign-in for this client must reach.
+    pub min_acr: u8,
     pub created_at: Timestamp,
 }
 

@@ -110,6 +110,11 @@ impl KeyRing {
         Ok(())
     }
 
+    /// The key-encryption key, for other secrets sealed at rest (TOTP secrets).
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
     fn current(&self) -> Arc<KeySet> {
         self.set.read().unwrap().clone()
     }

@@ -124,3 +124,21 @@ async fn changes_need_a_fresh_sign_in_and_new_codes_replace_the_old() {
         assert!(log.contains(kind), "audit event {kind} in the log");
     }
 }
+
+#[tokio::test]
+async fn racing_uses_of_one_recovery_code_pass_once() {
+    let server = Server::start();
+    server.add_alice();
+    let c = server.first_party_client();
+    let owner = server.browser();
+    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (a, page_a) = recovery_page(&server, &c).await;
+    let (b, page_b) = recovery_page(&server, &c).await;
+    let code = &e.recovery_codes[3];
+    let (form_a, form_b) = (code_form(&page_a).unwrap(), code_form(&page_b).unwrap());
+    let fields = [("code", code.as_str())];
+    let (ra, rb) = tokio::join!(a.submit(&form_a, &fields), b.submit(&form_b, &fields));
+    assert_eq!([&ra, &rb].into_iter().filter(|r| r.status == 303).count(), 1, "{ra:?} {rb:?}");
+    let refused = if ra.status == 303 { &rb } else { &ra };
+    assert!(refused.body.contains("not valid, or it was already used"), "{refused:?}");
+}

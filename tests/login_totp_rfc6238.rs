@@ -119,3 +119,42 @@ async fn code_page_checks_csrf() {
     let ok = browser.submit(&form, &[("code", &code)]).await;
     browser.complete(ok, None, Decision::NotExpected).await.code();
 }
+
+#[tokio::test]
+async fn racing_submissions_of_one_code_pass_once() {
+    let server = Server::start();
+    server.add_alice();
+    let c = server.first_party_client();
+    let owner = server.browser();
+    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (a, page_a) = password_then_code_page(&server, &c, &Pkce::new()).await;
+    let (b, page_b) = password_then_code_page(&server, &c, &Pkce::new()).await;
+    let code = totp_code(&e.secret, e.step + 1);
+    let (form_a, form_b) = (code_form(&page_a).unwrap(), code_form(&page_b).unwrap());
+    let fields = [("code", code.as_str())];
+    let (ra, rb) = tokio::join!(a.submit(&form_a, &fields), b.submit(&form_b, &fields));
+    let passed: Vec<&Resp> = [&ra, &rb].into_iter().filter(|r| r.is_redirect()).collect();
+    assert_eq!(passed.len(), 1, "exactly one of two racing submissions passes: {ra:?} {rb:?}");
+    let refused = if ra.is_redirect() { &rb } else { &ra };
+    assert_refused(refused, "already used");
+}
+
+#[tokio::test]
+async fn prompt_login_asks_for_both_factors_again() {
+    let server = Server::start();
+    server.add_alice();
+    let c = server.first_party_client();
+    let browser = server.browser();
+    let e = browser.enrol_totp(&browser.security_page((USER, PASSWORD)).await).await;
+    let mut p = auth_params(&c, "openid", "s", "n");
+    p.push(("prompt", "login"));
+    let page = browser.follow(&browser.authorize(&p).await).await;
+    let r = browser.login(&page, USER, PASSWORD).await;
+    let code_page = browser.follow(&r).await;
+    let ok = browser.submit(&code_form(&code_page).unwrap(), &[("code", &totp_code(&e.secret, e.step + 1))]).await;
+    let o = browser.complete(ok, None, Decision::NotExpected).await;
+    assert_eq!(o.logins, 0, "the password was given above");
+    let claims = Tokens::from_json(server.redeem(&c, &o.code(), None).await.json()).id_claims();
+    assert_eq!(claims["acr"], "2", "{claims}");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{claims}");
+}

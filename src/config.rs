@@ -272,6 +272,9 @@ impl Settings {
         if self.login.password_workers == 0 {
             out.push("login.password_workers: must be at least 1".into());
         }
+        if self.login.reauth_secs <= 0 {
+            out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
+        }
         out
     }
 

@@ -20,11 +20,7 @@ async fn recovery_page(server: &Server, c: &TestClient) -> (Browser, Resp) {
 
 #[tokio::test]
 async fn a_recovery_code_signs_in_once_and_suggests_a_new_factor() {
-    let server = Server::start();
-    server.add_alice();
-    let c = server.first_party_client();
-    let owner = server.browser();
-    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (server, c, owner, e) = with_totp(&[]).await;
     assert!(e.recovery_codes.iter().all(|c| c.len() == 11 && c.as_bytes()[5] == b'-'), "{:?}", e.recovery_codes);
 
     let (browser, page) = recovery_page(&server, &c).await;
@@ -58,11 +54,8 @@ async fn a_recovery_code_signs_in_once_and_suggests_a_new_factor() {
 
 #[tokio::test]
 async fn changes_need_a_fresh_sign_in_and_new_codes_replace_the_old() {
-    let server = Server::start_with(&[("LATCHKEY_LOGIN_REAUTH_SECS", "4"), ("RUST_LOG", "warn,audit=info")]);
-    server.add_alice();
-    let c = server.first_party_client();
-    let owner = server.browser();
-    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (server, c, owner, e) =
+        with_totp(&[("LATCHKEY_LOGIN_REAUTH_SECS", "4"), ("RUST_LOG", "warn,audit=info")]).await;
 
     // The session predates the authenticator (one factor): new codes need a sign-in with both.
     let page = owner.get("/account/security").await;
@@ -127,11 +120,7 @@ async fn changes_need_a_fresh_sign_in_and_new_codes_replace_the_old() {
 
 #[tokio::test]
 async fn racing_uses_of_one_recovery_code_pass_once() {
-    let server = Server::start();
-    server.add_alice();
-    let c = server.first_party_client();
-    let owner = server.browser();
-    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (server, c, _owner, e) = with_totp(&[]).await;
     let (a, page_a) = recovery_page(&server, &c).await;
     let (b, page_b) = recovery_page(&server, &c).await;
     let code = &e.recovery_codes[3];

@@ -81,11 +81,7 @@ async fn enrol_then_sign_in_with_password_and_code() {
 
 #[tokio::test]
 async fn wrong_codes_count_toward_the_account_throttle() {
-    let server = Server::start_with(&[("LATCHKEY_LOGIN_MAX_FAILURES", "3")]);
-    server.add_alice();
-    let c = server.first_party_client();
-    let owner = server.browser();
-    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (server, c, _owner, e) = with_totp(&[("LATCHKEY_LOGIN_MAX_FAILURES", "3")]).await;
 
     let (browser, mut page) = password_then_code_page(&server, &c, &Pkce::new()).await;
     for _ in 0..3 {
@@ -104,11 +100,7 @@ async fn wrong_codes_count_toward_the_account_throttle() {
 
 #[tokio::test]
 async fn code_page_checks_csrf() {
-    let server = Server::start();
-    server.add_alice();
-    let c = server.first_party_client();
-    let owner = server.browser();
-    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (server, c, _owner, e) = with_totp(&[]).await;
     let (browser, page) = password_then_code_page(&server, &c, &Pkce::new()).await;
     let form = code_form(&page).unwrap();
     assert!(form.value("csrf").is_some_and(|v| !v.is_empty()), "{form:?}");
@@ -122,11 +114,7 @@ async fn code_page_checks_csrf() {
 
 #[tokio::test]
 async fn racing_submissions_of_one_code_pass_once() {
-    let server = Server::start();
-    server.add_alice();
-    let c = server.first_party_client();
-    let owner = server.browser();
-    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    let (server, c, _owner, e) = with_totp(&[]).await;
     let (a, page_a) = password_then_code_page(&server, &c, &Pkce::new()).await;
     let (b, page_b) = password_then_code_page(&server, &c, &Pkce::new()).await;
     let code = totp_code(&e.secret, e.step + 1);
@@ -141,11 +129,7 @@ async fn racing_submissions_of_one_code_pass_once() {
 
 #[tokio::test]
 async fn prompt_login_asks_for_both_factors_again() {
-    let server = Server::start();
-    server.add_alice();
-    let c = server.first_party_client();
-    let browser = server.browser();
-    let e = browser.enrol_totp(&browser.security_page((USER, PASSWORD)).await).await;
+    let (server, c, browser, e) = with_totp(&[]).await;
     let mut p = auth_params(&c, "openid", "s", "n");
     p.push(("prompt", "login"));
     let page = browser.follow(&browser.authorize(&p).await).await;

@@ -1737,6 +1737,17 @@ pub struct Enrolled {
     pub recovery_codes: Vec<String>,
 }
 
+/// A server (with `env`) that has alice, a first-party client, and alice's authenticator set
+/// up on the account page by the returned browser (whose session is still password-only).
+pub async fn with_totp(env: &[(&str, &str)]) -> (Server, TestClient, Browser, Enrolled) {
+    let server = Server::start_with(env);
+    server.add_alice();
+    let c = server.first_party_client();
+    let owner = server.browser();
+    let e = owner.enrol_totp(&owner.security_page((USER, PASSWORD)).await).await;
+    (server, c, owner, e)
+}
+
 impl Browser {
     /// Presses "use … instead" on a second-factor page: switches the flow to step `to` and
     /// returns that step's page.

@@ -7,7 +7,7 @@ use crate::http::middleware;
 use crate::keys::KeyRing;
 use crate::passwords::Passwords;
 use crate::store::Store;
-use crate::{login, oidc, pages};
+use crate::{account, login, oidc, pages};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -68,7 +68,7 @@ impl AppState {
 
 /// The whole application: protocol endpoints, login pages, operations endpoints.
 pub fn router(state: AppState) -> Router {
-    let limited = Router::new().merge(oidc::router()).merge(login::router());
+    let limited = Router::new().merge(oidc::router()).merge(login::router()).merge(account::router());
     let limited = middleware::rate_limited(limited, &state.settings.rate_limit);
     Router::new()
         .merge(limited)

@@ -90,6 +90,11 @@ enum ClientsCommand {
         /// Trusted by the operator: no consent page
         #[arg(long = "first-party")]
         first_party: bool,
+        /// The least assurance every sign-in for this client must reach: 1 (one factor) or 2
+        /// (two factors); users without a second factor are then refused, not signed in weaker
+        #[arg(long = "min-acr", default_value = "1",
+              value_parser = clap::builder::PossibleValuesParser::new(crate::login::policy::ACR_VALUES_SUPPORTED))]
+        min_acr: String,
         /// Grant types (default: authorization_code refresh_token)
         #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
         grant_types: Vec<String>,
@@ -227,6 +232,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             public,
             auth_method,
             first_party,
+            min_acr,
             grant_types,
             scopes,
             id_token_alg,
@@ -274,6 +280,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 grant_types,
                 scopes,
                 first_party,
+                min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
                 created_at: now(),
                 id_token_signed_response_alg: alg,
             };

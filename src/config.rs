@@ -84,6 +84,9 @@ pub struct Login {
     /// Failed sign-ins per account before it is throttled for `lockout_secs`.
     pub max_failures: u64,
     pub lockout_secs: i64,
+    /// How recent a sign-in must be for a security change on the account page (removing a
+    /// factor, new recovery codes); an older session signs in again first.
+    pub reauth_secs: i64,
     /// How many argon2 computations may run at once.
     pub password_workers: usize,
 }
@@ -146,6 +149,7 @@ impl Default for Login {
         Self {
             max_failures: 5,
             lockout_secs: 15 * 60,
+            reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
@@ -173,6 +177,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_LOGIN_MAX_FAILURES",
     "LATCHKEY_JWKS_MAX_AGE",
     "LATCHKEY_KEYS_ROTATE_EVERY",
+    "LATCHKEY_LOGIN_REAUTH_SECS",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -200,6 +205,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_LOGIN_MAX_FAILURES" => s.login.max_failures = num(&v)?,
         "LATCHKEY_JWKS_MAX_AGE" => s.keys.jwks_max_age = num(&v)?,
         "LATCHKEY_KEYS_ROTATE_EVERY" => s.keys.rotate_every = Some(num(&v)?),
+        "LATCHKEY_LOGIN_REAUTH_SECS" => s.login.reauth_secs = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -299,6 +305,9 @@ impl Settings {
         }
         if self.login.password_workers == 0 {
             out.push("login.password_workers: must be at least 1".into());
+        }
+        if self.login.reauth_secs <= 0 {
+            out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
         }
         out
     }

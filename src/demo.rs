@@ -58,6 +58,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scopes: Vec::new(),
         first_party: false,
+        min_acr: 1,
         created_at: now,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
     };

@@ -5,6 +5,7 @@
 //! - [`http`]: middleware, strict extractors, and the one mapping from errors to responses.
 //! - [`oidc`]: the protocol endpoints, one module each (discovery, jwks, authorize, token, …).
 //! - [`login`]: the login flow engine, its steps and the policy that picks them.
+//! - [`account`]: self-service pages for the signed-in user (second factors).
 //! - [`domain`]: clients, users, sessions, grants and the claims they release.
 //! - [`keys`]: signing keys, their encryption at rest, JWS signing and verification.
 //! - [`store`]: durable state over sqlx (SQLite by default, Postgres in production).
@@ -13,6 +14,8 @@
 //! [`app`] assembles them into a router; [`server`] binds and runs it; [`cli`] is the operator's
 //! interface to the same state.
 
+/// Self-service pages for the signed-in user: account security (second factors).
+pub mod account;
 /// Router assembly and the state every handler shares.
 pub mod app;
 /// The operator's command line: serve, migrate, clients, users, keys.

@@ -38,6 +38,63 @@ pub struct PasswordPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// The words of a second-factor step's page: one code field, and a switch to the step that
+/// can stand in for it.
+pub struct CodeText {
+    pub title: &'static str,
+    pub heading: &'static str,
+    pub intro: &'static str,
+    pub label: &'static str,
+    /// Digits only: a numeric keyboard and the browser's one-time-code autofill.
+    pub numeric: bool,
+    pub switch_to: &'static str,
+    pub switch_label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "login_code.html")]
+pub struct CodePage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub error: Option<&'a str>,
+    pub text: &'static CodeText,
+}
+
+/// After a sign-in with a recovery code: how many are left, and where to set up a new factor.
+#[derive(Template)]
+#[template(path = "login_recovery_notice.html")]
+pub struct RecoveryNoticePage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub left: i64,
+}
+
+#[derive(Template)]
+#[template(path = "account_security.html")]
+pub struct SecurityPage<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub totp: bool,
+    pub codes_left: i64,
+    pub notice: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "account_totp_enrol.html")]
+pub struct TotpEnrolPage<'a> {
+    pub csrf: &'a str,
+    pub secret: &'a str,
+    pub qr: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "account_recovery_codes.html")]
+pub struct RecoveryCodesPage<'a> {
+    pub codes: &'a [String],
+}
+
 pub struct ScopeLine {
     pub name: String,
     pub description: &'static str,

@@ -1,10 +1,11 @@
-//! `latchkey keys rewrap`: every private key re-sealed under a new key-encryption key in one
-//! transaction, while the server runs. The node holding the old KEK switches to the new file on
+//! `latchkey keys rewrap`: every private key and authenticator (TOTP) secret re-sealed under a
+//! new key-encryption key, while the server runs. The node holding the old KEK switches to the new file on
 //! its own at the next key change, and keeps signing and verifying throughout.
 
 mod common;
 
 use common::keys::*;
+use common::{PASSWORD, USER, code_form, totp_code};
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -16,9 +17,11 @@ async fn rewrap_reseals_every_key_and_the_running_node_follows() {
     let before = server.code_flow(&browser, &client, "openid").await;
     let old_kek = std::fs::read_to_string(keys_dir.join("kek")).unwrap();
     let sealed_before = server.db_strings("SELECT private_enc FROM signing_keys ORDER BY kid");
+    let authenticator = browser.enrol_totp(&browser.security_page((USER, PASSWORD)).await).await;
+    let totp_before = server.db_strings("SELECT secret_enc FROM totp_credentials");
 
     let out = server.cli_text(&["keys", "rewrap"], None);
-    assert!(out.contains("re-sealed 8 keys"), "{out}");
+    assert!(out.contains("re-sealed 8 keys and 1 authenticator secrets"), "{out}");
     let new_kek = std::fs::read_to_string(keys_dir.join("kek")).unwrap();
     assert_ne!(new_kek, old_kek);
     assert_eq!(std::fs::read_to_string(keys_dir.join("kek.previous")).unwrap(), old_kek);
@@ -26,6 +29,7 @@ async fn rewrap_reseals_every_key_and_the_running_node_follows() {
     let sealed_after = server.db_strings("SELECT private_enc FROM signing_keys ORDER BY kid");
     assert!(sealed_before.iter().zip(&sealed_after).all(|(a, b)| a != b), "every record re-sealed");
     assert!(server.db_strings("SELECT kind FROM audit_events").iter().any(|k| k == "key.kek_rewrapped"));
+    assert_ne!(server.db_strings("SELECT secret_enc FROM totp_credentials"), totp_before);
 
     // Without the previous KEK, the CLI opens every key with the new one.
     std::fs::remove_file(keys_dir.join("kek.previous")).unwrap();
@@ -33,6 +37,18 @@ async fn rewrap_reseals_every_key_and_the_running_node_follows() {
         let pem = server.cli_text(&["keys", "export", &kid, "--public", "--format", "pem"], None);
         assert!(pem.contains("PUBLIC KEY"), "{pem}");
     }
+
+    // The authenticator secret, re-sealed under the new KEK, opens on the running node, which
+    // still holds the old KEK: it reads the KEK file again.
+    let fresh = server.browser();
+    let mut p = common::auth_params(&client, "openid", "st", "n");
+    let pkce = common::Pkce::new();
+    p.extend([("code_challenge", pkce.challenge.as_str()), ("code_challenge_method", "S256")]);
+    let page = fresh.follow(&fresh.authorize(&p).await).await;
+    let code_page = fresh.follow(&fresh.login(&page, USER, PASSWORD).await).await;
+    let form = code_form(&code_page).unwrap_or_else(|| panic!("the authenticator-code page: {code_page:?}"));
+    let done = fresh.submit(&form, &[("code", &totp_code(&authenticator.secret, authenticator.step + 1))]).await;
+    assert!(done.location().is_some_and(|l| l.contains("code=")), "password + code after the rewrap: {done:?}");
 
     // A rotation after the rewrap: the node, still holding the old KEK, re-reads the KEK file.
     let old_kid = kid_in(&server, "RS256", "active");

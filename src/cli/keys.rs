@@ -6,6 +6,7 @@ use super::{Json, now, open, print};
 use crate::config::Settings;
 use crate::keys::lifecycle::{self, Plan, Policy};
 use crate::keys::{self, Alg, KeyState, kek, kek::Kek};
+use crate::login::steps::totp;
 use crate::store::{AuditEvent, KeyChange, SigningKeyRow, Store};
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -224,7 +225,7 @@ async fn run_plan(store: &Store, kek: &Kek, plan: &Plan, by: &str) -> anyhow::Re
     Ok(store.signing_keys().await?)
 }
 
-/// `keys rewrap`: every private key re-sealed under the new KEK, in one transaction. In file
+/// `keys rewrap`: every private key and authenticator (TOTP) secret re-sealed under the new KEK. In file
 /// mode the new KEK is written to `kek.next` first and becomes `kek` only after the commit (the
 /// old one stays as `kek.previous`, which running nodes still open with); so a crash at any
 /// point leaves every record readable.
@@ -242,31 +243,44 @@ async fn rewrap(settings: &Settings, store: &Store) -> anyhow::Result<()> {
         kek::stage_file(dir, text)?;
     }
     // A record created meanwhile by a node sealing with the old KEK is caught by another pass.
-    let mut total = 0;
+    let (mut total, mut secrets_total) = (0, 0);
     for _ in 0..5 {
         let mut sealed = Vec::new();
         for r in store.signing_keys().await?.iter().filter(|r| !target.is_current(&r.kid, &r.private_enc)) {
             let plain = target.open(&r.kid, &r.private_enc)?;
             sealed.push((r.kid.clone(), r.private_enc.clone(), target.seal(&r.kid, &plain)));
         }
-        if sealed.is_empty() {
+        let mut secrets = Vec::new();
+        for (user_id, enc) in store.totp_secrets().await? {
+            let aad = totp::aad(&user_id);
+            if !target.is_current(&aad, &enc) {
+                let plain = target.open(&aad, &enc)?;
+                secrets.push((user_id, enc, target.seal(&aad, &plain)));
+            }
+        }
+        if sealed.is_empty() && secrets.is_empty() {
             break;
         }
         total += store.reseal_signing_keys(&sealed).await?;
+        secrets_total += store.reseal_totp_secrets(&secrets).await?;
     }
     if let Some(dir) = &file_mode {
         kek::promote_file(dir)?;
     }
-    store.audit(AuditEvent::new("key.kek_rewrapped").detail("keys", total), now()).await;
+    store
+        .audit(AuditEvent::new("key.kek_rewrapped").detail("keys", total).detail("totp_secrets", secrets_total), now())
+        .await;
     match (&file_mode, new_env) {
         (Some(dir), _) => println!(
-            "re-sealed {total} keys; {} now holds the new key-encryption key, the old one stays in kek.previous (running nodes switch on their own; delete it once all have)",
+            "re-sealed {total} keys and {secrets_total} authenticator secrets; {} now holds the new key-encryption key, the old one stays in kek.previous (running nodes switch on their own; delete it once all have)",
             dir.join("kek").display()
         ),
         (None, Some(_)) => println!(
-            "re-sealed {total} keys under LATCHKEY_NEW_KEK; restart every node with LATCHKEY_KEK set to it and LATCHKEY_KEK_PREVIOUS to the old one"
+            "re-sealed {total} keys and {secrets_total} authenticator secrets under LATCHKEY_NEW_KEK; restart every node with LATCHKEY_KEK set to it and LATCHKEY_KEK_PREVIOUS to the old one"
         ),
-        (None, None) => println!("re-sealed {total} keys under LATCHKEY_KEK; LATCHKEY_KEK_PREVIOUS may now be removed"),
+        (None, None) => println!(
+            "re-sealed {total} keys and {secrets_total} authenticator secrets under LATCHKEY_KEK; LATCHKEY_KEK_PREVIOUS may now be removed"
+        ),
     }
     Ok(())
 }

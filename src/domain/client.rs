@@ -69,6 +69,8 @@ pub struct Client {
     pub first_party: bool,
     /// Signs this client's ID tokens and access tokens (OIDC Dynamic Client Registration §2).
     pub id_token_signed_response_alg: Alg,
+    /// The assurance level (`acr`, see `login::policy`) every sign-in for this client must reach.
+    pub min_acr: u8,
     pub created_at: Timestamp,
 }
 

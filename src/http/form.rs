@@ -78,6 +78,19 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
+/// Parses the form a page posted and checks its CSRF token against `expected`, in constant
+/// time: every state-changing page form carries one.
+pub fn page_form(headers: &HeaderMap, body: &[u8], expected: &str) -> Result<Params, super::PageError> {
+    let p = Params::from_form(headers, body)
+        .map_err(|m| super::PageError::bad_request("invalid_request", "The form could not be read", m))?;
+    match p.get("csrf") {
+        Some(t) if crate::crypto::constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(p),
+        _ => Err(super::PageError::forbidden(
+            "The form was not sent by this page (CSRF check failed). Reload the page and try again.",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,6 +153,26 @@ impl KeyRing {
         self.refresh(now).await
     }
 
+    /// Seals another secret kept at rest (a TOTP secret) under the current KEK; `aad` names
+    /// what it belongs to, so a ciphertext cannot be moved onto another record.
+    pub fn seal_secret(&self, aad: &str, plain: &[u8]) -> String {
+        self.kek.read().unwrap().seal(aad, plain)
+    }
+
+    /// Opens what [`KeyRing::seal_secret`] sealed, reading the KEK file again when `keys rewrap`
+    /// has re-sealed the secret under a KEK this node has not seen yet.
+    pub fn open_secret(&self, aad: &str, sealed: &str) -> anyhow::Result<Vec<u8>> {
+        let kek = self.kek.read().unwrap().clone();
+        kek.open(aad, sealed).or_else(|e| match kek.reload() {
+            Some(Ok(newer)) => {
+                let plain = newer.open(aad, sealed).map_err(|_| e)?;
+                *self.kek.write().unwrap() = newer;
+                Ok(plain)
+            }
+            _ => Err(e),
+        })
+    }
+
     fn current(&self) -> Arc<KeySet> {
         self.set.read().unwrap().clone()
     }

@@ -2,17 +2,20 @@
 //!
 //! ```text
 //!  /authorize ──► Authenticate(step) ──passed──► [policy: another step?] ──► Authenticate(next)
-//!       │                 │ failed: same step again                │ no
-//!       │                 ▼                                        ▼
-//!       └──(signed in)──► Consent ──allow──► Complete: code to the client
-//!                            └──deny──► access_denied to the client
+//!   │  │  /account    │ failed: same step again       │ no            │ unmet
+//!   │  │              │ (or switch to an alternative) ▼               ▼
+//!   │  │              │        session (acr, amr) ─► [recovery code? Notice]   error to the client
+//!   │  └─(one factor, step-up)─► Authenticate(totp)   │
+//!   └──(signed in)──► Consent ──allow──► Complete: code to the client (or back to /account)
+//!                        └──deny──► access_denied to the client
 //! ```
 //!
 //! A flow lives in the ephemeral store, is bound to the browser that started it (a cookie),
 //! and every form it shows carries its CSRF token.
 
+use super::policy::{self, Factors, Next, Requirement};
+use super::session;
 use super::steps::{Outcome, StepContext, StepKind};
-use super::{policy, session};
 use crate::app::AppState;
 use crate::crypto::{constant_time_eq, hash_secret, random_token};
 use crate::domain::{Client, Session};
@@ -38,28 +41,75 @@ pub struct Flow {
     pub csrf: String,
     /// Hash of the browser cookie the flow belongs to.
     browser: String,
-    pub request: AuthRequest,
+    pub purpose: Purpose,
     pub stage: Stage,
     /// Steps passed so far in this flow.
     pub passed: Vec<StepKind>,
+    /// The user the first factor identified (or the session's user, for a step-up).
+    pub user_id: Option<String>,
+    /// `amr` values proven so far (RFC 8176).
+    pub amr: Vec<String>,
+}
+
+/// What the sign-in is for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Purpose {
+    /// An authorization request from a client.
+    Authorize(Box<AuthRequest>),
+    /// The account pages: sign in (again) and return to `return_to`, a local path.
+    Account { return_to: String },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Stage {
-    Authenticate { step: StepKind },
-    Consent { session_id: String },
+    Authenticate {
+        step: StepKind,
+    },
+    /// Signed in with a recovery code: say how many are left before going on.
+    RecoveryNotice {
+        session_id: String,
+    },
+    Consent {
+        session_id: String,
+    },
+}
+
+/// Where a flow starts.
+pub enum Entry {
+    /// No usable session: the first step.
+    SignIn,
+    /// A one-factor session that must add its second factor.
+    StepUp(Session),
+    /// Signed in; only consent is missing.
+    Consent(Session),
+}
+
+impl Flow {
+    pub fn login_hint(&self) -> Option<&str> {
+        match &self.purpose {
+            Purpose::Authorize(req) => req.login_hint.as_deref(),
+            Purpose::Account { .. } => None,
+        }
+    }
+
+    fn requirement(&self, client: Option<&Client>) -> Requirement {
+        match (&self.purpose, client) {
+            (Purpose::Authorize(req), Some(c)) => policy::requirement(req, c),
+            _ => Requirement::ACCOUNT,
+        }
+    }
 }
 
 fn key(id: &str) -> String {
     format!("flow:{id}")
 }
 
-/// Starts a flow for `req`: at consent when `signed_in` is given, otherwise at the first step.
+/// Starts a flow for `purpose` at `entry`.
 pub async fn start(
     state: &AppState,
     headers: &HeaderMap,
-    req: AuthRequest,
-    signed_in: Option<Session>,
+    purpose: Purpose,
+    entry: Entry,
 ) -> Result<Response, PageError> {
     let (browser, new_cookie) = match cookies::get(headers, BROWSER_COOKIE) {
         Some(v) if !v.is_empty() => (v.to_owned(), None),
@@ -69,17 +119,20 @@ pub async fn start(
             (v, Some(c))
         }
     };
-    let stage = match signed_in {
-        Some(s) => Stage::Consent { session_id: s.id },
-        None => Stage::Authenticate { step: policy::first_step(&req) },
+    let (stage, user_id, amr) = match entry {
+        Entry::SignIn => (Stage::Authenticate { step: policy::first_step() }, None, Vec::new()),
+        Entry::StepUp(s) => (Stage::Authenticate { step: policy::step_up_step() }, Some(s.user_id), s.amr),
+        Entry::Consent(s) => (Stage::Consent { session_id: s.id }, None, Vec::new()),
     };
     let flow = Flow {
         id: random_token(),
         csrf: random_token(),
         browser: hash_secret(&browser),
-        request: req,
+        purpose,
         stage,
         passed: Vec::new(),
+        user_id,
+        amr,
     };
     save(state, &flow).await?;
     let mut resp = see_other(&location(&flow));
@@ -91,7 +144,7 @@ pub async fn start(
 
 fn location(flow: &Flow) -> String {
     match flow.stage {
-        Stage::Authenticate { .. } => format!("/login/{}", flow.id),
+        Stage::Authenticate { .. } | Stage::RecoveryNotice { .. } => format!("/login/{}", flow.id),
         Stage::Consent { .. } => format!("/consent/{}", flow.id),
     }
 }
@@ -102,8 +155,8 @@ async fn save(state: &AppState, flow: &Flow) -> Result<(), PageError> {
     Ok(())
 }
 
-/// The flow named in the path, if it exists and belongs to this browser.
-async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Flow, Arc<Client>), PageError> {
+/// The flow named in the path, if it exists and belongs to this browser, and its client.
+async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Flow, Option<Arc<Client>>), PageError> {
     let flow: Flow = state
         .ephemeral
         .get(&key(id))
@@ -116,23 +169,19 @@ async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Flow, 
             "This sign-in was started in another browser. Go back to the application and start again.",
         ));
     }
-    let client = state.store.client(&flow.request.client_id).await?.ok_or_else(PageError::expired)?;
+    let client = match &flow.purpose {
+        Purpose::Authorize(req) => Some(state.store.client(&req.client_id).await?.ok_or_else(PageError::expired)?),
+        Purpose::Account { .. } => None,
+    };
     Ok((flow, client))
 }
 
 /// Parses a flow form and checks its CSRF token.
 fn form(flow: &Flow, headers: &HeaderMap, body: &[u8]) -> Result<Params, PageError> {
-    let p = Params::from_form(headers, body)
-        .map_err(|m| PageError::bad_request("invalid_request", "The form could not be read", m))?;
-    match p.get("csrf") {
-        Some(t) if constant_time_eq(t.as_bytes(), flow.csrf.as_bytes()) => Ok(p),
-        _ => Err(PageError::forbidden(
-            "The form was not sent by this sign-in page (CSRF check failed). Reload the page and try again.",
-        )),
-    }
+    crate::http::form::page_form(headers, body, &flow.csrf)
 }
 
-fn see_other(location: &str) -> Response {
+pub fn see_other(location: &str) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -144,6 +193,11 @@ fn ip(addr: &SocketAddr) -> Option<String> {
     Some(addr.ip().to_string())
 }
 
+/// The second factors `user_id` has enrolled.
+pub async fn factors(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
+    Ok(Factors { totp: state.store.totp_credential(user_id).await?.is_some() })
+}
+
 /// GET /login/{flow}: the current step's page.
 pub async fn show_step(
     State(state): State<AppState>,
@@ -151,12 +205,22 @@ pub async fn show_step(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (flow, client) = load(&state, &headers, &id).await?;
-    let Stage::Authenticate { step } = flow.stage else { return Ok(see_other(&location(&flow))) };
-    let ctx = StepContext { state: &state, flow: &flow, client: &client, ip: None, now: state.now() };
-    Ok(step.render(&ctx, None, None))
+    match &flow.stage {
+        Stage::Authenticate { step } => {
+            let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: None, now: state.now() };
+            Ok(step.render(&ctx, None, None))
+        }
+        Stage::RecoveryNotice { session_id } => {
+            let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
+            let left = state.store.recovery_codes_left(&session.user_id).await?;
+            let action = format!("/login/{}", flow.id);
+            Ok(pages::render(StatusCode::OK, &pages::RecoveryNoticePage { action: &action, csrf: &flow.csrf, left }))
+        }
+        Stage::Consent { .. } => Ok(see_other(&location(&flow))),
+    }
 }
 
-/// POST /login/{flow}: judge the step, then follow the policy.
+/// POST /login/{flow}: judge the step (or switch to an alternative), then follow the policy.
 pub async fn submit_step(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -165,63 +229,125 @@ pub async fn submit_step(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let (mut flow, client) = load(&state, &headers, &id).await?;
-    let Stage::Authenticate { step } = flow.stage else { return Ok(see_other(&location(&flow))) };
+    let step = match &flow.stage {
+        Stage::Authenticate { step } => *step,
+        Stage::RecoveryNotice { session_id } => {
+            form(&flow, &headers, &body)?;
+            let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
+            return proceed(&state, flow, client.as_deref(), &session).await;
+        }
+        Stage::Consent { .. } => return Ok(see_other(&location(&flow))),
+    };
     let p = form(&flow, &headers, &body)?;
+    // "Use a recovery code instead": only to a step the policy offers in place of this one.
+    if let Some(name) = p.get("switch") {
+        let to = StepKind::parse(name).filter(|k| policy::alternatives(step).contains(k));
+        let Some(to) = to else {
+            return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
+        };
+        flow.stage = Stage::Authenticate { step: to };
+        save(&state, &flow).await?;
+        return Ok(see_other(&location(&flow)));
+    }
     let now = state.now();
     let ip = ip(&addr);
-    let ctx = StepContext { state: &state, flow: &flow, client: &client, ip: ip.clone(), now };
-    match step.submit(&ctx, &p).await? {
+    let client_id = client.as_ref().map(|c| c.id.clone());
+    let audit = |kind| {
+        let e = AuditEvent::new(kind).ip(ip.clone()).detail("step", step.name());
+        match &client_id {
+            Some(c) => e.client(c),
+            None => e,
+        }
+    };
+    let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: ip.clone(), now };
+    let (user_id, amr) = match step.submit(&ctx, &p).await? {
         Outcome::Failed { message, reason, user_id } => {
-            let mut event = AuditEvent::new("login.failed")
-                .client(&client.id)
-                .ip(ip)
-                .detail("step", step.name())
-                .detail("reason", reason);
+            let mut event = audit("login.failed").detail("reason", reason);
             if let Some(u) = &user_id {
                 event = event.user(u);
             }
             state.store.audit(event, now).await;
-            Ok(step.render(&ctx, Some(message), Some(&p)))
+            return Ok(step.render(&ctx, Some(message), Some(&p)));
         }
-        Outcome::Passed { user_id, amr } => {
-            let event = AuditEvent::new("login.step_passed")
-                .user(&user_id)
-                .client(&client.id)
-                .ip(ip.clone())
-                .detail("step", step.name());
+        Outcome::Passed { user_id, amr } => (user_id, amr),
+    };
+    // A later step proves the user the first one identified, never someone else.
+    if flow.user_id.as_ref().is_some_and(|u| *u != user_id) {
+        return Err(PageError::forbidden("This sign-in changed hands. Go back to the application and start again."));
+    }
+    state.store.audit(audit("login.step_passed").user(&user_id), now).await;
+    flow.user_id = Some(user_id.clone());
+    flow.amr = policy::combine_amr(&flow.amr, &amr);
+    flow.passed.push(step);
+    match policy::next_step(flow.requirement(client.as_deref()), &flow.amr, factors(&state, &user_id).await?) {
+        Next::Step(next) => {
+            flow.stage = Stage::Authenticate { step: next };
+            save(&state, &flow).await?;
+            Ok(see_other(&location(&flow)))
+        }
+        Next::Unmet => {
+            state.ephemeral.delete(&key(&flow.id)).await?;
+            state.store.audit(audit("login.unmet_requirements").user(&user_id), now).await;
+            Ok(unmet(&state, &flow.purpose))
+        }
+        Next::Done => {
+            let acr = policy::acr_for(&flow.amr);
+            let (session, cookie) = session::establish(&state, &headers, &user_id, flow.amr.clone(), acr, now).await?;
+            let event = audit("login.succeeded").user(&user_id).detail("sid", session.id.clone()).detail("acr", acr);
             state.store.audit(event, now).await;
-            flow.passed.push(step);
-            if let Some(next) = policy::next_step(&flow.request, &flow.passed) {
-                flow.stage = Stage::Authenticate { step: next };
-                save(&state, &flow).await?;
-                return Ok(see_other(&location(&flow)));
-            }
-            let acr = policy::acr_for(&amr);
-            let (session, cookie) = session::establish(&state, &headers, &user_id, amr, acr, now).await?;
-            state
-                .store
-                .audit(
-                    AuditEvent::new("login.succeeded")
-                        .user(&user_id)
-                        .client(&client.id)
-                        .ip(ip)
-                        .detail("sid", session.id.clone()),
-                    now,
-                )
-                .await;
-            let consented = state.store.consented_scopes(&user_id, &client.id).await?;
-            let mut resp = if policy::needs_consent(&flow.request, &client, &consented) {
-                flow.stage = Stage::Consent { session_id: session.id.clone() };
+            let mut resp = if step == StepKind::RecoveryCode {
+                flow.stage = Stage::RecoveryNotice { session_id: session.id.clone() };
                 save(&state, &flow).await?;
                 see_other(&location(&flow))
             } else {
-                complete(&state, &flow, &session).await?
+                proceed(&state, flow, client.as_deref(), &session).await?
             };
             if let Some(c) = cookie {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
             Ok(resp)
         }
+    }
+}
+
+/// The answer when the required acr cannot be reached: to a client,
+/// `unmet_authentication_requirements` (OpenID Connect Core Unmet Authentication Requirements
+/// 1.0 §1: SHALL for an essential `acr`, MAY otherwise) rather than a weaker login.
+pub fn unmet(state: &AppState, purpose: &Purpose) -> Response {
+    match purpose {
+        Purpose::Authorize(req) => response::error(
+            state,
+            &req.target,
+            &err(
+                "unmet_authentication_requirements",
+                "the requested authentication context needs a second factor the user has not set up",
+            ),
+        ),
+        Purpose::Account { .. } => {
+            PageError::forbidden("This sign-in cannot reach the required assurance.").into_response()
+        }
+    }
+}
+
+/// Signed in: on to consent, the client, or back to the account page.
+async fn proceed(
+    state: &AppState,
+    mut flow: Flow,
+    client: Option<&Client>,
+    session: &Session,
+) -> Result<Response, PageError> {
+    let (Purpose::Authorize(req), Some(client)) = (&flow.purpose, client) else {
+        state.ephemeral.delete(&key(&flow.id)).await?;
+        let Purpose::Account { return_to } = &flow.purpose else { return Err(PageError::expired()) };
+        return Ok(see_other(return_to));
+    };
+    let consented = state.store.consented_scopes(&session.user_id, &client.id).await?;
+    if policy::needs_consent(req, client, &consented) {
+        flow.stage = Stage::Consent { session_id: session.id.clone() };
+        save(state, &flow).await?;
+        Ok(see_other(&location(&flow)))
+    } else {
+        complete(state, &flow, session).await
     }
 }
 
@@ -233,11 +359,11 @@ pub async fn show_consent(
 ) -> Result<Response, PageError> {
     let (flow, client) = load(&state, &headers, &id).await?;
     let Stage::Consent { session_id } = &flow.stage else { return Ok(see_other(&location(&flow))) };
+    let (request, client) = authorize_parts(&flow, client.as_deref())?;
     let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
     let user = state.store.user(&session.user_id).await?.ok_or_else(PageError::expired)?;
     let action = format!("/consent/{}", flow.id);
-    let scopes = flow
-        .request
+    let scopes = request
         .scopes
         .iter()
         .map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) })
@@ -262,6 +388,7 @@ pub async fn submit_consent(
 ) -> Result<Response, PageError> {
     let (flow, client) = load(&state, &headers, &id).await?;
     let Stage::Consent { session_id } = &flow.stage else { return Ok(see_other(&location(&flow))) };
+    let (request, client) = authorize_parts(&flow, client.as_deref())?;
     let p = form(&flow, &headers, &body)?;
     let now = state.now();
     let session = state.store.session(session_id, now).await?.ok_or_else(PageError::expired)?;
@@ -270,18 +397,18 @@ pub async fn submit_consent(
             .user(&session.user_id)
             .client(&client.id)
             .ip(ip(&addr))
-            .detail("scope", flow.request.scopes.join(" "))
+            .detail("scope", request.scopes.join(" "))
     };
     match p.get("decision") {
         Some("allow") => {
-            state.store.grant_consent(&session.user_id, &client.id, &flow.request.scopes, now).await?;
+            state.store.grant_consent(&session.user_id, &client.id, &request.scopes, now).await?;
             state.store.audit(event("consent.granted"), now).await;
             complete(&state, &flow, &session).await
         }
         Some("deny") => {
             state.ephemeral.delete(&key(&flow.id)).await?;
             state.store.audit(event("consent.denied"), now).await;
-            Ok(response::error(&state, &flow.request.target, &err("access_denied", "the user denied the request")))
+            Ok(response::error(&state, &request.target, &err("access_denied", "the user denied the request")))
         }
         _ => Err(PageError::bad_request("invalid_request", "The form could not be read", "Choose Allow or Deny.")),
     }
@@ -289,9 +416,18 @@ pub async fn submit_consent(
 
 /// The flow is done: forget it and answer the client with a code.
 async fn complete(state: &AppState, flow: &Flow, session: &Session) -> Result<Response, PageError> {
+    let Purpose::Authorize(request) = &flow.purpose else { return Err(PageError::expired()) };
     state.ephemeral.delete(&key(&flow.id)).await?;
-    let code = code::issue(state, &flow.request, session).await?;
-    Ok(response::code(state, &flow.request.target, &code))
+    let code = code::issue(state, request, session).await?;
+    Ok(response::code(state, &request.target, &code))
+}
+
+/// The request and client of a flow that serves a client; consent exists only there.
+fn authorize_parts<'a>(flow: &'a Flow, client: Option<&'a Client>) -> Result<(&'a AuthRequest, &'a Client), PageError> {
+    match (&flow.purpose, client) {
+        (Purpose::Authorize(request), Some(client)) => Ok((&**request, client)),
+        _ => Err(PageError::expired()),
+    }
 }
 
 fn scope_description(scope: &str) -> &'static str {

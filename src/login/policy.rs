@@ -1,12 +1,78 @@
-//! Which steps a sign-in needs, decided from the request, the client and the session. Pure
-//! functions of their inputs: no I/O, the time passed in.
+//! Which steps a sign-in needs, decided from the request, the client, the user's enrolled
+//! factors and the session. Pure functions of their inputs: no I/O, the time passed in.
+//!
+//! Assurance (`acr`, OIDC Core §2) has two levels: "1", one factor (a password), and "2", two
+//! factors of different kinds (a password and a one-time code). A client's `min_acr` and an
+//! essential `acr` claim (§5.5.1.1) must be met, or the client is told
+//! `unmet_authentication_requirements`; `acr_values` is voluntary (§3.1.2.1) and gets the best
+//! the user can reach. A user with a second factor is always asked for it after the password.
+//! `amr` values follow RFC 8176: `pwd`, `otp` (an authenticator code or a recovery code, both
+//! one-time passwords), and `mfa` once two kinds of factor are proven.
 
 use super::steps::StepKind;
 use crate::domain::{Client, Session};
 use crate::oidc::authorize::AuthRequest;
+use serde_json::Value;
 
-/// Authentication context classes offered (OIDC Core §2 `acr`). "1": one factor.
-pub const ACR_VALUES_SUPPORTED: &[&str] = &["1"];
+/// Authentication context classes offered, lowest first; a value's level is its position + 1.
+pub const ACR_VALUES_SUPPORTED: &[&str] = &["1", "2"];
+
+const MAX_LEVEL: u8 = ACR_VALUES_SUPPORTED.len() as u8;
+
+/// The level of an offered `acr` value.
+pub fn acr_level(acr: &str) -> Option<u8> {
+    ACR_VALUES_SUPPORTED.iter().position(|a| *a == acr).map(|i| i as u8 + 1)
+}
+
+/// The second factors a user has enrolled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Factors {
+    pub totp: bool,
+}
+
+/// The assurance a sign-in must and should reach, as levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// Must be reached: the client's `min_acr` and an essential `acr` claim. Above every
+    /// offered level when the essential values name none we offer.
+    pub minimum: u8,
+    /// Reached when the user can: the first offered value of `acr_values`, else `minimum`.
+    pub wanted: u8,
+}
+
+impl Requirement {
+    /// What the account pages ask: one factor, and the second when the user has one.
+    pub const ACCOUNT: Requirement = Requirement { minimum: 1, wanted: 1 };
+}
+
+/// The requirement of an authorization request for `client`.
+pub fn requirement(req: &AuthRequest, client: &Client) -> Requirement {
+    let (essential, voluntary) = acr_claim(req.claims.as_deref());
+    let minimum = client.min_acr.max(1).max(essential.unwrap_or(1));
+    let wanted = req.acr_values.iter().find_map(|v| acr_level(v)).or(voluntary).unwrap_or(1).max(minimum);
+    Requirement { minimum, wanted }
+}
+
+/// The `acr` member of `claims.id_token` (OIDC Core §5.5.1.1): with `essential: true` it must
+/// be met, otherwise it is a wish like `acr_values`. Of several values the lowest offered one
+/// satisfies; an essential request naming only values we do not offer cannot be met.
+fn acr_claim(claims: Option<&str>) -> (Option<u8>, Option<u8>) {
+    let Some(Ok(Value::Object(root))) = claims.map(serde_json::from_str::<Value>) else { return (None, None) };
+    let Some(Value::Object(acr)) = root.get("id_token").and_then(|t| t.get("acr")) else { return (None, None) };
+    let mut values: Vec<&str> = acr.get("value").and_then(Value::as_str).into_iter().collect();
+    if let Some(Value::Array(a)) = acr.get("values") {
+        values.extend(a.iter().filter_map(Value::as_str));
+    }
+    if values.is_empty() {
+        return (None, None);
+    }
+    let level = values.iter().filter_map(|v| acr_level(v)).min();
+    if acr.get("essential") == Some(&Value::Bool(true)) {
+        (Some(level.unwrap_or(MAX_LEVEL + 1)), None)
+    } else {
+        (None, level)
+    }
+}
 
 /// What `/authorize` does for a request, given the browser's session.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,14 +82,21 @@ pub enum Decision {
     /// Authenticate (again): no session, `prompt=login`, `max_age` exceeded, or the
     /// `id_token_hint` names someone else.
     Login,
+    /// Signed in with less than the request asks and the user has a second factor: prove it
+    /// and raise this session's acr, rather than start over.
+    StepUp,
+    /// The request demands more than this user can prove.
+    Unmet,
     /// Signed in, but the user must approve this client's scopes.
     Consent,
 }
 
+/// `factors` are those of the session's user.
 pub fn decide(
     req: &AuthRequest,
     client: &Client,
     session: Option<&Session>,
+    factors: Factors,
     consented: &[String],
     now: i64,
 ) -> Decision {
@@ -31,7 +104,14 @@ pub fn decide(
     let too_old = req.max_age.is_some_and(|max| s.older_than(max, now));
     let other_user = req.hint_sub.as_ref().is_some_and(|sub| *sub != s.user_id);
     if req.prompt.login || too_old || other_user {
-        Decision::Login
+        return Decision::Login;
+    }
+    let need = requirement(req, client);
+    let have = acr_level(&s.acr).unwrap_or(1);
+    if have < need.wanted && factors.totp && !s.amr.iter().any(|m| m == "otp") {
+        Decision::StepUp
+    } else if have < need.minimum {
+        Decision::Unmet
     } else if needs_consent(req, client, consented) {
         Decision::Consent
     } else {
@@ -46,18 +126,74 @@ pub fn needs_consent(req: &AuthRequest, client: &Client, consented: &[String]) -
 }
 
 /// The step a sign-in starts with.
-pub fn first_step(_req: &AuthRequest) -> StepKind {
+pub fn first_step() -> StepKind {
     StepKind::Password
 }
 
-/// After a step passed: the next step, if the request needs more than what was proven.
-pub fn next_step(_req: &AuthRequest, _passed: &[StepKind]) -> Option<StepKind> {
-    None
+/// The step that adds a second factor to a one-factor session.
+pub fn step_up_step() -> StepKind {
+    StepKind::Totp
+}
+
+/// What follows once a step has passed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Step(StepKind),
+    Done,
+    /// Every step the user can take is taken and the minimum is still not met.
+    Unmet,
+}
+
+/// After a step passed, with `amr` proven so far by a user who has `factors`.
+pub fn next_step(need: Requirement, amr: &[String], factors: Factors) -> Next {
+    if factors.totp && !amr.iter().any(|m| m == "otp") {
+        return Next::Step(StepKind::Totp);
+    }
+    if acr_level(acr_for(amr)).unwrap_or(1) >= need.minimum { Next::Done } else { Next::Unmet }
+}
+
+/// Steps the user may take instead of `step`: a recovery code stands in for the authenticator.
+pub fn alternatives(step: StepKind) -> &'static [StepKind] {
+    match step {
+        StepKind::Totp => &[StepKind::RecoveryCode],
+        StepKind::RecoveryCode => &[StepKind::Totp],
+        StepKind::Password => &[],
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FactorKind {
+    Knowledge,
+    Possession,
+}
+
+/// RFC 8176 values by the kind of factor they prove.
+fn factor_kind(amr: &str) -> Option<FactorKind> {
+    match amr {
+        "pwd" | "pin" | "kba" => Some(FactorKind::Knowledge),
+        "otp" | "hwk" | "swk" | "sms" | "tel" => Some(FactorKind::Possession),
+        _ => None,
+    }
+}
+
+/// `so_far` with `added`, and `mfa` once two kinds of factor are in (RFC 8176 §2).
+pub fn combine_amr(so_far: &[String], added: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = so_far.iter().filter(|m| *m != "mfa").cloned().collect();
+    for m in added {
+        if !out.contains(m) {
+            out.push(m.clone());
+        }
+    }
+    let kinds = [FactorKind::Knowledge, FactorKind::Possession];
+    if kinds.iter().all(|k| out.iter().any(|m| factor_kind(m) == Some(*k))) {
+        out.push("mfa".into());
+    }
+    out
 }
 
 /// The `acr` a set of `amr` values earns.
-pub fn acr_for(_amr: &[String]) -> &'static str {
-    "1"
+pub fn acr_for(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == "mfa") { ACR_VALUES_SUPPORTED[1] } else { ACR_VALUES_SUPPORTED[0] }
 }
 
 #[cfg(test)]
@@ -65,6 +201,9 @@ mod tests {
     use super::*;
     use crate::domain::{AuthMethod, GrantType};
     use crate::oidc::authorize::{ResponseMode, Target, request::Prompt};
+
+    const NONE: Factors = Factors { totp: false };
+    const TOTP: Factors = Factors { totp: true };
 
     fn client(first_party: bool) -> Client {
         Client {
@@ -77,6 +216,7 @@ mod tests {
             grant_types: vec![GrantType::AuthorizationCode],
             scopes: vec![],
             first_party,
+            min_acr: 1,
             created_at: 0,
             id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         }
@@ -111,7 +251,7 @@ mod tests {
 
     #[test]
     fn no_session_means_login() {
-        assert_eq!(decide(&request(), &client(false), None, &[], 100), Decision::Login);
+        assert_eq!(decide(&request(), &client(false), None, NONE, &[], 100), Decision::Login);
     }
 
     #[test]
@@ -119,28 +259,96 @@ mod tests {
         let mut req = request();
         req.max_age = Some(10);
         let all = vec!["email".to_string(), "openid".to_string()];
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), &all, 11), Decision::Login);
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), &all, 10), Decision::Issue);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &all, 11), Decision::Login);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &all, 10), Decision::Issue);
         let mut req = request();
         req.prompt.login = true;
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), &all, 1), Decision::Login);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &all, 1), Decision::Login);
     }
 
     #[test]
     fn consent_is_remembered_per_scope_and_skipped_for_first_party() {
         let req = request();
-        assert_eq!(decide(&req, &client(false), Some(&session(0)), &["openid".into()], 1), Decision::Consent);
+        assert_eq!(decide(&req, &client(false), Some(&session(0)), NONE, &["openid".into()], 1), Decision::Consent);
         assert_eq!(
-            decide(&req, &client(false), Some(&session(0)), &["email".into(), "openid".into()], 1),
+            decide(&req, &client(false), Some(&session(0)), NONE, &["email".into(), "openid".into()], 1),
             Decision::Issue
         );
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), &[], 1), Decision::Issue);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &[], 1), Decision::Issue);
     }
 
     #[test]
     fn id_token_hint_for_another_user_means_login() {
         let mut req = request();
         req.hint_sub = Some("someone-else".into());
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), &[], 1), Decision::Login);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &[], 1), Decision::Login);
+    }
+
+    fn amr(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn two_kinds_of_factor_make_mfa_and_acr_2() {
+        let pwd = combine_amr(&[], &amr(&["pwd"]));
+        assert_eq!(pwd, amr(&["pwd"]));
+        assert_eq!(acr_for(&pwd), "1");
+        let both = combine_amr(&pwd, &amr(&["otp"]));
+        assert_eq!(both, amr(&["pwd", "otp", "mfa"]));
+        assert_eq!(acr_for(&both), "2");
+        // Two possession factors are not two kinds.
+        assert_eq!(acr_for(&combine_amr(&amr(&["otp"]), &amr(&["hwk"]))), "1");
+        // Combining again does not repeat values.
+        assert_eq!(combine_amr(&both, &amr(&["otp"])), amr(&["pwd", "otp", "mfa"]));
+    }
+
+    #[test]
+    fn requirement_reads_client_minimum_essential_claim_and_acr_values() {
+        let mut req = request();
+        assert_eq!(requirement(&req, &client(true)), Requirement { minimum: 1, wanted: 1 });
+        req.acr_values = vec!["unknown".into(), "2".into()];
+        assert_eq!(requirement(&req, &client(true)), Requirement { minimum: 1, wanted: 2 });
+        req.acr_values = vec![];
+        req.claims = Some(r#"{"id_token":{"acr":{"essential":true,"values":["2"]}}}"#.into());
+        assert_eq!(requirement(&req, &client(true)), Requirement { minimum: 2, wanted: 2 });
+        req.claims = Some(r#"{"id_token":{"acr":{"essential":true,"values":["1","2"]}}}"#.into());
+        assert_eq!(requirement(&req, &client(true)).minimum, 1);
+        req.claims = Some(r#"{"id_token":{"acr":{"essential":true,"value":"gold"}}}"#.into());
+        assert_eq!(requirement(&req, &client(true)).minimum, 3, "nothing offered can meet it");
+        req.claims = Some(r#"{"id_token":{"acr":{"values":["2"]}}}"#.into());
+        assert_eq!(requirement(&req, &client(true)), Requirement { minimum: 1, wanted: 2 });
+        req.claims = None;
+        let mut c = client(true);
+        c.min_acr = 2;
+        assert_eq!(requirement(&req, &c), Requirement { minimum: 2, wanted: 2 });
+    }
+
+    #[test]
+    fn second_factor_is_always_asked_when_enrolled() {
+        let need = Requirement { minimum: 1, wanted: 1 };
+        assert_eq!(next_step(need, &amr(&["pwd"]), TOTP), Next::Step(StepKind::Totp));
+        assert_eq!(next_step(need, &amr(&["pwd"]), NONE), Next::Done);
+        assert_eq!(next_step(need, &amr(&["pwd", "otp", "mfa"]), TOTP), Next::Done);
+        let strict = Requirement { minimum: 2, wanted: 2 };
+        assert_eq!(next_step(strict, &amr(&["pwd"]), NONE), Next::Unmet);
+    }
+
+    #[test]
+    fn one_factor_session_steps_up_or_is_unmet() {
+        let mut req = request();
+        req.acr_values = vec!["2".into()];
+        let all = vec!["email".to_string(), "openid".to_string()];
+        let s = session(0);
+        assert_eq!(decide(&req, &client(true), Some(&s), TOTP, &all, 1), Decision::StepUp);
+        // Voluntary: without a second factor the session is good enough.
+        assert_eq!(decide(&req, &client(true), Some(&s), NONE, &all, 1), Decision::Issue);
+        let mut c = client(true);
+        c.min_acr = 2;
+        assert_eq!(decide(&request(), &c, Some(&s), NONE, &all, 1), Decision::Unmet);
+        assert_eq!(decide(&request(), &c, Some(&s), TOTP, &all, 1), Decision::StepUp);
+        let mut strong = session(0);
+        strong.amr = amr(&["pwd", "otp", "mfa"]);
+        strong.acr = "2".into();
+        assert_eq!(decide(&request(), &c, Some(&strong), TOTP, &all, 1), Decision::Issue);
     }
 }

@@ -25,6 +25,7 @@ struct Row {
     grant_types: String,
     scopes: String,
     first_party: i64,
+    min_acr: i64,
     created_at: i64,
     id_token_signed_response_alg: String,
 }
@@ -41,6 +42,7 @@ impl From<Row> for Client {
             grant_types: parse_list(&r.grant_types).iter().filter_map(|g| GrantType::parse(g)).collect(),
             scopes: parse_list(&r.scopes),
             first_party: r.first_party != 0,
+            min_acr: u8::try_from(r.min_acr).unwrap_or(u8::MAX),
             created_at: r.created_at,
             id_token_signed_response_alg: Alg::parse(&r.id_token_signed_response_alg).unwrap_or(Alg::DEFAULT),
         }
@@ -50,7 +52,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at, id_token_signed_response_alg FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg FROM clients ",
             $tail
         )
     };
@@ -60,8 +62,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, created_at, id_token_signed_response_alg)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -72,6 +74,7 @@ impl Store {
         .bind(json_list(&grants))
         .bind(json_list(&c.scopes))
         .bind(c.first_party as i64)
+        .bind(i64::from(c.min_acr))
         .bind(c.created_at)
         .bind(c.id_token_signed_response_alg.as_str())
         .execute(&self.pool)

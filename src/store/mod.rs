@@ -5,12 +5,14 @@ mod audit;
 mod clients;
 mod consents;
 mod grants;
+mod second_factors;
 mod sessions;
 mod signing_keys;
 mod users;
 
 pub use audit::AuditEvent;
 pub use grants::{NewGrant, RotateOutcome};
+pub use second_factors::TotpCredential;
 pub use signing_keys::{KeyChange, SigningKeyRow};
 
 use crate::config::Settings;

@@ -50,25 +50,41 @@ async fn decide(
     client: &crate::domain::Client,
     req: AuthRequest,
 ) -> Result<Response, PageError> {
+    use flow::{Entry, Purpose};
+    use policy::Decision;
     let now = state.now();
     let current = session::current(state, headers, now).await?;
-    let consented = match &current {
-        Some(s) => state.store.consented_scopes(&s.user_id, &client.id).await?,
-        None => Vec::new(),
+    let (consented, factors) = match &current {
+        Some(s) => {
+            (state.store.consented_scopes(&s.user_id, &client.id).await?, flow::factors(state, &s.user_id).await?)
+        }
+        None => Default::default(),
     };
-    Ok(match (policy::decide(&req, client, current.as_ref(), &consented, now), current) {
-        (policy::Decision::Issue, Some(s)) => {
+    Ok(match (policy::decide(&req, client, current.as_ref(), factors, &consented, now), current) {
+        (Decision::Issue, Some(s)) => {
             let code = code::issue(state, &req, &s).await?;
             response::code(state, &req.target, &code)
         }
+        // The request demands an acr this user cannot reach: say so rather than sign in weaker.
+        (Decision::Unmet, _) => flow::unmet(state, &Purpose::Authorize(Box::new(req))),
         // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
-        (policy::Decision::Consent, _) if req.prompt.none => {
+        (Decision::Consent, _) if req.prompt.none => {
             response::error(state, &req.target, &err("consent_required", "the user has not consented to this client"))
         }
-        (policy::Decision::Consent, Some(s)) => flow::start(state, headers, req, Some(s)).await?,
+        (Decision::StepUp, _) if req.prompt.none => response::error(
+            state,
+            &req.target,
+            &err("interaction_required", "the requested authentication context needs the user's second factor"),
+        ),
+        (Decision::Consent, Some(s)) => {
+            flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::Consent(s)).await?
+        }
+        (Decision::StepUp, Some(s)) => {
+            flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::StepUp(s)).await?
+        }
         (_, _) if req.prompt.none => {
             response::error(state, &req.target, &err("login_required", "the user is not signed in"))
         }
-        (_, _) => flow::start(state, headers, req, None).await?,
+        (_, _) => flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::SignIn).await?,
     })
 }

@@ -1,0 +1,95 @@
+//! The recovery-code step: one of the ten single-use codes shown when the authenticator was
+//! set up, standing in for it. Codes are 10 characters of Crockford base32 (50 bits, no I, L,
+//! O or U to misread), shown as `xxxxx-xxxxx`, stored as SHA-256 and consumed by one
+//! conditional UPDATE, so a code works once even when two nodes race.
+
+use super::{Outcome, StepContext, THROTTLED, count_failure, second_factor_user, throttled};
+use crate::crypto::{hash_secret, random_bytes};
+use crate::http::{PageError, Params};
+use crate::pages::CodeText;
+use crate::store::AuditEvent;
+
+/// How many codes a set has.
+pub const SET_SIZE: usize = 10;
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const LEN: usize = 10;
+
+/// A new set of codes, formatted for the person to write down.
+pub fn generate() -> Vec<String> {
+    (0..SET_SIZE)
+        .map(|_| {
+            let chars: String = random_bytes(LEN).iter().map(|b| ALPHABET[usize::from(b & 31)] as char).collect();
+            format!("{}-{}", &chars[..LEN / 2], &chars[LEN / 2..])
+        })
+        .collect()
+}
+
+/// The stored form of a code as typed: case, spaces and dashes ignored, and the letters
+/// Crockford base32 reads as digits (o → 0, i and l → 1) mapped, then hashed.
+pub fn hash(code: &str) -> String {
+    let normal: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_lowercase() {
+            'o' => '0',
+            'i' | 'l' => '1',
+            c => c,
+        })
+        .collect();
+    hash_secret(&normal)
+}
+
+pub const PAGE: CodeText = CodeText {
+    title: "Recovery code",
+    heading: "Enter a recovery code",
+    intro: "one of the codes you saved when you set up your authenticator. Each works once.",
+    label: "Recovery code",
+    numeric: false,
+    switch_to: "totp",
+    switch_label: "Use my authenticator app instead",
+};
+
+pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
+    let Some((user_id, key)) = second_factor_user(ctx).await? else {
+        return Ok(Outcome::Failed {
+            message: "This sign-in cannot continue. Go back to the application and start again.",
+            reason: "no user for a second factor",
+            user_id: None,
+        });
+    };
+    if throttled(ctx, &key).await? {
+        return Ok(Outcome::Failed { message: THROTTLED, reason: "account throttled", user_id: Some(user_id) });
+    }
+    let code = form.get("code").unwrap_or_default();
+    if !code.trim().is_empty() && ctx.state.store.use_recovery_code(&user_id, &hash(code), ctx.now).await? {
+        ctx.state.ephemeral.delete(&key).await?;
+        let left = ctx.state.store.recovery_codes_left(&user_id).await?;
+        let event = AuditEvent::new("mfa.recovery_code_used").user(&user_id).ip(ctx.ip.clone()).detail("left", left);
+        ctx.state.store.audit(event, ctx.now).await;
+        return Ok(Outcome::Passed { user_id, amr: vec!["otp".into()] });
+    }
+    count_failure(ctx, &key).await?;
+    Ok(Outcome::Failed {
+        message: "That recovery code is not valid, or it was already used.",
+        reason: "wrong or used recovery code",
+        user_id: Some(user_id),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_grouped_and_typing_variants_hash_alike() {
+        let set = generate();
+        assert_eq!(set.len(), SET_SIZE);
+        for c in &set {
+            assert_eq!(c.len(), 11);
+            assert_eq!(&c[5..6], "-");
+            assert!(c.bytes().filter(|b| *b != b'-').all(|b| ALPHABET.contains(&b)), "{c}");
+        }
+        assert_eq!(hash("ab0c1-defgh"), hash(" ABOCL DEFGH "));
+        assert_ne!(hash("ab0c1-defgh"), hash("ab0c1-defgj"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Second factors at rest: one TOTP credential per user (its secret sealed by the caller) and
+//! single-use recovery codes (SHA-256 hashes). Both are consumed by conditional UPDATEs, so two
+//! racing submissions of one code cannot both pass, on any node.
+
+use super::{Result, Store};
+
+/// A user's authenticator app: the sealed secret and the last accepted time step.
+#[derive(Clone, Debug)]
+pub struct TotpCredential {
+    pub secret_enc: String,
+    pub last_step: i64,
+}
+
+impl Store {
+    pub async fn totp_credential(&self, user_id: &str) -> Result<Option<TotpCredential>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT secret_enc, last_step FROM totp_credentials WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(secret_enc, last_step)| TotpCredential { secret_enc, last_step }))
+    }
+
+    /// Stores (or replaces) the user's TOTP secret. `last_step` is the step of the code that
+    /// confirmed it, so that code cannot be used again to sign in.
+    pub async fn set_totp_credential(&self, user_id: &str, secret_enc: &str, last_step: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO totp_credentials (user_id, secret_enc, last_step, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id) DO UPDATE SET secret_enc = excluded.secret_enc, last_step = excluded.last_step,
+             created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(secret_enc)
+        .bind(last_step)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Compare-and-set of the replay guard (RFC 6238 §5.2: a code is accepted once): true only
+    /// for the one caller that moves `last_step` forward to `step`.
+    pub async fn advance_totp_step(&self, user_id: &str, step: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE totp_credentials SET last_step = $1 WHERE user_id = $2 AND last_step < $1")
+            .bind(step)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Removes the authenticator and the recovery codes that stood in for it, in one
+    /// transaction. Returns whether there was an authenticator.
+    pub async fn remove_second_factors(&self, user_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Replaces every recovery code of the user with the given hashes, in one transaction.
+    pub async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        for hash in hashes {
+            sqlx::query("INSERT INTO recovery_codes (id, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(crate::crypto::random_id())
+                .bind(user_id)
+                .bind(hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Consumes a recovery code: true only for the one caller whose UPDATE marks it used.
+    pub async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, user_id: &str) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Every sealed TOTP secret with its user, for `keys rewrap`.
+    pub async fn totp_secrets(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query_as("SELECT user_id, secret_enc FROM totp_credentials ORDER BY user_id").fetch_all(&self.pool).await
+    }
+
+    /// Replaces sealed TOTP secrets `(user, old, new)` in one transaction, each only if it still
+    /// holds `old`; returns how many changed.
+    pub async fn reseal_totp_secrets(&self, sealed: &[(String, String, String)]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (user_id, old, new) in sealed {
+            let r = sqlx::query("UPDATE totp_credentials SET secret_enc = $1 WHERE user_id = $2 AND secret_enc = $3")
+                .bind(new)
+                .bind(user_id)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+            n += r.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}

@@ -80,6 +80,20 @@ impl Store {
         self.backend
     }
 
+    /// Runs `update` (`SET <sealed> = $1 WHERE <id> = $2 AND <sealed> = $3`) for each
+    /// `(id, old, new)` in one transaction, for `keys rewrap`: a value changed meanwhile is left
+    /// alone. Returns how many rows changed.
+    async fn reseal(&self, update: &'static str, sealed: &[(String, String, String)]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (id, old, new) in sealed {
+            let r = sqlx::query(update).bind(new).bind(id).bind(old).execute(&mut *tx).await?;
+            n += r.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Is the database answering? (`/readyz`)
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

@@ -104,18 +104,6 @@ impl Store {
     /// Replaces sealed TOTP secrets `(user, old, new)` in one transaction, each only if it still
     /// holds `old`; returns how many changed.
     pub async fn reseal_totp_secrets(&self, sealed: &[(String, String, String)]) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let mut n = 0;
-        for (user_id, old, new) in sealed {
-            let r = sqlx::query("UPDATE totp_credentials SET secret_enc = $1 WHERE user_id = $2 AND secret_enc = $3")
-                .bind(new)
-                .bind(user_id)
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
-            n += r.rows_affected() as usize;
-        }
-        tx.commit().await?;
-        Ok(n)
+        self.reseal("UPDATE totp_credentials SET secret_enc = $1 WHERE user_id = $2 AND secret_enc = $3", sealed).await
     }
 }

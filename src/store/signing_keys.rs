@@ -84,19 +84,7 @@ impl Store {
     /// Replaces sealed private parts in one transaction, each only if it still holds the value it
     /// was read with (`(kid, old, new)`). Returns how many were replaced.
     pub async fn reseal_signing_keys(&self, sealed: &[(String, String, String)]) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let mut n = 0;
-        for (kid, old, new) in sealed {
-            let r = sqlx::query("UPDATE signing_keys SET private_enc = $1 WHERE kid = $2 AND private_enc = $3")
-                .bind(new)
-                .bind(kid)
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
-            n += r.rows_affected() as usize;
-        }
-        tx.commit().await?;
-        Ok(n)
+        self.reseal("UPDATE signing_keys SET private_enc = $1 WHERE kid = $2 AND private_enc = $3", sealed).await
     }
 }
 

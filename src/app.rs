@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::ephemeral::Ephemeral;
 use crate::http::middleware;
 use crate::keys::KeyRing;
+use crate::mail::Mailer;
 use crate::passwords::Passwords;
 use crate::store::Store;
 use crate::{account, login, oidc, pages};
@@ -25,6 +26,7 @@ pub struct Inner {
     pub ephemeral: Ephemeral,
     pub keys: Arc<KeyRing>,
     pub passwords: Passwords,
+    pub mail: Mailer,
     pub clock: Clock,
     /// Cookies carry `Secure` unless the issuer is plain-http localhost.
     pub secure_cookies: bool,
@@ -40,7 +42,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, issuer: String, store: Store, ephemeral: Ephemeral, keys: Arc<KeyRing>) -> Self {
+    pub fn new(
+        settings: Settings,
+        issuer: String,
+        store: Store,
+        ephemeral: Ephemeral,
+        keys: Arc<KeyRing>,
+        mail: Mailer,
+    ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers);
         Self(Arc::new(Inner {
@@ -50,6 +59,7 @@ impl AppState {
             ephemeral,
             keys,
             passwords,
+            mail,
             clock: Clock::system(),
             secure_cookies,
             discovery: Default::default(),

@@ -154,6 +154,14 @@ enum UsersCommand {
     },
     /// Disable a user: ends their sessions and revokes their grants
     Disable { username: String },
+    /// For a user locked out of their second factor, once you have checked who is asking:
+    /// removes every second factor and recovery code and ends their sessions, so the next
+    /// sign-in needs only the first factor and the user can set up a new one
+    ResetFactors {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -382,6 +390,17 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
             store.disable_user(&user.id, now()).await?;
             store.audit(AuditEvent::new("admin.user_disabled").user(&user.id), now()).await;
             println!("disabled {username}; their sessions and grants are revoked");
+        }
+        UsersCommand::ResetFactors { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            let removed = store.reset_second_factors(&user.id, now()).await?;
+            let event = AuditEvent::new("admin.factors_reset").user(&user.id).detail("removed", removed.to_string());
+            store.audit(event, now()).await;
+            print(json.json, json!({ "id": user.id, "username": user.username, "factors_removed": removed }), || {
+                format!(
+                    "removed {removed} second factor(s) and the recovery codes of {username}; their sessions are ended"
+                )
+            });
         }
     }
     Ok(())

@@ -21,6 +21,27 @@ pub struct Settings {
     pub rate_limit: RateLimit,
     pub login: Login,
     pub keys: Keys,
+    pub mail: Mail,
+}
+
+/// Outbound mail (sign-in codes).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mail {
+    /// `smtps://user:pass@host:465` (TLS), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS), or plain `smtp://host:1025` for a local mail catcher only. Unset: the
+    /// development outbox.
+    pub smtp_url: Option<String>,
+    /// The sender, `Name <address>`.
+    pub from: String,
+    /// Where the development outbox writes; default `<data_dir>/outbox`.
+    pub outbox: Option<PathBuf>,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self { smtp_url: None, from: "Latchkey <no-reply@localhost>".into(), outbox: None }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -66,6 +87,8 @@ pub struct Tokens {
     pub refresh_token_ttl: i64,
     pub session_ttl: i64,
     pub login_flow_ttl: i64,
+    /// How long an emailed sign-in code works.
+    pub email_code_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -89,6 +112,9 @@ pub struct Login {
     pub reauth_secs: i64,
     /// How many argon2 computations may run at once.
     pub password_workers: usize,
+    /// Offer "email me a code" in place of the password: a code sent to the account's
+    /// confirmed address signs in on its own (one factor, like a password).
+    pub email_first_factor: bool,
 }
 
 /// Signing keys (see `keys::lifecycle`).
@@ -121,6 +147,7 @@ impl Default for Settings {
             rate_limit: RateLimit::default(),
             login: Login::default(),
             keys: Keys::default(),
+            mail: Mail::default(),
         }
     }
 }
@@ -134,6 +161,7 @@ impl Default for Tokens {
             refresh_token_ttl: 30 * 24 * 3600,
             session_ttl: 7 * 24 * 3600,
             login_flow_ttl: 30 * 60,
+            email_code_ttl: 10 * 60,
         }
     }
 }
@@ -151,6 +179,7 @@ impl Default for Login {
             lockout_secs: 15 * 60,
             reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            email_first_factor: false,
         }
     }
 }
@@ -171,6 +200,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_ID_TOKEN_TTL",
     "LATCHKEY_REFRESH_TOKEN_TTL",
     "LATCHKEY_SESSION_TTL",
+    "LATCHKEY_EMAIL_CODE_TTL",
     "LATCHKEY_RATE_LIMIT_PER_SECOND",
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
@@ -178,6 +208,10 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_JWKS_MAX_AGE",
     "LATCHKEY_KEYS_ROTATE_EVERY",
     "LATCHKEY_LOGIN_REAUTH_SECS",
+    "LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR",
+    "LATCHKEY_MAIL_SMTP_URL",
+    "LATCHKEY_MAIL_FROM",
+    "LATCHKEY_MAIL_OUTBOX",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -196,6 +230,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_ID_TOKEN_TTL" => s.tokens.id_token_ttl = num(&v)?,
         "LATCHKEY_REFRESH_TOKEN_TTL" => s.tokens.refresh_token_ttl = num(&v)?,
         "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
+        "LATCHKEY_EMAIL_CODE_TTL" => s.tokens.email_code_ttl = num(&v)?,
         "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
         "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
         "LATCHKEY_TRUSTED_PROXIES" => {
@@ -206,9 +241,21 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_JWKS_MAX_AGE" => s.keys.jwks_max_age = num(&v)?,
         "LATCHKEY_KEYS_ROTATE_EVERY" => s.keys.rotate_every = Some(num(&v)?),
         "LATCHKEY_LOGIN_REAUTH_SECS" => s.login.reauth_secs = num(&v)?,
+        "LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR" => s.login.email_first_factor = flag(&v)?,
+        "LATCHKEY_MAIL_SMTP_URL" => s.mail.smtp_url = Some(v),
+        "LATCHKEY_MAIL_FROM" => s.mail.from = v,
+        "LATCHKEY_MAIL_OUTBOX" => s.mail.outbox = Some(v.into()),
         _ => return Err("unknown variable".into()),
     }
     Ok(())
+}
+
+fn flag(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("'{v}' is not true or false")),
+    }
 }
 
 fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
@@ -284,6 +331,7 @@ impl Settings {
             ("tokens.refresh_token_ttl", t.refresh_token_ttl),
             ("tokens.session_ttl", t.session_ttl),
             ("tokens.login_flow_ttl", t.login_flow_ttl),
+            ("tokens.email_code_ttl", t.email_code_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
@@ -306,6 +354,17 @@ impl Settings {
         if self.login.password_workers == 0 {
             out.push("login.password_workers: must be at least 1".into());
         }
+        if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
+            out.push(format!("mail.from: '{}' is not `Name <address>` or an address: {e}", self.mail.from));
+        }
+        if let Some(url) = &self.mail.smtp_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host_str().is_some() => {}
+                _ => {
+                    out.push(format!("mail.smtp_url: '{}' is not smtp://host:port or smtps://host:port", redacted(url)))
+                }
+            }
+        }
         if self.login.reauth_secs <= 0 {
             out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
         }
@@ -315,6 +374,10 @@ impl Settings {
     fn check(&self) -> anyhow::Result<()> {
         let problems = self.problems();
         if problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid settings:\n  {}", problems.join("\n  ")) }
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.mail.outbox.clone().unwrap_or_else(|| self.data_dir.join("outbox"))
     }
 
     pub fn database_url(&self) -> String {

@@ -38,6 +38,8 @@ pub mod http;
 pub mod keys;
 /// The login flow engine, its steps and the policy.
 pub mod login;
+/// Outbound mail: SMTP or the development outbox.
+pub mod mail;
 /// Protocol endpoints.
 pub mod oidc;
 /// Askama page templates.

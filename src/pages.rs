@@ -36,10 +36,16 @@ pub struct PasswordPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    pub switches: Vec<Switch>,
 }
 
-/// The words of a second-factor step's page: one code field, and a switch to the step that
-/// can stand in for it.
+/// A button on a login page that switches to another step (`switch=<step>`).
+pub struct Switch {
+    pub step: &'static str,
+    pub label: &'static str,
+}
+
+/// The words of a one-code step's page.
 pub struct CodeText {
     pub title: &'static str,
     pub heading: &'static str,
@@ -47,8 +53,8 @@ pub struct CodeText {
     pub label: &'static str,
     /// Digits only: a numeric keyboard and the browser's one-time-code autofill.
     pub numeric: bool,
-    pub switch_to: &'static str,
-    pub switch_label: &'static str,
+    /// A "send a new code" button (`resend=1`).
+    pub resend: bool,
 }
 
 #[derive(Template)]
@@ -58,7 +64,21 @@ pub struct CodePage<'a> {
     pub csrf: &'a str,
     pub client_name: &'a str,
     pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
     pub text: &'static CodeText,
+    pub switches: Vec<Switch>,
+}
+
+/// The first part of signing in with an emailed code: which address.
+#[derive(Template)]
+#[template(path = "login_email.html")]
+pub struct EmailPage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+    pub switches: Vec<Switch>,
 }
 
 /// After a sign-in with a recovery code: how many are left, and where to set up a new factor.
@@ -76,8 +96,19 @@ pub struct SecurityPage<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
     pub totp: bool,
+    /// Where emailed codes go (masked), when they are on.
+    pub email: Option<&'a str>,
     pub codes_left: i64,
     pub notice: Option<&'a str>,
+}
+
+/// Turning emailed codes on: the code just sent to the account's address.
+#[derive(Template)]
+#[template(path = "account_email_enrol.html")]
+pub struct EmailEnrolPage<'a> {
+    pub csrf: &'a str,
+    pub to: &'a str,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -25,7 +25,8 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let kek = Kek::load_or_create(&settings.keys_dir)?;
     let keys = Arc::new(KeyRing::load(store.clone(), kek, crate::clock::Clock::system().now()).await?);
     let ephemeral = Ephemeral::open(&settings.ephemeral).await?;
-    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone());
+    let mail = crate::mail::Mailer::from_settings(&settings)?;
+    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), mail);
     let demo_info = if demo { Some(crate::demo::ensure(&state).await?) } else { None };
     let mut router = app::router(state.clone());
     if demo {

@@ -1,19 +1,23 @@
-//! `/account/security`: the user's second factors. Shows whether an authenticator app is set
-//! up and how many recovery codes are left; sets one up (QR code and key, confirmed by a first
-//! valid code), turns two-step sign-in off, and makes a new set of recovery codes (shown once).
+//! `/account/security`: the user's second factors. Shows whether an authenticator app and
+//! emailed codes are on and how many recovery codes are left; sets an app up (QR code and key,
+//! confirmed by a first valid code), turns emailed codes on (confirmed by a first code sent to
+//! the account's address), turns either off, and makes a new set of recovery codes (shown once).
 
 use super::{Signed, fresh, sign_in, signed_in};
 use crate::app::AppState;
+use crate::crypto::random_token;
 use crate::http::PageError;
 use crate::http::form::page_form;
-use crate::login::flow::see_other;
-use crate::login::steps::{recovery_code, totp};
+use crate::login::flow::{self, see_other};
+use crate::login::steps::failures_key;
+use crate::login::steps::{email_otp, recovery_code, totp};
 use crate::pages;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,6 +27,18 @@ const ENROL_TTL: Duration = Duration::from_secs(10 * 60);
 
 fn pending_key(session_id: &str) -> String {
     format!("totp-enrol:{session_id}")
+}
+
+fn email_pending_key(session_id: &str) -> String {
+    format!("email-enrol:{session_id}")
+}
+
+/// An emailed code waiting to confirm the address codes will go to.
+#[derive(Serialize, Deserialize)]
+struct EmailEnrolment {
+    email: String,
+    salt: String,
+    hash: String,
 }
 
 fn event(kind: &'static str, signed: &Signed, addr: &SocketAddr) -> AuditEvent {
@@ -35,8 +51,16 @@ fn event(kind: &'static str, signed: &Signed, addr: &SocketAddr) -> AuditEvent {
 async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Result<Response, PageError> {
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let totp = state.store.totp_credential(&user.id).await?.is_some();
+    let email = state.store.email_otp_address(&user.id).await?.map(|a| email_otp::mask(&a));
     let codes_left = state.store.recovery_codes_left(&user.id).await?;
-    let page = pages::SecurityPage { username: &user.username, csrf: &signed.csrf, totp, codes_left, notice };
+    let page = pages::SecurityPage {
+        username: &user.username,
+        csrf: &signed.csrf,
+        totp,
+        email: email.as_deref(),
+        codes_left,
+        notice,
+    };
     Ok(pages::render(StatusCode::OK, &page))
 }
 
@@ -47,8 +71,14 @@ enum Action {
     BeginTotp,
     /// Turn it on with its first code.
     ConfirmTotp,
-    /// Turn two-step sign-in off.
+    /// Turn the authenticator app off.
     RemoveTotp,
+    /// Email a code to the account's address.
+    BeginEmail,
+    /// Turn emailed codes on with that code.
+    ConfirmEmail,
+    /// Turn emailed codes off.
+    RemoveEmail,
     /// A new set of recovery codes.
     RecoveryCodes,
 }
@@ -59,14 +89,17 @@ impl Action {
             "totp-begin" => Some(Self::BeginTotp),
             "totp-confirm" => Some(Self::ConfirmTotp),
             "totp-remove" => Some(Self::RemoveTotp),
+            "email-begin" => Some(Self::BeginEmail),
+            "email-confirm" => Some(Self::ConfirmEmail),
+            "email-remove" => Some(Self::RemoveEmail),
             "recovery-codes" => Some(Self::RecoveryCodes),
             _ => None,
         }
     }
 
-    /// Confirming only finishes what a fresh `BeginTotp` started.
+    /// Confirming only finishes what a fresh `Begin…` started.
     fn needs_fresh_sign_in(self) -> bool {
-        self != Self::ConfirmTotp
+        !matches!(self, Self::ConfirmTotp | Self::ConfirmEmail)
     }
 }
 
@@ -128,21 +161,82 @@ pub async fn change(
             }
             render(&state, &signed, Some("Your authenticator app is set up.")).await
         }
-        // Two-step sign-in off: the authenticator and the recovery codes that stand in for it.
+        // The app off; the recovery codes go too when no second factor is left.
         Action::RemoveTotp => {
-            if state.store.remove_second_factors(user_id).await? {
+            if state.store.remove_totp(user_id).await? {
                 state.store.audit(event("mfa.totp_removed", &signed, &addr), now).await;
             }
             Ok(see_other(PAGE))
         }
-        // Codes stand in for an authenticator, so there must be one.
+        Action::BeginEmail => begin_email(&state, &signed).await,
+        // The code proves the address reaches this person; codes go to it from now on.
+        Action::ConfirmEmail => {
+            let key = email_pending_key(&signed.session.id);
+            let Some(pending) =
+                state.ephemeral.get(&key).await?.and_then(|j| serde_json::from_str::<EmailEnrolment>(&j).ok())
+            else {
+                return render(&state, &signed, Some("That code expired. Start again.")).await;
+            };
+            let tries = state.ephemeral.incr(&format!("{key}:tries"), email_otp::ttl(&state)).await?;
+            if tries > email_otp::MAX_TRIES
+                || !email_otp::matches(p.get("code").unwrap_or_default(), &pending.salt, &pending.hash)
+            {
+                state.store.audit(event("mfa.email_otp_enrol_failed", &signed, &addr), now).await;
+                if tries >= email_otp::MAX_TRIES {
+                    state.ephemeral.delete(&key).await?;
+                    return render(&state, &signed, Some("Too many wrong codes. Start again.")).await;
+                }
+                let error = "That code is not right. Enter the code from the email we just sent.";
+                return Ok(email_enrol_page(&signed, &pending.email, Some(error)));
+            }
+            state.ephemeral.delete(&key).await?;
+            state.store.enable_email_otp(user_id, &pending.email, now).await?;
+            state.store.audit(event("mfa.email_otp_enabled", &signed, &addr), now).await;
+            if state.store.recovery_codes_left(user_id).await? == 0 {
+                return issue_recovery_codes(&state, &signed, &addr, now).await;
+            }
+            render(&state, &signed, Some("Emailed codes are on.")).await
+        }
+        Action::RemoveEmail => {
+            if state.store.disable_email_otp(user_id).await? {
+                state.store.audit(event("mfa.email_otp_disabled", &signed, &addr), now).await;
+            }
+            Ok(see_other(PAGE))
+        }
+        // Codes stand in for a second factor, so there must be one.
         Action::RecoveryCodes => {
-            if state.store.totp_credential(user_id).await?.is_none() {
-                return render(&state, &signed, Some("Set up an authenticator app first.")).await;
+            if !flow::factors(&state, user_id).await?.any() {
+                return render(&state, &signed, Some("Turn on a second factor first.")).await;
             }
             issue_recovery_codes(&state, &signed, &addr, now).await
         }
     }
+}
+
+/// Emails a code to the account's address, within the same limits as sign-in codes.
+async fn begin_email(state: &AppState, signed: &Signed) -> Result<Response, PageError> {
+    let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
+    let ttl = email_otp::ttl(state);
+    let sends = state.ephemeral.incr(&email_otp::sends_key(&failures_key(&user.username)), ttl).await?;
+    if sends > email_otp::MAX_SENDS {
+        return render(state, signed, Some("Too many codes were sent. Wait a few minutes and try again.")).await;
+    }
+    let code = email_otp::new_code();
+    let salt = random_token();
+    let pending = EmailEnrolment { email: user.email.clone(), hash: email_otp::digest(&salt, &code), salt };
+    if let Err(e) = state.mail.send(email_otp::mail(state, &user.email, &code, "your account")).await {
+        tracing::warn!(user = %user.id, error = %format!("{e:#}"), "could not send an enrolment code");
+        return render(state, signed, Some("We could not send the email just now. Try again in a moment.")).await;
+    }
+    let key = email_pending_key(&signed.session.id);
+    state.ephemeral.put(&key, &serde_json::to_string(&pending).map_err(anyhow::Error::from)?, ttl).await?;
+    state.ephemeral.delete(&format!("{key}:tries")).await?;
+    Ok(email_enrol_page(signed, &user.email, None))
+}
+
+fn email_enrol_page(signed: &Signed, email: &str, error: Option<&str>) -> Response {
+    let to = email_otp::mask(email);
+    pages::render(StatusCode::OK, &pages::EmailEnrolPage { csrf: &signed.csrf, to: &to, error })
 }
 
 async fn enrol_page(

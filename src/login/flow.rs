@@ -78,8 +78,8 @@ pub enum Stage {
 pub enum Entry {
     /// No usable session: the first step.
     SignIn,
-    /// A one-factor session that must add its second factor.
-    StepUp(Session),
+    /// A one-factor session that must add a second factor: this step.
+    StepUp(Session, StepKind),
     /// Signed in; only consent is missing.
     Consent(Session),
 }
@@ -121,7 +121,7 @@ pub async fn start(
     };
     let (stage, user_id, amr) = match entry {
         Entry::SignIn => (Stage::Authenticate { step: policy::first_step() }, None, Vec::new()),
-        Entry::StepUp(s) => (Stage::Authenticate { step: policy::step_up_step() }, Some(s.user_id), s.amr),
+        Entry::StepUp(s, step) => (Stage::Authenticate { step }, Some(s.user_id), s.amr),
         Entry::Consent(s) => (Stage::Consent { session_id: s.id }, None, Vec::new()),
     };
     let flow = Flow {
@@ -195,7 +195,18 @@ fn ip(addr: &SocketAddr) -> Option<String> {
 
 /// The second factors `user_id` has enrolled.
 pub async fn factors(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
-    Ok(Factors { totp: state.store.totp_credential(user_id).await?.is_some() })
+    Ok(Factors {
+        totp: state.store.totp_credential(user_id).await?.is_some(),
+        email: state.store.email_otp_address(user_id).await?.is_some(),
+    })
+}
+
+/// The factors of the flow's user, once one is identified.
+async fn flow_factors(state: &AppState, flow: &Flow) -> crate::store::Result<Factors> {
+    match &flow.user_id {
+        Some(u) => factors(state, u).await,
+        None => Ok(Factors::default()),
+    }
 }
 
 /// GET /login/{flow}: the current step's page.
@@ -207,8 +218,16 @@ pub async fn show_step(
     let (flow, client) = load(&state, &headers, &id).await?;
     match &flow.stage {
         Stage::Authenticate { step } => {
-            let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: None, now: state.now() };
-            Ok(step.render(&ctx, None, None))
+            let factors = flow_factors(&state, &flow).await?;
+            let ctx = StepContext {
+                state: &state,
+                flow: &flow,
+                client: client.as_deref(),
+                ip: None,
+                now: state.now(),
+                factors,
+            };
+            step.render(&ctx, None, None).await
         }
         Stage::RecoveryNotice { session_id } => {
             let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
@@ -239,9 +258,12 @@ pub async fn submit_step(
         Stage::Consent { .. } => return Ok(see_other(&location(&flow))),
     };
     let p = form(&flow, &headers, &body)?;
+    let factors = flow_factors(&state, &flow).await?;
     // "Use a recovery code instead": only to a step the policy offers in place of this one.
     if let Some(name) = p.get("switch") {
-        let to = StepKind::parse(name).filter(|k| policy::alternatives(step).contains(k));
+        let email_first = state.settings.login.email_first_factor;
+        let offered = policy::alternatives(step, flow.user_id.is_some(), factors, email_first);
+        let to = StepKind::parse(name).filter(|k| offered.contains(k));
         let Some(to) = to else {
             return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
         };
@@ -259,15 +281,16 @@ pub async fn submit_step(
             None => e,
         }
     };
-    let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: ip.clone(), now };
+    let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: ip.clone(), now, factors };
     let (user_id, amr) = match step.submit(&ctx, &p).await? {
+        Outcome::Continue(page) => return Ok(page),
         Outcome::Failed { message, reason, user_id } => {
             let mut event = audit("login.failed").detail("reason", reason);
             if let Some(u) = &user_id {
                 event = event.user(u);
             }
             state.store.audit(event, now).await;
-            return Ok(step.render(&ctx, Some(message), Some(&p)));
+            return step.render(&ctx, Some(message), Some(&p)).await;
         }
         Outcome::Passed { user_id, amr } => (user_id, amr),
     };
@@ -279,7 +302,11 @@ pub async fn submit_step(
     flow.user_id = Some(user_id.clone());
     flow.amr = policy::combine_amr(&flow.amr, &amr);
     flow.passed.push(step);
-    match policy::next_step(flow.requirement(client.as_deref()), &flow.amr, factors(&state, &user_id).await?) {
+    let need = flow.requirement(client.as_deref());
+    // The user's own factors: `factors` above were of the user known before this step (none
+    // when this step was the first).
+    let user_factors = self::factors(&state, &user_id).await?;
+    match policy::next_step(need, &flow.passed, &flow.amr, user_factors) {
         Next::Step(next) => {
             flow.stage = Stage::Authenticate { step: next };
             save(&state, &flow).await?;

@@ -5,9 +5,10 @@
 //! factors of different kinds (a password and a one-time code). A client's `min_acr` and an
 //! essential `acr` claim (§5.5.1.1) must be met, or the client is told
 //! `unmet_authentication_requirements`; `acr_values` is voluntary (§3.1.2.1) and gets the best
-//! the user can reach. A user with a second factor is always asked for it after the password.
-//! `amr` values follow RFC 8176: `pwd`, `otp` (an authenticator code or a recovery code, both
-//! one-time passwords), and `mfa` once two kinds of factor are proven.
+//! the user can reach. A user with a second factor is always asked for one after the first
+//! step, whichever step that was. `amr` values follow RFC 8176: `pwd`, `otp` (an authenticator
+//! code, an emailed code or a recovery code: all one-time passwords), and `mfa` once two kinds
+//! of factor are proven.
 
 use super::steps::StepKind;
 use crate::domain::{Client, Session};
@@ -28,6 +29,23 @@ pub fn acr_level(acr: &str) -> Option<u8> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Factors {
     pub totp: bool,
+    /// One-time codes sent to a confirmed email address.
+    pub email: bool,
+}
+
+impl Factors {
+    /// The second-factor steps this user can take, the one offered first first. Recovery codes
+    /// are not among them: they stand in for these and are offered as an alternative.
+    pub fn second_factor_steps(self) -> Vec<StepKind> {
+        [(self.totp, StepKind::Totp), (self.email, StepKind::EmailOtp)]
+            .into_iter()
+            .filter_map(|(has, step)| has.then_some(step))
+            .collect()
+    }
+
+    pub fn any(self) -> bool {
+        !self.second_factor_steps().is_empty()
+    }
 }
 
 /// The assurance a sign-in must and should reach, as levels.
@@ -82,9 +100,9 @@ pub enum Decision {
     /// Authenticate (again): no session, `prompt=login`, `max_age` exceeded, or the
     /// `id_token_hint` names someone else.
     Login,
-    /// Signed in with less than the request asks and the user has a second factor: prove it
-    /// and raise this session's acr, rather than start over.
-    StepUp,
+    /// Signed in with less than the request asks and the user has a second factor that raises
+    /// it: prove that step and raise this session's acr, rather than start over.
+    StepUp(StepKind),
     /// The request demands more than this user can prove.
     Unmet,
     /// Signed in, but the user must approve this client's scopes.
@@ -108,8 +126,9 @@ pub fn decide(
     }
     let need = requirement(req, client);
     let have = acr_level(&s.acr).unwrap_or(1);
-    if have < need.wanted && factors.totp && !s.amr.iter().any(|m| m == "otp") {
-        Decision::StepUp
+    let step_up = if have < need.wanted { step_up_step(&s.amr, factors) } else { None };
+    if let Some(step) = step_up {
+        Decision::StepUp(step)
     } else if have < need.minimum {
         Decision::Unmet
     } else if needs_consent(req, client, consented) {
@@ -130,9 +149,11 @@ pub fn first_step() -> StepKind {
     StepKind::Password
 }
 
-/// The step that adds a second factor to a one-factor session.
-pub fn step_up_step() -> StepKind {
-    StepKind::Totp
+/// The step that raises a session proven by `amr` to a higher acr: the user's first second
+/// factor that adds a kind of factor the session lacks. None when no enrolled step would.
+pub fn step_up_step(amr: &[String], factors: Factors) -> Option<StepKind> {
+    let level = |amr: &[String]| acr_level(acr_for(amr)).unwrap_or(1);
+    factors.second_factor_steps().into_iter().find(|step| level(&combine_amr(amr, &step.proves())) > level(amr))
 }
 
 /// What follows once a step has passed.
@@ -144,21 +165,35 @@ pub enum Next {
     Unmet,
 }
 
-/// After a step passed, with `amr` proven so far by a user who has `factors`.
-pub fn next_step(need: Requirement, amr: &[String], factors: Factors) -> Next {
-    if factors.totp && !amr.iter().any(|m| m == "otp") {
-        return Next::Step(StepKind::Totp);
+/// After a step passed: `passed` are this flow's steps so far, `amr` what they (and, for a
+/// step-up, the session) proved, `factors` the user's. A second factor is asked once the first
+/// step is done — a step not yet taken in this flow — unless the `amr` is already `mfa`.
+pub fn next_step(need: Requirement, passed: &[StepKind], amr: &[String], factors: Factors) -> Next {
+    let has_mfa = amr.iter().any(|m| m == "mfa");
+    let second_done = passed.len() >= 2 || passed.contains(&StepKind::RecoveryCode);
+    if !has_mfa
+        && !second_done
+        && let Some(step) = factors.second_factor_steps().into_iter().find(|s| !passed.contains(s))
+    {
+        return Next::Step(step);
     }
     if acr_level(acr_for(amr)).unwrap_or(1) >= need.minimum { Next::Done } else { Next::Unmet }
 }
 
-/// Steps the user may take instead of `step`: a recovery code stands in for the authenticator.
-pub fn alternatives(step: StepKind) -> &'static [StepKind] {
-    match step {
-        StepKind::Totp => &[StepKind::RecoveryCode],
-        StepKind::RecoveryCode => &[StepKind::Totp],
-        StepKind::Password => &[],
-    }
+/// Steps the person may switch to instead of `step`. Before anyone is identified:
+/// the first-factor steps the operator enabled (`email_first`: a code by email instead of a
+/// password). After: the user's other second factors, and recovery codes standing in for any.
+pub fn alternatives(step: StepKind, identified: bool, factors: Factors, email_first: bool) -> Vec<StepKind> {
+    let candidates = if !identified {
+        if email_first { vec![StepKind::Password, StepKind::EmailOtp] } else { vec![] }
+    } else if factors.any() {
+        let mut steps = factors.second_factor_steps();
+        steps.push(StepKind::RecoveryCode);
+        steps
+    } else {
+        vec![]
+    };
+    candidates.into_iter().filter(|s| *s != step).collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -202,8 +237,10 @@ mod tests {
     use crate::domain::{AuthMethod, GrantType};
     use crate::oidc::authorize::{ResponseMode, Target, request::Prompt};
 
-    const NONE: Factors = Factors { totp: false };
-    const TOTP: Factors = Factors { totp: true };
+    const NONE: Factors = Factors { totp: false, email: false };
+    const TOTP: Factors = Factors { totp: true, email: false };
+    const EMAIL: Factors = Factors { totp: false, email: true };
+    const BOTH: Factors = Factors { totp: true, email: true };
 
     fn client(first_party: bool) -> Client {
         Client {
@@ -325,12 +362,43 @@ mod tests {
 
     #[test]
     fn second_factor_is_always_asked_when_enrolled() {
+        use StepKind::*;
         let need = Requirement { minimum: 1, wanted: 1 };
-        assert_eq!(next_step(need, &amr(&["pwd"]), TOTP), Next::Step(StepKind::Totp));
-        assert_eq!(next_step(need, &amr(&["pwd"]), NONE), Next::Done);
-        assert_eq!(next_step(need, &amr(&["pwd", "otp", "mfa"]), TOTP), Next::Done);
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), TOTP), Next::Step(Totp));
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), EMAIL), Next::Step(EmailOtp));
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), BOTH), Next::Step(Totp));
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), NONE), Next::Done);
+        assert_eq!(next_step(need, &[Password, Totp], &amr(&["pwd", "otp", "mfa"]), TOTP), Next::Done);
+        assert_eq!(next_step(need, &[Password, RecoveryCode], &amr(&["pwd", "otp", "mfa"]), BOTH), Next::Done);
         let strict = Requirement { minimum: 2, wanted: 2 };
-        assert_eq!(next_step(strict, &amr(&["pwd"]), NONE), Next::Unmet);
+        assert_eq!(next_step(strict, &[Password], &amr(&["pwd"]), NONE), Next::Unmet);
+    }
+
+    #[test]
+    fn an_emailed_code_as_first_step_is_followed_by_another_factor() {
+        use StepKind::*;
+        let need = Requirement { minimum: 1, wanted: 1 };
+        // The authenticator is still asked; the emailed code is not asked twice.
+        assert_eq!(next_step(need, &[EmailOtp], &amr(&["otp"]), BOTH), Next::Step(Totp));
+        assert_eq!(next_step(need, &[EmailOtp], &amr(&["otp"]), EMAIL), Next::Done);
+        // Two possession factors are one kind: acr stays 1, and a minimum of 2 is unmet.
+        let both = combine_amr(&amr(&["otp"]), &amr(&["otp"]));
+        assert_eq!(acr_for(&both), "1");
+        let strict = Requirement { minimum: 2, wanted: 2 };
+        assert_eq!(next_step(strict, &[EmailOtp, Totp], &both, BOTH), Next::Unmet);
+    }
+
+    #[test]
+    fn alternatives_offer_the_other_factors_and_recovery_codes() {
+        use StepKind::*;
+        assert_eq!(alternatives(Totp, true, TOTP, false), vec![RecoveryCode]);
+        assert_eq!(alternatives(Totp, true, BOTH, false), vec![EmailOtp, RecoveryCode]);
+        assert_eq!(alternatives(RecoveryCode, true, EMAIL, false), vec![EmailOtp]);
+        assert_eq!(alternatives(Password, false, NONE, false), vec![]);
+        assert_eq!(alternatives(Password, false, NONE, true), vec![EmailOtp]);
+        assert_eq!(alternatives(EmailOtp, false, NONE, true), vec![Password]);
+        // Nobody identified yet: no second factor is on offer, whatever was typed.
+        assert_eq!(alternatives(Password, false, BOTH, false), vec![]);
     }
 
     #[test]
@@ -339,13 +407,18 @@ mod tests {
         req.acr_values = vec!["2".into()];
         let all = vec!["email".to_string(), "openid".to_string()];
         let s = session(0);
-        assert_eq!(decide(&req, &client(true), Some(&s), TOTP, &all, 1), Decision::StepUp);
+        assert_eq!(decide(&req, &client(true), Some(&s), TOTP, &all, 1), Decision::StepUp(StepKind::Totp));
+        assert_eq!(decide(&req, &client(true), Some(&s), EMAIL, &all, 1), Decision::StepUp(StepKind::EmailOtp));
         // Voluntary: without a second factor the session is good enough.
         assert_eq!(decide(&req, &client(true), Some(&s), NONE, &all, 1), Decision::Issue);
         let mut c = client(true);
         c.min_acr = 2;
         assert_eq!(decide(&request(), &c, Some(&s), NONE, &all, 1), Decision::Unmet);
-        assert_eq!(decide(&request(), &c, Some(&s), TOTP, &all, 1), Decision::StepUp);
+        assert_eq!(decide(&request(), &c, Some(&s), TOTP, &all, 1), Decision::StepUp(StepKind::Totp));
+        // A session from an emailed code gains no new kind of factor from the authenticator.
+        let mut emailed = session(0);
+        emailed.amr = amr(&["otp"]);
+        assert_eq!(decide(&request(), &c, Some(&emailed), TOTP, &all, 1), Decision::Unmet);
         let mut strong = session(0);
         strong.amr = amr(&["pwd", "otp", "mfa"]);
         strong.acr = "2".into();

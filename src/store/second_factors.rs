@@ -49,14 +49,75 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Removes the authenticator and the recovery codes that stood in for it, in one
-    /// transaction. Returns whether there was an authenticator.
-    pub async fn remove_second_factors(&self, user_id: &str) -> Result<bool> {
+    /// Removes the authenticator app, and the recovery codes too when no other second factor
+    /// is left for them to stand in for, in one transaction. Returns whether there was one.
+    pub async fn remove_totp(&self, user_id: &str) -> Result<bool> {
+        self.remove_factor("DELETE FROM totp_credentials WHERE user_id = $1", user_id).await
+    }
+
+    /// The address emailed codes go to, when the user turned them on.
+    pub async fn email_otp_address(&self, user_id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT email FROM email_otp_enrolments WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(email,)| email))
+    }
+
+    /// Turns emailed codes on, to `email` (just confirmed by a code sent there).
+    pub async fn enable_email_otp(&self, user_id: &str, email: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO email_otp_enrolments (user_id, email, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(email)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Turns emailed codes off, like [`Store::remove_totp`].
+    pub async fn disable_email_otp(&self, user_id: &str) -> Result<bool> {
+        self.remove_factor("DELETE FROM email_otp_enrolments WHERE user_id = $1", user_id).await
+    }
+
+    /// Runs `delete` (one factor of `user_id`), then drops the recovery codes if no second
+    /// factor is left.
+    async fn remove_factor(&self, delete: &'static str, user_id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        let r = sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query(
+            "DELETE FROM recovery_codes WHERE user_id = $1
+             AND NOT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1)
+             AND NOT EXISTS (SELECT 1 FROM email_otp_enrolments WHERE user_id = $1)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    /// For an operator helping a locked-out user: every second factor and recovery code gone,
+    /// every session ended, in one transaction. Returns how many factors there were.
+    pub async fn reset_second_factors(&self, user_id: &str, now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for delete in
+            ["DELETE FROM totp_credentials WHERE user_id = $1", "DELETE FROM email_otp_enrolments WHERE user_id = $1"]
+        {
+            removed += sqlx::query(delete).bind(user_id).execute(&mut *tx).await?.rows_affected();
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Replaces every recovery code of the user with the given hashes, in one transaction.

@@ -1,11 +1,13 @@
 //! Login steps. Each is one module with the same two parts: render its page, and judge what
 //! the browser sent back. A step never decides what comes next; the policy does.
 
+pub mod email_otp;
 pub mod password;
 pub mod recovery_code;
 pub mod totp;
 
 use super::flow::Flow;
+use super::policy::{self, Factors};
 use crate::app::AppState;
 use crate::domain::Client;
 use crate::http::{PageError, Params};
@@ -20,17 +22,37 @@ use std::time::Duration;
 pub enum StepKind {
     Password,
     Totp,
+    EmailOtp,
     RecoveryCode,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 3] = [Self::Password, Self::Totp, Self::RecoveryCode];
+    pub const ALL: [StepKind; 4] = [Self::Password, Self::Totp, Self::EmailOtp, Self::RecoveryCode];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Password => "password",
             Self::Totp => "totp",
+            Self::EmailOtp => "email_otp",
             Self::RecoveryCode => "recovery_code",
+        }
+    }
+
+    /// The `amr` values (RFC 8176) passing this step proves.
+    pub fn proves(self) -> Vec<String> {
+        match self {
+            Self::Password => vec!["pwd".into()],
+            Self::Totp | Self::EmailOtp | Self::RecoveryCode => vec!["otp".into()],
+        }
+    }
+
+    /// The button that switches to this step from another.
+    fn switch_label(self) -> &'static str {
+        match self {
+            Self::Password => "Use my password instead",
+            Self::Totp => "Use my authenticator app instead",
+            Self::EmailOtp => "Email me a code instead",
+            Self::RecoveryCode => "Use a recovery code instead",
         }
     }
 
@@ -47,6 +69,8 @@ pub struct StepContext<'a> {
     pub client: Option<&'a Client>,
     pub ip: Option<String>,
     pub now: i64,
+    /// The second factors of the user the flow has identified (none before that).
+    pub factors: Factors,
 }
 
 impl StepContext<'_> {
@@ -59,10 +83,22 @@ impl StepContext<'_> {
     pub fn action(&self) -> String {
         format!("/login/{}", self.flow.id)
     }
+
+    /// The steps the person may switch to from `step`, as the page's buttons.
+    pub fn switches(&self, step: StepKind) -> Vec<pages::Switch> {
+        let email_first = self.state.settings.login.email_first_factor;
+        policy::alternatives(step, self.flow.user_id.is_some(), self.factors, email_first)
+            .into_iter()
+            .map(|s| pages::Switch { step: s.name(), label: s.switch_label() })
+            .collect()
+    }
 }
 
 /// What judging a submission found.
 pub enum Outcome {
+    /// Not judged yet: the step shows this page (the next part of the step, e.g. "we sent a
+    /// code" after an address was typed).
+    Continue(Response),
     /// The step proved who the user is, with these `amr` values (RFC 8176).
     Passed { user_id: String, amr: Vec<String> },
     /// Not proven: `message` is for the person, `reason` for the audit log.
@@ -96,26 +132,47 @@ pub(crate) async fn second_factor_user(ctx: &StepContext<'_>) -> Result<Option<(
     Ok(ctx.state.store.user(id).await?.filter(|u| !u.disabled).map(|u| (u.id, failures_key(&u.username))))
 }
 
-/// The page of a second-factor step.
-fn code_page(ctx: &StepContext<'_>, error: Option<&str>, text: &'static pages::CodeText) -> Response {
+/// The page of a one-code step; `notice` says where the code came from.
+fn code_page(
+    ctx: &StepContext<'_>,
+    step: StepKind,
+    error: Option<&str>,
+    notice: Option<&str>,
+    text: &'static pages::CodeText,
+) -> Response {
     let action = ctx.action();
-    let page = pages::CodePage { action: &action, csrf: &ctx.flow.csrf, client_name: ctx.audience(), error, text };
+    let page = pages::CodePage {
+        action: &action,
+        csrf: &ctx.flow.csrf,
+        client_name: ctx.audience(),
+        error,
+        notice,
+        text,
+        switches: ctx.switches(step),
+    };
     pages::render(StatusCode::OK, &page)
 }
 
 impl StepKind {
-    pub fn render(self, ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>) -> Response {
-        match self {
+    pub async fn render(
+        self,
+        ctx: &StepContext<'_>,
+        error: Option<&str>,
+        form: Option<&Params>,
+    ) -> Result<Response, PageError> {
+        Ok(match self {
             Self::Password => password::render(ctx, error, form),
-            Self::Totp => code_page(ctx, error, &totp::PAGE),
-            Self::RecoveryCode => code_page(ctx, error, &recovery_code::PAGE),
-        }
+            Self::Totp => code_page(ctx, self, error, None, &totp::PAGE),
+            Self::EmailOtp => return email_otp::render(ctx, error).await,
+            Self::RecoveryCode => code_page(ctx, self, error, None, &recovery_code::PAGE),
+        })
     }
 
     pub async fn submit(self, ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
         match self {
             Self::Password => password::submit(ctx, form).await,
             Self::Totp => totp::submit(ctx, form).await,
+            Self::EmailOtp => email_otp::submit(ctx, form).await,
             Self::RecoveryCode => recovery_code::submit(ctx, form).await,
         }
     }

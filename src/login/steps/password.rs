@@ -3,7 +3,7 @@
 //! failures count toward a per-account throttle shared through the ephemeral store (and with
 //! the second-factor steps).
 
-use super::{Outcome, StepContext, THROTTLED, count_failure, failures_key, throttled};
+use super::{Outcome, StepContext, StepKind, THROTTLED, count_failure, failures_key, throttled};
 use crate::http::{PageError, Params};
 use crate::pages;
 use axum::http::StatusCode;
@@ -14,8 +14,14 @@ const INVALID: &str = "Invalid username or password.";
 pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>) -> Response {
     let username = form.and_then(|f| f.get("username")).or(ctx.flow.login_hint()).unwrap_or_default();
     let action = ctx.action();
-    let page =
-        pages::PasswordPage { action: &action, csrf: &ctx.flow.csrf, client_name: ctx.audience(), username, error };
+    let page = pages::PasswordPage {
+        action: &action,
+        csrf: &ctx.flow.csrf,
+        client_name: ctx.audience(),
+        username,
+        error,
+        switches: ctx.switches(StepKind::Password),
+    };
     pages::render(StatusCode::OK, &page)
 }
 
@@ -43,7 +49,7 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
         }
         // With a second factor still to come, the count is cleared only when that passes, so
         // knowing the password does not buy fresh guesses at the code.
-        if ctx.state.store.totp_credential(&user.id).await?.is_none() {
+        if !crate::login::flow::factors(ctx.state, &user.id).await?.any() {
             ctx.state.ephemeral.delete(&key).await?;
             ctx.state.ephemeral.delete(&account).await?;
         }

@@ -42,11 +42,10 @@ pub fn hash(code: &str) -> String {
 pub const PAGE: CodeText = CodeText {
     title: "Recovery code",
     heading: "Enter a recovery code",
-    intro: "one of the codes you saved when you set up your authenticator. Each works once.",
+    intro: "one of the codes you saved when you set up two-step sign-in. Each works once.",
     label: "Recovery code",
     numeric: false,
-    switch_to: "totp",
-    switch_label: "Use my authenticator app instead",
+    resend: false,
 };
 
 pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {

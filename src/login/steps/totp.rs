@@ -75,8 +75,7 @@ pub const PAGE: CodeText = CodeText {
     intro: "the 6-digit code your authenticator app shows now.",
     label: "Authenticator code",
     numeric: true,
-    switch_to: "recovery_code",
-    switch_label: "Use a recovery code instead",
+    resend: false,
 };
 
 pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {

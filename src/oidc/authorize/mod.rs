@@ -71,7 +71,7 @@ async fn decide(
         (Decision::Consent, _) if req.prompt.none => {
             response::error(state, &req.target, &err("consent_required", "the user has not consented to this client"))
         }
-        (Decision::StepUp, _) if req.prompt.none => response::error(
+        (Decision::StepUp(_), _) if req.prompt.none => response::error(
             state,
             &req.target,
             &err("interaction_required", "the requested authentication context needs the user's second factor"),
@@ -79,8 +79,8 @@ async fn decide(
         (Decision::Consent, Some(s)) => {
             flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::Consent(s)).await?
         }
-        (Decision::StepUp, Some(s)) => {
-            flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::StepUp(s)).await?
+        (Decision::StepUp(step), Some(s)) => {
+            flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::StepUp(s, step)).await?
         }
         (_, _) if req.prompt.none => {
             response::error(state, &req.target, &err("login_required", "the user is not signed in"))

@@ -1,0 +1,342 @@
+//! The emailed-code step: a 6-digit code sent to the user's confirmed address, good for
+//! `tokens.email_code_ttl` (10 minutes) and for one use, kept only as a salted hash, and dead
+//! after 5 wrong tries. A new code can be asked for after 30 seconds, at most 5 per account
+//! within the code lifetime.
+//!
+//! It is a second factor for users who turned it on (the address they confirmed then), and,
+//! where the operator sets `login.email_first_factor`, a first factor: the person types an
+//! address and the page that follows reads the same whether or not an account has it, so the
+//! form tells nobody which addresses are registered.
+
+use super::{Outcome, StepContext, StepKind, THROTTLED, count_failure, failures_key, throttled};
+use crate::app::AppState;
+use crate::crypto::{constant_time_eq, hash_secret, random_bytes, random_token};
+use crate::ephemeral::Taken;
+use crate::http::{PageError, Params};
+use crate::mail::Mail;
+use crate::pages::{self, CodeText};
+use crate::store::AuditEvent;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Wrong tries a code survives.
+pub const MAX_TRIES: u64 = 5;
+/// Seconds before another code may be sent.
+pub const RESEND_AFTER: i64 = 30;
+/// Codes sent to one account within a code's lifetime.
+pub const MAX_SENDS: u64 = 5;
+
+/// How long a code works.
+pub fn ttl(state: &AppState) -> Duration {
+    Duration::from_secs(state.settings.tokens.email_code_ttl.max(1) as u64)
+}
+
+/// The mail carrying `code`, its lifetime in whole minutes (at least one).
+pub fn mail(state: &AppState, to: &str, code: &str, audience: &str) -> Mail {
+    let minutes = (state.settings.tokens.email_code_ttl.max(1) as u64).div_ceil(60);
+    Mail::sign_in_code(to, code, audience, minutes)
+}
+
+pub const PAGE: CodeText = CodeText {
+    title: "Emailed code",
+    heading: "Check your email",
+    intro: "enter the 6-digit code we emailed you. It works once, for a few minutes.",
+    label: "Code from the email",
+    numeric: true,
+    resend: true,
+};
+
+/// The code waiting for this flow. `user_id` is None when the typed address has no account:
+/// every code then fails, as a wrong one would.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    user_id: Option<String>,
+    /// The address, masked, as the page shows it.
+    to: String,
+    /// The per-account key sends and failures count under.
+    account: String,
+    salt: String,
+    hash: String,
+    sent_at: i64,
+}
+
+fn pending_key(flow_id: &str) -> String {
+    format!("email-otp:{flow_id}")
+}
+
+/// Tries count per code (its salt), so a new code starts afresh.
+fn tries_key(flow_id: &str, salt: &str) -> String {
+    format!("email-otp-tries:{flow_id}:{salt}")
+}
+
+pub(crate) fn sends_key(account: &str) -> String {
+    format!("email-otp-sends:{account}")
+}
+
+/// A code as stored: salted, hashed.
+pub(crate) fn digest(salt: &str, code: &str) -> String {
+    hash_secret(&format!("{salt}:{code}"))
+}
+
+/// Whether `typed` (spaces ignored) is the code behind `salt` and `hash`.
+pub(crate) fn matches(typed: &str, salt: &str, hash: &str) -> bool {
+    let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+    constant_time_eq(digest(salt, &typed).as_bytes(), hash.as_bytes())
+}
+
+/// A uniformly random 6-digit code.
+pub(crate) fn new_code() -> String {
+    // Rejection sampling: 4_294_000_000 is the largest multiple of 10^6 below 2^32.
+    loop {
+        let b = random_bytes(4);
+        let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if n < 4_294_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+/// `jane.doe@example.com` → `j•••@example.com`: enough to recognise, not to harvest.
+pub fn mask(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "your address".into(),
+    }
+}
+
+async fn pending(ctx: &StepContext<'_>) -> Result<Option<Pending>, PageError> {
+    let raw = ctx.state.ephemeral.get(&pending_key(&ctx.flow.id)).await?;
+    Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
+}
+
+/// Why no code went out.
+enum NotSent {
+    TooSoon,
+    TooMany,
+    MailFailed,
+}
+
+impl NotSent {
+    fn message(&self) -> &'static str {
+        match self {
+            Self::TooSoon => "A code was sent moments ago. Wait half a minute before asking for another.",
+            Self::TooMany => "Too many codes were sent. Wait a few minutes and try again.",
+            Self::MailFailed => "We could not send the email just now. Try again in a moment.",
+        }
+    }
+}
+
+/// Makes a new code for this flow and mails it to `to` (when there is an account), replacing
+/// any earlier one. The limits apply whether or not the address has an account.
+async fn send(
+    ctx: &StepContext<'_>,
+    user: Option<(&str, &str)>,
+    account: String,
+    masked: String,
+    previous: Option<&Pending>,
+) -> Result<Result<(), NotSent>, PageError> {
+    if previous.is_some_and(|p| ctx.now - p.sent_at < RESEND_AFTER) {
+        return Ok(Err(NotSent::TooSoon));
+    }
+    if ctx.state.ephemeral.incr(&sends_key(&account), ttl(ctx.state)).await? > MAX_SENDS {
+        return Ok(Err(NotSent::TooMany));
+    }
+    let code = new_code();
+    let salt = random_token();
+    let pending = Pending {
+        user_id: user.map(|(id, _)| id.to_owned()),
+        to: masked,
+        account,
+        hash: digest(&salt, &code),
+        salt,
+        sent_at: ctx.now,
+    };
+    if let Some((user_id, address)) = user
+        && let Err(e) = ctx.state.mail.send(mail(ctx.state, address, &code, ctx.audience())).await
+    {
+        tracing::warn!(user = user_id, error = %format!("{e:#}"), "could not send a sign-in code");
+        return Ok(Err(NotSent::MailFailed));
+    }
+    let json = serde_json::to_string(&pending).map_err(anyhow::Error::from)?;
+    ctx.state.ephemeral.put(&pending_key(&ctx.flow.id), &json, ttl(ctx.state)).await?;
+    let mut event = AuditEvent::new("login.email_code_sent").ip(ctx.ip.clone()).detail("to", pending.to.clone());
+    event = match &pending.user_id {
+        Some(u) => event.user(u),
+        None => event.detail("account", false),
+    };
+    ctx.state.store.audit(event, ctx.now).await;
+    Ok(Ok(()))
+}
+
+/// Sends a code to the identified user's confirmed address (second factor).
+async fn send_to_user(ctx: &StepContext<'_>, previous: Option<&Pending>) -> Result<Result<(), NotSent>, PageError> {
+    let Some(user_id) = &ctx.flow.user_id else { return Ok(Err(NotSent::MailFailed)) };
+    let user = ctx.state.store.user(user_id).await?.filter(|u| !u.disabled);
+    let address = ctx.state.store.email_otp_address(user_id).await?;
+    let (Some(user), Some(address)) = (user, address) else { return Ok(Err(NotSent::MailFailed)) };
+    send(ctx, Some((&user.id, &address)), failures_key(&user.username), mask(&address), previous).await
+}
+
+fn code_page(ctx: &StepContext<'_>, error: Option<&str>, to: Option<&str>) -> Response {
+    let notice = to.map(|to| format!("We sent a code to {to}."));
+    super::code_page(ctx, StepKind::EmailOtp, error, notice.as_deref(), &PAGE)
+}
+
+fn email_page(ctx: &StepContext<'_>, error: Option<&str>, email: &str) -> Response {
+    let action = ctx.action();
+    let page = pages::EmailPage {
+        action: &action,
+        csrf: &ctx.flow.csrf,
+        client_name: ctx.audience(),
+        email,
+        error,
+        switches: ctx.switches(StepKind::EmailOtp),
+    };
+    pages::render(StatusCode::OK, &page)
+}
+
+/// The code page while a code waits; else (first factor) the address form; else, for an
+/// identified user arriving at the step, a code is sent first. After a failure (`error`) no
+/// code is sent unasked: the page offers "Send a new code".
+pub async fn render(ctx: &StepContext<'_>, error: Option<&str>) -> Result<Response, PageError> {
+    if let Some(p) = pending(ctx).await? {
+        return Ok(code_page(ctx, error, Some(&p.to)));
+    }
+    if ctx.flow.user_id.is_none() {
+        return Ok(email_page(ctx, error, ctx.flow.login_hint().filter(|h| h.contains('@')).unwrap_or_default()));
+    }
+    if error.is_some() {
+        return Ok(code_page(ctx, error, None));
+    }
+    Ok(match send_to_user(ctx, None).await? {
+        Ok(()) => {
+            let p = pending(ctx).await?;
+            code_page(ctx, error, p.as_ref().map(|p| p.to.as_str()))
+        }
+        Err(why) => code_page(ctx, Some(why.message()), None),
+    })
+}
+
+pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
+    let previous = pending(ctx).await?;
+    if let Some(email) = form.get("email").map(str::trim).filter(|_| ctx.flow.user_id.is_none()) {
+        return start_first_factor(ctx, email, previous.as_ref()).await;
+    }
+    if form.get("resend").is_some() {
+        let sent = match (&ctx.flow.user_id, &previous) {
+            (Some(_), _) => send_to_user(ctx, previous.as_ref()).await?,
+            (None, Some(p)) => {
+                let user = match &p.user_id {
+                    Some(id) => ctx.state.store.user(id).await?.filter(|u| !u.disabled),
+                    None => None,
+                };
+                let user = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
+                send(ctx, user, p.account.clone(), p.to.clone(), Some(p)).await?
+            }
+            (None, None) => return Ok(Outcome::Continue(email_page(ctx, Some(EXPIRED), ""))),
+        };
+        let to = pending(ctx).await?.map(|p| p.to);
+        return Ok(Outcome::Continue(match sent {
+            Ok(()) => code_page(ctx, None, to.as_deref()),
+            Err(why) => code_page(ctx, Some(why.message()), to.as_deref()),
+        }));
+    }
+    let Some(p) = previous else {
+        return Ok(Outcome::Failed { message: EXPIRED, reason: "no emailed code waiting", user_id: None });
+    };
+    let failed = |message, reason| Outcome::Failed { message, reason, user_id: p.user_id.clone() };
+    if throttled(ctx, &p.account).await? {
+        return Ok(failed(THROTTLED, "account throttled"));
+    }
+    // The code dies at its fifth wrong try: the sixth finds nothing, whatever it holds.
+    let tries = ctx.state.ephemeral.incr(&tries_key(&ctx.flow.id, &p.salt), ttl(ctx.state)).await?;
+    if tries > MAX_TRIES {
+        ctx.state.ephemeral.delete(&pending_key(&ctx.flow.id)).await?;
+        return Ok(failed(EXHAUSTED, "emailed code exhausted"));
+    }
+    match (&p.user_id, matches(form.get("code").unwrap_or_default(), &p.salt, &p.hash)) {
+        (Some(user_id), true) => {
+            // Taken, not read: of two racing submissions of the right code one passes.
+            let Taken::Fresh(_) = ctx.state.ephemeral.take(&pending_key(&ctx.flow.id)).await? else {
+                return Ok(failed(EXPIRED, "emailed code already used"));
+            };
+            ctx.state.ephemeral.delete(&pending_key(&ctx.flow.id)).await?;
+            ctx.state.ephemeral.delete(&p.account).await?;
+            Ok(Outcome::Passed { user_id: user_id.clone(), amr: StepKind::EmailOtp.proves() })
+        }
+        _ => {
+            count_failure(ctx, &p.account).await?;
+            if tries == MAX_TRIES {
+                ctx.state.ephemeral.delete(&pending_key(&ctx.flow.id)).await?;
+                return Ok(failed(EXHAUSTED, "emailed code exhausted"));
+            }
+            Ok(failed("That code is not right. Check the latest email and try again.", "wrong emailed code"))
+        }
+    }
+}
+
+/// First factor: the typed address gets a code if exactly one enabled account has it,
+/// confirmed (`email_verified`, or emailed codes turned on). The answer is the same either way.
+async fn start_first_factor(
+    ctx: &StepContext<'_>,
+    email: &str,
+    previous: Option<&Pending>,
+) -> Result<Outcome, PageError> {
+    if !ctx.state.settings.login.email_first_factor {
+        return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
+    }
+    if !email.contains('@') || email.len() > 254 {
+        return Ok(Outcome::Continue(email_page(ctx, Some("Enter the email address of your account."), email)));
+    }
+    let user =
+        ctx.state.store.user_by_login(email).await?.filter(|u| !u.disabled && u.email.eq_ignore_ascii_case(email));
+    let user = match user {
+        Some(u) if confirmed(ctx, &u).await? => Some(u),
+        _ => None,
+    };
+    let account = user.as_ref().map_or_else(|| failures_key(email), |u| failures_key(&u.username));
+    if throttled(ctx, &account).await? {
+        return Ok(Outcome::Continue(email_page(ctx, Some(THROTTLED), email)));
+    }
+    // A different address starts afresh; the same one is a resend, with its limits.
+    let previous = previous.filter(|p| p.account == account);
+    let target = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
+    Ok(Outcome::Continue(match send(ctx, target, account, mask(email), previous).await? {
+        Ok(()) => code_page(ctx, None, Some(&mask(email))),
+        Err(why) => email_page(ctx, Some(why.message()), email),
+    }))
+}
+
+async fn confirmed(ctx: &StepContext<'_>, user: &crate::domain::User) -> Result<bool, PageError> {
+    let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
+    Ok(verified
+        || ctx.state.store.email_otp_address(&user.id).await?.is_some_and(|a| a.eq_ignore_ascii_case(&user.email)))
+}
+
+const EXPIRED: &str = "That code has expired. Ask for a new one.";
+const EXHAUSTED: &str = "Too many wrong codes: that one no longer works. Ask for a new one.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits() {
+        for _ in 0..1000 {
+            let c = new_code();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn addresses_are_masked() {
+        assert_eq!(mask("jane.doe@example.com"), "j•••@example.com");
+        assert_eq!(mask("nobody"), "your address");
+    }
+}

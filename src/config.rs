@@ -1,8 +1,11 @@
 //! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
+pub mod upstream;
+
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+pub use upstream::Upstream;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,6 +24,8 @@ pub struct Settings {
     pub rate_limit: RateLimit,
     pub login: Login,
     pub keys: Keys,
+    /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
+    pub upstream: Vec<Upstream>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -66,6 +71,8 @@ pub struct Tokens {
     pub refresh_token_ttl: i64,
     pub session_ttl: i64,
     pub login_flow_ttl: i64,
+    /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
+    pub upstream_state_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -121,6 +128,7 @@ impl Default for Settings {
             rate_limit: RateLimit::default(),
             login: Login::default(),
             keys: Keys::default(),
+            upstream: Vec::new(),
         }
     }
 }
@@ -134,6 +142,7 @@ impl Default for Tokens {
             refresh_token_ttl: 30 * 24 * 3600,
             session_ttl: 7 * 24 * 3600,
             login_flow_ttl: 30 * 60,
+            upstream_state_ttl: 10 * 60,
         }
     }
 }
@@ -284,6 +293,7 @@ impl Settings {
             ("tokens.refresh_token_ttl", t.refresh_token_ttl),
             ("tokens.session_ttl", t.session_ttl),
             ("tokens.login_flow_ttl", t.login_flow_ttl),
+            ("tokens.upstream_state_ttl", t.upstream_state_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
@@ -309,6 +319,7 @@ impl Settings {
         if self.login.reauth_secs <= 0 {
             out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
         }
+        out.extend(upstream::problems(&self.upstream));
         out
     }
 

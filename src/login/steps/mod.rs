@@ -1,6 +1,7 @@
 //! Login steps. Each is one module with the same two parts: render its page, and judge what
 //! the browser sent back. A step never decides what comes next; the policy does.
 
+pub mod federation;
 pub mod password;
 pub mod recovery_code;
 pub mod totp;
@@ -21,16 +22,20 @@ pub enum StepKind {
     Password,
     Totp,
     RecoveryCode,
+    /// Sign-in at an upstream provider; begun from the first step's page, ended by the
+    /// upstream's callback (`federation`), so it never has a page of its own.
+    Federation,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 3] = [Self::Password, Self::Totp, Self::RecoveryCode];
+    pub const ALL: [StepKind; 4] = [Self::Password, Self::Totp, Self::RecoveryCode, Self::Federation];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Password => "password",
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Federation => "federation",
         }
     }
 
@@ -106,7 +111,7 @@ fn code_page(ctx: &StepContext<'_>, error: Option<&str>, text: &'static pages::C
 impl StepKind {
     pub fn render(self, ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>) -> Response {
         match self {
-            Self::Password => password::render(ctx, error, form),
+            Self::Password | Self::Federation => password::render(ctx, error, form),
             Self::Totp => code_page(ctx, error, &totp::PAGE),
             Self::RecoveryCode => code_page(ctx, error, &recovery_code::PAGE),
         }
@@ -117,6 +122,7 @@ impl StepKind {
             Self::Password => password::submit(ctx, form).await,
             Self::Totp => totp::submit(ctx, form).await,
             Self::RecoveryCode => recovery_code::submit(ctx, form).await,
+            Self::Federation => Ok(federation::NOT_A_FORM),
         }
     }
 }

@@ -78,6 +78,15 @@ pub struct Identity {
     pub amr: Vec<String>,
 }
 
+/// Where to send the browser, and the secrets to keep until the callback.
+pub struct Started {
+    pub url: String,
+    pub state: String,
+    /// Empty for Facebook: OAuth 2 has no nonce.
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
 /// In flight between the redirect to the upstream and its callback, under the `state`.
 #[derive(Serialize, Deserialize)]
 struct InFlight {
@@ -184,17 +193,11 @@ pub async fn begin(
     if !offers_federation(&flow) {
         return Ok(see_other(&back));
     }
-    let in_flight = |nonce: String, pkce_verifier: String| InFlight {
-        flow: flow.id.clone(),
-        provider: upstream.id.clone(),
-        nonce,
-        pkce_verifier,
-    };
     let started = match upstream.kind {
         Kind::Google | Kind::Oidc => upstream_oidc::authorization(&state, upstream).await,
         Kind::Facebook => Ok(facebook::authorization(&state, upstream)),
     };
-    let (url, csrf_state, nonce, verifier) = match started {
+    let started = match started {
         Ok(s) => s,
         Err(failure) => {
             audit_failure(&state, &upstream.id, &failure, Some(addr.ip().to_string()), Some(&flow)).await;
@@ -202,9 +205,15 @@ pub async fn begin(
         }
     };
     let ttl = Duration::from_secs(state.settings.tokens.upstream_state_ttl as u64);
-    let json = serde_json::to_string(&in_flight(nonce, verifier)).map_err(anyhow::Error::from)?;
-    state.ephemeral.put(&state_key(&csrf_state), &json, ttl).await?;
-    Ok(see_other(&url))
+    let in_flight = InFlight {
+        flow: flow.id.clone(),
+        provider: upstream.id.clone(),
+        nonce: started.nonce,
+        pkce_verifier: started.pkce_verifier,
+    };
+    let json = serde_json::to_string(&in_flight).map_err(anyhow::Error::from)?;
+    state.ephemeral.put(&state_key(&started.state), &json, ttl).await?;
+    Ok(see_other(&started.url))
 }
 
 /// GET /login/upstream/{id}/callback (RFC 6749 §4.1.2, OIDC Core §3.1.2.5): the `state` is

@@ -3,7 +3,7 @@
 //! (`/me?fields=id,name,email,first_name,last_name,picture`). Facebook gives no ID token, so
 //! the app-scoped `id` is the subject, and its email is never taken as verified.
 
-use super::{Failure, Identity};
+use super::{Failure, Identity, Started};
 use crate::app::AppState;
 use crate::config::Upstream;
 use crate::crypto::{b64url, random_token, sha256};
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The login dialog URL, with the `state` and PKCE verifier to keep (no nonce in OAuth 2).
-pub fn authorization(state: &AppState, upstream: &Upstream) -> (String, String, String, String) {
+pub fn authorization(state: &AppState, upstream: &Upstream) -> Started {
     let csrf = random_token();
     let verifier = random_token();
     let challenge = b64url(&sha256(verifier.as_bytes()));
@@ -24,7 +24,7 @@ pub fn authorization(state: &AppState, upstream: &Upstream) -> (String, String, 
         .append_pair("state", &csrf)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    (url.to_string(), csrf, String::new(), verifier)
+    Started { url: url.to_string(), state: csrf, nonce: String::new(), pkce_verifier: verifier }
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 //! and `nonce`, and full ID token validation — signature by a key of the upstream's JWKS,
 //! `iss`, `aud`, `exp`, `nonce` (OIDC Core §3.1.3.7).
 
-use super::{Failure, Identity};
+use super::{Failure, Identity, Started};
 use crate::app::AppState;
 use crate::config::Upstream;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
@@ -47,7 +47,7 @@ fn client(
 }
 
 /// The authorization URL, with the `state`, `nonce` and PKCE verifier to keep.
-pub async fn authorization(state: &AppState, upstream: &Upstream) -> Result<(String, String, String, String), Failure> {
+pub async fn authorization(state: &AppState, upstream: &Upstream) -> Result<Started, Failure> {
     let client = client(state, upstream, discover(state, upstream).await?)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     // 256-bit state and nonce, as strong as every other secret token Latchkey makes.
@@ -60,7 +60,12 @@ pub async fn authorization(state: &AppState, upstream: &Upstream) -> Result<(Str
         request = request.add_scope(Scope::new(scope));
     }
     let (url, csrf, nonce) = request.set_pkce_challenge(challenge).url();
-    Ok((url.to_string(), csrf.secret().clone(), nonce.secret().clone(), verifier.secret().clone()))
+    Ok(Started {
+        url: url.to_string(),
+        state: csrf.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+    })
 }
 
 /// Exchanges `code` and validates the ID token it brings.

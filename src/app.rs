@@ -32,6 +32,8 @@ pub struct Inner {
     pub secure_cookies: bool,
     /// The discovery document, built once per set of signing algorithms.
     pub discovery: oidc::discovery::Cached,
+    /// For calls to upstream identity providers: short timeouts, no redirects.
+    pub upstream_http: reqwest::Client,
 }
 
 impl std::ops::Deref for AppState {
@@ -63,6 +65,7 @@ impl AppState {
             clock: Clock::system(),
             secure_cookies,
             discovery: Default::default(),
+            upstream_http: login::steps::federation::http_client(),
         }))
     }
 

@@ -22,7 +22,7 @@ mod keys;
 #[command(name = "latchkey", version, about = "An OpenID Connect provider and OAuth 2.0 authorization server")]
 struct Cli {
     /// Settings file (default: ./latchkey.toml if present)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -1,8 +1,11 @@
 //! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
+pub mod upstream;
+
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+pub use upstream::Upstream;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +25,8 @@ pub struct Settings {
     pub login: Login,
     pub keys: Keys,
     pub mail: Mail,
+    /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
+    pub upstream: Vec<Upstream>,
 }
 
 /// Outbound mail (sign-in codes).
@@ -89,6 +94,8 @@ pub struct Tokens {
     pub login_flow_ttl: i64,
     /// How long an emailed sign-in code works.
     pub email_code_ttl: i64,
+    /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
+    pub upstream_state_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -148,6 +155,7 @@ impl Default for Settings {
             login: Login::default(),
             keys: Keys::default(),
             mail: Mail::default(),
+            upstream: Vec::new(),
         }
     }
 }
@@ -162,6 +170,7 @@ impl Default for Tokens {
             session_ttl: 7 * 24 * 3600,
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
+            upstream_state_ttl: 10 * 60,
         }
     }
 }
@@ -332,6 +341,7 @@ impl Settings {
             ("tokens.session_ttl", t.session_ttl),
             ("tokens.login_flow_ttl", t.login_flow_ttl),
             ("tokens.email_code_ttl", t.email_code_ttl),
+            ("tokens.upstream_state_ttl", t.upstream_state_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
@@ -368,6 +378,7 @@ impl Settings {
         if self.login.reauth_secs <= 0 {
             out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
         }
+        out.extend(upstream::problems(&self.upstream));
         out
     }
 

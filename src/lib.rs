@@ -14,7 +14,7 @@
 //! [`app`] assembles them into a router; [`server`] binds and runs it; [`cli`] is the operator's
 //! interface to the same state.
 
-/// Self-service pages for the signed-in user: account security (second factors).
+/// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;
 /// Router assembly and the state every handler shares.
 pub mod app;

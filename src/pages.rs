@@ -37,6 +37,40 @@ pub struct PasswordPage<'a> {
     pub username: &'a str,
     pub error: Option<&'a str>,
     pub switches: Vec<Switch>,
+    /// "Continue with …": one form per upstream provider.
+    pub upstreams: Vec<UpstreamButton>,
+    /// Why this sign-in is asked (e.g. to link an upstream account).
+    pub notice: Option<String>,
+}
+
+pub struct UpstreamButton {
+    pub action: String,
+    pub label: String,
+}
+
+/// A federated sign-in that stopped: what happened and a way back.
+#[derive(Template)]
+#[template(path = "login_upstream_error.html")]
+pub struct UpstreamErrorPage<'a> {
+    pub message: &'a str,
+    pub back: &'a str,
+}
+
+pub struct LinkedLine {
+    pub provider: String,
+    pub label: String,
+    pub subject: String,
+    pub email: String,
+}
+
+/// `/account/linked`: upstream identities linked to the account.
+#[derive(Template)]
+#[template(path = "account_linked.html")]
+pub struct LinkedPage<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub links: Vec<LinkedLine>,
+    pub notice: Option<&'a str>,
 }
 
 /// A button on a login page that switches to another step (`switch=<step>`).

@@ -2,6 +2,7 @@
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
+pub mod linked;
 pub mod security;
 
 use crate::app::AppState;
@@ -16,7 +17,9 @@ use axum::response::Response;
 use axum::routing::get;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(security::PAGE, get(security::show).post(security::change))
+    Router::new()
+        .route(security::PAGE, get(security::show).post(security::change))
+        .route(linked::PAGE, get(linked::show).post(linked::unlink))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.

@@ -15,6 +15,7 @@
 
 use super::policy::{self, Factors, Next, Requirement};
 use super::session;
+pub use super::steps::federation::PendingLink;
 use super::steps::{Outcome, StepContext, StepKind};
 use crate::app::AppState;
 use crate::crypto::{constant_time_eq, hash_secret, random_token};
@@ -49,6 +50,10 @@ pub struct Flow {
     pub user_id: Option<String>,
     /// `amr` values proven so far (RFC 8176).
     pub amr: Vec<String>,
+    /// An upstream identity whose email matches an account: linked to that account only once
+    /// this flow has signed in to it (`steps::federation`).
+    #[serde(default)]
+    pub pending_link: Option<PendingLink>,
 }
 
 /// What the sign-in is for.
@@ -133,6 +138,7 @@ pub async fn start(
         passed: Vec::new(),
         user_id,
         amr,
+        pending_link: None,
     };
     save(state, &flow).await?;
     let mut resp = see_other(&location(&flow));
@@ -142,21 +148,25 @@ pub async fn start(
     Ok(resp)
 }
 
-fn location(flow: &Flow) -> String {
+pub(crate) fn location(flow: &Flow) -> String {
     match flow.stage {
         Stage::Authenticate { .. } | Stage::RecoveryNotice { .. } => format!("/login/{}", flow.id),
         Stage::Consent { .. } => format!("/consent/{}", flow.id),
     }
 }
 
-async fn save(state: &AppState, flow: &Flow) -> Result<(), PageError> {
+pub(crate) async fn save(state: &AppState, flow: &Flow) -> Result<(), PageError> {
     let ttl = Duration::from_secs(state.settings.tokens.login_flow_ttl as u64);
     state.ephemeral.put(&key(&flow.id), &serde_json::to_string(flow).map_err(anyhow::Error::from)?, ttl).await?;
     Ok(())
 }
 
 /// The flow named in the path, if it exists and belongs to this browser, and its client.
-async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Flow, Option<Arc<Client>>), PageError> {
+pub(crate) async fn load(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Flow, Option<Arc<Client>>), PageError> {
     let flow: Flow = state
         .ephemeral
         .get(&key(id))
@@ -177,7 +187,7 @@ async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Flow, 
 }
 
 /// Parses a flow form and checks its CSRF token.
-fn form(flow: &Flow, headers: &HeaderMap, body: &[u8]) -> Result<Params, PageError> {
+pub(crate) fn form(flow: &Flow, headers: &HeaderMap, body: &[u8]) -> Result<Params, PageError> {
     crate::http::form::page_form(headers, body, &flow.csrf)
 }
 
@@ -294,40 +304,65 @@ pub async fn submit_step(
         }
         Outcome::Passed { user_id, amr } => (user_id, amr),
     };
+    advance(&state, &headers, ip, flow, client.as_deref(), step, user_id, amr).await
+}
+
+/// A step has passed for `user_id` with `amr`: record it and follow the policy — another
+/// step, the session, or unmet requirements.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn advance(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<String>,
+    mut flow: Flow,
+    client: Option<&Client>,
+    step: StepKind,
+    user_id: String,
+    amr: Vec<String>,
+) -> Result<Response, PageError> {
+    let now = state.now();
+    let client_id = client.map(|c| c.id.clone());
+    let audit = |kind| {
+        let e = AuditEvent::new(kind).ip(ip.clone()).detail("step", step.name());
+        match &client_id {
+            Some(c) => e.client(c),
+            None => e,
+        }
+    };
     // A later step proves the user the first one identified, never someone else.
     if flow.user_id.as_ref().is_some_and(|u| *u != user_id) {
         return Err(PageError::forbidden("This sign-in changed hands. Go back to the application and start again."));
     }
     state.store.audit(audit("login.step_passed").user(&user_id), now).await;
     flow.user_id = Some(user_id.clone());
-    flow.amr = policy::combine_amr(&flow.amr, &amr);
     flow.passed.push(step);
-    let need = flow.requirement(client.as_deref());
-    // The user's own factors: `factors` above were of the user known before this step (none
-    // when this step was the first).
-    let user_factors = self::factors(&state, &user_id).await?;
-    match policy::next_step(need, &flow.passed, &flow.amr, user_factors) {
+    flow.amr = policy::after_federation(&flow.passed, policy::combine_amr(&flow.amr, &amr));
+    let need = flow.requirement(client);
+    match policy::next_step(need, &flow.passed, &flow.amr, factors(state, &user_id).await?) {
         Next::Step(next) => {
             flow.stage = Stage::Authenticate { step: next };
-            save(&state, &flow).await?;
+            save(state, &flow).await?;
             Ok(see_other(&location(&flow)))
         }
         Next::Unmet => {
             state.ephemeral.delete(&key(&flow.id)).await?;
             state.store.audit(audit("login.unmet_requirements").user(&user_id), now).await;
-            Ok(unmet(&state, &flow.purpose))
+            Ok(unmet(state, &flow.purpose))
         }
         Next::Done => {
             let acr = policy::acr_for(&flow.amr);
-            let (session, cookie) = session::establish(&state, &headers, &user_id, flow.amr.clone(), acr, now).await?;
+            let (session, cookie) = session::establish(state, headers, &user_id, flow.amr.clone(), acr, now).await?;
+            if let Some(link) = flow.pending_link.take() {
+                super::steps::federation::link_proven(state, link, &user_id, ip.clone(), now).await?;
+            }
             let event = audit("login.succeeded").user(&user_id).detail("sid", session.id.clone()).detail("acr", acr);
             state.store.audit(event, now).await;
             let mut resp = if step == StepKind::RecoveryCode {
                 flow.stage = Stage::RecoveryNotice { session_id: session.id.clone() };
-                save(&state, &flow).await?;
+                save(state, &flow).await?;
                 see_other(&location(&flow))
             } else {
-                proceed(&state, flow, client.as_deref(), &session).await?
+                proceed(state, flow, client, &session).await?
             };
             if let Some(c) = cookie {
                 resp.headers_mut().append(header::SET_COOKIE, c);

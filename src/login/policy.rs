@@ -226,6 +226,37 @@ pub fn combine_amr(so_far: &[String], added: &[String]) -> Vec<String> {
     out
 }
 
+/// RFC 8176 §2 (the IANA registry's values).
+const REGISTERED_AMR: &[&str] = &[
+    "face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pwd", "rba", "retina", "sc", "sms", "swk",
+    "tel", "user", "vbm", "wia",
+];
+
+/// The `amr` an upstream sign-in adds: the upstream's own values that RFC 8176 registers, less
+/// those that would read here as a second factor proven (possession values, `mfa`, `mca`):
+/// the user's own second factor is still asked after federation, whatever the upstream did.
+pub fn upstream_amr(upstream: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in upstream {
+        let second = factor_kind(m) == Some(FactorKind::Possession) || m == "mfa" || m == "mca";
+        if REGISTERED_AMR.contains(&m.as_str()) && !second && !out.contains(m) {
+            out.push(m.clone());
+        }
+    }
+    out
+}
+
+/// An upstream sign-in is the first factor whatever `amr` it reported: followed by a
+/// possession factor proven here, the sign-in has two factors (`mfa`).
+pub fn after_federation(passed: &[StepKind], mut amr: Vec<String>) -> Vec<String> {
+    let federated = passed.contains(&StepKind::Federation);
+    let possession = amr.iter().any(|m| factor_kind(m) == Some(FactorKind::Possession));
+    if federated && possession && !amr.iter().any(|m| m == "mfa") {
+        amr.push("mfa".into());
+    }
+    amr
+}
+
 /// The `acr` a set of `amr` values earns.
 pub fn acr_for(amr: &[String]) -> &'static str {
     if amr.iter().any(|m| m == "mfa") { ACR_VALUES_SUPPORTED[1] } else { ACR_VALUES_SUPPORTED[0] }
@@ -399,6 +430,20 @@ mod tests {
         assert_eq!(alternatives(EmailOtp, false, NONE, true), vec![Password]);
         // Nobody identified yet: no second factor is on offer, whatever was typed.
         assert_eq!(alternatives(Password, false, BOTH, false), vec![]);
+    }
+
+    #[test]
+    fn upstream_amr_never_stands_in_for_a_second_factor_here() {
+        assert_eq!(upstream_amr(&amr(&["pwd", "otp", "mfa", "custom", "pwd"])), amr(&["pwd"]));
+        let fed = [StepKind::Federation];
+        assert_eq!(after_federation(&fed, amr(&[])), amr(&[]));
+        let with_code = after_federation(&[StepKind::Federation, StepKind::Totp], combine_amr(&[], &amr(&["otp"])));
+        assert_eq!(with_code, amr(&["otp", "mfa"]));
+        assert_eq!(acr_for(&with_code), "2");
+        assert_eq!(after_federation(&[StepKind::Totp], amr(&["otp"])), amr(&["otp"]), "not without federation");
+        let need = Requirement { minimum: 2, wanted: 2 };
+        let fed = [StepKind::Federation];
+        assert_eq!(next_step(need, &fed, &upstream_amr(&amr(&["otp"])), TOTP), Next::Step(StepKind::Totp));
     }
 
     #[test]

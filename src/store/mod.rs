@@ -8,12 +8,14 @@ mod grants;
 mod second_factors;
 mod sessions;
 mod signing_keys;
+mod upstream_identities;
 mod users;
 
 pub use audit::AuditEvent;
 pub use grants::{NewGrant, RotateOutcome};
 pub use second_factors::TotpCredential;
 pub use signing_keys::{KeyChange, SigningKeyRow};
+pub use upstream_identities::{LinkedIdentity, Unlinked};
 
 use crate::config::Settings;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

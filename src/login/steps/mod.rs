@@ -2,6 +2,7 @@
 //! the browser sent back. A step never decides what comes next; the policy does.
 
 pub mod email_otp;
+pub mod federation;
 pub mod password;
 pub mod recovery_code;
 pub mod totp;
@@ -24,10 +25,13 @@ pub enum StepKind {
     Totp,
     EmailOtp,
     RecoveryCode,
+    /// Sign-in at an upstream provider; begun from the first step's page, ended by the
+    /// upstream's callback (`federation`), so it never has a page of its own.
+    Federation,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 4] = [Self::Password, Self::Totp, Self::EmailOtp, Self::RecoveryCode];
+    pub const ALL: [StepKind; 5] = [Self::Password, Self::Totp, Self::EmailOtp, Self::RecoveryCode, Self::Federation];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +39,7 @@ impl StepKind {
             Self::Totp => "totp",
             Self::EmailOtp => "email_otp",
             Self::RecoveryCode => "recovery_code",
+            Self::Federation => "federation",
         }
     }
 
@@ -43,6 +48,8 @@ impl StepKind {
         match self {
             Self::Password => vec!["pwd".into()],
             Self::Totp | Self::EmailOtp | Self::RecoveryCode => vec!["otp".into()],
+            // What the upstream reported, filtered by `policy::upstream_amr`.
+            Self::Federation => vec![],
         }
     }
 
@@ -53,6 +60,7 @@ impl StepKind {
             Self::Totp => "Use my authenticator app instead",
             Self::EmailOtp => "Email me a code instead",
             Self::RecoveryCode => "Use a recovery code instead",
+            Self::Federation => "Sign in with another provider",
         }
     }
 
@@ -161,7 +169,7 @@ impl StepKind {
         form: Option<&Params>,
     ) -> Result<Response, PageError> {
         Ok(match self {
-            Self::Password => password::render(ctx, error, form),
+            Self::Password | Self::Federation => password::render(ctx, error, form),
             Self::Totp => code_page(ctx, self, error, None, &totp::PAGE),
             Self::EmailOtp => return email_otp::render(ctx, error).await,
             Self::RecoveryCode => code_page(ctx, self, error, None, &recovery_code::PAGE),
@@ -174,6 +182,7 @@ impl StepKind {
             Self::Totp => totp::submit(ctx, form).await,
             Self::EmailOtp => email_otp::submit(ctx, form).await,
             Self::RecoveryCode => recovery_code::submit(ctx, form).await,
+            Self::Federation => Ok(federation::NOT_A_FORM),
         }
     }
 }

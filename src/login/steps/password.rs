@@ -13,6 +13,14 @@ const INVALID: &str = "Invalid username or password.";
 
 pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>) -> Response {
     let username = form.and_then(|f| f.get("username")).or(ctx.flow.login_hint()).unwrap_or_default();
+    let pending = ctx.flow.pending_link.as_ref();
+    let username = pending.map_or(username, |p| p.email.as_str());
+    let notice = pending.map(|p| {
+        format!(
+            "An account with the email {} already exists here. Sign in to it to link your {} account.",
+            p.email, p.display_name
+        )
+    });
     let action = ctx.action();
     let page = pages::PasswordPage {
         action: &action,
@@ -21,6 +29,8 @@ pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>)
         username,
         error,
         switches: ctx.switches(StepKind::Password),
+        upstreams: super::federation::buttons(ctx.state, ctx.flow),
+        notice,
     };
     pages::render(StatusCode::OK, &page)
 }

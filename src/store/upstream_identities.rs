@@ -1,0 +1,175 @@
+//! Identities at upstream providers linked to local users: (provider, subject) → user. A link
+//! is made with the account it belongs to (a new user and its link in one transaction) or to
+//! an account the person has just proven; an unlink never leaves an account with no way in.
+
+use super::{Result, Store};
+use crate::domain::User;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub user_id: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+/// What an unlink found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unlinked {
+    Done,
+    /// It is the account's last way in (no password, no other linked identity).
+    LastWayIn,
+    NotFound,
+}
+
+impl Store {
+    /// The user linked to `subject` at `provider`, if any.
+    pub async fn linked_user(&self, provider: &str, subject: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT user_id FROM upstream_identities WHERE provider = $1 AND subject = $2")
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(u,)| u))
+    }
+
+    pub async fn linked_identities(&self, user_id: &str) -> Result<Vec<LinkedIdentity>> {
+        sqlx::query_as(
+            "SELECT provider, subject, user_id, email, created_at FROM upstream_identities
+             WHERE user_id = $1 ORDER BY created_at, provider",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Links an identity to an existing user. False when that identity is linked already
+    /// (to anyone): a link is never moved.
+    pub async fn link_identity(&self, link: &LinkedIdentity) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO upstream_identities (provider, subject, user_id, email, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, subject) DO NOTHING",
+        )
+        .bind(&link.provider)
+        .bind(&link.subject)
+        .bind(&link.user_id)
+        .bind(&link.email)
+        .bind(link.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Creates `user` with `link` in one transaction, so neither exists without the other.
+    /// False (and nothing written) when the identity was linked meanwhile.
+    pub async fn insert_federated_user(&self, user: &User, link: &LinkedIdentity) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The user row first: the link refers to it.
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, claims, disabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(serde_json::Value::Object(user.claims.clone()).to_string())
+        .bind(user.disabled as i64)
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query(
+            "INSERT INTO upstream_identities (provider, subject, user_id, email, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, subject) DO NOTHING",
+        )
+        .bind(&link.provider)
+        .bind(&link.subject)
+        .bind(&user.id)
+        .bind(&link.email)
+        .bind(link.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a link of `user_id`, unless the account would be left with no way in: no
+    /// password and no other linked identity. Decided and done in one transaction.
+    pub async fn unlink_identity(&self, user_id: &str, provider: &str, subject: &str) -> Result<Unlinked> {
+        let mut tx = self.pool.begin().await?;
+        let (links,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let (passwords,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let exists: Option<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM upstream_identities WHERE provider = $1 AND subject = $2 AND user_id = $3",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            return Ok(Unlinked::NotFound);
+        }
+        if passwords == 0 && links <= 1 {
+            return Ok(Unlinked::LastWayIn);
+        }
+        sqlx::query("DELETE FROM upstream_identities WHERE provider = $1 AND subject = $2 AND user_id = $3")
+            .bind(provider)
+            .bind(subject)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Unlinked::Done)
+    }
+
+    /// The one account whose email is `email`, if exactly one has it.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM users WHERE lower(email) = lower($1) LIMIT 2")
+            .bind(email)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(if rows.len() == 1 { rows.into_iter().next().map(|(id,)| id) } else { None })
+    }
+
+    /// Fills the named claims that are empty on the account from `claims`; true if any was.
+    pub async fn fill_empty_claims(
+        &self,
+        user: &User,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut merged = user.claims.clone();
+        let mut changed = false;
+        for (k, v) in claims {
+            if !merged.contains_key(k) {
+                merged.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE users SET claims = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::Value::Object(merged).to_string())
+            .bind(now)
+            .bind(&user.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+}

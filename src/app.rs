@@ -30,6 +30,8 @@ pub struct Inner {
     pub secure_cookies: bool,
     /// The discovery document, built once per set of signing algorithms.
     pub discovery: oidc::discovery::Cached,
+    /// The WebAuthn relying party; none when the issuer cannot be one (an IP address).
+    pub webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 impl std::ops::Deref for AppState {
@@ -43,6 +45,9 @@ impl AppState {
     pub fn new(settings: Settings, issuer: String, store: Store, ephemeral: Ephemeral, keys: Arc<KeyRing>) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers);
+        let webauthn = crate::webauthn::relying_party(&issuer)
+            .inspect_err(|e| tracing::warn!("passkeys are off: {e}"))
+            .ok();
         Self(Arc::new(Inner {
             settings,
             issuer,
@@ -53,6 +58,7 @@ impl AppState {
             clock: Clock::system(),
             secure_cookies,
             discovery: Default::default(),
+            webauthn,
         }))
     }
 
@@ -75,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::discovery::router())
         .route("/", get(home))
         .route("/assets/style.css", get(stylesheet))
+        .route("/assets/webauthn.js", get(webauthn_js))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(not_found)
@@ -98,6 +105,13 @@ async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         pages::STYLESHEET,
+    )
+}
+
+async fn webauthn_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        pages::WEBAUTHN_JS,
     )
 }
 

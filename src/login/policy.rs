@@ -5,9 +5,13 @@
 //! factors of different kinds (a password and a one-time code). A client's `min_acr` and an
 //! essential `acr` claim (§5.5.1.1) must be met, or the client is told
 //! `unmet_authentication_requirements`; `acr_values` is voluntary (§3.1.2.1) and gets the best
-//! the user can reach. A user with a second factor is always asked for it after the password.
+//! the user can reach. A user with a second factor is always asked for it after the password,
+//! unless the first step already proved two kinds of factor (a passkey with user verification).
 //! `amr` values follow RFC 8176: `pwd`, `otp` (an authenticator code or a recovery code, both
-//! one-time passwords), and `mfa` once two kinds of factor are proven.
+//! one-time passwords), `hwk`/`swk` (a passkey bound to one device / synced between devices),
+//! `user` (the authenticator verified the user, by PIN or biometric: more than the presence test
+//! the name says, and counted as a factor of its own kind), and `mfa` once two kinds of factor
+//! are proven.
 
 use super::steps::StepKind;
 use crate::domain::{Client, Session};
@@ -28,6 +32,23 @@ pub fn acr_level(acr: &str) -> Option<u8> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Factors {
     pub totp: bool,
+    pub passkey: bool,
+}
+
+impl Factors {
+    /// Has any second factor.
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
+    }
+
+    /// Whether the user can take `step`: recovery codes come with the authenticator app.
+    pub fn offers(self, step: StepKind) -> bool {
+        match step {
+            StepKind::Password => true,
+            StepKind::Totp | StepKind::RecoveryCode => self.totp,
+            StepKind::Passkey => self.passkey,
+        }
+    }
 }
 
 /// The assurance a sign-in must and should reach, as levels.
@@ -108,7 +129,7 @@ pub fn decide(
     }
     let need = requirement(req, client);
     let have = acr_level(&s.acr).unwrap_or(1);
-    if have < need.wanted && factors.totp && !s.amr.iter().any(|m| m == "otp") {
+    if have < need.wanted && step_up_step(factors).is_some() && !proves(&s.amr, FactorKind::Possession) {
         Decision::StepUp
     } else if have < need.minimum {
         Decision::Unmet
@@ -130,9 +151,16 @@ pub fn first_step() -> StepKind {
     StepKind::Password
 }
 
-/// The step that adds a second factor to a one-factor session.
-pub fn step_up_step() -> StepKind {
-    StepKind::Totp
+/// The step that adds a second factor to a one-factor session (or follows a password), if the
+/// user has one: a passkey before the authenticator app, as it cannot be phished.
+pub fn step_up_step(factors: Factors) -> Option<StepKind> {
+    if factors.passkey {
+        Some(StepKind::Passkey)
+    } else if factors.totp {
+        Some(StepKind::Totp)
+    } else {
+        None
+    }
 }
 
 /// What follows once a step has passed.
@@ -146,25 +174,38 @@ pub enum Next {
 
 /// After a step passed, with `amr` proven so far by a user who has `factors`.
 pub fn next_step(need: Requirement, amr: &[String], factors: Factors) -> Next {
-    if factors.totp && !amr.iter().any(|m| m == "otp") {
-        return Next::Step(StepKind::Totp);
+    let strong = acr_for(amr) != ACR_VALUES_SUPPORTED[0];
+    if !strong
+        && !proves(amr, FactorKind::Possession)
+        && let Some(step) = step_up_step(factors)
+    {
+        return Next::Step(step);
     }
     if acr_level(acr_for(amr)).unwrap_or(1) >= need.minimum { Next::Done } else { Next::Unmet }
 }
 
-/// Steps the user may take instead of `step`: a recovery code stands in for the authenticator.
+/// Steps the user may take instead of `step`: a recovery code stands in for the authenticator,
+/// the second factors for each other, and a passkey (discoverable) for the password.
 pub fn alternatives(step: StepKind) -> &'static [StepKind] {
     match step {
-        StepKind::Totp => &[StepKind::RecoveryCode],
-        StepKind::RecoveryCode => &[StepKind::Totp],
-        StepKind::Password => &[],
+        StepKind::Totp => &[StepKind::RecoveryCode, StepKind::Passkey],
+        StepKind::RecoveryCode => &[StepKind::Totp, StepKind::Passkey],
+        StepKind::Passkey => &[StepKind::Totp, StepKind::RecoveryCode],
+        StepKind::Password => &[StepKind::Passkey],
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The alternatives of `step` this user has set up, to offer on its page.
+pub fn offered(step: StepKind, factors: Factors) -> Vec<StepKind> {
+    alternatives(step).iter().copied().filter(|k| factors.offers(*k)).collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FactorKind {
     Knowledge,
     Possession,
+    /// The authenticator's own check of the user (PIN or biometric), reported as `user`.
+    Verification,
 }
 
 /// RFC 8176 values by the kind of factor they prove.
@@ -172,8 +213,13 @@ fn factor_kind(amr: &str) -> Option<FactorKind> {
     match amr {
         "pwd" | "pin" | "kba" => Some(FactorKind::Knowledge),
         "otp" | "hwk" | "swk" | "sms" | "tel" => Some(FactorKind::Possession),
+        "user" => Some(FactorKind::Verification),
         _ => None,
     }
+}
+
+fn proves(amr: &[String], kind: FactorKind) -> bool {
+    amr.iter().any(|m| factor_kind(m) == Some(kind))
 }
 
 /// `so_far` with `added`, and `mfa` once two kinds of factor are in (RFC 8176 §2).
@@ -184,8 +230,8 @@ pub fn combine_amr(so_far: &[String], added: &[String]) -> Vec<String> {
             out.push(m.clone());
         }
     }
-    let kinds = [FactorKind::Knowledge, FactorKind::Possession];
-    if kinds.iter().all(|k| out.iter().any(|m| factor_kind(m) == Some(*k))) {
+    let kinds = [FactorKind::Knowledge, FactorKind::Possession, FactorKind::Verification];
+    if kinds.iter().filter(|k| proves(&out, **k)).count() >= 2 {
         out.push("mfa".into());
     }
     out
@@ -202,8 +248,10 @@ mod tests {
     use crate::domain::{AuthMethod, GrantType};
     use crate::oidc::authorize::{ResponseMode, Target, request::Prompt};
 
-    const NONE: Factors = Factors { totp: false };
-    const TOTP: Factors = Factors { totp: true };
+    const NONE: Factors = Factors { totp: false, passkey: false };
+    const TOTP: Factors = Factors { totp: true, passkey: false };
+    const PASSKEY: Factors = Factors { totp: false, passkey: true };
+    const BOTH: Factors = Factors { totp: true, passkey: true };
 
     fn client(first_party: bool) -> Client {
         Client {
@@ -350,5 +398,48 @@ mod tests {
         strong.amr = amr(&["pwd", "otp", "mfa"]);
         strong.acr = "2".into();
         assert_eq!(decide(&request(), &c, Some(&strong), TOTP, &all, 1), Decision::Issue);
+    }
+
+    #[test]
+    fn a_verified_passkey_is_two_kinds_of_factor_alone() {
+        let uv = combine_amr(&[], &amr(&["hwk", "user"]));
+        assert_eq!(uv, amr(&["hwk", "user", "mfa"]));
+        assert_eq!(acr_for(&uv), "2");
+        // Not asked for another factor, even by a user who has TOTP too.
+        let need = Requirement { minimum: 2, wanted: 2 };
+        assert_eq!(next_step(need, &uv, BOTH), Next::Done);
+        // Without verification a passkey is one possession factor.
+        let up = combine_amr(&[], &amr(&["swk"]));
+        assert_eq!(acr_for(&up), "1");
+        assert_eq!(next_step(need, &up, BOTH), Next::Unmet);
+        // After a password, a passkey adds possession (and its verification).
+        let both = combine_amr(&amr(&["pwd"]), &amr(&["swk", "user"]));
+        assert_eq!(both, amr(&["pwd", "swk", "user", "mfa"]));
+        assert_eq!(acr_for(&combine_amr(&amr(&["pwd"]), &amr(&["hwk"]))), "2");
+    }
+
+    #[test]
+    fn the_second_factor_asked_is_one_the_user_has() {
+        let need = Requirement { minimum: 1, wanted: 1 };
+        assert_eq!(next_step(need, &amr(&["pwd"]), PASSKEY), Next::Step(StepKind::Passkey));
+        assert_eq!(next_step(need, &amr(&["pwd"]), BOTH), Next::Step(StepKind::Passkey));
+        assert_eq!(next_step(need, &amr(&["pwd"]), TOTP), Next::Step(StepKind::Totp));
+        assert_eq!(step_up_step(NONE), None);
+        assert_eq!(offered(StepKind::Passkey, BOTH), vec![StepKind::Totp, StepKind::RecoveryCode]);
+        assert_eq!(offered(StepKind::Passkey, PASSKEY), vec![]);
+        assert_eq!(offered(StepKind::Totp, BOTH), vec![StepKind::RecoveryCode, StepKind::Passkey]);
+        assert_eq!(offered(StepKind::Totp, TOTP), vec![StepKind::RecoveryCode]);
+    }
+
+    #[test]
+    fn a_passkey_session_steps_up_a_password_session() {
+        let mut c = client(true);
+        c.min_acr = 2;
+        let all = vec!["email".to_string(), "openid".to_string()];
+        assert_eq!(decide(&request(), &c, Some(&session(0)), PASSKEY, &all, 1), Decision::StepUp);
+        let mut passwordless = session(0);
+        passwordless.amr = amr(&["hwk", "user", "mfa"]);
+        passwordless.acr = "2".into();
+        assert_eq!(decide(&request(), &c, Some(&passwordless), PASSKEY, &all, 1), Decision::Issue);
     }
 }

@@ -1,5 +1,6 @@
 //! The HTML pages, one askama template each under `templates/`, all on one base layout. Every
-//! page works without JavaScript; the form_post page's script only saves a click.
+//! page works without JavaScript except for WebAuthn itself: the form_post page's script only
+//! saves a click, and `webauthn.js` (a served file, never inline) runs the passkey ceremonies.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,6 +21,15 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+/// Renders a page that loads `webauthn.js`: the default policy plus scripts and requests to
+/// this origin only.
+pub fn render_scripted(status: StatusCode, page: &impl Template) -> Response {
+    let mut resp = render(status, page);
+    resp.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::middleware::SCRIPTED_CSP));
+    resp
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
@@ -36,6 +46,21 @@ pub struct PasswordPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// Where the passkey offered beside the password gets its challenge; none when off.
+    pub passkey: Option<&'a str>,
+}
+
+/// The passkey step as a second factor, with switches to the other factors the user has.
+#[derive(Template)]
+#[template(path = "login_passkey.html")]
+pub struct PasskeyPage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub options: &'a str,
+    pub error: Option<&'a str>,
+    /// (step, button label)
+    pub switches: Vec<(&'static str, &'static str)>,
 }
 
 /// The words of a second-factor step's page: one code field, and a switch to the step that
@@ -59,6 +84,8 @@ pub struct CodePage<'a> {
     pub client_name: &'a str,
     pub error: Option<&'a str>,
     pub text: &'static CodeText,
+    /// The user has a passkey: offer it instead.
+    pub passkey: bool,
 }
 
 /// After a sign-in with a recovery code: how many are left, and where to set up a new factor.
@@ -78,6 +105,26 @@ pub struct SecurityPage<'a> {
     pub totp: bool,
     pub codes_left: i64,
     pub notice: Option<&'a str>,
+    /// None when WebAuthn is off on this server.
+    pub passkeys: Option<Vec<PasskeyLine>>,
+}
+
+/// A registered passkey as the security page lists it (dates as YYYY-MM-DD, UTC).
+pub struct PasskeyLine {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub synced: bool,
+}
+
+/// Creating a passkey: the options for `navigator.credentials.create`, as JSON.
+#[derive(Template)]
+#[template(path = "account_passkey_enrol.html")]
+pub struct PasskeyEnrolPage<'a> {
+    pub csrf: &'a str,
+    pub name: &'a str,
+    pub options: &'a str,
 }
 
 #[derive(Template)]
@@ -137,3 +184,6 @@ pub struct HomePage<'a> {
 }
 
 pub const STYLESHEET: &str = include_str!("../templates/style.css");
+
+/// The WebAuthn ceremonies in the browser, served as `/assets/webauthn.js`.
+pub const WEBAUTHN_JS: &str = include_str!("../templates/webauthn.js");

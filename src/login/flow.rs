@@ -5,7 +5,7 @@
 //!   │  │  /account    │ failed: same step again       │ no            │ unmet
 //!   │  │              │ (or switch to an alternative) ▼               ▼
 //!   │  │              │        session (acr, amr) ─► [recovery code? Notice]   error to the client
-//!   │  └─(one factor, step-up)─► Authenticate(totp)   │
+//!   │  └─(one factor, step-up)─► Authenticate(passkey|totp)
 //!   └──(signed in)──► Consent ──allow──► Complete: code to the client (or back to /account)
 //!                        └──deny──► access_denied to the client
 //! ```
@@ -121,7 +121,10 @@ pub async fn start(
     };
     let (stage, user_id, amr) = match entry {
         Entry::SignIn => (Stage::Authenticate { step: policy::first_step() }, None, Vec::new()),
-        Entry::StepUp(s) => (Stage::Authenticate { step: policy::step_up_step() }, Some(s.user_id), s.amr),
+        Entry::StepUp(s) => {
+            let step = policy::step_up_step(factors(state, &s.user_id).await?).ok_or_else(PageError::expired)?;
+            (Stage::Authenticate { step }, Some(s.user_id), s.amr)
+        }
         Entry::Consent(s) => (Stage::Consent { session_id: s.id }, None, Vec::new()),
     };
     let flow = Flow {
@@ -193,9 +196,26 @@ fn ip(addr: &SocketAddr) -> Option<String> {
     Some(addr.ip().to_string())
 }
 
-/// The second factors `user_id` has enrolled.
+/// The second factors `user_id` has enrolled (passkeys only while WebAuthn is on).
 pub async fn factors(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
-    Ok(Factors { totp: state.store.totp_credential(user_id).await?.is_some() })
+    Ok(Factors {
+        totp: state.store.totp_credential(user_id).await?.is_some(),
+        passkey: state.webauthn.is_some() && state.store.has_passkey(user_id).await?,
+    })
+}
+
+/// What a step is given, with the factors of the user identified so far.
+async fn context<'a>(
+    state: &'a AppState,
+    flow: &'a Flow,
+    client: Option<&'a Client>,
+    ip: Option<String>,
+) -> Result<StepContext<'a>, PageError> {
+    let factors = match &flow.user_id {
+        Some(u) => factors(state, u).await?,
+        None => Factors::default(),
+    };
+    Ok(StepContext { state, flow, client, ip, now: state.now(), factors })
 }
 
 /// GET /login/{flow}: the current step's page.
@@ -207,7 +227,7 @@ pub async fn show_step(
     let (flow, client) = load(&state, &headers, &id).await?;
     match &flow.stage {
         Stage::Authenticate { step } => {
-            let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: None, now: state.now() };
+            let ctx = context(&state, &flow, client.as_deref(), None).await?;
             Ok(step.render(&ctx, None, None))
         }
         Stage::RecoveryNotice { session_id } => {
@@ -239,9 +259,14 @@ pub async fn submit_step(
         Stage::Consent { .. } => return Ok(see_other(&location(&flow))),
     };
     let p = form(&flow, &headers, &body)?;
-    // "Use a recovery code instead": only to a step the policy offers in place of this one.
+    // "Use a recovery code instead": only to a step the policy offers in place of this one,
+    // and that the user has set up.
     if let Some(name) = p.get("switch") {
-        let to = StepKind::parse(name).filter(|k| policy::alternatives(step).contains(k));
+        let have = match &flow.user_id {
+            Some(u) => factors(&state, u).await?,
+            None => Factors::default(),
+        };
+        let to = StepKind::parse(name).filter(|k| policy::offered(step, have).contains(k));
         let Some(to) = to else {
             return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
         };
@@ -249,6 +274,15 @@ pub async fn submit_step(
         save(&state, &flow).await?;
         return Ok(see_other(&location(&flow)));
     }
+    // A form may answer an alternative of the current step directly: the passkey offered on
+    // the password page.
+    let step = match p.get("step").map(StepKind::parse) {
+        None => step,
+        Some(Some(k)) if k == step || policy::alternatives(step).contains(&k) => k,
+        Some(_) => {
+            return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
+        }
+    };
     let now = state.now();
     let ip = ip(&addr);
     let client_id = client.as_ref().map(|c| c.id.clone());
@@ -259,7 +293,7 @@ pub async fn submit_step(
             None => e,
         }
     };
-    let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: ip.clone(), now };
+    let ctx = context(&state, &flow, client.as_deref(), ip.clone()).await?;
     let (user_id, amr) = match step.submit(&ctx, &p).await? {
         Outcome::Failed { message, reason, user_id } => {
             let mut event = audit("login.failed").detail("reason", reason);
@@ -308,6 +342,24 @@ pub async fn submit_step(
             Ok(resp)
         }
     }
+}
+
+/// POST /login/{flow}/passkey: a WebAuthn challenge for the page's script, when the current
+/// step is the passkey or offers it.
+pub async fn passkey_challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (flow, client) = load(&state, &headers, &id).await?;
+    let Stage::Authenticate { step } = &flow.stage else { return Err(PageError::expired()) };
+    if *step != StepKind::Passkey && !policy::alternatives(*step).contains(&StepKind::Passkey) {
+        return Err(PageError::not_found("This step has no passkey."));
+    }
+    form(&flow, &headers, &body)?;
+    let ctx = context(&state, &flow, client.as_deref(), None).await?;
+    super::steps::passkey::challenge(&ctx).await
 }
 
 /// The answer when the required acr cannot be reached: to a client,

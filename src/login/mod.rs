@@ -9,10 +9,11 @@ pub mod steps;
 
 use crate::app::AppState;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/{flow}", get(flow::show_step).post(flow::submit_step))
+        .route("/login/{flow}/passkey", post(flow::passkey_challenge))
         .route("/consent/{flow}", get(flow::show_consent).post(flow::submit_consent))
 }

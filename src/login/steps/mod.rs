@@ -1,11 +1,13 @@
 //! Login steps. Each is one module with the same two parts: render its page, and judge what
 //! the browser sent back. A step never decides what comes next; the policy does.
 
+pub mod passkey;
 pub mod password;
 pub mod recovery_code;
 pub mod totp;
 
 use super::flow::Flow;
+use super::policy::Factors;
 use crate::app::AppState;
 use crate::domain::Client;
 use crate::http::{PageError, Params};
@@ -21,16 +23,28 @@ pub enum StepKind {
     Password,
     Totp,
     RecoveryCode,
+    Passkey,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 3] = [Self::Password, Self::Totp, Self::RecoveryCode];
+    pub const ALL: [StepKind; 4] = [Self::Password, Self::Totp, Self::RecoveryCode, Self::Passkey];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Password => "password",
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Passkey => "passkey",
+        }
+    }
+
+    /// The button that switches to this step from another.
+    pub fn switch_label(self) -> &'static str {
+        match self {
+            Self::Password => "Use my password instead",
+            Self::Totp => "Use my authenticator app instead",
+            Self::RecoveryCode => "Use a recovery code instead",
+            Self::Passkey => "Use a passkey instead",
         }
     }
 
@@ -47,6 +61,8 @@ pub struct StepContext<'a> {
     pub client: Option<&'a Client>,
     pub ip: Option<String>,
     pub now: i64,
+    /// The second factors of the user identified so far (none before the first step).
+    pub factors: Factors,
 }
 
 impl StepContext<'_> {
@@ -99,7 +115,14 @@ pub(crate) async fn second_factor_user(ctx: &StepContext<'_>) -> Result<Option<(
 /// The page of a second-factor step.
 fn code_page(ctx: &StepContext<'_>, error: Option<&str>, text: &'static pages::CodeText) -> Response {
     let action = ctx.action();
-    let page = pages::CodePage { action: &action, csrf: &ctx.flow.csrf, client_name: ctx.audience(), error, text };
+    let page = pages::CodePage {
+        action: &action,
+        csrf: &ctx.flow.csrf,
+        client_name: ctx.audience(),
+        error,
+        text,
+        passkey: ctx.factors.passkey,
+    };
     pages::render(StatusCode::OK, &page)
 }
 
@@ -109,6 +132,7 @@ impl StepKind {
             Self::Password => password::render(ctx, error, form),
             Self::Totp => code_page(ctx, error, &totp::PAGE),
             Self::RecoveryCode => code_page(ctx, error, &recovery_code::PAGE),
+            Self::Passkey => passkey::render(ctx, error, form),
         }
     }
 
@@ -117,6 +141,7 @@ impl StepKind {
             Self::Password => password::submit(ctx, form).await,
             Self::Totp => totp::submit(ctx, form).await,
             Self::RecoveryCode => recovery_code::submit(ctx, form).await,
+            Self::Passkey => passkey::submit(ctx, form).await,
         }
     }
 }

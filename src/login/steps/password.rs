@@ -14,9 +14,20 @@ const INVALID: &str = "Invalid username or password.";
 pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>) -> Response {
     let username = form.and_then(|f| f.get("username")).or(ctx.flow.login_hint()).unwrap_or_default();
     let action = ctx.action();
-    let page =
-        pages::PasswordPage { action: &action, csrf: &ctx.flow.csrf, client_name: ctx.audience(), username, error };
-    pages::render(StatusCode::OK, &page)
+    // The passkey, offered beside the password when WebAuthn is on (the page's script shows it).
+    let passkey = ctx.state.webauthn.as_ref().map(|_| super::passkey::options_url(ctx));
+    let page = pages::PasswordPage {
+        action: &action,
+        csrf: &ctx.flow.csrf,
+        client_name: ctx.audience(),
+        username,
+        error,
+        passkey: passkey.as_deref(),
+    };
+    match passkey {
+        Some(_) => pages::render_scripted(StatusCode::OK, &page),
+        None => pages::render(StatusCode::OK, &page),
+    }
 }
 
 pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
@@ -43,7 +54,7 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
         }
         // With a second factor still to come, the count is cleared only when that passes, so
         // knowing the password does not buy fresh guesses at the code.
-        if ctx.state.store.totp_credential(&user.id).await?.is_none() {
+        if !crate::login::flow::factors(ctx.state, &user.id).await?.any() {
             ctx.state.ephemeral.delete(&key).await?;
             ctx.state.ephemeral.delete(&account).await?;
         }

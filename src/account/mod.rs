@@ -2,6 +2,7 @@
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
+mod passkeys;
 pub mod security;
 
 use crate::app::AppState;
@@ -53,6 +54,6 @@ fn csrf_for(session_token: &str) -> String {
 /// second factor when the user has one.
 async fn fresh(state: &AppState, s: &Session, now: i64) -> Result<bool, PageError> {
     let factors = flow::factors(state, &s.user_id).await?;
-    let strong = !factors.totp || policy::acr_level(&s.acr) >= Some(2);
+    let strong = !factors.any() || policy::acr_level(&s.acr) >= Some(2);
     Ok(now - s.auth_time <= state.settings.login.reauth_secs && strong)
 }

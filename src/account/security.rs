@@ -1,8 +1,9 @@
 //! `/account/security`: the user's second factors. Shows whether an authenticator app is set
 //! up and how many recovery codes are left; sets one up (QR code and key, confirmed by a first
 //! valid code), turns two-step sign-in off, and makes a new set of recovery codes (shown once).
+//! Lists the user's passkeys, adds one (see [`super::passkeys`]), renames and removes them.
 
-use super::{Signed, fresh, sign_in, signed_in};
+use super::{Signed, fresh, passkeys, sign_in, signed_in};
 use crate::app::AppState;
 use crate::http::PageError;
 use crate::http::form::page_form;
@@ -25,18 +26,22 @@ fn pending_key(session_id: &str) -> String {
     format!("totp-enrol:{session_id}")
 }
 
-fn event(kind: &'static str, signed: &Signed, addr: &SocketAddr) -> AuditEvent {
+pub(super) fn event(kind: &'static str, signed: &Signed, addr: &SocketAddr) -> AuditEvent {
     AuditEvent::new(kind)
         .user(&signed.session.user_id)
         .ip(Some(addr.ip().to_string()))
         .detail("sid", signed.session.id.clone())
 }
 
-async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Result<Response, PageError> {
+pub(super) async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Result<Response, PageError> {
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let totp = state.store.totp_credential(&user.id).await?.is_some();
     let codes_left = state.store.recovery_codes_left(&user.id).await?;
-    let page = pages::SecurityPage { username: &user.username, csrf: &signed.csrf, totp, codes_left, notice };
+    let passkeys = match state.webauthn {
+        Some(_) => Some(passkeys::lines(state, &user.id).await?),
+        None => None,
+    };
+    let page = pages::SecurityPage { username: &user.username, csrf: &signed.csrf, totp, codes_left, notice, passkeys };
     Ok(pages::render(StatusCode::OK, &page))
 }
 
@@ -51,6 +56,12 @@ enum Action {
     RemoveTotp,
     /// A new set of recovery codes.
     RecoveryCodes,
+    /// Start creating a passkey (the browser's ceremony follows).
+    BeginPasskey,
+    /// Store the passkey the browser created.
+    FinishPasskey,
+    RenamePasskey,
+    RemovePasskey,
 }
 
 impl Action {
@@ -60,13 +71,17 @@ impl Action {
             "totp-confirm" => Some(Self::ConfirmTotp),
             "totp-remove" => Some(Self::RemoveTotp),
             "recovery-codes" => Some(Self::RecoveryCodes),
+            "passkey-begin" => Some(Self::BeginPasskey),
+            "passkey-finish" => Some(Self::FinishPasskey),
+            "passkey-rename" => Some(Self::RenamePasskey),
+            "passkey-remove" => Some(Self::RemovePasskey),
             _ => None,
         }
     }
 
-    /// Confirming only finishes what a fresh `BeginTotp` started.
+    /// Confirming only finishes what a fresh begin started; a name changes no factor.
     fn needs_fresh_sign_in(self) -> bool {
-        self != Self::ConfirmTotp
+        !matches!(self, Self::ConfirmTotp | Self::FinishPasskey | Self::RenamePasskey)
     }
 }
 
@@ -141,6 +156,22 @@ pub async fn change(
                 return render(&state, &signed, Some("Set up an authenticator app first.")).await;
             }
             issue_recovery_codes(&state, &signed, &addr, now).await
+        }
+        Action::BeginPasskey => passkeys::begin(&state, &signed, p.get("name")).await,
+        Action::FinishPasskey => passkeys::finish(&state, &signed, &addr, p.get("credential"), now).await,
+        Action::RenamePasskey => {
+            let (Some(id), Some(name)) = (p.get("id"), p.get("name").and_then(passkeys::clean_name)) else {
+                return render(&state, &signed, Some("Give the passkey a name.")).await;
+            };
+            state.store.rename_passkey(user_id, id, &name).await?;
+            Ok(see_other(PAGE))
+        }
+        Action::RemovePasskey => {
+            let id = p.get("id").unwrap_or_default();
+            if state.store.remove_passkey(user_id, id).await? {
+                state.store.audit(event("mfa.passkey_removed", &signed, &addr).detail("passkey", id), now).await;
+            }
+            Ok(see_other(PAGE))
         }
     }
 }

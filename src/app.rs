@@ -45,9 +45,8 @@ impl AppState {
     pub fn new(settings: Settings, issuer: String, store: Store, ephemeral: Ephemeral, keys: Arc<KeyRing>) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers);
-        let webauthn = crate::webauthn::relying_party(&issuer)
-            .inspect_err(|e| tracing::warn!("passkeys are off: {e}"))
-            .ok();
+        let webauthn =
+            crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         Self(Arc::new(Inner {
             settings,
             issuer,

@@ -114,9 +114,8 @@ async fn passkeys_are_added_listed_and_sign_in_alone() {
     let options = attribute(&options_page, "passkey-create", "data-options-json").unwrap();
     let options: Value = serde_json::from_str(&options).unwrap();
     assert_eq!(options["publicKey"]["excludeCredentials"].as_array().map(Vec::len), Some(2), "{options}");
-    let again = owner
-        .submit(&account_form(&options_page, "passkey-finish"), &[("credential", &laptop.create(&options))])
-        .await;
+    let again =
+        owner.submit(&account_form(&options_page, "passkey-finish"), &[("credential", &laptop.create(&options))]).await;
     assert!(again.body.contains("could not be created"), "{again:?}");
     assert_eq!(again.body.matches("class=\"passkey\"").count(), 2, "{again:?}");
 

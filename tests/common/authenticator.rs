@@ -133,7 +133,9 @@ impl SoftAuthenticator {
     }
 
     fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
-        json!({"type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": false}).to_string().into_bytes()
+        json!({"type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": false})
+            .to_string()
+            .into_bytes()
     }
 
     /// Answers `navigator.credentials.create` options (`{"publicKey": ...}`) with the JSON the

@@ -132,8 +132,9 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
     let theirs = Some(user.id.clone());
     let mismatch = match &ceremony {
         Ceremony::Known(_) => (expected.as_deref() != Some(user.id.as_str())).then_some("passkey of another user"),
-        Ceremony::Discoverable(_) => (!handle_matches(ctx, webauthn, &credential, &user.id).await?)
-            .then_some("passkey user handle mismatch"),
+        Ceremony::Discoverable(_) => {
+            (!handle_matches(ctx, webauthn, &credential, &user.id).await?).then_some("passkey user handle mismatch")
+        }
     };
     if let Some(reason) = mismatch {
         return Ok(fail(NOT_RECOGNISED, reason, expected.or(theirs)));

@@ -34,6 +34,8 @@ pub struct Inner {
     pub discovery: oidc::discovery::Cached,
     /// For calls to upstream identity providers: short timeouts, no redirects.
     pub upstream_http: reqwest::Client,
+    /// The WebAuthn relying party; none when the issuer cannot be one (an IP address).
+    pub webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 impl std::ops::Deref for AppState {
@@ -54,6 +56,8 @@ impl AppState {
     ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers);
+        let webauthn =
+            crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         Self(Arc::new(Inner {
             settings,
             issuer,
@@ -66,6 +70,7 @@ impl AppState {
             secure_cookies,
             discovery: Default::default(),
             upstream_http: login::steps::federation::http_client(),
+            webauthn,
         }))
     }
 
@@ -88,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::discovery::router())
         .route("/", get(home))
         .route("/assets/style.css", get(stylesheet))
+        .route("/assets/webauthn.js", get(webauthn_js))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(not_found)
@@ -111,6 +117,13 @@ async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         pages::STYLESHEET,
+    )
+}
+
+async fn webauthn_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        pages::WEBAUTHN_JS,
     )
 }
 

@@ -155,8 +155,9 @@ enum UsersCommand {
     /// Disable a user: ends their sessions and revokes their grants
     Disable { username: String },
     /// For a user locked out of their second factor, once you have checked who is asking:
-    /// removes every second factor and recovery code and ends their sessions, so the next
-    /// sign-in needs only the first factor and the user can set up a new one
+    /// removes every second factor (authenticator app, emailed codes, passkeys) and recovery
+    /// code and ends their sessions, so the next sign-in needs only the password (or upstream
+    /// account) and the user can set up a new factor
     ResetFactors {
         username: String,
         #[command(flatten)]

@@ -50,3 +50,5 @@ pub mod passwords;
 pub mod server;
 /// Durable repositories over sqlx.
 pub mod store;
+/// The WebAuthn relying party for passkeys, derived from the issuer.
+pub mod webauthn;

@@ -1,5 +1,6 @@
 //! The HTML pages, one askama template each under `templates/`, all on one base layout. Every
-//! page works without JavaScript; the form_post page's script only saves a click.
+//! page works without JavaScript except for WebAuthn itself: the form_post page's script only
+//! saves a click, and `webauthn.js` (a served file, never inline) runs the passkey ceremonies.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -18,6 +19,15 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1>")).into_response()
         }
     }
+}
+
+/// Renders a page that loads `webauthn.js`: the default policy plus scripts and requests to
+/// this origin only.
+pub fn render_scripted(status: StatusCode, page: &impl Template) -> Response {
+    let mut resp = render(status, page);
+    resp.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::middleware::SCRIPTED_CSP));
+    resp
 }
 
 #[derive(Template)]
@@ -41,6 +51,21 @@ pub struct PasswordPage<'a> {
     pub upstreams: Vec<UpstreamButton>,
     /// Why this sign-in is asked (e.g. to link an upstream account).
     pub notice: Option<String>,
+    /// Where the passkey offered beside the password gets its challenge; none when off.
+    pub passkey: Option<&'a str>,
+}
+
+/// The passkey step as a second factor, with switches to the other factors the user has.
+#[derive(Template)]
+#[template(path = "login_passkey.html")]
+pub struct PasskeyPage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub options: &'a str,
+    pub error: Option<&'a str>,
+    /// (step, button label)
+    pub switches: Vec<Switch>,
 }
 
 pub struct UpstreamButton {
@@ -134,6 +159,26 @@ pub struct SecurityPage<'a> {
     pub email: Option<&'a str>,
     pub codes_left: i64,
     pub notice: Option<&'a str>,
+    /// None when WebAuthn is off on this server.
+    pub passkeys: Option<Vec<PasskeyLine>>,
+}
+
+/// A registered passkey as the security page lists it (dates as YYYY-MM-DD, UTC).
+pub struct PasskeyLine {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub synced: bool,
+}
+
+/// Creating a passkey: the options for `navigator.credentials.create`, as JSON.
+#[derive(Template)]
+#[template(path = "account_passkey_enrol.html")]
+pub struct PasskeyEnrolPage<'a> {
+    pub csrf: &'a str,
+    pub name: &'a str,
+    pub options: &'a str,
 }
 
 /// Turning emailed codes on: the code just sent to the account's address.
@@ -202,3 +247,6 @@ pub struct HomePage<'a> {
 }
 
 pub const STYLESHEET: &str = include_str!("../templates/style.css");
+
+/// The WebAuthn ceremonies in the browser, served as `/assets/webauthn.js`.
+pub const WEBAUTHN_JS: &str = include_str!("../templates/webauthn.js");

@@ -3,6 +3,7 @@
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
 pub mod linked;
+mod passkeys;
 pub mod security;
 
 use crate::app::AppState;

@@ -2,8 +2,9 @@
 //! emailed codes are on and how many recovery codes are left; sets an app up (QR code and key,
 //! confirmed by a first valid code), turns emailed codes on (confirmed by a first code sent to
 //! the account's address), turns either off, and makes a new set of recovery codes (shown once).
+//! Lists the user's passkeys, adds one (see [`super::passkeys`]), renames and removes them.
 
-use super::{Signed, fresh, sign_in, signed_in};
+use super::{Signed, fresh, passkeys, sign_in, signed_in};
 use crate::app::AppState;
 use crate::crypto::random_token;
 use crate::http::PageError;
@@ -41,18 +42,22 @@ struct EmailEnrolment {
     hash: String,
 }
 
-fn event(kind: &'static str, signed: &Signed, addr: &SocketAddr) -> AuditEvent {
+pub(super) fn event(kind: &'static str, signed: &Signed, addr: &SocketAddr) -> AuditEvent {
     AuditEvent::new(kind)
         .user(&signed.session.user_id)
         .ip(Some(addr.ip().to_string()))
         .detail("sid", signed.session.id.clone())
 }
 
-async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Result<Response, PageError> {
+pub(super) async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Result<Response, PageError> {
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let totp = state.store.totp_credential(&user.id).await?.is_some();
     let email = state.store.email_otp_address(&user.id).await?.map(|a| email_otp::mask(&a));
     let codes_left = state.store.recovery_codes_left(&user.id).await?;
+    let passkeys = match state.webauthn {
+        Some(_) => Some(passkeys::lines(state, &user.id).await?),
+        None => None,
+    };
     let page = pages::SecurityPage {
         username: &user.username,
         csrf: &signed.csrf,
@@ -60,6 +65,7 @@ async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Resu
         email: email.as_deref(),
         codes_left,
         notice,
+        passkeys,
     };
     Ok(pages::render(StatusCode::OK, &page))
 }
@@ -81,6 +87,12 @@ enum Action {
     RemoveEmail,
     /// A new set of recovery codes.
     RecoveryCodes,
+    /// Start creating a passkey (the browser's ceremony follows).
+    BeginPasskey,
+    /// Store the passkey the browser created.
+    FinishPasskey,
+    RenamePasskey,
+    RemovePasskey,
 }
 
 impl Action {
@@ -93,13 +105,17 @@ impl Action {
             "email-confirm" => Some(Self::ConfirmEmail),
             "email-remove" => Some(Self::RemoveEmail),
             "recovery-codes" => Some(Self::RecoveryCodes),
+            "passkey-begin" => Some(Self::BeginPasskey),
+            "passkey-finish" => Some(Self::FinishPasskey),
+            "passkey-rename" => Some(Self::RenamePasskey),
+            "passkey-remove" => Some(Self::RemovePasskey),
             _ => None,
         }
     }
 
-    /// Confirming only finishes what a fresh `Begin…` started.
+    /// Confirming only finishes what a fresh begin started; a name changes no factor.
     fn needs_fresh_sign_in(self) -> bool {
-        !matches!(self, Self::ConfirmTotp | Self::ConfirmEmail)
+        !matches!(self, Self::ConfirmTotp | Self::ConfirmEmail | Self::FinishPasskey | Self::RenamePasskey)
     }
 }
 
@@ -205,10 +221,26 @@ pub async fn change(
         }
         // Codes stand in for a second factor, so there must be one.
         Action::RecoveryCodes => {
-            if !flow::factors(&state, user_id).await?.any() {
-                return render(&state, &signed, Some("Turn on a second factor first.")).await;
+            if !flow::factors(&state, user_id).await?.recovery_codes() {
+                return render(&state, &signed, Some("Turn on an authenticator app or emailed codes first.")).await;
             }
             issue_recovery_codes(&state, &signed, &addr, now).await
+        }
+        Action::BeginPasskey => passkeys::begin(&state, &signed, p.get("name")).await,
+        Action::FinishPasskey => passkeys::finish(&state, &signed, &addr, p.get("credential"), now).await,
+        Action::RenamePasskey => {
+            let (Some(id), Some(name)) = (p.get("id"), p.get("name").and_then(passkeys::clean_name)) else {
+                return render(&state, &signed, Some("Give the passkey a name.")).await;
+            };
+            state.store.rename_passkey(user_id, id, &name).await?;
+            Ok(see_other(PAGE))
+        }
+        Action::RemovePasskey => {
+            let id = p.get("id").unwrap_or_default();
+            if state.store.remove_passkey(user_id, id).await? {
+                state.store.audit(event("mfa.passkey_removed", &signed, &addr).detail("passkey", id), now).await;
+            }
+            Ok(see_other(PAGE))
         }
     }
 }

@@ -17,6 +17,12 @@ use tracing::Instrument;
 pub const DEFAULT_CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
+/// The policy of pages that run `/assets/webauthn.js`: the default, plus scripts from this
+/// origin (no inline script) and the `fetch` of a challenge from it. No `form-action`: a login
+/// form's answer redirects to the client, which browsers would hold to it.
+pub const SCRIPTED_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+     img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
 pub async fn request_context(req: Request, next: Next) -> Response {
     let id = crate::crypto::random_id();
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());

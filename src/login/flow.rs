@@ -5,7 +5,7 @@
 //!   │  │  /account    │ failed: same step again       │ no            │ unmet
 //!   │  │              │ (or switch to an alternative) ▼               ▼
 //!   │  │              │        session (acr, amr) ─► [recovery code? Notice]   error to the client
-//!   │  └─(one factor, step-up)─► Authenticate(totp)   │
+//!   │  └─(one factor, step-up)─► Authenticate(passkey|totp)
 //!   └──(signed in)──► Consent ──allow──► Complete: code to the client (or back to /account)
 //!                        └──deny──► access_denied to the client
 //! ```
@@ -203,11 +203,12 @@ fn ip(addr: &SocketAddr) -> Option<String> {
     Some(addr.ip().to_string())
 }
 
-/// The second factors `user_id` has enrolled.
+/// The second factors `user_id` has enrolled (passkeys only while WebAuthn is on).
 pub async fn factors(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
     Ok(Factors {
         totp: state.store.totp_credential(user_id).await?.is_some(),
         email: state.store.email_otp_address(user_id).await?.is_some(),
+        passkey: state.webauthn.is_some() && state.store.has_passkey(user_id).await?,
     })
 }
 
@@ -219,6 +220,17 @@ async fn flow_factors(state: &AppState, flow: &Flow) -> crate::store::Result<Fac
     }
 }
 
+/// What a step is given, with the factors of the user identified so far.
+async fn context<'a>(
+    state: &'a AppState,
+    flow: &'a Flow,
+    client: Option<&'a Client>,
+    ip: Option<String>,
+) -> Result<StepContext<'a>, PageError> {
+    let factors = flow_factors(state, flow).await?;
+    Ok(StepContext { state, flow, client, ip, now: state.now(), factors })
+}
+
 /// GET /login/{flow}: the current step's page.
 pub async fn show_step(
     State(state): State<AppState>,
@@ -228,15 +240,7 @@ pub async fn show_step(
     let (flow, client) = load(&state, &headers, &id).await?;
     match &flow.stage {
         Stage::Authenticate { step } => {
-            let factors = flow_factors(&state, &flow).await?;
-            let ctx = StepContext {
-                state: &state,
-                flow: &flow,
-                client: client.as_deref(),
-                ip: None,
-                now: state.now(),
-                factors,
-            };
+            let ctx = context(&state, &flow, client.as_deref(), None).await?;
             step.render(&ctx, None, None).await
         }
         Stage::RecoveryNotice { session_id } => {
@@ -270,8 +274,8 @@ pub async fn submit_step(
     let p = form(&flow, &headers, &body)?;
     let factors = flow_factors(&state, &flow).await?;
     // "Use a recovery code instead": only to a step the policy offers in place of this one.
+    let email_first = state.settings.login.email_first_factor;
     if let Some(name) = p.get("switch") {
-        let email_first = state.settings.login.email_first_factor;
         let offered = policy::alternatives(step, flow.user_id.is_some(), factors, email_first);
         let to = StepKind::parse(name).filter(|k| offered.contains(k));
         let Some(to) = to else {
@@ -281,6 +285,16 @@ pub async fn submit_step(
         save(&state, &flow).await?;
         return Ok(see_other(&location(&flow)));
     }
+    // A form may answer an alternative of the current step directly: the passkey offered on
+    // the password page.
+    let identified = flow.user_id.is_some();
+    let step = match p.get("step").map(StepKind::parse) {
+        None => step,
+        Some(Some(k)) if policy::answerable(step, k, identified, factors, email_first) => k,
+        Some(_) => {
+            return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
+        }
+    };
     let now = state.now();
     let ip = ip(&addr);
     let client_id = client.as_ref().map(|c| c.id.clone());
@@ -291,7 +305,7 @@ pub async fn submit_step(
             None => e,
         }
     };
-    let ctx = StepContext { state: &state, flow: &flow, client: client.as_deref(), ip: ip.clone(), now, factors };
+    let ctx = context(&state, &flow, client.as_deref(), ip.clone()).await?;
     let (user_id, amr) = match step.submit(&ctx, &p).await? {
         Outcome::Continue(page) => return Ok(page),
         Outcome::Failed { message, reason, user_id } => {
@@ -370,6 +384,25 @@ pub(crate) async fn advance(
             Ok(resp)
         }
     }
+}
+
+/// POST /login/{flow}/passkey: a WebAuthn challenge for the page's script, when the current
+/// step is the passkey or offers it.
+pub async fn passkey_challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (flow, client) = load(&state, &headers, &id).await?;
+    let Stage::Authenticate { step } = flow.stage else { return Err(PageError::expired()) };
+    form(&flow, &headers, &body)?;
+    let ctx = context(&state, &flow, client.as_deref(), None).await?;
+    let email_first = state.settings.login.email_first_factor;
+    if !policy::answerable(step, StepKind::Passkey, flow.user_id.is_some(), ctx.factors, email_first) {
+        return Err(PageError::not_found("This step has no passkey."));
+    }
+    super::steps::passkey::challenge(&ctx).await
 }
 
 /// The answer when the required acr cannot be reached: to a client,

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/{flow}", get(flow::show_step).post(flow::submit_step))
+        .route("/login/{flow}/passkey", post(flow::passkey_challenge))
         .route("/consent/{flow}", get(flow::show_consent).post(flow::submit_consent))
         .route("/login/{flow}/upstream/{provider}", post(steps::federation::begin))
         .route("/login/upstream/{provider}/callback", get(steps::federation::callback))

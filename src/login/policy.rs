@@ -6,9 +6,12 @@
 //! essential `acr` claim (§5.5.1.1) must be met, or the client is told
 //! `unmet_authentication_requirements`; `acr_values` is voluntary (§3.1.2.1) and gets the best
 //! the user can reach. A user with a second factor is always asked for one after the first
-//! step, whichever step that was. `amr` values follow RFC 8176: `pwd`, `otp` (an authenticator
-//! code, an emailed code or a recovery code: all one-time passwords), and `mfa` once two kinds
-//! of factor are proven.
+//! step, whichever step that was, unless that step already proved two kinds of factor (a
+//! passkey with user verification). `amr` values follow RFC 8176: `pwd`, `otp` (an
+//! authenticator code, an emailed code or a recovery code: all one-time passwords), `hwk`/`swk`
+//! (a passkey bound to one device / synced between devices), `user` (the authenticator verified
+//! the user, by PIN or biometric: more than the presence test the name says, and counted as a
+//! factor of its own kind), and `mfa` once two kinds of factor are proven.
 
 use super::steps::StepKind;
 use crate::domain::{Client, Session};
@@ -31,13 +34,15 @@ pub struct Factors {
     pub totp: bool,
     /// One-time codes sent to a confirmed email address.
     pub email: bool,
+    pub passkey: bool,
 }
 
 impl Factors {
-    /// The second-factor steps this user can take, the one offered first first. Recovery codes
-    /// are not among them: they stand in for these and are offered as an alternative.
+    /// The second-factor steps this user can take, the one offered first first: a passkey, as
+    /// it cannot be phished, then the app, then email. Recovery codes are not among them: they
+    /// stand in for these and are offered as an alternative.
     pub fn second_factor_steps(self) -> Vec<StepKind> {
-        [(self.totp, StepKind::Totp), (self.email, StepKind::EmailOtp)]
+        [(self.passkey, StepKind::Passkey), (self.totp, StepKind::Totp), (self.email, StepKind::EmailOtp)]
             .into_iter()
             .filter_map(|(has, step)| has.then_some(step))
             .collect()
@@ -45,6 +50,12 @@ impl Factors {
 
     pub fn any(self) -> bool {
         !self.second_factor_steps().is_empty()
+    }
+
+    /// Recovery codes stand in for the app and emailed codes (they are made when either is
+    /// turned on, and go when both are off).
+    pub fn recovery_codes(self) -> bool {
+        self.totp || self.email
     }
 }
 
@@ -182,24 +193,36 @@ pub fn next_step(need: Requirement, passed: &[StepKind], amr: &[String], factors
 
 /// Steps the person may switch to instead of `step`. Before anyone is identified:
 /// the first-factor steps the operator enabled (`email_first`: a code by email instead of a
-/// password). After: the user's other second factors, and recovery codes standing in for any.
+/// password; a passkey is offered beside the password by the page itself). After: the user's
+/// other second factors, and recovery codes standing in for the app and emailed codes.
 pub fn alternatives(step: StepKind, identified: bool, factors: Factors, email_first: bool) -> Vec<StepKind> {
     let candidates = if !identified {
         if email_first { vec![StepKind::Password, StepKind::EmailOtp] } else { vec![] }
-    } else if factors.any() {
-        let mut steps = factors.second_factor_steps();
-        steps.push(StepKind::RecoveryCode);
-        steps
     } else {
-        vec![]
+        let mut steps = factors.second_factor_steps();
+        if factors.recovery_codes() {
+            steps.push(StepKind::RecoveryCode);
+        }
+        steps
     };
     candidates.into_iter().filter(|s| *s != step).collect()
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Whether a form on the page of `step` may answer step `k` directly: its own step, an
+/// alternative, or — before anyone is identified — the passkey the sign-in page offers beside
+/// the password.
+pub fn answerable(step: StepKind, k: StepKind, identified: bool, factors: Factors, email_first: bool) -> bool {
+    k == step
+        || (k == StepKind::Passkey && !identified)
+        || alternatives(step, identified, factors, email_first).contains(&k)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FactorKind {
     Knowledge,
     Possession,
+    /// The authenticator's own check of the user (PIN or biometric), reported as `user`.
+    Verification,
 }
 
 /// RFC 8176 values by the kind of factor they prove.
@@ -207,8 +230,13 @@ fn factor_kind(amr: &str) -> Option<FactorKind> {
     match amr {
         "pwd" | "pin" | "kba" => Some(FactorKind::Knowledge),
         "otp" | "hwk" | "swk" | "sms" | "tel" => Some(FactorKind::Possession),
+        "user" => Some(FactorKind::Verification),
         _ => None,
     }
+}
+
+fn proves(amr: &[String], kind: FactorKind) -> bool {
+    amr.iter().any(|m| factor_kind(m) == Some(kind))
 }
 
 /// `so_far` with `added`, and `mfa` once two kinds of factor are in (RFC 8176 §2).
@@ -219,8 +247,8 @@ pub fn combine_amr(so_far: &[String], added: &[String]) -> Vec<String> {
             out.push(m.clone());
         }
     }
-    let kinds = [FactorKind::Knowledge, FactorKind::Possession];
-    if kinds.iter().all(|k| out.iter().any(|m| factor_kind(m) == Some(*k))) {
+    let kinds = [FactorKind::Knowledge, FactorKind::Possession, FactorKind::Verification];
+    if kinds.iter().filter(|k| proves(&out, **k)).count() >= 2 {
         out.push("mfa".into());
     }
     out
@@ -268,10 +296,13 @@ mod tests {
     use crate::domain::{AuthMethod, GrantType};
     use crate::oidc::authorize::{ResponseMode, Target, request::Prompt};
 
-    const NONE: Factors = Factors { totp: false, email: false };
-    const TOTP: Factors = Factors { totp: true, email: false };
-    const EMAIL: Factors = Factors { totp: false, email: true };
-    const BOTH: Factors = Factors { totp: true, email: true };
+    const NONE: Factors = Factors { totp: false, email: false, passkey: false };
+    const TOTP: Factors = Factors { totp: true, email: false, passkey: false };
+    const EMAIL: Factors = Factors { totp: false, email: true, passkey: false };
+    const PASSKEY: Factors = Factors { totp: false, email: false, passkey: true };
+    /// An authenticator app and emailed codes.
+    const BOTH: Factors = Factors { totp: true, email: true, passkey: false };
+    const TOTP_PASSKEY: Factors = Factors { totp: true, email: false, passkey: true };
 
     fn client(first_party: bool) -> Client {
         Client {
@@ -468,5 +499,53 @@ mod tests {
         strong.amr = amr(&["pwd", "otp", "mfa"]);
         strong.acr = "2".into();
         assert_eq!(decide(&request(), &c, Some(&strong), TOTP, &all, 1), Decision::Issue);
+    }
+
+    #[test]
+    fn a_verified_passkey_is_two_kinds_of_factor_alone() {
+        use StepKind::*;
+        let uv = combine_amr(&[], &amr(&["hwk", "user"]));
+        assert_eq!(uv, amr(&["hwk", "user", "mfa"]));
+        assert_eq!(acr_for(&uv), "2");
+        // Not asked for another factor, even by a user who has TOTP too.
+        let need = Requirement { minimum: 2, wanted: 2 };
+        assert_eq!(next_step(need, &[Passkey], &uv, TOTP_PASSKEY), Next::Done);
+        // Without verification a passkey is one possession factor: the next one is asked.
+        let up = combine_amr(&[], &amr(&["swk"]));
+        assert_eq!(acr_for(&up), "1");
+        assert_eq!(next_step(need, &[Passkey], &up, TOTP_PASSKEY), Next::Step(Totp));
+        assert_eq!(next_step(need, &[Passkey], &up, PASSKEY), Next::Unmet);
+        // After a password, a passkey adds possession (and its verification).
+        let both = combine_amr(&amr(&["pwd"]), &amr(&["swk", "user"]));
+        assert_eq!(both, amr(&["pwd", "swk", "user", "mfa"]));
+        assert_eq!(acr_for(&combine_amr(&amr(&["pwd"]), &amr(&["hwk"]))), "2");
+    }
+
+    #[test]
+    fn the_second_factor_asked_is_one_the_user_has() {
+        use StepKind::*;
+        let need = Requirement { minimum: 1, wanted: 1 };
+        let pwd = amr(&["pwd"]);
+        assert_eq!(next_step(need, &[Password], &pwd, PASSKEY), Next::Step(Passkey));
+        assert_eq!(next_step(need, &[Password], &pwd, TOTP_PASSKEY), Next::Step(Passkey));
+        assert_eq!(next_step(need, &[Password], &pwd, TOTP), Next::Step(Totp));
+        assert_eq!(step_up_step(&pwd, NONE), None);
+        assert_eq!(alternatives(Passkey, true, TOTP_PASSKEY, false), vec![Totp, RecoveryCode]);
+        // Recovery codes come with the app or emailed codes, not with passkeys alone.
+        assert_eq!(alternatives(Passkey, true, PASSKEY, false), vec![]);
+        assert_eq!(alternatives(Totp, true, TOTP_PASSKEY, false), vec![Passkey, RecoveryCode]);
+        assert_eq!(alternatives(Totp, true, TOTP, false), vec![RecoveryCode]);
+    }
+
+    #[test]
+    fn a_passkey_session_steps_up_a_password_session() {
+        let mut c = client(true);
+        c.min_acr = 2;
+        let all = vec!["email".to_string(), "openid".to_string()];
+        assert_eq!(decide(&request(), &c, Some(&session(0)), PASSKEY, &all, 1), Decision::StepUp(StepKind::Passkey));
+        let mut passwordless = session(0);
+        passwordless.amr = amr(&["hwk", "user", "mfa"]);
+        passwordless.acr = "2".into();
+        assert_eq!(decide(&request(), &c, Some(&passwordless), PASSKEY, &all, 1), Decision::Issue);
     }
 }

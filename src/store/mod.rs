@@ -5,6 +5,7 @@ mod audit;
 mod clients;
 mod consents;
 mod grants;
+mod passkeys;
 mod second_factors;
 mod sessions;
 mod signing_keys;
@@ -13,6 +14,7 @@ mod users;
 
 pub use audit::AuditEvent;
 pub use grants::{NewGrant, RotateOutcome};
+pub use passkeys::{NewPasskey, PasskeyRow};
 pub use second_factors::TotpCredential;
 pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::{LinkedIdentity, Unlinked};

@@ -105,9 +105,11 @@ impl Store {
     pub async fn reset_second_factors(&self, user_id: &str, now: i64) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
-        for delete in
-            ["DELETE FROM totp_credentials WHERE user_id = $1", "DELETE FROM email_otp_enrolments WHERE user_id = $1"]
-        {
+        for delete in [
+            "DELETE FROM totp_credentials WHERE user_id = $1",
+            "DELETE FROM email_otp_enrolments WHERE user_id = $1",
+            "DELETE FROM passkeys WHERE user_id = $1",
+        ] {
             removed += sqlx::query(delete).bind(user_id).execute(&mut *tx).await?.rows_affected();
         }
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;

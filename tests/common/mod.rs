@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod authenticator;
 pub mod keys;
 pub mod mail;
 pub mod upstream;

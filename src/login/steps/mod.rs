@@ -3,6 +3,7 @@
 
 pub mod email_otp;
 pub mod federation;
+pub mod passkey;
 pub mod password;
 pub mod recovery_code;
 pub mod totp;
@@ -28,10 +29,12 @@ pub enum StepKind {
     /// Sign-in at an upstream provider; begun from the first step's page, ended by the
     /// upstream's callback (`federation`), so it never has a page of its own.
     Federation,
+    Passkey,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 5] = [Self::Password, Self::Totp, Self::EmailOtp, Self::RecoveryCode, Self::Federation];
+    pub const ALL: [StepKind; 6] =
+        [Self::Password, Self::Totp, Self::EmailOtp, Self::RecoveryCode, Self::Passkey, Self::Federation];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +43,7 @@ impl StepKind {
             Self::EmailOtp => "email_otp",
             Self::RecoveryCode => "recovery_code",
             Self::Federation => "federation",
+            Self::Passkey => "passkey",
         }
     }
 
@@ -50,17 +54,21 @@ impl StepKind {
             Self::Totp | Self::EmailOtp | Self::RecoveryCode => vec!["otp".into()],
             // What the upstream reported, filtered by `policy::upstream_amr`.
             Self::Federation => vec![],
+            // A passkey's own values (`hwk` or `swk`, and `user`) come with its outcome; this
+            // is the kind of factor it always adds.
+            Self::Passkey => vec!["hwk".into()],
         }
     }
 
     /// The button that switches to this step from another.
-    fn switch_label(self) -> &'static str {
+    pub fn switch_label(self) -> &'static str {
         match self {
             Self::Password => "Use my password instead",
             Self::Totp => "Use my authenticator app instead",
             Self::EmailOtp => "Email me a code instead",
             Self::RecoveryCode => "Use a recovery code instead",
             Self::Federation => "Sign in with another provider",
+            Self::Passkey => "Use a passkey instead",
         }
     }
 
@@ -77,7 +85,7 @@ pub struct StepContext<'a> {
     pub client: Option<&'a Client>,
     pub ip: Option<String>,
     pub now: i64,
-    /// The second factors of the user the flow has identified (none before that).
+    /// The second factors of the user identified so far (none before the first step).
     pub factors: Factors,
 }
 
@@ -173,6 +181,7 @@ impl StepKind {
             Self::Totp => code_page(ctx, self, error, None, &totp::PAGE),
             Self::EmailOtp => return email_otp::render(ctx, error).await,
             Self::RecoveryCode => code_page(ctx, self, error, None, &recovery_code::PAGE),
+            Self::Passkey => passkey::render(ctx, error, form),
         })
     }
 
@@ -183,6 +192,7 @@ impl StepKind {
             Self::EmailOtp => email_otp::submit(ctx, form).await,
             Self::RecoveryCode => recovery_code::submit(ctx, form).await,
             Self::Federation => Ok(federation::NOT_A_FORM),
+            Self::Passkey => passkey::submit(ctx, form).await,
         }
     }
 }

@@ -22,6 +22,8 @@ pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>)
         )
     });
     let action = ctx.action();
+    // The passkey, offered beside the password when WebAuthn is on (the page's script shows it).
+    let passkey = ctx.state.webauthn.as_ref().map(|_| super::passkey::options_url(ctx));
     let page = pages::PasswordPage {
         action: &action,
         csrf: &ctx.flow.csrf,
@@ -31,8 +33,12 @@ pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>)
         switches: ctx.switches(StepKind::Password),
         upstreams: super::federation::buttons(ctx.state, ctx.flow),
         notice,
+        passkey: passkey.as_deref(),
     };
-    pages::render(StatusCode::OK, &page)
+    match passkey {
+        Some(_) => pages::render_scripted(StatusCode::OK, &page),
+        None => pages::render(StatusCode::OK, &page),
+    }
 }
 
 pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {

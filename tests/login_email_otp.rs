@@ -171,19 +171,25 @@ async fn codes_reach_a_real_smtp_relay() {
     assert!(server.outbox().is_empty(), "with SMTP set, nothing goes to the outbox");
 }
 
+/// Authorize in a fresh browser and choose "Email me a code instead": the address form.
+async fn address_form(server: &Server, c: &TestClient, pkce: &Pkce) -> (Browser, Form) {
+    let browser = server.browser();
+    let mut p = auth_params(c, "openid", "st", "n");
+    p.push(("code_challenge", &pkce.challenge));
+    p.push(("code_challenge_method", "S256"));
+    let login = browser.follow(&browser.authorize(&p).await).await;
+    let page = browser.switch_to(&login, "email_otp").await;
+    let form = form_with(&page, "/login/", "email").unwrap_or_else(|| panic!("address form: {page:?}"));
+    (browser, form)
+}
+
 #[tokio::test]
 async fn email_as_first_factor_does_not_reveal_accounts() {
     let server = Server::start_with(&[("LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR", "true")]);
     server.add_alice(); // email_verified is among alice's claims
     let c = server.first_party_client();
     let pkce = Pkce::new();
-    let browser = server.browser();
-    let mut p = auth_params(&c, "openid", "st", "n");
-    p.push(("code_challenge", &pkce.challenge));
-    p.push(("code_challenge_method", "S256"));
-    let login = browser.follow(&browser.authorize(&p).await).await;
-    let email_page = browser.switch_to(&login, "email_otp").await;
-    let form = form_with(&email_page, "/login/", "email").unwrap_or_else(|| panic!("address form: {email_page:?}"));
+    let (browser, form) = address_form(&server, &c, &pkce).await;
 
     // An address without an account: the same page, no mail, and no code works.
     let nobody = browser.submit(&form, &[("email", "nobody@example.com")]).await;
@@ -194,10 +200,7 @@ async fn email_as_first_factor_does_not_reveal_accounts() {
     assert_refused(&guess, "That code is not right");
 
     // Alice's address, in another browser.
-    let browser2 = server.browser();
-    let login = browser2.follow(&browser2.authorize(&p).await).await;
-    let email_page = browser2.switch_to(&login, "email_otp").await;
-    let form = form_with(&email_page, "/login/", "email").unwrap();
+    let (browser2, form) = address_form(&server, &c, &pkce).await;
     let sent = browser2.submit(&form, &[("email", EMAIL)]).await;
     assert_eq!(sent.status, 200, "{sent:?}");
     assert!(sent.body.contains("We sent a code to a•••@example.com"), "{sent:?}");
@@ -211,13 +214,7 @@ async fn email_as_first_factor_does_not_reveal_accounts() {
 async fn email_first_factor_is_followed_by_the_authenticator() {
     let (server, c, _, e) = with_totp(&[("LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR", "true")]).await;
     let pkce = Pkce::new();
-    let browser = server.browser();
-    let mut p = auth_params(&c, "openid", "st", "n");
-    p.push(("code_challenge", &pkce.challenge));
-    p.push(("code_challenge_method", "S256"));
-    let login = browser.follow(&browser.authorize(&p).await).await;
-    let email_page = browser.switch_to(&login, "email_otp").await;
-    let form = form_with(&email_page, "/login/", "email").unwrap();
+    let (browser, form) = address_form(&server, &c, &pkce).await;
     let sent = browser.submit(&form, &[("email", EMAIL)]).await;
     let r = browser.submit(&code_form(&sent).unwrap(), &[("code", &server.latest_code(EMAIL))]).await;
     assert_eq!(r.status, 303, "on to the second factor: {r:?}");

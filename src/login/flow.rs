@@ -205,11 +205,8 @@ fn ip(addr: &SocketAddr) -> Option<String> {
 
 /// The second factors `user_id` has enrolled (passkeys only while WebAuthn is on).
 pub async fn factors(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
-    Ok(Factors {
-        totp: state.store.totp_credential(user_id).await?.is_some(),
-        email: state.store.email_otp_address(user_id).await?.is_some(),
-        passkey: state.webauthn.is_some() && state.store.has_passkey(user_id).await?,
-    })
+    let (totp, email, passkey) = state.store.second_factors(user_id).await?;
+    Ok(Factors { totp, email, passkey: passkey && state.webauthn.is_some() })
 }
 
 /// The factors of the flow's user, once one is identified.

@@ -79,14 +79,6 @@ impl Store {
             .await
     }
 
-    pub async fn has_passkey(&self, user_id: &str) -> Result<bool> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM passkeys WHERE user_id = $1 LIMIT 1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
     pub async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRow>> {
         sqlx::query_as(select_passkeys!("WHERE credential_id = $1"))
             .bind(credential_id)

@@ -55,6 +55,20 @@ impl Store {
         self.remove_factor("DELETE FROM totp_credentials WHERE user_id = $1", user_id).await
     }
 
+    /// Which second factors the user has: (authenticator app, emailed codes, passkeys), in one
+    /// round trip, as the login policy asks on every sign-in.
+    pub async fn second_factors(&self, user_id: &str) -> Result<(bool, bool, bool)> {
+        let (totp, email, passkeys): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
+                    (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = $1),
+                    (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
+        )
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((totp > 0, email > 0, passkeys > 0))
+    }
+
     /// The address emailed codes go to, when the user turned them on.
     pub async fn email_otp_address(&self, user_id: &str) -> Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT email FROM email_otp_enrolments WHERE user_id = $1")

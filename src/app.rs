@@ -1,88 +1,12 @@
-//! The state every handler shares and the router that serves them.
+//! The router: every module's routes, the middleware around them, the operations endpoints.
 
-use crate::clock::Clock;
-use crate::config::Settings;
-use crate::ephemeral::Ephemeral;
 use crate::http::middleware;
-use crate::keys::KeyRing;
-use crate::mail::Mailer;
-use crate::passwords::Passwords;
-use crate::store::Store;
+use crate::state::AppState;
 use crate::{account, login, oidc, pages};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use std::sync::Arc;
-
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub settings: Settings,
-    /// The issuer identifier, exactly as it appears in `iss` (no trailing slash).
-    pub issuer: String,
-    pub store: Store,
-    pub ephemeral: Ephemeral,
-    pub keys: Arc<KeyRing>,
-    pub passwords: Passwords,
-    pub mail: Mailer,
-    pub clock: Clock,
-    /// Cookies carry `Secure` unless the issuer is plain-http localhost.
-    pub secure_cookies: bool,
-    /// The discovery document, built once per set of signing algorithms.
-    pub discovery: oidc::discovery::Cached,
-    /// For calls to upstream identity providers: short timeouts, no redirects.
-    pub upstream_http: reqwest::Client,
-    /// The WebAuthn relying party; none when the issuer cannot be one (an IP address).
-    pub webauthn: Option<webauthn_rs::Webauthn>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    pub fn new(
-        settings: Settings,
-        issuer: String,
-        store: Store,
-        ephemeral: Ephemeral,
-        keys: Arc<KeyRing>,
-        mail: Mailer,
-    ) -> Self {
-        let secure_cookies = !issuer.starts_with("http://");
-        let passwords = Passwords::new(settings.login.password_workers);
-        let webauthn =
-            crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
-        Self(Arc::new(Inner {
-            settings,
-            issuer,
-            store,
-            ephemeral,
-            keys,
-            passwords,
-            mail,
-            clock: Clock::system(),
-            secure_cookies,
-            discovery: Default::default(),
-            upstream_http: login::steps::federation::http_client(),
-            webauthn,
-        }))
-    }
-
-    pub fn now(&self) -> i64 {
-        self.clock.now()
-    }
-
-    /// An absolute URL under the issuer.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
-    }
-}
 
 /// The whole application: protocol endpoints, login pages, operations endpoints.
 pub fn router(state: AppState) -> Router {

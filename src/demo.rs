@@ -1,10 +1,10 @@
 //! `latchkey serve --demo`: a demo user and a demo public client, and a callback page that shows
 //! what the client received, so a newcomer can try a sign-in in a browser at once.
 
-use crate::app::AppState;
 use crate::crypto::{b64url, sha256};
 use crate::domain::{AuthMethod, Client, GrantType, User};
 use crate::pages;
+use crate::state::AppState;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};

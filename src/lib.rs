@@ -16,7 +16,7 @@
 
 /// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;
-/// Router assembly and the state every handler shares.
+/// Router assembly only.
 pub mod app;
 /// The operator's command line: serve, migrate, clients, users, keys.
 pub mod cli;
@@ -48,6 +48,8 @@ pub mod pages;
 pub mod passwords;
 /// Binding, serving and graceful shutdown.
 pub mod server;
+/// The state every handler shares (stores, keys, settings, clock, caches).
+pub mod state;
 /// Durable repositories over sqlx.
 pub mod store;
 /// The WebAuthn relying party for passkeys, derived from the issuer.

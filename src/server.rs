@@ -1,10 +1,12 @@
 //! Starting the provider: bind, open the stores, load keys, serve until SIGTERM or Ctrl-C, then
 //! let in-flight requests finish.
 
-use crate::app::{self, AppState};
+use crate::app;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::ephemeral::Ephemeral;
 use crate::keys::{KeyRing, kek::Kek};
+use crate::state::AppState;
 use crate::store::Store;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,7 +28,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let keys = Arc::new(KeyRing::load(store.clone(), kek, crate::clock::Clock::system().now()).await?);
     let ephemeral = Ephemeral::open(&settings.ephemeral).await?;
     let mail = crate::mail::Mailer::from_settings(&settings)?;
-    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), mail);
+    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), mail, Clock::system());
     let demo_info = if demo { Some(crate::demo::ensure(&state).await?) } else { None };
     let mut router = app::router(state.clone());
     if demo {

@@ -3,10 +3,10 @@
 //! when it would leave the account with no way in (no password, no other linked identity).
 
 use super::{fresh, sign_in, signed_in};
-use crate::app::AppState;
 use crate::http::PageError;
 use crate::http::form::page_form;
 use crate::pages;
+use crate::state::AppState;
 use crate::store::{AuditEvent, Unlinked};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};

@@ -6,12 +6,12 @@ pub mod linked;
 mod passkeys;
 pub mod security;
 
-use crate::app::AppState;
 use crate::crypto::hash_secret;
 use crate::domain::Session;
 use crate::http::{PageError, cookies};
 use crate::login::flow::{self, Entry, Purpose};
 use crate::login::{policy, session};
+use crate::state::AppState;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;

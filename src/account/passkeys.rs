@@ -6,11 +6,11 @@
 
 use super::Signed;
 use super::security::{event, render};
-use crate::app::AppState;
 use crate::crypto::b64url;
 use crate::ephemeral::Taken;
 use crate::http::PageError;
 use crate::pages;
+use crate::state::AppState;
 use crate::store::NewPasskey;
 use axum::http::StatusCode;
 use axum::response::Response;

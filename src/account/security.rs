@@ -5,7 +5,6 @@
 //! Lists the user's passkeys, adds one (see [`super::passkeys`]), renames and removes them.
 
 use super::{Signed, fresh, passkeys, sign_in, signed_in};
-use crate::app::AppState;
 use crate::crypto::random_token;
 use crate::http::PageError;
 use crate::http::form::page_form;
@@ -13,6 +12,7 @@ use crate::login::flow::{self, see_other};
 use crate::login::steps::failures_key;
 use crate::login::steps::{email_otp, recovery_code, totp};
 use crate::pages;
+use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};

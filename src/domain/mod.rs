@@ -1,12 +1,16 @@
 //! The things Latchkey keeps and the rules about them that hold whichever endpoint asks.
 
+pub mod authorization;
 pub mod claims;
 pub mod client;
+pub mod credentials;
 pub mod grant;
 pub mod session;
 pub mod user;
 
+pub use authorization::AuthRequest;
 pub use client::{AuthMethod, Client, GrantType};
+pub use credentials::Credentials;
 pub use grant::Grant;
 pub use session::Session;
 pub use user::User;

@@ -7,7 +7,7 @@ pub mod policy;
 pub mod session;
 pub mod steps;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
 

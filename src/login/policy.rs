@@ -14,8 +14,8 @@
 //! factor of its own kind), and `mfa` once two kinds of factor are proven.
 
 use super::steps::StepKind;
+use crate::domain::AuthRequest;
 use crate::domain::{Client, Session};
-use crate::oidc::authorize::AuthRequest;
 use serde_json::Value;
 
 /// Authentication context classes offered, lowest first; a value's level is its position + 1.
@@ -293,8 +293,8 @@ pub fn acr_for(amr: &[String]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::authorization::{Prompt, ResponseMode, Target};
     use crate::domain::{AuthMethod, GrantType};
-    use crate::oidc::authorize::{ResponseMode, Target, request::Prompt};
 
     const NONE: Factors = Factors { totp: false, email: false, passkey: false };
     const TOTP: Factors = Factors { totp: true, email: false, passkey: false };

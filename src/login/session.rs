@@ -1,9 +1,9 @@
 //! The browser session cookie and the SSO session it names.
 
-use crate::app::AppState;
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::Session;
 use crate::http::cookies;
+use crate::state::AppState;
 use axum::http::{HeaderMap, HeaderValue};
 
 /// The live session of this browser, if any.

@@ -52,23 +52,9 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
     })
 }
 
-/// The discovery document, rebuilt only when the set of signing algorithms changes.
-#[derive(Default)]
-pub struct Cached(std::sync::RwLock<(Vec<Alg>, String)>);
-
-impl Cached {
-    fn get(&self, issuer: &str, algs: Vec<Alg>) -> String {
-        if let Some(doc) = self.0.read().ok().filter(|c| c.0 == algs && !c.1.is_empty()).map(|c| c.1.clone()) {
-            return doc;
-        }
-        let doc = document(issuer, &algs).to_string();
-        *self.0.write().unwrap() = (algs, doc.clone());
-        doc
-    }
-}
-
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
-    json_bytes(state.discovery.get(&state.issuer, state.keys.algs()), "public, max-age=3600".into())
+    let doc = state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs).to_string());
+    json_bytes(doc, "public, max-age=3600".into())
 }
 
 /// The JWKS with `max-age = keys.jwks_max_age`: a client that refetches it that often has every

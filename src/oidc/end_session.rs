@@ -3,12 +3,12 @@
 //! user confirms first, since anyone can link to this endpoint. An unregistered return address
 //! is never followed.
 
-use crate::app::AppState;
 use crate::crypto::random_token;
 use crate::http::{PageError, Params, cookies};
 use crate::login::session;
 use crate::oidc::id_token::verify_hint;
 use crate::pages;
+use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};

@@ -1,10 +1,10 @@
 //! ID tokens (OIDC Core §2) and access tokens (RFC 9068 JWT profile), and reading them back.
 
-use crate::app::AppState;
 use crate::domain::claims::{Target, release, requested_names};
 use crate::domain::{Client, Grant, User};
 use crate::http::BearerError;
 use crate::keys::Alg;
+use crate::state::AppState;
 use serde_json::{Map, Value, json};
 
 /// Builds and signs the ID token for a grant. Scope claims go to userinfo, not here (OIDC Core

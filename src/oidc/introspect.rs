@@ -1,11 +1,11 @@
 //! Token introspection (RFC 7662) for confidential clients, typically resource servers. It
 //! consults the grant, so a revoked grant reads `active: false` at once.
 
-use crate::app::AppState;
 use crate::crypto::hash_secret;
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token::{active_grant, read_access_token};
 use crate::oidc::token::client_auth;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};

@@ -10,7 +10,7 @@ pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
 

@@ -2,11 +2,11 @@
 //! refresh family and every access token from it stop together (§2.1 permits this). The answer
 //! is 200 whether or not the token was known (§2.2).
 
-use crate::app::AppState;
 use crate::crypto::hash_secret;
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token::read_access_token;
 use crate::oidc::token::client_auth;
+use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -1,10 +1,10 @@
 //! UserInfo endpoint (OIDC Core §5.3): the claims a grant releases, for a Bearer access token
 //! sent in the header (any scheme case) or, for POST, in the form body (RFC 6750 §2.1–2.2).
 
-use crate::app::AppState;
 use crate::domain::claims::{Target, names_for_scopes, release, requested_names};
 use crate::http::{BearerError, Params};
 use crate::oidc::id_token::{active_grant, read_access_token};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};

@@ -9,12 +9,12 @@
 //! form tells nobody which addresses are registered.
 
 use super::{Outcome, StepContext, StepKind, THROTTLED, count_failure, failures_key, throttled};
-use crate::app::AppState;
 use crate::crypto::{constant_time_eq, hash_secret, random_bytes, random_token};
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
 use crate::mail::Mail;
 use crate::pages::{self, CodeText};
+use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -24,7 +24,6 @@ mod upstream_oidc;
 pub use link::{PendingLink, link_proven};
 
 use super::{Outcome, StepKind};
-use crate::app::AppState;
 use crate::config::Upstream;
 use crate::config::upstream::Kind;
 use crate::ephemeral::Taken;
@@ -32,6 +31,7 @@ use crate::http::{PageError, Params};
 use crate::login::flow::{self, Flow, Stage, see_other};
 use crate::login::policy;
 use crate::pages;
+use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
@@ -48,22 +48,6 @@ pub const NOT_A_FORM: Outcome = Outcome::Failed {
     reason: "federation has no form",
     user_id: None,
 };
-
-/// How long one call to an upstream may take: an unreachable provider gives a readable page
-/// quickly rather than a hanging sign-in.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP client for upstream calls: short timeouts, and redirects never followed (as
-/// `openidconnect` advises, against SSRF through a redirecting endpoint).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("a TLS backend is compiled in")
-}
 
 /// What an upstream said about the person, after every check.
 #[derive(Clone, Debug, Default)]

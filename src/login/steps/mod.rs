@@ -10,10 +10,10 @@ pub mod totp;
 
 use super::flow::Flow;
 use super::policy::{self, Factors};
-use crate::app::AppState;
 use crate::domain::Client;
 use crate::http::{PageError, Params};
 use crate::pages;
+use crate::state::AppState;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};

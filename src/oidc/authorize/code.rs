@@ -3,10 +3,10 @@
 //! nonce and the grant id the exchange will create — so a reused code can revoke what it issued.
 
 use super::request::AuthRequest;
-use crate::app::AppState;
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::Session;
 use crate::ephemeral::Taken;
+use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -7,9 +7,9 @@ pub mod response;
 
 pub use request::{AuthRequest, PROMPT_VALUES, ResponseMode, Target};
 
-use crate::app::AppState;
 use crate::http::{PageError, Params};
 use crate::login::{flow, policy, session};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;

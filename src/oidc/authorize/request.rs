@@ -2,66 +2,16 @@
 //! list of checks. Until the client and redirect_uri are known to be good, every failure is a
 //! page; after that, failures go back to the client (RFC 6749 §4.1.2.1).
 
-use crate::app::AppState;
+pub use crate::domain::authorization::{AuthRequest, Prompt, ResponseMode, Target};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{PageError, Params};
-use serde::{Deserialize, Serialize};
+use crate::state::AppState;
 use serde_json::Value;
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseMode {
-    Query,
-    FormPost,
-}
-
-impl ResponseMode {
-    pub const SUPPORTED: [&str; 2] = ["query", "form_post"];
-}
-
 pub const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
 const DISPLAY_VALUES: [&str; 4] = ["page", "popup", "touch", "wap"];
-
-/// Where an authorization response goes, once known to be safe.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Target {
-    pub redirect_uri: String,
-    pub response_mode: ResponseMode,
-    pub state: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Prompt {
-    pub none: bool,
-    pub login: bool,
-    pub consent: bool,
-}
-
-/// A validated authorization request, kept in the login flow and bound into the code.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AuthRequest {
-    pub client_id: String,
-    pub target: Target,
-    pub scopes: Vec<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub prompt: Prompt,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    /// `sub` of a valid `id_token_hint`: the user the client expects.
-    pub hint_sub: Option<String>,
-    pub acr_values: Vec<String>,
-    /// The `claims` parameter (OIDC Core §5.5), re-serialised.
-    pub claims: Option<String>,
-}
-
-impl AuthRequest {
-    pub fn is_openid(&self) -> bool {
-        self.scopes.iter().any(|s| s == "openid")
-    }
-}
 
 /// A failure the client is told about at its redirect_uri.
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 //! response carries `iss` (RFC 9207).
 
 use super::request::{AuthzError, ResponseMode, Target};
-use crate::app::AppState;
 use crate::pages;
+use crate::state::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 

@@ -1,12 +1,12 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
 use super::{TokenResponse, live_user, user_tokens};
-use crate::app::AppState;
 use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
 use crate::oidc::authorize::code::{self, Redeemed};
 use crate::oidc::authorize::request::is_pkce_value;
+use crate::state::AppState;
 use crate::store::{AuditEvent, NewGrant};
 
 pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {

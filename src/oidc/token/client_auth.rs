@@ -2,10 +2,10 @@
 //! OIDC Core §9): `client_secret_basic`, `client_secret_post`, or `none` for public clients.
 //! A client uses exactly the method it registered, and exactly one method per request.
 
-use crate::app::AppState;
 use crate::crypto::verify_secret;
 use crate::domain::{AuthMethod, Client};
 use crate::http::{OAuthError, Params};
+use crate::state::AppState;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use std::sync::Arc;

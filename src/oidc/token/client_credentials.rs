@@ -2,10 +2,10 @@
 //! No durable write: the JWT access token is self-contained and names no grant.
 
 use super::TokenResponse;
-use crate::app::AppState;
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
+use crate::state::AppState;
 
 pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
     if client.is_public() || !client.allows(GrantType::ClientCredentials) {

@@ -6,10 +6,10 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod refresh_token;
 
-use crate::app::AppState;
 use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};

@@ -1,10 +1,10 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use (RFC 9700 §4.14.2).
 
 use super::{TokenResponse, live_user, user_tokens};
-use crate::app::AppState;
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
+use crate::state::AppState;
 use crate::store::{AuditEvent, RotateOutcome};
 
 pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {

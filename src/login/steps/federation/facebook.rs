@@ -4,9 +4,9 @@
 //! the app-scoped `id` is the subject, and its email is never taken as verified.
 
 use super::{Failure, Identity, Started};
-use crate::app::AppState;
 use crate::config::Upstream;
 use crate::crypto::{b64url, random_token, sha256};
+use crate::state::AppState;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

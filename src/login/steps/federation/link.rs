@@ -5,11 +5,11 @@
 //! registration, created with its link in one transaction.
 
 use super::{Failure, Identity};
-use crate::app::AppState;
 use crate::config::Upstream;
 use crate::crypto::{random_id, random_token};
 use crate::domain::User;
 use crate::http::PageError;
+use crate::state::AppState;
 use crate::store::{AuditEvent, LinkedIdentity};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

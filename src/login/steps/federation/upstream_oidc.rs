@@ -4,8 +4,8 @@
 //! `iss`, `aud`, `exp`, `nonce` (OIDC Core §3.1.3.7).
 
 use super::{Failure, Identity, Started};
-use crate::app::AppState;
 use crate::config::Upstream;
+use crate::state::AppState;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,

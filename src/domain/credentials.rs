@@ -1,0 +1,17 @@
+//! What a user has to sign in with, as the store answers it in one query: the login policy
+//! and the account pages reason about it; the store only counts.
+
+/// A user's credentials, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub password: bool,
+    /// An authenticator app (RFC 6238).
+    pub totp: bool,
+    /// Emailed one-time codes, to an address confirmed for them.
+    pub email_otp: bool,
+    pub passkeys: u32,
+    /// Identities at upstream providers linked to the account.
+    pub upstream: u32,
+    /// Unused recovery codes.
+    pub recovery_codes: u32,
+}

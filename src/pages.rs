@@ -6,28 +6,65 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-/// Renders a page; a template failure is logged and becomes a plain 500 page.
-pub fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => {
-            let mut resp = (status, Html(html)).into_response();
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1>")).into_response()
+/// A rendered page as plain data: what login steps return and the engine turns into a response,
+/// in one place ([`IntoResponse`]).
+#[derive(Clone, Debug)]
+pub struct View {
+    pub status: StatusCode,
+    pub html: String,
+    /// It loads `webauthn.js`: its policy allows scripts from this origin.
+    pub scripted: bool,
+}
+
+impl View {
+    /// Renders `page`; a template failure is logged and becomes a plain 500 page.
+    pub fn new(status: StatusCode, page: &impl Template) -> Self {
+        match page.render() {
+            Ok(html) => Self { status, html, scripted: false },
+            Err(e) => {
+                tracing::error!(error = %e, "template failed");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    html: "<h1>Something went wrong</h1>".into(),
+                    scripted: false,
+                }
+            }
         }
     }
+
+    /// A page that loads `webauthn.js`.
+    pub fn scripted(status: StatusCode, page: &impl Template) -> Self {
+        Self { scripted: true, ..Self::new(status, page) }
+    }
+
+    pub fn ok(page: &impl Template) -> Self {
+        Self::new(StatusCode::OK, page)
+    }
+}
+
+impl IntoResponse for View {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Html(self.html)).into_response();
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.scripted {
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(crate::http::middleware::SCRIPTED_CSP),
+            );
+        }
+        resp
+    }
+}
+
+/// Renders a page.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    View::new(status, page).into_response()
 }
 
 /// Renders a page that loads `webauthn.js`: the default policy plus scripts and requests to
 /// this origin only.
 pub fn render_scripted(status: StatusCode, page: &impl Template) -> Response {
-    let mut resp = render(status, page);
-    resp.headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::middleware::SCRIPTED_CSP));
-    resp
+    View::scripted(status, page).into_response()
 }
 
 #[derive(Template)]
@@ -99,6 +136,7 @@ pub struct LinkedPage<'a> {
 }
 
 /// A button on a login page that switches to another step (`switch=<step>`).
+#[derive(Clone, Debug)]
 pub struct Switch {
     pub step: &'static str,
     pub label: &'static str,

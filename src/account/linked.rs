@@ -2,12 +2,12 @@
 //! the account, each with an Unlink button. Unlinking needs a recent sign-in and is refused
 //! when it would leave the account with no way in (no password, no other linked identity).
 
-use super::{fresh, sign_in, signed_in};
+use super::{fresh, keeps_a_way_in, sign_in, signed_in};
 use crate::http::PageError;
 use crate::http::form::page_form;
 use crate::pages;
 use crate::state::AppState;
-use crate::store::{AuditEvent, Unlinked};
+use crate::store::AuditEvent;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -66,8 +66,11 @@ pub async fn unlink(
     if !fresh(&state, &signed.session, now).await? {
         return sign_in(&state, &headers, PAGE).await;
     }
-    let notice = match state.store.unlink_identity(&signed.session.user_id, provider, subject).await? {
-        Unlinked::Done => {
+    let user_id = &signed.session.user_id;
+    let notice = if !keeps_a_way_in(&state, user_id, |c| c.upstream = c.upstream.saturating_sub(1)).await? {
+        "This is the only way to sign in to your account, so it stays linked."
+    } else if state.store.unlink_identity(user_id, provider, subject).await? {
+        {
             let event = AuditEvent::new("upstream.unlinked")
                 .user(&signed.session.user_id)
                 .ip(Some(addr.ip().to_string()))
@@ -75,8 +78,8 @@ pub async fn unlink(
             state.store.audit(event, now).await;
             "The account was unlinked."
         }
-        Unlinked::LastWayIn => "This is the only way to sign in to your account, so it stays linked.",
-        Unlinked::NotFound => "That account is not linked.",
+    } else {
+        "That account is not linked."
     };
     render(&state, &signed, Some(notice)).await
 }

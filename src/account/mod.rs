@@ -7,9 +7,10 @@ mod passkeys;
 pub mod security;
 
 use crate::crypto::hash_secret;
-use crate::domain::Session;
+use crate::domain::{Credentials, Session};
 use crate::http::{PageError, cookies};
-use crate::login::flow::{self, Entry, Purpose};
+use crate::login::flow::{self, Entry, HandBack};
+use crate::login::routes::see_other;
 use crate::login::{policy, session};
 use crate::state::AppState;
 use axum::Router;
@@ -45,7 +46,13 @@ async fn signed_in(
 
 /// A login flow for the account pages that returns to `return_to`.
 async fn sign_in(state: &AppState, headers: &HeaderMap, return_to: &str) -> Result<Response, PageError> {
-    flow::start(state, headers, Purpose::Account { return_to: return_to.to_owned() }, Entry::SignIn).await
+    let (location, cookie) =
+        flow::start(state, headers, None, HandBack::Return(return_to.to_owned()), Entry::SignIn).await?;
+    let mut resp = see_other(&location);
+    if let Some(c) = cookie {
+        resp.headers_mut().append(axum::http::header::SET_COOKIE, c);
+    }
+    Ok(resp)
 }
 
 /// Bound to the session cookie, which another site can neither read nor guess.
@@ -56,7 +63,26 @@ fn csrf_for(session_token: &str) -> String {
 /// Recent enough for a security change: signed in within `login.reauth_secs`, and with the
 /// second factor when the user has one.
 async fn fresh(state: &AppState, s: &Session, now: i64) -> Result<bool, PageError> {
-    let factors = flow::factors(state, &s.user_id).await?;
+    let factors = flow::factors_of(state, &s.user_id).await?;
     let strong = !factors.any() || policy::acr_level(&s.acr) >= Some(2);
     Ok(now - s.auth_time <= state.settings.login.reauth_secs && strong)
+}
+
+/// Why a removal was refused.
+const LAST_WAY_IN: &str = "This is the only way to sign in to your account, so it stays.";
+
+/// Whether the account keeps a way in once `change` is made to its credentials: the one check
+/// before an unlink, a passkey removal or a factor removal (`policy::ways_in`).
+async fn keeps_a_way_in(
+    state: &AppState,
+    user_id: &str,
+    change: impl FnOnce(&mut Credentials),
+) -> Result<bool, PageError> {
+    let Some(user) = state.store.user(user_id).await? else { return Ok(false) };
+    let mut credentials = state.store.credentials(user_id).await?;
+    change(&mut credentials);
+    // A code or link by email signs in where the operator allows it and the address is confirmed.
+    let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
+    let email_first = state.settings.login.email_first_factor && (verified || credentials.email_otp);
+    Ok(policy::ways_in(&credentials, email_first) > 0)
 }

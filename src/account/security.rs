@@ -4,13 +4,13 @@
 //! the account's address), turns either off, and makes a new set of recovery codes (shown once).
 //! Lists the user's passkeys, adds one (see [`super::passkeys`]), renames and removes them.
 
-use super::{Signed, fresh, passkeys, sign_in, signed_in};
+use super::{LAST_WAY_IN, Signed, fresh, keeps_a_way_in, passkeys, sign_in, signed_in};
 use crate::crypto::random_token;
 use crate::http::PageError;
 use crate::http::form::page_form;
-use crate::login::flow::{self, see_other};
-use crate::login::steps::failures_key;
-use crate::login::steps::{email_otp, recovery_code, totp};
+use crate::login::flow;
+use crate::login::routes::see_other;
+use crate::login::steps::{StepKind, account_key, email_otp, recovery_code, totp};
 use crate::pages;
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -179,7 +179,11 @@ pub async fn change(
         }
         // The app off; the recovery codes go too when no second factor is left.
         Action::RemoveTotp => {
-            if state.store.remove_totp(user_id).await? {
+            if !keeps_a_way_in(&state, user_id, |c| c.totp = false).await? {
+                return render(&state, &signed, Some(LAST_WAY_IN)).await;
+            }
+            let left = flow::factors_of(&state, user_id).await?.without(StepKind::Totp);
+            if state.store.remove_totp(user_id, !left.keeps_fallbacks()).await? {
                 state.store.audit(event("mfa.totp_removed", &signed, &addr), now).await;
             }
             Ok(see_other(PAGE))
@@ -214,14 +218,18 @@ pub async fn change(
             render(&state, &signed, Some("Emailed codes are on.")).await
         }
         Action::RemoveEmail => {
-            if state.store.disable_email_otp(user_id).await? {
+            if !keeps_a_way_in(&state, user_id, |c| c.email_otp = false).await? {
+                return render(&state, &signed, Some(LAST_WAY_IN)).await;
+            }
+            let left = flow::factors_of(&state, user_id).await?.without(StepKind::EmailOtp);
+            if state.store.disable_email_otp(user_id, !left.keeps_fallbacks()).await? {
                 state.store.audit(event("mfa.email_otp_disabled", &signed, &addr), now).await;
             }
             Ok(see_other(PAGE))
         }
         // Codes stand in for a second factor, so there must be one.
         Action::RecoveryCodes => {
-            if !flow::factors(&state, user_id).await?.recovery_codes() {
+            if !flow::factors_of(&state, user_id).await?.keeps_fallbacks() {
                 return render(&state, &signed, Some("Turn on an authenticator app or emailed codes first.")).await;
             }
             issue_recovery_codes(&state, &signed, &addr, now).await
@@ -237,6 +245,9 @@ pub async fn change(
         }
         Action::RemovePasskey => {
             let id = p.get("id").unwrap_or_default();
+            if !keeps_a_way_in(&state, user_id, |c| c.passkeys = c.passkeys.saturating_sub(1)).await? {
+                return render(&state, &signed, Some(LAST_WAY_IN)).await;
+            }
             if state.store.remove_passkey(user_id, id).await? {
                 state.store.audit(event("mfa.passkey_removed", &signed, &addr).detail("passkey", id), now).await;
             }
@@ -249,7 +260,7 @@ pub async fn change(
 async fn begin_email(state: &AppState, signed: &Signed) -> Result<Response, PageError> {
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let ttl = email_otp::ttl(state);
-    let sends = state.ephemeral.incr(&email_otp::sends_key(&failures_key(&user.username)), ttl).await?;
+    let sends = state.ephemeral.incr(&email_otp::sends_key(&account_key(&user.id)), ttl).await?;
     if sends > email_otp::MAX_SENDS {
         return render(state, signed, Some("Too many codes were sent. Wait a few minutes and try again.")).await;
     }

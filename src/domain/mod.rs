@@ -8,7 +8,7 @@ pub mod grant;
 pub mod session;
 pub mod user;
 
-pub use authorization::AuthRequest;
+pub use authorization::{AuthRequest, Target};
 pub use client::{AuthMethod, Client, GrantType};
 pub use credentials::Credentials;
 pub use grant::Grant;

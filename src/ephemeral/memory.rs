@@ -81,4 +81,12 @@ impl MemoryStore {
         e.value = n.to_string();
         n
     }
+
+    pub fn decr(&self, key: &str) {
+        let mut map = self.map.lock().unwrap();
+        if let Some(e) = map.get_mut(key).filter(|e| e.expires > Instant::now()) {
+            let n = e.value.parse::<u64>().unwrap_or(0).saturating_sub(1);
+            e.value = n.to_string();
+        }
+    }
 }

@@ -93,6 +93,18 @@ impl Ephemeral {
         }
     }
 
+    /// Takes one back from a counter made by [`Ephemeral::incr`], never below 0 and keeping its
+    /// window; nothing when there is none.
+    pub async fn decr(&self, key: &str) -> Result<()> {
+        match self {
+            Self::Memory(m) => {
+                m.decr(key);
+                Ok(())
+            }
+            Self::Redis(r) => r.decr(key).await,
+        }
+    }
+
     /// The current value of a counter made by [`Ephemeral::incr`]; 0 when there is none.
     pub async fn count(&self, key: &str) -> Result<u64> {
         match self {

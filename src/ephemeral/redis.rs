@@ -28,6 +28,13 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+/// Takes one back from a counter, never below 0, keeping its TTL.
+const DECR: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+";
+
 /// How long one command may take before the request fails with 503 rather than hang.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,6 +46,7 @@ pub struct RedisStore {
     prefix: Arc<str>,
     take: Arc<Script>,
     incr: Arc<Script>,
+    decr: Arc<Script>,
 }
 
 impl RedisStore {
@@ -55,7 +63,13 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach Redis at {shown}: {e}"))?;
-        Ok(Self { conn, prefix: prefix.into(), take: Arc::new(Script::new(TAKE)), incr: Arc::new(Script::new(INCR)) })
+        Ok(Self {
+            conn,
+            prefix: prefix.into(),
+            take: Arc::new(Script::new(TAKE)),
+            incr: Arc::new(Script::new(INCR)),
+            decr: Arc::new(Script::new(DECR)),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -93,6 +107,11 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let ms = ttl.as_millis().max(1) as u64;
         self.incr.key(self.key(key)).arg(ms).invoke_async(&mut conn).await.map_err(unavailable)
+    }
+
+    pub async fn decr(&self, key: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        self.decr.key(self.key(key)).invoke_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)
     }
 
     pub async fn count(&self, key: &str) -> Result<u64> {

@@ -1,35 +1,35 @@
 //! The login flow state machine.
 //!
 //! ```text
-//!  /authorize ──► Authenticate(step) ──passed──► [policy: another step?] ──► Authenticate(next)
-//!   │  │  /account    │ failed: same step again       │ no            │ unmet
-//!   │  │              │ (or switch to an alternative) ▼               ▼
-//!   │  │              │        session (acr, amr) ─► [recovery code? Notice]   error to the client
-//!   │  └─(one factor, step-up)─► Authenticate(passkey|totp)
-//!   └──(signed in)──► Consent ──allow──► Complete: code to the client (or back to /account)
-//!                        └──deny──► access_denied to the client
+//!  start(SignIn) ──► Authenticate(first step) ──passed──► [policy: another step?] ──► Authenticate(next)
+//!  start(StepUp) ──► Authenticate(that step)     │ failed: same step again        │ no          │ unmet
+//!                                                │ (or switch to an alternative)  ▼             ▼
+//!                                                │                  session (acr, amr)        Unmet
+//!                                                │                    │ a step's page to show first? Notice
+//!  start(SignedIn) ───────────────────────────────────────────────►  SignedIn ──► hand back
 //! ```
 //!
-//! A flow lives in the ephemeral store, is bound to the browser that started it (a cookie),
-//! and every form it shows carries its CSRF token.
+//! A flow lives in the ephemeral store and is bound to the browser that started it (a cookie);
+//! every form it shows carries its CSRF token. It serves whoever started it — the authorization
+//! endpoint or the account pages — and **hands back** when the user is signed in (or the
+//! requirement cannot be met): to the starter's resume route with the flow kept
+//! ([`HandBack::Resume`]), or to a local path with the flow ended ([`HandBack::Return`]). What
+//! happens next (consent, a code, an account page) is the starter's business: nothing here
+//! knows the protocol.
 
 use super::policy::{self, Factors, Next, Requirement};
 use super::session;
-pub use super::steps::federation::PendingLink;
-use super::steps::{Outcome, StepContext, StepKind};
+use super::step::{Ctx, Passed};
+use super::steps::{self, StepKind};
 use crate::crypto::{constant_time_eq, hash_secret, random_token};
-use crate::domain::{Client, Session};
+use crate::domain::{AuthRequest, Client, Credentials, Session};
 use crate::http::{PageError, Params, cookies};
-use crate::oidc::authorize::{AuthRequest, code, request::err, response};
-use crate::pages;
+use crate::pages::{self, Switch};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,27 +42,30 @@ pub struct Flow {
     pub csrf: String,
     /// Hash of the browser cookie the flow belongs to.
     browser: String,
-    pub purpose: Purpose,
+    /// The authorization request it serves; none when it serves the account pages.
+    pub request: Option<Box<AuthRequest>>,
+    pub hand_back: HandBack,
     pub stage: Stage,
     /// Steps passed so far in this flow.
     pub passed: Vec<StepKind>,
-    /// The user the first factor identified (or the session's user, for a step-up).
+    /// The user the first step identified (or the session's user, for a step-up).
     pub user_id: Option<String>,
     /// `amr` values proven so far (RFC 8176).
     pub amr: Vec<String>,
-    /// An upstream identity whose email matches an account: linked to that account only once
-    /// this flow has signed in to it (`steps::federation`).
-    #[serde(default)]
-    pub pending_link: Option<PendingLink>,
+    /// What steps asked to keep until the user is signed in ([`super::step::Outcome::Hold`]).
+    held: Vec<(StepKind, Value)>,
+    /// Why this sign-in is asked, and the name to prefill, when a step said so.
+    notice: Option<String>,
+    hint: Option<String>,
 }
 
-/// What the sign-in is for.
+/// Where a flow goes once the user is signed in.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Purpose {
-    /// An authorization request from a client.
-    Authorize(Box<AuthRequest>),
-    /// The account pages: sign in (again) and return to `return_to`, a local path.
-    Account { return_to: String },
+pub enum HandBack {
+    /// To `{path}/{flow id}`, a route of the starter, which reads the flow there and ends it.
+    Resume(String),
+    /// To this local path; the flow ends.
+    Return(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,52 +73,125 @@ pub enum Stage {
     Authenticate {
         step: StepKind,
     },
-    /// Signed in with a recovery code: say how many are left before going on.
-    RecoveryNotice {
+    /// Signed in; a page the last step asked to show before going on.
+    Notice {
+        session_id: String,
+        html: String,
+    },
+    /// Signed in: handed back.
+    SignedIn {
         session_id: String,
     },
-    Consent {
-        session_id: String,
-    },
+    /// The required assurance cannot be reached: handed back to say so.
+    Unmet,
 }
 
 /// Where a flow starts.
 pub enum Entry {
     /// No usable session: the first step.
     SignIn,
-    /// A one-factor session that must add a second factor: this step.
+    /// A session that must add a factor: this step.
     StepUp(Session, StepKind),
-    /// Signed in; only consent is missing.
-    Consent(Session),
-}
-
-impl Flow {
-    pub fn login_hint(&self) -> Option<&str> {
-        match &self.purpose {
-            Purpose::Authorize(req) => req.login_hint.as_deref(),
-            Purpose::Account { .. } => None,
-        }
-    }
-
-    fn requirement(&self, client: Option<&Client>) -> Requirement {
-        match (&self.purpose, client) {
-            (Purpose::Authorize(req), Some(c)) => policy::requirement(req, c),
-            _ => Requirement::ACCOUNT,
-        }
-    }
+    /// Signed in already: handed back at once (the starter has more to ask, e.g. consent).
+    SignedIn(Session),
 }
 
 fn key(id: &str) -> String {
     format!("flow:{id}")
 }
 
-/// Starts a flow for `purpose` at `entry`.
+/// The steps that may start a sign-in here, in registry order.
+pub fn firsts(state: &AppState) -> Vec<StepKind> {
+    StepKind::ALL.iter().copied().filter(|s| s.first_factor(state)).collect()
+}
+
+/// The second-factor steps of `user_id`, read in one query.
+pub async fn factors_of(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
+    Ok(steps::enrolled(state, &state.store.credentials(user_id).await?))
+}
+
+impl Flow {
+    pub fn client_id(&self) -> Option<&str> {
+        self.request.as_ref().map(|r| r.client_id.as_str())
+    }
+
+    /// Where the browser goes to see this flow now.
+    pub fn location(&self) -> String {
+        match (&self.stage, &self.hand_back) {
+            (Stage::Authenticate { .. } | Stage::Notice { .. }, _) => format!("/login/{}", self.id),
+            (_, HandBack::Resume(path)) => format!("{path}/{}", self.id),
+            (_, HandBack::Return(path)) => path.clone(),
+        }
+    }
+
+    /// The session it signed in, once handed back.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.stage {
+            Stage::SignedIn { session_id } => Some(session_id),
+            _ => None,
+        }
+    }
+
+    pub fn unmet(&self) -> bool {
+        matches!(self.stage, Stage::Unmet)
+    }
+
+    fn requirement(&self, client: Option<&Client>) -> Requirement {
+        match (&self.request, client) {
+            (Some(req), Some(c)) => policy::requirement(req, c),
+            _ => Requirement::ACCOUNT,
+        }
+    }
+
+    /// What a step of this flow may see.
+    pub(super) async fn ctx<'a>(
+        &'a self,
+        state: &'a AppState,
+        step: StepKind,
+        client: Option<&'a Client>,
+        ip: Option<String>,
+    ) -> Result<Ctx<'a>, PageError> {
+        let credentials = match &self.user_id {
+            Some(u) => state.store.credentials(u).await?,
+            None => Credentials::default(),
+        };
+        let switches =
+            policy::alternatives(step, self.user_id.is_some(), &steps::enrolled(state, &credentials), &firsts(state))
+                .into_iter()
+                .map(|s| Switch { step: s.name(), label: s.switch_label() })
+                .collect();
+        Ok(Ctx {
+            state,
+            flow_id: &self.id,
+            csrf: &self.csrf,
+            current: step.name(),
+            user_id: self.user_id.as_deref(),
+            audience: client.map_or("your account", |c| c.name.as_str()),
+            client_id: client.map(|c| c.id.as_str()),
+            login_hint: self.hint.as_deref().or(self.request.as_ref().and_then(|r| r.login_hint.as_deref())),
+            notice: self.notice.as_deref(),
+            switches,
+            credentials,
+            ip,
+            now: state.now(),
+        })
+    }
+
+    /// Whether a form or action of `k` may answer this flow's current page.
+    pub(super) fn answerable(&self, state: &AppState, current: StepKind, k: StepKind, factors: &Factors) -> bool {
+        policy::answerable(current, k, self.user_id.is_some(), factors, &firsts(state))
+    }
+}
+
+/// Starts a flow for `request` (none: the account pages) at `entry`; answers where the browser
+/// goes now and the browser cookie to set, if it had none.
 pub async fn start(
     state: &AppState,
     headers: &HeaderMap,
-    purpose: Purpose,
+    request: Option<AuthRequest>,
+    hand_back: HandBack,
     entry: Entry,
-) -> Result<Response, PageError> {
+) -> Result<(String, Option<HeaderValue>), PageError> {
     let (browser, new_cookie) = match cookies::get(headers, BROWSER_COOKIE) {
         Some(v) if !v.is_empty() => (v.to_owned(), None),
         _ => {
@@ -124,49 +200,44 @@ pub async fn start(
             (v, Some(c))
         }
     };
+    let first = policy::first_step(&firsts(state)).ok_or_else(|| PageError::from(anyhow::anyhow!("no first step")))?;
     let (stage, user_id, amr) = match entry {
-        Entry::SignIn => (Stage::Authenticate { step: policy::first_step() }, None, Vec::new()),
+        Entry::SignIn => (Stage::Authenticate { step: first }, None, Vec::new()),
         Entry::StepUp(s, step) => (Stage::Authenticate { step }, Some(s.user_id), s.amr),
-        Entry::Consent(s) => (Stage::Consent { session_id: s.id }, None, Vec::new()),
+        Entry::SignedIn(s) => (Stage::SignedIn { session_id: s.id }, None, Vec::new()),
     };
     let flow = Flow {
         id: random_token(),
         csrf: random_token(),
         browser: hash_secret(&browser),
-        purpose,
+        request: request.map(Box::new),
+        hand_back,
         stage,
         passed: Vec::new(),
         user_id,
         amr,
-        pending_link: None,
+        held: Vec::new(),
+        notice: None,
+        hint: None,
     };
     save(state, &flow).await?;
-    let mut resp = see_other(&location(&flow));
-    if let Some(c) = new_cookie {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok((flow.location(), new_cookie))
 }
 
-pub(crate) fn location(flow: &Flow) -> String {
-    match flow.stage {
-        Stage::Authenticate { .. } | Stage::RecoveryNotice { .. } => format!("/login/{}", flow.id),
-        Stage::Consent { .. } => format!("/consent/{}", flow.id),
-    }
-}
-
-pub(crate) async fn save(state: &AppState, flow: &Flow) -> Result<(), PageError> {
+pub async fn save(state: &AppState, flow: &Flow) -> Result<(), PageError> {
     let ttl = Duration::from_secs(state.settings.tokens.login_flow_ttl as u64);
     state.ephemeral.put(&key(&flow.id), &serde_json::to_string(flow).map_err(anyhow::Error::from)?, ttl).await?;
     Ok(())
 }
 
+/// Ends a flow.
+pub async fn end(state: &AppState, flow: &Flow) -> Result<(), PageError> {
+    state.ephemeral.delete(&key(&flow.id)).await?;
+    Ok(())
+}
+
 /// The flow named in the path, if it exists and belongs to this browser, and its client.
-pub(crate) async fn load(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<(Flow, Option<Arc<Client>>), PageError> {
+pub async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Flow, Option<Arc<Client>>), PageError> {
     let flow: Flow = state
         .ephemeral
         .get(&key(id))
@@ -179,357 +250,118 @@ pub(crate) async fn load(
             "This sign-in was started in another browser. Go back to the application and start again.",
         ));
     }
-    let client = match &flow.purpose {
-        Purpose::Authorize(req) => Some(state.store.client(&req.client_id).await?.ok_or_else(PageError::expired)?),
-        Purpose::Account { .. } => None,
+    let client = match flow.client_id() {
+        Some(id) => Some(state.store.client(id).await?.ok_or_else(PageError::expired)?),
+        None => None,
     };
     Ok((flow, client))
 }
 
 /// Parses a flow form and checks its CSRF token.
-pub(crate) fn form(flow: &Flow, headers: &HeaderMap, body: &[u8]) -> Result<Params, PageError> {
+pub fn form(flow: &Flow, headers: &HeaderMap, body: &[u8]) -> Result<Params, PageError> {
     crate::http::form::page_form(headers, body, &flow.csrf)
 }
 
-pub fn see_other(location: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
+/// Where a flow goes after a step, as the HTTP adapter carries it out.
+pub(super) struct Advanced {
+    pub location: String,
+    /// A new session cookie.
+    pub cookie: Option<HeaderValue>,
 }
 
-fn ip(addr: &SocketAddr) -> Option<String> {
-    Some(addr.ip().to_string())
-}
-
-/// The second factors `user_id` has enrolled (passkeys only while WebAuthn is on).
-pub async fn factors(state: &AppState, user_id: &str) -> crate::store::Result<Factors> {
-    let (totp, email, passkey) = state.store.second_factors(user_id).await?;
-    Ok(Factors { totp, email, passkey: passkey && state.webauthn.is_some() })
-}
-
-/// The factors of the flow's user, once one is identified.
-async fn flow_factors(state: &AppState, flow: &Flow) -> crate::store::Result<Factors> {
-    match &flow.user_id {
-        Some(u) => factors(state, u).await,
-        None => Ok(Factors::default()),
+/// The audit event of a step of this flow.
+pub(super) fn audit(kind: &'static str, step: StepKind, client: Option<&Client>, ip: Option<String>) -> AuditEvent {
+    let e = AuditEvent::new(kind).ip(ip).detail("step", step.name());
+    match client {
+        Some(c) => e.client(&c.id),
+        None => e,
     }
 }
 
-/// What a step is given, with the factors of the user identified so far.
-async fn context<'a>(
-    state: &'a AppState,
-    flow: &'a Flow,
-    client: Option<&'a Client>,
-    ip: Option<String>,
-) -> Result<StepContext<'a>, PageError> {
-    let factors = flow_factors(state, flow).await?;
-    Ok(StepContext { state, flow, client, ip, now: state.now(), factors })
+/// A step asked to keep `data` to the end of the flow: back to the first step, with its notice.
+pub(super) async fn hold(
+    state: &AppState,
+    mut flow: Flow,
+    step: StepKind,
+    data: Value,
+    notice: String,
+    hint: Option<String>,
+) -> Result<String, PageError> {
+    flow.held.retain(|(s, _)| *s != step);
+    flow.held.push((step, data));
+    flow.notice = Some(notice);
+    flow.hint = hint;
+    save(state, &flow).await?;
+    Ok(flow.location())
 }
 
-/// GET /login/{flow}: the current step's page.
-pub async fn show_step(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let (flow, client) = load(&state, &headers, &id).await?;
-    match &flow.stage {
-        Stage::Authenticate { step } => {
-            let ctx = context(&state, &flow, client.as_deref(), None).await?;
-            step.render(&ctx, None, None).await
-        }
-        Stage::RecoveryNotice { session_id } => {
-            let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
-            let left = state.store.recovery_codes_left(&session.user_id).await?;
-            let action = format!("/login/{}", flow.id);
-            Ok(pages::render(StatusCode::OK, &pages::RecoveryNoticePage { action: &action, csrf: &flow.csrf, left }))
-        }
-        Stage::Consent { .. } => Ok(see_other(&location(&flow))),
-    }
-}
-
-/// POST /login/{flow}: judge the step (or switch to an alternative), then follow the policy.
-pub async fn submit_step(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let (mut flow, client) = load(&state, &headers, &id).await?;
-    let step = match &flow.stage {
-        Stage::Authenticate { step } => *step,
-        Stage::RecoveryNotice { session_id } => {
-            form(&flow, &headers, &body)?;
-            let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
-            return proceed(&state, flow, client.as_deref(), &session).await;
-        }
-        Stage::Consent { .. } => return Ok(see_other(&location(&flow))),
-    };
-    let p = form(&flow, &headers, &body)?;
-    let factors = flow_factors(&state, &flow).await?;
-    // "Use a recovery code instead": only to a step the policy offers in place of this one.
-    let email_first = state.settings.login.email_first_factor;
-    if let Some(name) = p.get("switch") {
-        let offered = policy::alternatives(step, flow.user_id.is_some(), factors, email_first);
-        let to = StepKind::parse(name).filter(|k| offered.contains(k));
-        let Some(to) = to else {
-            return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
-        };
-        flow.stage = Stage::Authenticate { step: to };
-        save(&state, &flow).await?;
-        return Ok(see_other(&location(&flow)));
-    }
-    // A form may answer an alternative of the current step directly: the passkey offered on
-    // the password page.
-    let identified = flow.user_id.is_some();
-    let step = match p.get("step").map(StepKind::parse) {
-        None => step,
-        Some(Some(k)) if policy::answerable(step, k, identified, factors, email_first) => k,
-        Some(_) => {
-            return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
-        }
-    };
-    let now = state.now();
-    let ip = ip(&addr);
-    let client_id = client.as_ref().map(|c| c.id.clone());
-    let audit = |kind| {
-        let e = AuditEvent::new(kind).ip(ip.clone()).detail("step", step.name());
-        match &client_id {
-            Some(c) => e.client(c),
-            None => e,
-        }
-    };
-    let ctx = context(&state, &flow, client.as_deref(), ip.clone()).await?;
-    let (user_id, amr) = match step.submit(&ctx, &p).await? {
-        Outcome::Continue(page) => return Ok(page),
-        Outcome::Failed { message, reason, user_id } => {
-            let mut event = audit("login.failed").detail("reason", reason);
-            if let Some(u) = &user_id {
-                event = event.user(u);
-            }
-            state.store.audit(event, now).await;
-            return step.render(&ctx, Some(message), Some(&p)).await;
-        }
-        Outcome::Passed { user_id, amr } => (user_id, amr),
-    };
-    advance(&state, &headers, ip, flow, client.as_deref(), step, user_id, amr).await
-}
-
-/// A step has passed for `user_id` with `amr`: record it and follow the policy — another
-/// step, the session, or unmet requirements.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn advance(
+/// A step has passed: record it and follow the policy — another step, the session, or unmet
+/// requirements.
+pub(super) async fn advance(
     state: &AppState,
     headers: &HeaderMap,
     ip: Option<String>,
     mut flow: Flow,
     client: Option<&Client>,
     step: StepKind,
-    user_id: String,
-    amr: Vec<String>,
-) -> Result<Response, PageError> {
+    passed: Passed,
+) -> Result<Advanced, PageError> {
     let now = state.now();
-    let client_id = client.map(|c| c.id.clone());
-    let audit = |kind| {
-        let e = AuditEvent::new(kind).ip(ip.clone()).detail("step", step.name());
-        match &client_id {
-            Some(c) => e.client(c),
-            None => e,
-        }
-    };
+    let Passed { user_id, amr, then } = passed;
     // A later step proves the user the first one identified, never someone else.
     if flow.user_id.as_ref().is_some_and(|u| *u != user_id) {
         return Err(PageError::forbidden("This sign-in changed hands. Go back to the application and start again."));
     }
-    state.store.audit(audit("login.step_passed").user(&user_id), now).await;
+    state.store.audit(audit("login.step_passed", step, client, ip.clone()).user(&user_id), now).await;
     flow.user_id = Some(user_id.clone());
     flow.passed.push(step);
     flow.amr = policy::after_federation(&flow.passed, policy::combine_amr(&flow.amr, &amr));
     let need = flow.requirement(client);
-    match policy::next_step(need, &flow.passed, &flow.amr, factors(state, &user_id).await?) {
-        Next::Step(next) => {
-            flow.stage = Stage::Authenticate { step: next };
-            save(state, &flow).await?;
-            Ok(see_other(&location(&flow)))
-        }
+    let next = policy::next_step(need, &flow.passed, &flow.amr, &factors_of(state, &user_id).await?);
+    let mut cookie = None;
+    flow.stage = match next {
+        Next::Step(next) => Stage::Authenticate { step: next },
         Next::Unmet => {
-            state.ephemeral.delete(&key(&flow.id)).await?;
-            state.store.audit(audit("login.unmet_requirements").user(&user_id), now).await;
-            Ok(unmet(state, &flow.purpose))
+            state.store.audit(audit("login.unmet_requirements", step, client, ip).user(&user_id), now).await;
+            if let HandBack::Return(_) = flow.hand_back {
+                end(state, &flow).await?;
+                return Err(PageError::forbidden("This sign-in cannot reach the required assurance."));
+            }
+            Stage::Unmet
         }
         Next::Done => {
             let acr = policy::acr_for(&flow.amr);
-            let (session, cookie) = session::establish(state, headers, &user_id, flow.amr.clone(), acr, now).await?;
-            if let Some(link) = flow.pending_link.take() {
-                super::steps::federation::link_proven(state, link, &user_id, ip.clone(), now).await?;
+            let (session, c) = session::establish(state, headers, &user_id, flow.amr.clone(), acr, now).await?;
+            cookie = c;
+            for (holder, data) in std::mem::take(&mut flow.held) {
+                holder.signed_in(state, data, &user_id, ip.clone(), now).await?;
             }
-            let event = audit("login.succeeded").user(&user_id).detail("sid", session.id.clone()).detail("acr", acr);
-            state.store.audit(event, now).await;
-            let mut resp = if step == StepKind::RecoveryCode {
-                flow.stage = Stage::RecoveryNotice { session_id: session.id.clone() };
-                save(state, &flow).await?;
-                see_other(&location(&flow))
-            } else {
-                proceed(state, flow, client, &session).await?
-            };
-            if let Some(c) = cookie {
-                resp.headers_mut().append(header::SET_COOKIE, c);
+            let event = audit("login.succeeded", step, client, ip).user(&user_id);
+            state.store.audit(event.detail("sid", session.id.clone()).detail("acr", acr), now).await;
+            match then {
+                Some(view) => Stage::Notice { session_id: session.id, html: view.html },
+                None => Stage::SignedIn { session_id: session.id },
             }
-            Ok(resp)
         }
-    }
-}
-
-/// POST /login/{flow}/passkey: a WebAuthn challenge for the page's script, when the current
-/// step is the passkey or offers it.
-pub async fn passkey_challenge(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let (flow, client) = load(&state, &headers, &id).await?;
-    let Stage::Authenticate { step } = flow.stage else { return Err(PageError::expired()) };
-    form(&flow, &headers, &body)?;
-    let ctx = context(&state, &flow, client.as_deref(), None).await?;
-    let email_first = state.settings.login.email_first_factor;
-    if !policy::answerable(step, StepKind::Passkey, flow.user_id.is_some(), ctx.factors, email_first) {
-        return Err(PageError::not_found("This step has no passkey."));
-    }
-    super::steps::passkey::challenge(&ctx).await
-}
-
-/// The answer when the required acr cannot be reached: to a client,
-/// `unmet_authentication_requirements` (OpenID Connect Core Unmet Authentication Requirements
-/// 1.0 §1: SHALL for an essential `acr`, MAY otherwise) rather than a weaker login.
-pub fn unmet(state: &AppState, purpose: &Purpose) -> Response {
-    match purpose {
-        Purpose::Authorize(req) => response::error(
-            state,
-            &req.target,
-            &err(
-                "unmet_authentication_requirements",
-                "the requested authentication context needs a second factor the user has not set up",
-            ),
-        ),
-        Purpose::Account { .. } => {
-            PageError::forbidden("This sign-in cannot reach the required assurance.").into_response()
-        }
-    }
-}
-
-/// Signed in: on to consent, the client, or back to the account page.
-async fn proceed(
-    state: &AppState,
-    mut flow: Flow,
-    client: Option<&Client>,
-    session: &Session,
-) -> Result<Response, PageError> {
-    let (Purpose::Authorize(req), Some(client)) = (&flow.purpose, client) else {
-        state.ephemeral.delete(&key(&flow.id)).await?;
-        let Purpose::Account { return_to } = &flow.purpose else { return Err(PageError::expired()) };
-        return Ok(see_other(return_to));
     };
-    let consented = state.store.consented_scopes(&session.user_id, &client.id).await?;
-    if policy::needs_consent(req, client, &consented) {
-        flow.stage = Stage::Consent { session_id: session.id.clone() };
-        save(state, &flow).await?;
-        Ok(see_other(&location(&flow)))
-    } else {
-        complete(state, &flow, session).await
+    hand_back(state, &flow).await?;
+    Ok(Advanced { location: flow.location(), cookie })
+}
+
+/// Saves the flow where it now stands; a flow that returns to a local path ends there.
+pub(super) async fn hand_back(state: &AppState, flow: &Flow) -> Result<(), PageError> {
+    match (&flow.stage, &flow.hand_back) {
+        (Stage::SignedIn { .. } | Stage::Unmet, HandBack::Return(_)) => end(state, flow).await,
+        _ => save(state, flow).await,
     }
 }
 
-/// GET /consent/{flow}: what the client asks for.
-pub async fn show_consent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let (flow, client) = load(&state, &headers, &id).await?;
-    let Stage::Consent { session_id } = &flow.stage else { return Ok(see_other(&location(&flow))) };
-    let (request, client) = authorize_parts(&flow, client.as_deref())?;
-    let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
-    let user = state.store.user(&session.user_id).await?.ok_or_else(PageError::expired)?;
-    let action = format!("/consent/{}", flow.id);
-    let scopes = request
-        .scopes
-        .iter()
-        .map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) })
-        .collect();
-    let page = pages::ConsentPage {
-        action: &action,
-        csrf: &flow.csrf,
-        client_name: &client.name,
-        username: &user.username,
-        scopes,
-    };
-    Ok(pages::render(StatusCode::OK, &page))
-}
-
-/// POST /consent/{flow}: allow (remembered) or deny (`access_denied`, RFC 6749 §4.1.2.1).
-pub async fn submit_consent(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let (flow, client) = load(&state, &headers, &id).await?;
-    let Stage::Consent { session_id } = &flow.stage else { return Ok(see_other(&location(&flow))) };
-    let (request, client) = authorize_parts(&flow, client.as_deref())?;
-    let p = form(&flow, &headers, &body)?;
-    let now = state.now();
-    let session = state.store.session(session_id, now).await?.ok_or_else(PageError::expired)?;
-    let event = |kind| {
-        AuditEvent::new(kind)
-            .user(&session.user_id)
-            .client(&client.id)
-            .ip(ip(&addr))
-            .detail("scope", request.scopes.join(" "))
-    };
-    match p.get("decision") {
-        Some("allow") => {
-            state.store.grant_consent(&session.user_id, &client.id, &request.scopes, now).await?;
-            state.store.audit(event("consent.granted"), now).await;
-            complete(&state, &flow, &session).await
+/// The page of a flow that stopped, or that a step asked to show once signed in.
+pub(super) fn notice_page(flow: &Flow) -> Option<pages::View> {
+    match &flow.stage {
+        Stage::Notice { html, .. } => {
+            Some(pages::View { status: axum::http::StatusCode::OK, html: html.clone(), scripted: false })
         }
-        Some("deny") => {
-            state.ephemeral.delete(&key(&flow.id)).await?;
-            state.store.audit(event("consent.denied"), now).await;
-            Ok(response::error(&state, &request.target, &err("access_denied", "the user denied the request")))
-        }
-        _ => Err(PageError::bad_request("invalid_request", "The form could not be read", "Choose Allow or Deny.")),
-    }
-}
-
-/// The flow is done: forget it and answer the client with a code.
-async fn complete(state: &AppState, flow: &Flow, session: &Session) -> Result<Response, PageError> {
-    let Purpose::Authorize(request) = &flow.purpose else { return Err(PageError::expired()) };
-    state.ephemeral.delete(&key(&flow.id)).await?;
-    let code = code::issue(state, request, session).await?;
-    Ok(response::code(state, &request.target, &code))
-}
-
-/// The request and client of a flow that serves a client; consent exists only there.
-fn authorize_parts<'a>(flow: &'a Flow, client: Option<&'a Client>) -> Result<(&'a AuthRequest, &'a Client), PageError> {
-    match (&flow.purpose, client) {
-        (Purpose::Authorize(request), Some(client)) => Ok((&**request, client)),
-        _ => Err(PageError::expired()),
-    }
-}
-
-fn scope_description(scope: &str) -> &'static str {
-    match scope {
-        "openid" => "know who you are",
-        "profile" => "see your name and profile details",
-        "email" => "see your email address",
-        "address" => "see your postal address",
-        "phone" => "see your phone number",
-        "offline_access" => "keep access while you are away",
-        _ => "access this",
+        _ => None,
     }
 }

@@ -1,21 +1,14 @@
-//! The login flow: a small state machine in the ephemeral store that starts at `/authorize`
-//! and ends with an authenticated browser session and an authorization response. Steps plug in
-//! under [`steps`]; the [`policy`] decides what comes next.
+//! The login engine: a flow (a small state machine in the ephemeral store) that signs a person
+//! in through steps and hands back to whoever started it — the authorization endpoint or the
+//! account pages. [`step`] is the contract a step implements; [`steps`] registers them, once;
+//! the [`policy`] decides what comes next; [`flow`] keeps the state and [`routes`] is the one
+//! HTTP adapter. Nothing here imports the protocol endpoints (`crate::oidc`).
 
 pub mod flow;
 pub mod policy;
+pub mod routes;
 pub mod session;
+pub mod step;
 pub mod steps;
 
-use crate::state::AppState;
-use axum::Router;
-use axum::routing::{get, post};
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login/{flow}", get(flow::show_step).post(flow::submit_step))
-        .route("/login/{flow}/passkey", post(flow::passkey_challenge))
-        .route("/consent/{flow}", get(flow::show_consent).post(flow::submit_consent))
-        .route("/login/{flow}/upstream/{provider}", post(steps::federation::begin))
-        .route("/login/upstream/{provider}/callback", get(steps::federation::callback))
-}
+pub use routes::router;

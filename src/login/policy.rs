@@ -13,9 +13,9 @@
 //! the user, by PIN or biometric: more than the presence test the name says, and counted as a
 //! factor of its own kind), and `mfa` once two kinds of factor are proven.
 
+use super::step::Role;
 use super::steps::StepKind;
-use crate::domain::AuthRequest;
-use crate::domain::{Client, Session};
+use crate::domain::{AuthRequest, Client, Credentials, Session};
 use serde_json::Value;
 
 /// Authentication context classes offered, lowest first; a value's level is its position + 1.
@@ -28,35 +28,57 @@ pub fn acr_level(acr: &str) -> Option<u8> {
     ACR_VALUES_SUPPORTED.iter().position(|a| *a == acr).map(|i| i as u8 + 1)
 }
 
-/// The second factors a user has enrolled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Factors {
-    pub totp: bool,
-    /// One-time codes sent to a confirmed email address.
-    pub email: bool,
-    pub passkey: bool,
-}
+/// The steps a user has enrolled, as each registered step judges its credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Factors(Vec<StepKind>);
 
 impl Factors {
-    /// The second-factor steps this user can take, the one offered first first: a passkey, as
-    /// it cannot be phished, then the app, then email. Recovery codes are not among them: they
-    /// stand in for these and are offered as an alternative.
-    pub fn second_factor_steps(self) -> Vec<StepKind> {
-        [(self.passkey, StepKind::Passkey), (self.totp, StepKind::Totp), (self.email, StepKind::EmailOtp)]
-            .into_iter()
-            .filter_map(|(has, step)| has.then_some(step))
-            .collect()
+    pub fn new(enrolled: impl IntoIterator<Item = StepKind>) -> Self {
+        Self(enrolled.into_iter().collect())
     }
 
-    pub fn any(self) -> bool {
+    /// The second-factor steps this user can take, the one offered first first (a passkey, as
+    /// it cannot be phished, then the app, then email: each step's preference). Fallbacks
+    /// (recovery codes) are not among them: they stand in for these.
+    pub fn second_factor_steps(&self) -> Vec<StepKind> {
+        let mut steps: Vec<StepKind> =
+            self.0.iter().copied().filter(|s| matches!(s.role(), Role::Second | Role::Either)).collect();
+        steps.sort_by_key(|s| s.preference());
+        steps
+    }
+
+    pub fn any(&self) -> bool {
         !self.second_factor_steps().is_empty()
     }
 
-    /// Recovery codes stand in for the app and emailed codes (they are made when either is
-    /// turned on, and go when both are off).
-    pub fn recovery_codes(self) -> bool {
-        self.totp || self.email
+    /// The fallback steps that stand in for a factor this user has (recovery codes, made when
+    /// the app or emailed codes are turned on, gone when both are off).
+    pub fn fallbacks(&self) -> Vec<StepKind> {
+        StepKind::ALL
+            .iter()
+            .copied()
+            .filter(|f| f.role() == Role::Fallback)
+            .filter(|f| f.stands_in_for().iter().any(|n| self.0.iter().any(|s| s.name() == *n)))
+            .collect()
     }
+
+    /// Whether this user should hold recovery codes.
+    pub fn keeps_fallbacks(&self) -> bool {
+        !self.fallbacks().is_empty()
+    }
+
+    /// These factors without `step` (to ask what a removal would leave).
+    pub fn without(&self, step: StepKind) -> Self {
+        Self(self.0.iter().copied().filter(|s| *s != step).collect())
+    }
+}
+
+/// How many ways into the account its credentials leave: a password, each linked upstream
+/// identity, the passkeys, and a code or link by email where the operator allows signing in
+/// with one (`email_first`: and the address is confirmed). Unlinking, removing a passkey or a
+/// factor must leave at least one.
+pub fn ways_in(c: &Credentials, email_first: bool) -> u32 {
+    u32::from(c.password) + c.upstream + u32::from(c.passkeys > 0) + u32::from(email_first)
 }
 
 /// The assurance a sign-in must and should reach, as levels.
@@ -116,19 +138,11 @@ pub enum Decision {
     StepUp(StepKind),
     /// The request demands more than this user can prove.
     Unmet,
-    /// Signed in, but the user must approve this client's scopes.
-    Consent,
 }
 
-/// `factors` are those of the session's user.
-pub fn decide(
-    req: &AuthRequest,
-    client: &Client,
-    session: Option<&Session>,
-    factors: Factors,
-    consented: &[String],
-    now: i64,
-) -> Decision {
+/// `factors` are those of the session's user. Consent is the authorization endpoint's
+/// question, asked once this says `Issue`.
+pub fn decide(req: &AuthRequest, client: &Client, session: Option<&Session>, factors: &Factors, now: i64) -> Decision {
     let Some(s) = session else { return Decision::Login };
     let too_old = req.max_age.is_some_and(|max| s.older_than(max, now));
     let other_user = req.hint_sub.as_ref().is_some_and(|sub| *sub != s.user_id);
@@ -142,27 +156,20 @@ pub fn decide(
         Decision::StepUp(step)
     } else if have < need.minimum {
         Decision::Unmet
-    } else if needs_consent(req, client, consented) {
-        Decision::Consent
     } else {
         Decision::Issue
     }
 }
 
-/// Consent is needed unless the client is first-party or every scope was granted before;
-/// `prompt=consent` always asks (OIDC Core §3.1.2.1).
-pub fn needs_consent(req: &AuthRequest, client: &Client, consented: &[String]) -> bool {
-    !client.first_party && (req.prompt.consent || !req.scopes.iter().all(|s| consented.contains(s)))
-}
-
-/// The step a sign-in starts with.
-pub fn first_step() -> StepKind {
-    StepKind::Password
+/// The step a sign-in starts with: the first of `firsts`, the steps that may start one here in
+/// registry order.
+pub fn first_step(firsts: &[StepKind]) -> Option<StepKind> {
+    firsts.iter().copied().find(|s| !s.beside_first())
 }
 
 /// The step that raises a session proven by `amr` to a higher acr: the user's first second
 /// factor that adds a kind of factor the session lacks. None when no enrolled step would.
-pub fn step_up_step(amr: &[String], factors: Factors) -> Option<StepKind> {
+pub fn step_up_step(amr: &[String], factors: &Factors) -> Option<StepKind> {
     let level = |amr: &[String]| acr_level(acr_for(amr)).unwrap_or(1);
     factors.second_factor_steps().into_iter().find(|step| level(&combine_amr(amr, &step.proves())) > level(amr))
 }
@@ -179,9 +186,9 @@ pub enum Next {
 /// After a step passed: `passed` are this flow's steps so far, `amr` what they (and, for a
 /// step-up, the session) proved, `factors` the user's. A second factor is asked once the first
 /// step is done — a step not yet taken in this flow — unless the `amr` is already `mfa`.
-pub fn next_step(need: Requirement, passed: &[StepKind], amr: &[String], factors: Factors) -> Next {
+pub fn next_step(need: Requirement, passed: &[StepKind], amr: &[String], factors: &Factors) -> Next {
     let has_mfa = amr.iter().any(|m| m == "mfa");
-    let second_done = passed.len() >= 2 || passed.contains(&StepKind::RecoveryCode);
+    let second_done = passed.len() >= 2 || passed.iter().any(|s| s.role() == Role::Fallback);
     if !has_mfa
         && !second_done
         && let Some(step) = factors.second_factor_steps().into_iter().find(|s| !passed.contains(s))
@@ -191,30 +198,26 @@ pub fn next_step(need: Requirement, passed: &[StepKind], amr: &[String], factors
     if acr_level(acr_for(amr)).unwrap_or(1) >= need.minimum { Next::Done } else { Next::Unmet }
 }
 
-/// Steps the person may switch to instead of `step`. Before anyone is identified:
-/// the first-factor steps the operator enabled (`email_first`: a code by email instead of a
-/// password; a passkey is offered beside the password by the page itself). After: the user's
-/// other second factors, and recovery codes standing in for the app and emailed codes.
-pub fn alternatives(step: StepKind, identified: bool, factors: Factors, email_first: bool) -> Vec<StepKind> {
+/// Steps the person may switch to instead of `step`. Before anyone is identified: the other
+/// steps that may start a sign-in here (`firsts`), less those its page offers beside it (a
+/// passkey, upstream providers). After: the user's other second factors, and the fallbacks
+/// standing in for them.
+pub fn alternatives(step: StepKind, identified: bool, factors: &Factors, firsts: &[StepKind]) -> Vec<StepKind> {
     let candidates = if !identified {
-        if email_first { vec![StepKind::Password, StepKind::EmailOtp] } else { vec![] }
+        let own: Vec<StepKind> = firsts.iter().copied().filter(|s| !s.beside_first()).collect();
+        if own.len() > 1 { own } else { vec![] }
     } else {
         let mut steps = factors.second_factor_steps();
-        if factors.recovery_codes() {
-            steps.push(StepKind::RecoveryCode);
-        }
+        steps.extend(factors.fallbacks());
         steps
     };
     candidates.into_iter().filter(|s| *s != step).collect()
 }
 
-/// Whether a form on the page of `step` may answer step `k` directly: its own step, an
-/// alternative, or — before anyone is identified — the passkey the sign-in page offers beside
-/// the password.
-pub fn answerable(step: StepKind, k: StepKind, identified: bool, factors: Factors, email_first: bool) -> bool {
-    k == step
-        || (k == StepKind::Passkey && !identified)
-        || alternatives(step, identified, factors, email_first).contains(&k)
+/// Whether a form or action on the page of `step` may answer step `k`: its own step, an
+/// alternative, or — before anyone is identified — a step offered beside the first one.
+pub fn answerable(step: StepKind, k: StepKind, identified: bool, factors: &Factors, firsts: &[StepKind]) -> bool {
+    k == step || (k.beside_first() && !identified) || alternatives(step, identified, factors, firsts).contains(&k)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,12 +264,16 @@ const REGISTERED_AMR: &[&str] = &[
 ];
 
 /// The `amr` an upstream sign-in adds: the upstream's own values that RFC 8176 registers, less
-/// those that would read here as a second factor proven (possession values, `mfa`, `mca`):
-/// the user's own second factor is still asked after federation, whatever the upstream did.
+/// those that would read here as a further kind of factor proven (possession values, the
+/// authenticator's `user` verification, `mfa`, `mca`): upstream values never count toward the
+/// local second factor, so the user's own is still asked after federation, and only local
+/// steps raise `acr` above 1.
 pub fn upstream_amr(upstream: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for m in upstream {
-        let second = factor_kind(m) == Some(FactorKind::Possession) || m == "mfa" || m == "mca";
+        let second = matches!(factor_kind(m), Some(FactorKind::Possession | FactorKind::Verification))
+            || m == "mfa"
+            || m == "mca";
         if REGISTERED_AMR.contains(&m.as_str()) && !second && !out.contains(m) {
             out.push(m.clone());
         }
@@ -277,7 +284,7 @@ pub fn upstream_amr(upstream: &[String]) -> Vec<String> {
 /// An upstream sign-in is the first factor whatever `amr` it reported: followed by a
 /// possession factor proven here, the sign-in has two factors (`mfa`).
 pub fn after_federation(passed: &[StepKind], mut amr: Vec<String>) -> Vec<String> {
-    let federated = passed.contains(&StepKind::Federation);
+    let federated = passed.iter().any(|s| s.upstream());
     let possession = amr.iter().any(|m| factor_kind(m) == Some(FactorKind::Possession));
     if federated && possession && !amr.iter().any(|m| m == "mfa") {
         amr.push("mfa".into());
@@ -295,14 +302,39 @@ mod tests {
     use super::*;
     use crate::domain::authorization::{Prompt, ResponseMode, Target};
     use crate::domain::{AuthMethod, GrantType};
+    use StepKind::{EmailOtp as E, Passkey as P, Totp as T};
 
-    const NONE: Factors = Factors { totp: false, email: false, passkey: false };
-    const TOTP: Factors = Factors { totp: true, email: false, passkey: false };
-    const EMAIL: Factors = Factors { totp: false, email: true, passkey: false };
-    const PASSKEY: Factors = Factors { totp: false, email: false, passkey: true };
+    fn f(steps: &[StepKind]) -> Factors {
+        Factors::new(steps.iter().copied())
+    }
+    fn none() -> Factors {
+        f(&[])
+    }
+    fn totp() -> Factors {
+        f(&[T])
+    }
+    fn email() -> Factors {
+        f(&[E])
+    }
+    fn passkey() -> Factors {
+        f(&[P])
+    }
     /// An authenticator app and emailed codes.
-    const BOTH: Factors = Factors { totp: true, email: true, passkey: false };
-    const TOTP_PASSKEY: Factors = Factors { totp: true, email: false, passkey: true };
+    fn both() -> Factors {
+        f(&[T, E])
+    }
+    fn totp_passkey() -> Factors {
+        f(&[T, P])
+    }
+    /// The steps that may start a sign-in: the password (and passkey, federation beside it),
+    /// and with `email_first` an emailed code.
+    fn firsts(email_first: bool) -> Vec<StepKind> {
+        let mut v = vec![StepKind::Password, StepKind::Passkey, StepKind::Federation];
+        if email_first {
+            v.push(StepKind::EmailOtp);
+        }
+        v
+    }
 
     fn client(first_party: bool) -> Client {
         Client {
@@ -350,37 +382,25 @@ mod tests {
 
     #[test]
     fn no_session_means_login() {
-        assert_eq!(decide(&request(), &client(false), None, NONE, &[], 100), Decision::Login);
+        assert_eq!(decide(&request(), &client(false), None, &none(), 100), Decision::Login);
     }
 
     #[test]
     fn max_age_and_prompt_login_force_authentication() {
         let mut req = request();
         req.max_age = Some(10);
-        let all = vec!["email".to_string(), "openid".to_string()];
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &all, 11), Decision::Login);
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &all, 10), Decision::Issue);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), &none(), 11), Decision::Login);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), &none(), 10), Decision::Issue);
         let mut req = request();
         req.prompt.login = true;
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &all, 1), Decision::Login);
-    }
-
-    #[test]
-    fn consent_is_remembered_per_scope_and_skipped_for_first_party() {
-        let req = request();
-        assert_eq!(decide(&req, &client(false), Some(&session(0)), NONE, &["openid".into()], 1), Decision::Consent);
-        assert_eq!(
-            decide(&req, &client(false), Some(&session(0)), NONE, &["email".into(), "openid".into()], 1),
-            Decision::Issue
-        );
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &[], 1), Decision::Issue);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), &none(), 1), Decision::Login);
     }
 
     #[test]
     fn id_token_hint_for_another_user_means_login() {
         let mut req = request();
         req.hint_sub = Some("someone-else".into());
-        assert_eq!(decide(&req, &client(true), Some(&session(0)), NONE, &[], 1), Decision::Login);
+        assert_eq!(decide(&req, &client(true), Some(&session(0)), &none(), 1), Decision::Login);
     }
 
     fn amr(v: &[&str]) -> Vec<String> {
@@ -426,14 +446,14 @@ mod tests {
     fn second_factor_is_always_asked_when_enrolled() {
         use StepKind::*;
         let need = Requirement { minimum: 1, wanted: 1 };
-        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), TOTP), Next::Step(Totp));
-        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), EMAIL), Next::Step(EmailOtp));
-        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), BOTH), Next::Step(Totp));
-        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), NONE), Next::Done);
-        assert_eq!(next_step(need, &[Password, Totp], &amr(&["pwd", "otp", "mfa"]), TOTP), Next::Done);
-        assert_eq!(next_step(need, &[Password, RecoveryCode], &amr(&["pwd", "otp", "mfa"]), BOTH), Next::Done);
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), &totp()), Next::Step(Totp));
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), &email()), Next::Step(EmailOtp));
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), &both()), Next::Step(Totp));
+        assert_eq!(next_step(need, &[Password], &amr(&["pwd"]), &none()), Next::Done);
+        assert_eq!(next_step(need, &[Password, Totp], &amr(&["pwd", "otp", "mfa"]), &totp()), Next::Done);
+        assert_eq!(next_step(need, &[Password, RecoveryCode], &amr(&["pwd", "otp", "mfa"]), &both()), Next::Done);
         let strict = Requirement { minimum: 2, wanted: 2 };
-        assert_eq!(next_step(strict, &[Password], &amr(&["pwd"]), NONE), Next::Unmet);
+        assert_eq!(next_step(strict, &[Password], &amr(&["pwd"]), &none()), Next::Unmet);
     }
 
     #[test]
@@ -441,26 +461,26 @@ mod tests {
         use StepKind::*;
         let need = Requirement { minimum: 1, wanted: 1 };
         // The authenticator is still asked; the emailed code is not asked twice.
-        assert_eq!(next_step(need, &[EmailOtp], &amr(&["otp"]), BOTH), Next::Step(Totp));
-        assert_eq!(next_step(need, &[EmailOtp], &amr(&["otp"]), EMAIL), Next::Done);
+        assert_eq!(next_step(need, &[EmailOtp], &amr(&["otp"]), &both()), Next::Step(Totp));
+        assert_eq!(next_step(need, &[EmailOtp], &amr(&["otp"]), &email()), Next::Done);
         // Two possession factors are one kind: acr stays 1, and a minimum of 2 is unmet.
-        let both = combine_amr(&amr(&["otp"]), &amr(&["otp"]));
-        assert_eq!(acr_for(&both), "1");
+        let two_codes = combine_amr(&amr(&["otp"]), &amr(&["otp"]));
+        assert_eq!(acr_for(&two_codes), "1");
         let strict = Requirement { minimum: 2, wanted: 2 };
-        assert_eq!(next_step(strict, &[EmailOtp, Totp], &both, BOTH), Next::Unmet);
+        assert_eq!(next_step(strict, &[EmailOtp, Totp], &two_codes, &both()), Next::Unmet);
     }
 
     #[test]
     fn alternatives_offer_the_other_factors_and_recovery_codes() {
         use StepKind::*;
-        assert_eq!(alternatives(Totp, true, TOTP, false), vec![RecoveryCode]);
-        assert_eq!(alternatives(Totp, true, BOTH, false), vec![EmailOtp, RecoveryCode]);
-        assert_eq!(alternatives(RecoveryCode, true, EMAIL, false), vec![EmailOtp]);
-        assert_eq!(alternatives(Password, false, NONE, false), vec![]);
-        assert_eq!(alternatives(Password, false, NONE, true), vec![EmailOtp]);
-        assert_eq!(alternatives(EmailOtp, false, NONE, true), vec![Password]);
+        assert_eq!(alternatives(Totp, true, &totp(), &firsts(false)), vec![RecoveryCode]);
+        assert_eq!(alternatives(Totp, true, &both(), &firsts(false)), vec![EmailOtp, RecoveryCode]);
+        assert_eq!(alternatives(RecoveryCode, true, &email(), &firsts(false)), vec![EmailOtp]);
+        assert_eq!(alternatives(Password, false, &none(), &firsts(false)), vec![]);
+        assert_eq!(alternatives(Password, false, &none(), &firsts(true)), vec![EmailOtp]);
+        assert_eq!(alternatives(EmailOtp, false, &none(), &firsts(true)), vec![Password]);
         // Nobody identified yet: no second factor is on offer, whatever was typed.
-        assert_eq!(alternatives(Password, false, BOTH, false), vec![]);
+        assert_eq!(alternatives(Password, false, &both(), &firsts(false)), vec![]);
     }
 
     #[test]
@@ -474,31 +494,30 @@ mod tests {
         assert_eq!(after_federation(&[StepKind::Totp], amr(&["otp"])), amr(&["otp"]), "not without federation");
         let need = Requirement { minimum: 2, wanted: 2 };
         let fed = [StepKind::Federation];
-        assert_eq!(next_step(need, &fed, &upstream_amr(&amr(&["otp"])), TOTP), Next::Step(StepKind::Totp));
+        assert_eq!(next_step(need, &fed, &upstream_amr(&amr(&["otp"])), &totp()), Next::Step(StepKind::Totp));
     }
 
     #[test]
     fn one_factor_session_steps_up_or_is_unmet() {
         let mut req = request();
         req.acr_values = vec!["2".into()];
-        let all = vec!["email".to_string(), "openid".to_string()];
         let s = session(0);
-        assert_eq!(decide(&req, &client(true), Some(&s), TOTP, &all, 1), Decision::StepUp(StepKind::Totp));
-        assert_eq!(decide(&req, &client(true), Some(&s), EMAIL, &all, 1), Decision::StepUp(StepKind::EmailOtp));
+        assert_eq!(decide(&req, &client(true), Some(&s), &totp(), 1), Decision::StepUp(StepKind::Totp));
+        assert_eq!(decide(&req, &client(true), Some(&s), &email(), 1), Decision::StepUp(StepKind::EmailOtp));
         // Voluntary: without a second factor the session is good enough.
-        assert_eq!(decide(&req, &client(true), Some(&s), NONE, &all, 1), Decision::Issue);
+        assert_eq!(decide(&req, &client(true), Some(&s), &none(), 1), Decision::Issue);
         let mut c = client(true);
         c.min_acr = 2;
-        assert_eq!(decide(&request(), &c, Some(&s), NONE, &all, 1), Decision::Unmet);
-        assert_eq!(decide(&request(), &c, Some(&s), TOTP, &all, 1), Decision::StepUp(StepKind::Totp));
+        assert_eq!(decide(&request(), &c, Some(&s), &none(), 1), Decision::Unmet);
+        assert_eq!(decide(&request(), &c, Some(&s), &totp(), 1), Decision::StepUp(StepKind::Totp));
         // A session from an emailed code gains no new kind of factor from the authenticator.
         let mut emailed = session(0);
         emailed.amr = amr(&["otp"]);
-        assert_eq!(decide(&request(), &c, Some(&emailed), TOTP, &all, 1), Decision::Unmet);
+        assert_eq!(decide(&request(), &c, Some(&emailed), &totp(), 1), Decision::Unmet);
         let mut strong = session(0);
         strong.amr = amr(&["pwd", "otp", "mfa"]);
         strong.acr = "2".into();
-        assert_eq!(decide(&request(), &c, Some(&strong), TOTP, &all, 1), Decision::Issue);
+        assert_eq!(decide(&request(), &c, Some(&strong), &totp(), 1), Decision::Issue);
     }
 
     #[test]
@@ -507,14 +526,14 @@ mod tests {
         let uv = combine_amr(&[], &amr(&["hwk", "user"]));
         assert_eq!(uv, amr(&["hwk", "user", "mfa"]));
         assert_eq!(acr_for(&uv), "2");
-        // Not asked for another factor, even by a user who has TOTP too.
+        // Not asked for another factor, even by a user who has &totp() too.
         let need = Requirement { minimum: 2, wanted: 2 };
-        assert_eq!(next_step(need, &[Passkey], &uv, TOTP_PASSKEY), Next::Done);
+        assert_eq!(next_step(need, &[Passkey], &uv, &totp_passkey()), Next::Done);
         // Without verification a passkey is one possession factor: the next one is asked.
         let up = combine_amr(&[], &amr(&["swk"]));
         assert_eq!(acr_for(&up), "1");
-        assert_eq!(next_step(need, &[Passkey], &up, TOTP_PASSKEY), Next::Step(Totp));
-        assert_eq!(next_step(need, &[Passkey], &up, PASSKEY), Next::Unmet);
+        assert_eq!(next_step(need, &[Passkey], &up, &totp_passkey()), Next::Step(Totp));
+        assert_eq!(next_step(need, &[Passkey], &up, &passkey()), Next::Unmet);
         // After a password, a passkey adds possession (and its verification).
         let both = combine_amr(&amr(&["pwd"]), &amr(&["swk", "user"]));
         assert_eq!(both, amr(&["pwd", "swk", "user", "mfa"]));
@@ -526,26 +545,25 @@ mod tests {
         use StepKind::*;
         let need = Requirement { minimum: 1, wanted: 1 };
         let pwd = amr(&["pwd"]);
-        assert_eq!(next_step(need, &[Password], &pwd, PASSKEY), Next::Step(Passkey));
-        assert_eq!(next_step(need, &[Password], &pwd, TOTP_PASSKEY), Next::Step(Passkey));
-        assert_eq!(next_step(need, &[Password], &pwd, TOTP), Next::Step(Totp));
-        assert_eq!(step_up_step(&pwd, NONE), None);
-        assert_eq!(alternatives(Passkey, true, TOTP_PASSKEY, false), vec![Totp, RecoveryCode]);
+        assert_eq!(next_step(need, &[Password], &pwd, &passkey()), Next::Step(Passkey));
+        assert_eq!(next_step(need, &[Password], &pwd, &totp_passkey()), Next::Step(Passkey));
+        assert_eq!(next_step(need, &[Password], &pwd, &totp()), Next::Step(Totp));
+        assert_eq!(step_up_step(&pwd, &none()), None);
+        assert_eq!(alternatives(Passkey, true, &totp_passkey(), &firsts(false)), vec![Totp, RecoveryCode]);
         // Recovery codes come with the app or emailed codes, not with passkeys alone.
-        assert_eq!(alternatives(Passkey, true, PASSKEY, false), vec![]);
-        assert_eq!(alternatives(Totp, true, TOTP_PASSKEY, false), vec![Passkey, RecoveryCode]);
-        assert_eq!(alternatives(Totp, true, TOTP, false), vec![RecoveryCode]);
+        assert_eq!(alternatives(Passkey, true, &passkey(), &firsts(false)), vec![]);
+        assert_eq!(alternatives(Totp, true, &totp_passkey(), &firsts(false)), vec![Passkey, RecoveryCode]);
+        assert_eq!(alternatives(Totp, true, &totp(), &firsts(false)), vec![RecoveryCode]);
     }
 
     #[test]
     fn a_passkey_session_steps_up_a_password_session() {
         let mut c = client(true);
         c.min_acr = 2;
-        let all = vec!["email".to_string(), "openid".to_string()];
-        assert_eq!(decide(&request(), &c, Some(&session(0)), PASSKEY, &all, 1), Decision::StepUp(StepKind::Passkey));
+        assert_eq!(decide(&request(), &c, Some(&session(0)), &passkey(), 1), Decision::StepUp(StepKind::Passkey));
         let mut passwordless = session(0);
         passwordless.amr = amr(&["hwk", "user", "mfa"]);
         passwordless.acr = "2".into();
-        assert_eq!(decide(&request(), &c, Some(&passwordless), PASSKEY, &all, 1), Decision::Issue);
+        assert_eq!(decide(&request(), &c, Some(&passwordless), &passkey(), 1), Decision::Issue);
     }
 }

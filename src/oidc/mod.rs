@@ -30,4 +30,8 @@ pub fn router() -> Router<AppState> {
         .route(REVOKE, post(revoke::handle))
         .route(INTROSPECT, post(introspect::handle))
         .route(END_SESSION, get(end_session::get).post(end_session::post))
+        .route(
+            &format!("{}/{{flow}}", authorize::resume::PATH),
+            get(authorize::resume::show).post(authorize::resume::decide),
+        )
 }

@@ -17,7 +17,7 @@ pub use grants::{NewGrant, RotateOutcome};
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use second_factors::TotpCredential;
 pub use signing_keys::{KeyChange, SigningKeyRow};
-pub use upstream_identities::{LinkedIdentity, Unlinked};
+pub use upstream_identities::LinkedIdentity;
 
 use crate::config::Settings;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

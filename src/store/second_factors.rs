@@ -3,6 +3,7 @@
 //! racing submissions of one code cannot both pass, on any node.
 
 use super::{Result, Store};
+use crate::domain::Credentials;
 
 /// A user's authenticator app: the sealed secret and the last accepted time step.
 #[derive(Clone, Debug)]
@@ -49,24 +50,36 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Removes the authenticator app, and the recovery codes too when no other second factor
-    /// is left for them to stand in for, in one transaction. Returns whether there was one.
-    pub async fn remove_totp(&self, user_id: &str) -> Result<bool> {
-        self.remove_factor("DELETE FROM totp_credentials WHERE user_id = $1", user_id).await
+    /// Removes the authenticator app, and the recovery codes with it when `drop_recovery_codes`
+    /// (the policy's call: they stand in for second factors), in one transaction. Returns
+    /// whether there was one.
+    pub async fn remove_totp(&self, user_id: &str, drop_recovery_codes: bool) -> Result<bool> {
+        self.remove_factor("DELETE FROM totp_credentials WHERE user_id = $1", user_id, drop_recovery_codes).await
     }
 
-    /// Which second factors the user has: (authenticator app, emailed codes, passkeys), in one
-    /// round trip, as the login policy asks on every sign-in.
-    pub async fn second_factors(&self, user_id: &str) -> Result<(bool, bool, bool)> {
-        let (totp, email, passkeys): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
+    /// What the user has to sign in with, in one round trip, as the login policy asks on every
+    /// sign-in.
+    pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
+        let (password, totp, email, passkeys, upstream, codes): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL),
+                    (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
                     (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
+                    (SELECT COUNT(*) FROM passkeys WHERE user_id = $1),
+                    (SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1),
+                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
         )
         .bind(user_id)
         .fetch_one(&self.pool)
         .await?;
-        Ok((totp > 0, email > 0, passkeys > 0))
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Credentials {
+            password: password > 0,
+            totp: totp > 0,
+            email_otp: email > 0,
+            passkeys: count(passkeys),
+            upstream: count(upstream),
+            recovery_codes: count(codes),
+        })
     }
 
     /// The address emailed codes go to, when the user turned them on.
@@ -93,23 +106,17 @@ impl Store {
     }
 
     /// Turns emailed codes off, like [`Store::remove_totp`].
-    pub async fn disable_email_otp(&self, user_id: &str) -> Result<bool> {
-        self.remove_factor("DELETE FROM email_otp_enrolments WHERE user_id = $1", user_id).await
+    pub async fn disable_email_otp(&self, user_id: &str, drop_recovery_codes: bool) -> Result<bool> {
+        self.remove_factor("DELETE FROM email_otp_enrolments WHERE user_id = $1", user_id, drop_recovery_codes).await
     }
 
-    /// Runs `delete` (one factor of `user_id`), then drops the recovery codes if no second
-    /// factor is left.
-    async fn remove_factor(&self, delete: &'static str, user_id: &str) -> Result<bool> {
+    /// Runs `delete` (one factor of `user_id`) and, when asked, drops the recovery codes.
+    async fn remove_factor(&self, delete: &'static str, user_id: &str, drop_recovery_codes: bool) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
-        sqlx::query(
-            "DELETE FROM recovery_codes WHERE user_id = $1
-             AND NOT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1)
-             AND NOT EXISTS (SELECT 1 FROM email_otp_enrolments WHERE user_id = $1)",
-        )
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        if drop_recovery_codes {
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }

@@ -1,6 +1,6 @@
 //! Identities at upstream providers linked to local users: (provider, subject) → user. A link
 //! is made with the account it belongs to (a new user and its link in one transaction) or to
-//! an account the person has just proven; an unlink never leaves an account with no way in.
+//! an account the person has just proven.
 
 use super::{Result, Store};
 use crate::domain::User;
@@ -12,15 +12,6 @@ pub struct LinkedIdentity {
     pub user_id: String,
     pub email: Option<String>,
     pub created_at: i64,
-}
-
-/// What an unlink found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unlinked {
-    Done,
-    /// It is the account's last way in (no password, no other linked identity).
-    LastWayIn,
-    NotFound,
 }
 
 impl Store {
@@ -100,41 +91,16 @@ impl Store {
         Ok(true)
     }
 
-    /// Removes a link of `user_id`, unless the account would be left with no way in: no
-    /// password and no other linked identity. Decided and done in one transaction.
-    pub async fn unlink_identity(&self, user_id: &str, provider: &str, subject: &str) -> Result<Unlinked> {
-        let mut tx = self.pool.begin().await?;
-        let (links,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let (passwords,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL")
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let exists: Option<(String,)> = sqlx::query_as(
-            "SELECT user_id FROM upstream_identities WHERE provider = $1 AND subject = $2 AND user_id = $3",
-        )
-        .bind(provider)
-        .bind(subject)
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if exists.is_none() {
-            return Ok(Unlinked::NotFound);
-        }
-        if passwords == 0 && links <= 1 {
-            return Ok(Unlinked::LastWayIn);
-        }
-        sqlx::query("DELETE FROM upstream_identities WHERE provider = $1 AND subject = $2 AND user_id = $3")
+    /// Removes a link of `user_id`; false when there was none. Whether the account keeps a way
+    /// in is the caller's question (`login::policy::ways_in`), asked before.
+    pub async fn unlink_identity(&self, user_id: &str, provider: &str, subject: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM upstream_identities WHERE provider = $1 AND subject = $2 AND user_id = $3")
             .bind(provider)
             .bind(subject)
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
-        Ok(Unlinked::Done)
+        Ok(r.rows_affected() == 1)
     }
 
     /// The one account whose email is `email`, if exactly one has it.

@@ -8,16 +8,16 @@
 //! address and the page that follows reads the same whether or not an account has it, so the
 //! form tells nobody which addresses are registered.
 
-use super::{Outcome, StepContext, StepKind, THROTTLED, count_failure, failures_key, throttled};
+use super::{THROTTLED, account_key, attempt, login_key, not_a_failure, succeeded};
 use crate::crypto::{constant_time_eq, hash_secret, random_bytes, random_token};
+use crate::domain::Credentials;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
+use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
 use crate::mail::Mail;
-use crate::pages::{self, CodeText};
+use crate::pages::{self, CodeText, View};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use axum::http::StatusCode;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -109,8 +109,8 @@ pub fn mask(address: &str) -> String {
     }
 }
 
-async fn pending(ctx: &StepContext<'_>) -> Result<Option<Pending>, PageError> {
-    let raw = ctx.state.ephemeral.get(&pending_key(&ctx.flow.id)).await?;
+async fn pending(ctx: &Ctx<'_>) -> Result<Option<Pending>, PageError> {
+    let raw = ctx.state.ephemeral.get(&pending_key(ctx.flow_id)).await?;
     Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
 }
 
@@ -134,7 +134,7 @@ impl NotSent {
 /// Makes a new code for this flow and mails it to `to` (when there is an account), replacing
 /// any earlier one. The limits apply whether or not the address has an account.
 async fn send(
-    ctx: &StepContext<'_>,
+    ctx: &Ctx<'_>,
     user: Option<(&str, &str)>,
     account: String,
     masked: String,
@@ -157,13 +157,13 @@ async fn send(
         sent_at: ctx.now,
     };
     if let Some((user_id, address)) = user
-        && let Err(e) = ctx.state.mail.send(mail(ctx.state, address, &code, ctx.audience())).await
+        && let Err(e) = ctx.state.mail.send(mail(ctx.state, address, &code, ctx.audience)).await
     {
         tracing::warn!(user = user_id, error = %format!("{e:#}"), "could not send a sign-in code");
         return Ok(Err(NotSent::MailFailed));
     }
     let json = serde_json::to_string(&pending).map_err(anyhow::Error::from)?;
-    ctx.state.ephemeral.put(&pending_key(&ctx.flow.id), &json, ttl(ctx.state)).await?;
+    ctx.state.ephemeral.put(&pending_key(ctx.flow_id), &json, ttl(ctx.state)).await?;
     let mut event = AuditEvent::new("login.email_code_sent").ip(ctx.ip.clone()).detail("to", pending.to.clone());
     event = match &pending.user_id {
         Some(u) => event.user(u),
@@ -174,124 +174,137 @@ async fn send(
 }
 
 /// Sends a code to the identified user's confirmed address (second factor).
-async fn send_to_user(ctx: &StepContext<'_>, previous: Option<&Pending>) -> Result<Result<(), NotSent>, PageError> {
-    let Some(user_id) = &ctx.flow.user_id else { return Ok(Err(NotSent::MailFailed)) };
+async fn send_to_user(ctx: &Ctx<'_>, previous: Option<&Pending>) -> Result<Result<(), NotSent>, PageError> {
+    let Some(user_id) = ctx.user_id else { return Ok(Err(NotSent::MailFailed)) };
     let user = ctx.state.store.user(user_id).await?.filter(|u| !u.disabled);
     let address = ctx.state.store.email_otp_address(user_id).await?;
     let (Some(user), Some(address)) = (user, address) else { return Ok(Err(NotSent::MailFailed)) };
-    send(ctx, Some((&user.id, &address)), failures_key(&user.username), mask(&address), previous).await
+    send(ctx, Some((&user.id, &address)), account_key(&user.id), mask(&address), previous).await
 }
 
-fn code_page(ctx: &StepContext<'_>, error: Option<&str>, to: Option<&str>) -> Response {
+fn code_page(ctx: &Ctx<'_>, error: Option<&str>, to: Option<&str>) -> View {
     let notice = to.map(|to| format!("We sent a code to {to}."));
-    super::code_page(ctx, StepKind::EmailOtp, error, notice.as_deref(), &PAGE)
+    super::code_page(ctx, error, notice.as_deref(), &PAGE)
 }
 
-fn email_page(ctx: &StepContext<'_>, error: Option<&str>, email: &str) -> Response {
+fn email_page(ctx: &Ctx<'_>, error: Option<&str>, email: &str) -> View {
     let action = ctx.action();
-    let page = pages::EmailPage {
+    View::ok(&pages::EmailPage {
         action: &action,
-        csrf: &ctx.flow.csrf,
-        client_name: ctx.audience(),
+        csrf: ctx.csrf,
+        client_name: ctx.audience,
         email,
         error,
-        switches: ctx.switches(StepKind::EmailOtp),
-    };
-    pages::render(StatusCode::OK, &page)
-}
-
-/// The code page while a code waits; else (first factor) the address form; else, for an
-/// identified user arriving at the step, a code is sent first. After a failure (`error`) no
-/// code is sent unasked: the page offers "Send a new code".
-pub async fn render(ctx: &StepContext<'_>, error: Option<&str>) -> Result<Response, PageError> {
-    if let Some(p) = pending(ctx).await? {
-        return Ok(code_page(ctx, error, Some(&p.to)));
-    }
-    if ctx.flow.user_id.is_none() {
-        return Ok(email_page(ctx, error, ctx.flow.login_hint().filter(|h| h.contains('@')).unwrap_or_default()));
-    }
-    if error.is_some() {
-        return Ok(code_page(ctx, error, None));
-    }
-    Ok(match send_to_user(ctx, None).await? {
-        Ok(()) => {
-            let p = pending(ctx).await?;
-            code_page(ctx, error, p.as_ref().map(|p| p.to.as_str()))
-        }
-        Err(why) => code_page(ctx, Some(why.message()), None),
+        switches: ctx.switches.clone(),
     })
 }
 
-pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
-    let previous = pending(ctx).await?;
-    if let Some(email) = form.get("email").map(str::trim).filter(|_| ctx.flow.user_id.is_none()) {
-        return start_first_factor(ctx, email, previous.as_ref()).await;
+pub struct EmailOtp;
+
+impl Step for EmailOtp {
+    const NAME: &'static str = "email_otp";
+    const ROLE: Role = Role::Either;
+    const PROVES: &'static [&'static str] = &["otp"];
+    const SWITCH_LABEL: &'static str = "Email me a code instead";
+    const PREFERENCE: u8 = 2;
+
+    fn enrolled(_state: &AppState, c: &Credentials) -> bool {
+        c.email_otp
     }
-    if form.get("resend").is_some() {
-        let sent = match (&ctx.flow.user_id, &previous) {
-            (Some(_), _) => send_to_user(ctx, previous.as_ref()).await?,
-            (None, Some(p)) => {
-                let user = match &p.user_id {
-                    Some(id) => ctx.state.store.user(id).await?.filter(|u| !u.disabled),
-                    None => None,
-                };
-                let user = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
-                send(ctx, user, p.account.clone(), p.to.clone(), Some(p)).await?
-            }
-            (None, None) => return Ok(Outcome::Continue(email_page(ctx, Some(EXPIRED), ""))),
-        };
-        let to = pending(ctx).await?.map(|p| p.to);
-        return Ok(Outcome::Continue(match sent {
-            Ok(()) => code_page(ctx, None, to.as_deref()),
-            Err(why) => code_page(ctx, Some(why.message()), to.as_deref()),
-        }));
+
+    fn first_factor(state: &AppState) -> bool {
+        state.settings.login.email_first_factor
     }
-    let Some(p) = previous else {
-        return Ok(Outcome::Failed { message: EXPIRED, reason: "no emailed code waiting", user_id: None });
-    };
-    let failed = |message, reason| Outcome::Failed { message, reason, user_id: p.user_id.clone() };
-    if throttled(ctx, &p.account).await? {
-        return Ok(failed(THROTTLED, "account throttled"));
-    }
-    // The code dies at its fifth wrong try: the sixth finds nothing, whatever it holds.
-    let tries = ctx.state.ephemeral.incr(&tries_key(&ctx.flow.id, &p.salt), ttl(ctx.state)).await?;
-    if tries > MAX_TRIES {
-        ctx.state.ephemeral.delete(&pending_key(&ctx.flow.id)).await?;
-        return Ok(failed(EXHAUSTED, "emailed code exhausted"));
-    }
-    match (&p.user_id, matches(form.get("code").unwrap_or_default(), &p.salt, &p.hash)) {
-        (Some(user_id), true) => {
-            // Taken, not read: of two racing submissions of the right code one passes.
-            let Taken::Fresh(_) = ctx.state.ephemeral.take(&pending_key(&ctx.flow.id)).await? else {
-                return Ok(failed(EXPIRED, "emailed code already used"));
-            };
-            ctx.state.ephemeral.delete(&pending_key(&ctx.flow.id)).await?;
-            ctx.state.ephemeral.delete(&p.account).await?;
-            Ok(Outcome::Passed { user_id: user_id.clone(), amr: StepKind::EmailOtp.proves() })
+
+    /// The code page while a code waits; else (first factor) the address form; else, for an
+    /// identified user arriving at the step, a code is sent first. After a failure (`error`) no
+    /// code is sent unasked: the page offers "Send a new code".
+    async fn render(ctx: &Ctx<'_>, error: Option<&str>, _form: Option<&Params>) -> Result<View, PageError> {
+        if let Some(p) = pending(ctx).await? {
+            return Ok(code_page(ctx, error, Some(&p.to)));
         }
-        _ => {
-            count_failure(ctx, &p.account).await?;
-            if tries == MAX_TRIES {
-                ctx.state.ephemeral.delete(&pending_key(&ctx.flow.id)).await?;
-                return Ok(failed(EXHAUSTED, "emailed code exhausted"));
+        if ctx.user_id.is_none() {
+            return Ok(email_page(ctx, error, ctx.login_hint.filter(|h| h.contains('@')).unwrap_or_default()));
+        }
+        if error.is_some() {
+            return Ok(code_page(ctx, error, None));
+        }
+        Ok(match send_to_user(ctx, None).await? {
+            Ok(()) => {
+                let p = pending(ctx).await?;
+                code_page(ctx, error, p.as_ref().map(|p| p.to.as_str()))
             }
-            Ok(failed("That code is not right. Check the latest email and try again.", "wrong emailed code"))
+            Err(why) => code_page(ctx, Some(why.message()), None),
+        })
+    }
+
+    async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
+        let previous = pending(ctx).await?;
+        if let Some(email) = form.get("email").map(str::trim).filter(|_| ctx.user_id.is_none()) {
+            return start_first_factor(ctx, email, previous.as_ref()).await;
+        }
+        if form.get("resend").is_some() {
+            let sent = match (ctx.user_id, &previous) {
+                (Some(_), _) => send_to_user(ctx, previous.as_ref()).await?,
+                (None, Some(p)) => {
+                    let user = match &p.user_id {
+                        Some(id) => ctx.state.store.user(id).await?.filter(|u| !u.disabled),
+                        None => None,
+                    };
+                    let user = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
+                    send(ctx, user, p.account.clone(), p.to.clone(), Some(p)).await?
+                }
+                (None, None) => return Ok(Outcome::Show(email_page(ctx, Some(EXPIRED), ""))),
+            };
+            let to = pending(ctx).await?.map(|p| p.to);
+            return Ok(Outcome::Show(match sent {
+                Ok(()) => code_page(ctx, None, to.as_deref()),
+                Err(why) => code_page(ctx, Some(why.message()), to.as_deref()),
+            }));
+        }
+        let Some(p) = previous else {
+            return Ok(Failed::new(EXPIRED, "no emailed code waiting", None));
+        };
+        let failed = |message, reason| Failed::new(message, reason, p.user_id.clone());
+        if !attempt(ctx, &p.account).await? {
+            return Ok(failed(THROTTLED, "account throttled"));
+        }
+        // The code dies at its fifth wrong try: the sixth finds nothing, whatever it holds.
+        let tries = ctx.state.ephemeral.incr(&tries_key(ctx.flow_id, &p.salt), ttl(ctx.state)).await?;
+        if tries > MAX_TRIES {
+            not_a_failure(ctx, &p.account).await?;
+            ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
+            return Ok(failed(EXHAUSTED, "emailed code exhausted"));
+        }
+        match (&p.user_id, matches(form.get("code").unwrap_or_default(), &p.salt, &p.hash)) {
+            (Some(user_id), true) => {
+                // Taken, not read: of two racing submissions of the right code one passes.
+                let Taken::Fresh(_) = ctx.state.ephemeral.take(&pending_key(ctx.flow_id)).await? else {
+                    return Ok(failed(EXPIRED, "emailed code already used"));
+                };
+                ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
+                succeeded(ctx, &p.account).await?;
+                Ok(Passed::new(user_id.clone(), Self::PROVES.iter().map(|s| s.to_string()).collect()))
+            }
+            _ => {
+                if tries == MAX_TRIES {
+                    ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
+                    return Ok(failed(EXHAUSTED, "emailed code exhausted"));
+                }
+                Ok(failed("That code is not right. Check the latest email and try again.", "wrong emailed code"))
+            }
         }
     }
 }
 
 /// First factor: the typed address gets a code if exactly one enabled account has it,
 /// confirmed (`email_verified`, or emailed codes turned on). The answer is the same either way.
-async fn start_first_factor(
-    ctx: &StepContext<'_>,
-    email: &str,
-    previous: Option<&Pending>,
-) -> Result<Outcome, PageError> {
+async fn start_first_factor(ctx: &Ctx<'_>, email: &str, previous: Option<&Pending>) -> Result<Outcome, PageError> {
     if !ctx.state.settings.login.email_first_factor {
         return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown step."));
     }
     if !email.contains('@') || email.len() > 254 {
-        return Ok(Outcome::Continue(email_page(ctx, Some("Enter the email address of your account."), email)));
+        return Ok(Outcome::Show(email_page(ctx, Some("Enter the email address of your account."), email)));
     }
     let user =
         ctx.state.store.user_by_login(email).await?.filter(|u| !u.disabled && u.email.eq_ignore_ascii_case(email));
@@ -299,20 +312,20 @@ async fn start_first_factor(
         Some(u) if confirmed(ctx, &u).await? => Some(u),
         _ => None,
     };
-    let account = user.as_ref().map_or_else(|| failures_key(email), |u| failures_key(&u.username));
-    if throttled(ctx, &account).await? {
-        return Ok(Outcome::Continue(email_page(ctx, Some(THROTTLED), email)));
+    let account = user.as_ref().map_or_else(|| login_key(email), |u| account_key(&u.id));
+    if ctx.state.ephemeral.count(&account).await? >= ctx.state.settings.login.max_failures {
+        return Ok(Outcome::Show(email_page(ctx, Some(THROTTLED), email)));
     }
     // A different address starts afresh; the same one is a resend, with its limits.
     let previous = previous.filter(|p| p.account == account);
     let target = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
-    Ok(Outcome::Continue(match send(ctx, target, account, mask(email), previous).await? {
+    Ok(Outcome::Show(match send(ctx, target, account, mask(email), previous).await? {
         Ok(()) => code_page(ctx, None, Some(&mask(email))),
         Err(why) => email_page(ctx, Some(why.message()), email),
     }))
 }
 
-async fn confirmed(ctx: &StepContext<'_>, user: &crate::domain::User) -> Result<bool, PageError> {
+async fn confirmed(ctx: &Ctx<'_>, user: &crate::domain::User) -> Result<bool, PageError> {
     let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
     Ok(verified
         || ctx.state.store.email_otp_address(&user.id).await?.is_some_and(|a| a.eq_ignore_ascii_case(&user.email)))

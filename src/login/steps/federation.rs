@@ -5,9 +5,10 @@
 //!
 //! ```text
 //!  login page ──POST /login/{flow}/upstream/{id}──► upstream ──► GET /login/upstream/{id}/callback
-//!                                                                  │ state taken once, flow and browser checked
+//!   (action)                                                       │ state taken once (callback),
+//!                                                                  │ flow and browser checked (engine), then resume
 //!              ┌── linked (provider, subject) ──────────────────── ┤
-//!              │   verified email of an account ── pending link ── ┤──► that account's own steps, then link
+//!              │   verified email of an account ── held link ───── ┤──► that account's own steps, then link
 //!              │   neither, registration allowed ── new user+link ─┘
 //!              ▼
 //!        policy: second factor? ──► session
@@ -21,33 +22,180 @@ mod facebook;
 mod link;
 mod upstream_oidc;
 
-pub use link::{PendingLink, link_proven};
-
-use super::{Outcome, StepKind};
+use super::StepKind;
 use crate::config::Upstream;
 use crate::config::upstream::Kind;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
-use crate::login::flow::{self, Flow, Stage, see_other};
 use crate::login::policy;
-use crate::pages;
+use crate::login::step::{Callback, Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::pages::{self, View};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The federation step has no form; a POST naming it is refused like any unknown input.
-pub const NOT_A_FORM: Outcome = Outcome::Failed {
-    message: "Use one of the buttons to sign in with another provider.",
-    reason: "federation has no form",
-    user_id: None,
-};
+pub struct Federation;
+
+impl Step for Federation {
+    const NAME: &'static str = "federation";
+    const ROUTE: &'static str = "upstream";
+    const ROLE: Role = Role::First;
+    // What the upstream reported, filtered by `policy::upstream_amr`.
+    const PROVES: &'static [&'static str] = &[];
+    const SWITCH_LABEL: &'static str = "Sign in with another provider";
+    const BESIDE_FIRST: bool = true;
+    const UPSTREAM: bool = true;
+
+    fn first_factor(state: &AppState) -> bool {
+        !state.settings.upstream.is_empty()
+    }
+
+    /// Begun from the sign-in page's buttons, it has no page of its own.
+    async fn render(ctx: &Ctx<'_>, error: Option<&str>, form: Option<&Params>) -> Result<View, PageError> {
+        Ok(super::password::page(ctx, error, form))
+    }
+
+    /// It has no form; a POST naming it is refused like any unknown input.
+    async fn submit(_ctx: &Ctx<'_>, _form: &Params) -> Result<Outcome, PageError> {
+        Ok(Failed::new("Use one of the buttons to sign in with another provider.", "federation has no form", None))
+    }
+
+    /// POST /login/{flow}/upstream/{id}: off to the upstream's authorization endpoint, with a
+    /// fresh `state` (and, for OIDC, `nonce` and PKCE) bound to this flow.
+    async fn action(ctx: &Ctx<'_>, arg: Option<&str>, _form: &Params) -> Result<Outcome, PageError> {
+        let Some(upstream) = arg.and_then(|id| upstream(ctx.state, id)) else {
+            return Err(PageError::not_found("There is no such sign-in provider."));
+        };
+        let started = match upstream.kind {
+            Kind::Google | Kind::Oidc => upstream_oidc::authorization(ctx.state, upstream).await,
+            Kind::Facebook => Ok(facebook::authorization(ctx.state, upstream)),
+        };
+        let started = match started {
+            Ok(s) => s,
+            Err(failure) => {
+                return Ok(Outcome::Show(failed(ctx.state, upstream, &failure, ctx, StatusCode::BAD_REQUEST).await));
+            }
+        };
+        let ttl = Duration::from_secs(ctx.state.settings.tokens.upstream_state_ttl as u64);
+        let in_flight = InFlight {
+            flow: ctx.flow_id.to_owned(),
+            provider: upstream.id.clone(),
+            nonce: started.nonce,
+            pkce_verifier: started.pkce_verifier,
+        };
+        let json = serde_json::to_string(&in_flight).map_err(anyhow::Error::from)?;
+        ctx.state.ephemeral.put(&state_key(&started.state), &json, ttl).await?;
+        Ok(Outcome::Redirect(started.url))
+    }
+
+    /// GET /login/upstream/{id}/callback (RFC 6749 §4.1.2, OIDC Core §3.1.2.5): the `state` is
+    /// taken once and must be one we issued for this provider; it names the flow.
+    async fn callback(state: &AppState, arg: &str, query: &Params, ip: Option<String>) -> Result<Callback, PageError> {
+        let Some(upstream) = upstream(state, arg) else {
+            return Err(PageError::not_found("There is no such sign-in provider."));
+        };
+        let in_flight = match query.get("state") {
+            None => Err(Failure::new(
+                "The answer from the provider did not say which sign-in it belongs to.",
+                "missing state",
+            )),
+            Some(s) => match state.ephemeral.take(&state_key(s)).await? {
+                Taken::Fresh(json) => {
+                    serde_json::from_str::<InFlight>(&json).ok().filter(|f| f.provider == upstream.id).ok_or_else(
+                        || Failure::new("This answer belongs to another sign-in.", "state for another provider"),
+                    )
+                }
+                Taken::Consumed(_) => Err(Failure::new("This sign-in link was already used.", "state replayed")),
+                Taken::Missing => Err(Failure::new("This sign-in link is unknown or has expired.", "unknown state")),
+            },
+        };
+        match in_flight {
+            Ok(f) => {
+                let data = serde_json::json!({
+                    "nonce": f.nonce,
+                    "pkce_verifier": f.pkce_verifier,
+                    "error": query.get("error"),
+                    "code": query.get("code"),
+                });
+                Ok(Callback::Flow { flow_id: f.flow, data })
+            }
+            Err(failure) => {
+                audit_failure(state, &upstream.id, &failure, ip, None).await;
+                Ok(Callback::Show(failure_page(StatusCode::BAD_REQUEST, &failure.message, "/")))
+            }
+        }
+    }
+
+    /// The flow is this browser's: the upstream's error, or its code exchanged and checked;
+    /// then the account it belongs to.
+    async fn resume(ctx: &Ctx<'_>, arg: &str, data: Value) -> Result<Outcome, PageError> {
+        let state = ctx.state;
+        let Some(upstream) = upstream(state, arg) else {
+            return Err(PageError::not_found("There is no such sign-in provider."));
+        };
+        let field = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_owned);
+        let identity = match (field("error"), field("code")) {
+            (Some(error), _) => Err(denied(upstream, &error)),
+            (None, None) => Err(Failure::invalid(upstream, "no code")),
+            (None, Some(code)) => {
+                let nonce = field("nonce").unwrap_or_default();
+                let verifier = field("pkce_verifier").unwrap_or_default();
+                match upstream.kind {
+                    Kind::Google | Kind::Oidc => {
+                        upstream_oidc::identify(state, upstream, &code, &nonce, &verifier).await
+                    }
+                    Kind::Facebook => facebook::identify(state, upstream, &code, &verifier).await,
+                }
+            }
+        };
+        let identity = match identity {
+            Ok(i) => i,
+            Err(failure) => {
+                return Ok(Outcome::Show(failed(state, upstream, &failure, ctx, StatusCode::BAD_REQUEST).await));
+            }
+        };
+        match link::resolve(state, upstream, &identity, state.now()).await? {
+            link::Resolved::User(user_id) => Ok(Passed::new(user_id, policy::upstream_amr(&identity.amr))),
+            link::Resolved::ProveAccount(pending) => {
+                let event = AuditEvent::new("upstream.link_pending")
+                    .user(&pending.user_id)
+                    .ip(ctx.ip.clone())
+                    .detail("upstream", upstream.id.clone());
+                state.store.audit(event, state.now()).await;
+                let notice = format!(
+                    "An account with the email {} already exists here. Sign in to it to link your {} account.",
+                    pending.email, pending.display_name
+                );
+                let hint = Some(pending.email.clone());
+                Ok(Outcome::Hold {
+                    data: serde_json::to_value(&pending).map_err(anyhow::Error::from)?,
+                    notice,
+                    login_hint: hint,
+                })
+            }
+            link::Resolved::Refused(failure) => {
+                Ok(Outcome::Show(failed(state, upstream, &failure, ctx, StatusCode::FORBIDDEN).await))
+            }
+        }
+    }
+
+    /// The flow that held an identity waiting for its account has signed in: link it.
+    async fn signed_in(
+        state: &AppState,
+        data: Value,
+        user_id: &str,
+        ip: Option<String>,
+        now: i64,
+    ) -> Result<(), PageError> {
+        match serde_json::from_value::<link::PendingLink>(data) {
+            Ok(pending) => link::link_proven(state, pending, user_id, ip, now).await,
+            Err(_) => Ok(()),
+        }
+    }
+}
 
 /// What an upstream said about the person, after every check.
 #[derive(Clone, Debug, Default)]
@@ -120,177 +268,43 @@ fn upstream<'a>(state: &'a AppState, id: &str) -> Option<&'a Upstream> {
     state.settings.upstream.iter().find(|u| u.id == id)
 }
 
-/// The buttons of the first step's page.
-pub fn buttons(state: &AppState, flow: &Flow) -> Vec<pages::UpstreamButton> {
-    if !offers_federation(flow) {
+/// The buttons of the sign-in page, one per provider.
+pub fn buttons(ctx: &Ctx<'_>) -> Vec<pages::UpstreamButton> {
+    if !ctx.at_start() {
         return Vec::new();
     }
-    state
+    ctx.state
         .settings
         .upstream
         .iter()
         .map(|u| pages::UpstreamButton {
-            action: format!("/login/{}/upstream/{}", flow.id, u.id),
+            action: ctx.action_url(<Federation as Step>::ROUTE, Some(&u.id)),
             label: u.display_name().to_owned(),
         })
         .collect()
 }
 
-/// Federation identifies the user, so it stands in for the first step only.
-fn offers_federation(flow: &Flow) -> bool {
-    matches!(flow.stage, Stage::Authenticate { step } if step == policy::first_step()) && flow.user_id.is_none()
-}
-
 /// The page a failed federated sign-in ends on: what happened, and a way back.
-fn failure_page(status: StatusCode, message: &str, back: &str) -> Response {
-    let page = pages::UpstreamErrorPage { message, back };
-    pages::render(status, &page)
+fn failure_page(status: StatusCode, message: &str, back: &str) -> View {
+    View::new(status, &pages::UpstreamErrorPage { message, back })
 }
 
-async fn audit_failure(state: &AppState, upstream: &str, failure: &Failure, ip: Option<String>, flow: Option<&Flow>) {
+/// Audits `failure` and answers its page, with a way back to the sign-in.
+async fn failed(state: &AppState, upstream: &Upstream, failure: &Failure, ctx: &Ctx<'_>, status: StatusCode) -> View {
+    audit_failure(state, &upstream.id, failure, ctx.ip.clone(), ctx.client_id).await;
+    failure_page(status, &failure.message, &ctx.action())
+}
+
+async fn audit_failure(state: &AppState, upstream: &str, failure: &Failure, ip: Option<String>, client: Option<&str>) {
     let mut event = AuditEvent::new("login.failed")
         .ip(ip)
         .detail("step", StepKind::Federation.name())
         .detail("upstream", upstream)
         .detail("reason", failure.reason);
-    if let Some(flow::Purpose::Authorize(req)) = flow.map(|f| &f.purpose) {
-        event = event.client(&req.client_id);
+    if let Some(c) = client {
+        event = event.client(c);
     }
     state.store.audit(event, state.now()).await;
-}
-
-/// POST /login/{flow}/upstream/{id}: off to the upstream's authorization endpoint, with a
-/// fresh `state` (and, for OIDC, `nonce` and PKCE) bound to this flow.
-pub async fn begin(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((flow_id, provider)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let (flow, _client) = flow::load(&state, &headers, &flow_id).await?;
-    flow::form(&flow, &headers, &body)?;
-    let back = flow::location(&flow);
-    let Some(upstream) = upstream(&state, &provider) else {
-        return Err(PageError::not_found("There is no such sign-in provider."));
-    };
-    if !offers_federation(&flow) {
-        return Ok(see_other(&back));
-    }
-    let started = match upstream.kind {
-        Kind::Google | Kind::Oidc => upstream_oidc::authorization(&state, upstream).await,
-        Kind::Facebook => Ok(facebook::authorization(&state, upstream)),
-    };
-    let started = match started {
-        Ok(s) => s,
-        Err(failure) => {
-            audit_failure(&state, &upstream.id, &failure, Some(addr.ip().to_string()), Some(&flow)).await;
-            return Ok(failure_page(StatusCode::BAD_REQUEST, &failure.message, &back));
-        }
-    };
-    let ttl = Duration::from_secs(state.settings.tokens.upstream_state_ttl as u64);
-    let in_flight = InFlight {
-        flow: flow.id.clone(),
-        provider: upstream.id.clone(),
-        nonce: started.nonce,
-        pkce_verifier: started.pkce_verifier,
-    };
-    let json = serde_json::to_string(&in_flight).map_err(anyhow::Error::from)?;
-    state.ephemeral.put(&state_key(&started.state), &json, ttl).await?;
-    Ok(see_other(&started.url))
-}
-
-/// GET /login/upstream/{id}/callback (RFC 6749 §4.1.2, OIDC Core §3.1.2.5): the `state` is
-/// taken once and must name a flow of this browser; then the upstream's error, or its code,
-/// exchanged and checked; then the account it belongs to.
-pub async fn callback(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(provider): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, PageError> {
-    let ip = Some(addr.ip().to_string());
-    let Some(upstream) = upstream(&state, &provider) else {
-        return Err(PageError::not_found("There is no such sign-in provider."));
-    };
-    let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    // The state must be one we issued, unused, for this provider.
-    let in_flight = match params.get("state") {
-        None => {
-            Err(Failure::new("The answer from the provider did not say which sign-in it belongs to.", "missing state"))
-        }
-        Some(s) => match state.ephemeral.take(&state_key(s)).await? {
-            Taken::Fresh(json) => serde_json::from_str::<InFlight>(&json)
-                .ok()
-                .filter(|f| f.provider == upstream.id)
-                .ok_or_else(|| Failure::new("This answer belongs to another sign-in.", "state for another provider")),
-            Taken::Consumed(_) => Err(Failure::new("This sign-in link was already used.", "state replayed")),
-            Taken::Missing => Err(Failure::new("This sign-in link is unknown or has expired.", "unknown state")),
-        },
-    };
-    let in_flight = match in_flight {
-        Ok(f) => f,
-        Err(failure) => {
-            audit_failure(&state, &upstream.id, &failure, ip, None).await;
-            return Ok(failure_page(StatusCode::BAD_REQUEST, &failure.message, "/"));
-        }
-    };
-    // The flow must belong to this browser: a callback carried into another browser (login
-    // CSRF) stops here.
-    let (flow, client) = match flow::load(&state, &headers, &in_flight.flow).await {
-        Ok(loaded) => loaded,
-        Err(e) => return Ok(e.into_response()),
-    };
-    let back = flow::location(&flow);
-    if !offers_federation(&flow) {
-        return Ok(see_other(&back));
-    }
-    let identity = match params.get("error") {
-        Some(error) => Err(denied(upstream, error)),
-        None => match params.get("code") {
-            None => Err(Failure::invalid(upstream, "no code")),
-            Some(code) => match upstream.kind {
-                Kind::Google | Kind::Oidc => {
-                    upstream_oidc::identify(&state, upstream, code, &in_flight.nonce, &in_flight.pkce_verifier).await
-                }
-                Kind::Facebook => facebook::identify(&state, upstream, code, &in_flight.pkce_verifier).await,
-            },
-        },
-    };
-    let identity = match identity {
-        Ok(i) => i,
-        Err(failure) => {
-            audit_failure(&state, &upstream.id, &failure, ip, Some(&flow)).await;
-            return Ok(failure_page(StatusCode::BAD_REQUEST, &failure.message, &back));
-        }
-    };
-    match link::resolve(&state, upstream, &identity, state.now()).await? {
-        link::Resolved::User(user_id) => {
-            let amr = policy::upstream_amr(&identity.amr);
-            flow::advance(&state, &headers, ip, flow, client.as_deref(), StepKind::Federation, user_id, amr).await
-        }
-        link::Resolved::ProveAccount(pending) => {
-            let mut flow = flow;
-            state
-                .store
-                .audit(
-                    AuditEvent::new("upstream.link_pending")
-                        .user(&pending.user_id)
-                        .ip(ip)
-                        .detail("upstream", upstream.id.clone()),
-                    state.now(),
-                )
-                .await;
-            flow.pending_link = Some(pending);
-            flow::save(&state, &flow).await?;
-            Ok(see_other(&back))
-        }
-        link::Resolved::Refused(failure) => {
-            audit_failure(&state, &upstream.id, &failure, ip, Some(&flow)).await;
-            Ok(failure_page(StatusCode::FORBIDDEN, &failure.message, &back))
-        }
-    }
 }
 
 /// The upstream's own error (RFC 6749 §4.1.2.1), in words for the person.

@@ -7,24 +7,25 @@
 //!   the result is two kinds of factor (`hwk`/`swk` and `user`), so no further factor is asked.
 //! - second factor (or step-up): the signed-in user's own credentials are offered.
 //!
-//! A challenge is issued per flow by `POST /login/{flow}/passkey` and kept in the ephemeral
+//! A challenge is issued per flow by its action (`POST /login/{flow}/passkey`) and kept in the ephemeral
 //! store until the assertion comes back; taking it is atomic, so an assertion is accepted once.
 //! A signature counter that does not move forward (§6.1.1) is refused, audited as
 //! `login.passkey_counter_regression` and counted toward the account's throttle.
 
-use super::{Outcome, StepContext, THROTTLED, count_failure, failures_key, throttled};
+use super::{THROTTLED, account_key, attempt, succeeded};
 use crate::crypto::b64url;
+use crate::domain::Credentials;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
-use crate::pages;
+use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::pages::{self, View};
+use crate::state::AppState;
 use crate::store::{AuditEvent, PasskeyRow};
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PublicKeyCredential, WebauthnError,
+    DiscoverableAuthentication, Passkey as Credential, PasskeyAuthentication, PublicKeyCredential, WebauthnError,
 };
 
 /// How long an issued challenge waits for its assertion.
@@ -43,41 +44,74 @@ fn ceremony_key(flow_id: &str) -> String {
     format!("passkey-auth:{flow_id}")
 }
 
-/// The page of the step as a second factor; as a first factor it is the password page.
-pub fn render(ctx: &StepContext<'_>, error: Option<&str>, form: Option<&Params>) -> Response {
-    if ctx.flow.user_id.is_none() {
-        return super::password::render(ctx, error, form);
+pub struct Passkey;
+
+impl Step for Passkey {
+    const NAME: &'static str = "passkey";
+    const ROLE: Role = Role::Either;
+    // A passkey's own values (`hwk` or `swk`, and `user`) come with its outcome; this is the
+    // kind of factor it always adds.
+    const PROVES: &'static [&'static str] = &["hwk"];
+    const SWITCH_LABEL: &'static str = "Use a passkey instead";
+    /// Offered first among second factors: it cannot be phished.
+    const PREFERENCE: u8 = 0;
+    const BESIDE_FIRST: bool = true;
+
+    fn enrolled(state: &AppState, c: &Credentials) -> bool {
+        c.passkeys > 0 && state.webauthn.is_some()
     }
-    let action = ctx.action();
-    let options = options_url(ctx);
-    let switches = ctx.switches(super::StepKind::Passkey);
-    let page = pages::PasskeyPage {
-        action: &action,
-        csrf: &ctx.flow.csrf,
-        client_name: ctx.audience(),
-        options: &options,
-        error,
-        switches,
-    };
-    pages::render_scripted(StatusCode::OK, &page)
+
+    fn first_factor(state: &AppState) -> bool {
+        state.webauthn.is_some()
+    }
+
+    /// As a second factor its own page; as a first factor it is the password page.
+    async fn render(ctx: &Ctx<'_>, error: Option<&str>, form: Option<&Params>) -> Result<View, PageError> {
+        if ctx.user_id.is_none() {
+            return Ok(super::password::page(ctx, error, form));
+        }
+        let action = ctx.action();
+        let options = options_url(ctx);
+        let page = pages::PasskeyPage {
+            action: &action,
+            csrf: ctx.csrf,
+            client_name: ctx.audience,
+            options: &options,
+            error,
+            switches: ctx.switches.clone(),
+        };
+        Ok(View::scripted(StatusCode::OK, &page))
+    }
+
+    async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
+        submit(ctx, form).await
+    }
+
+    /// The challenge for the page's script.
+    async fn action(ctx: &Ctx<'_>, arg: Option<&str>, _form: &Params) -> Result<Outcome, PageError> {
+        match arg {
+            None => challenge(ctx).await,
+            Some(_) => Err(PageError::not_found("There is nothing at this address.")),
+        }
+    }
 }
 
 /// Where the page's script asks for a challenge.
-pub fn options_url(ctx: &StepContext<'_>) -> String {
-    format!("/login/{}/passkey", ctx.flow.id)
+pub fn options_url(ctx: &Ctx<'_>) -> String {
+    ctx.action_url(<Passkey as Step>::ROUTE, None)
 }
 
 /// A challenge for this flow: any discoverable credential before a user is identified, else
 /// that user's credentials. Answers the JSON `navigator.credentials.get` takes.
-pub async fn challenge(ctx: &StepContext<'_>) -> Result<Response, PageError> {
+async fn challenge(ctx: &Ctx<'_>) -> Result<Outcome, PageError> {
     let Some(webauthn) = &ctx.state.webauthn else { return Err(PageError::not_found(UNAVAILABLE)) };
-    let (options, ceremony) = match &ctx.flow.user_id {
+    let (options, ceremony) = match ctx.user_id {
         None => {
             let (rcr, state) = webauthn.start_discoverable_authentication().map_err(internal)?;
             (serde_json::to_value(rcr), Ceremony::Discoverable(state))
         }
         Some(user_id) => {
-            let keys: Vec<Passkey> =
+            let keys: Vec<Credential> =
                 ctx.state.store.passkeys(user_id).await?.iter().filter_map(|r| parse(&r.passkey)).collect();
             if keys.is_empty() {
                 return Err(PageError::not_found("There is no passkey on this account."));
@@ -88,23 +122,21 @@ pub async fn challenge(ctx: &StepContext<'_>) -> Result<Response, PageError> {
     };
     let options = options.map_err(anyhow::Error::from)?;
     let state = serde_json::to_string(&ceremony).map_err(anyhow::Error::from)?;
-    ctx.state.ephemeral.put(&ceremony_key(&ctx.flow.id), &state, CHALLENGE_TTL).await?;
-    let mut resp = Json(options).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    ctx.state.ephemeral.put(&ceremony_key(ctx.flow_id), &state, CHALLENGE_TTL).await?;
+    Ok(Outcome::Data(options))
 }
 
 fn internal(e: WebauthnError) -> PageError {
     PageError::from(anyhow::anyhow!("webauthn: {e}"))
 }
 
-fn parse(json: &str) -> Option<Passkey> {
+fn parse(json: &str) -> Option<Credential> {
     serde_json::from_str(json).ok()
 }
 
-pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
-    let expected = ctx.flow.user_id.clone();
-    let fail = |message, reason, user_id: Option<String>| Outcome::Failed { message, reason, user_id };
+async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
+    let expected = ctx.user_id.map(str::to_owned);
+    let fail = Failed::new;
     let Some(webauthn) = &ctx.state.webauthn else {
         return Ok(fail(UNAVAILABLE, "passkeys unavailable", expected));
     };
@@ -113,7 +145,7 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
         return Ok(fail(NO_ANSWER, "no or unreadable passkey assertion", expected));
     };
     // Single use: the challenge is taken before anything is checked.
-    let ceremony = match ctx.state.ephemeral.take(&ceremony_key(&ctx.flow.id)).await? {
+    let ceremony = match ctx.state.ephemeral.take(&ceremony_key(ctx.flow_id)).await? {
         Taken::Fresh(json) => serde_json::from_str::<Ceremony>(&json).ok(),
         Taken::Consumed(_) | Taken::Missing => None,
     };
@@ -135,8 +167,8 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
     if let Some(reason) = mismatch {
         return Ok(fail(NOT_RECOGNISED, reason, expected.or(theirs)));
     }
-    let key = failures_key(&user.username);
-    if throttled(ctx, &key).await? {
+    let key = account_key(&user.id);
+    if !attempt(ctx, &key).await? {
         return Ok(fail(THROTTLED, "account throttled", theirs));
     }
     let Some(mut passkey) = parse(&row.passkey) else {
@@ -148,19 +180,19 @@ pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, Pag
     };
     let result = match result {
         Ok(r) if r.user_verified() => r,
-        Ok(_) => return refused(ctx, &key, "passkey without user verification", theirs).await,
-        Err(WebauthnError::CredentialPossibleCompromise) => return regression(ctx, &key, &row).await,
-        Err(e) => return refused(ctx, &key, reason(&e), theirs).await,
+        Ok(_) => return Ok(Failed::new(NOT_VERIFIED, "passkey without user verification", theirs)),
+        Err(WebauthnError::CredentialPossibleCompromise) => return regression(ctx, &row).await,
+        Err(e) => return Ok(Failed::new(NOT_VERIFIED, reason(&e), theirs)),
     };
     // Keep the new counter (and backup state); a racing assertion that moved it first wins.
     passkey.update_credential(&result);
     let json = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
     let counter = i64::from(result.counter());
     if !ctx.state.store.record_passkey_use(&row.id, row.sign_count, counter, &json, ctx.now).await? {
-        return regression(ctx, &key, &row).await;
+        return regression(ctx, &row).await;
     }
-    ctx.state.ephemeral.delete(&key).await?;
-    Ok(Outcome::Passed { user_id: user.id, amr: amr(row.backup_eligible() || result.backup_eligible()) })
+    succeeded(ctx, &key).await?;
+    Ok(Passed::new(user.id, amr(row.backup_eligible() || result.backup_eligible())))
 }
 
 /// RFC 8176 values for a verified passkey: `swk` when it may be synced to other devices (the
@@ -171,7 +203,7 @@ fn amr(synced: bool) -> Vec<String> {
 
 /// The user handle the authenticator returned is the one of the credential's account.
 async fn handle_matches(
-    ctx: &StepContext<'_>,
+    ctx: &Ctx<'_>,
     webauthn: &webauthn_rs::Webauthn,
     credential: &PublicKeyCredential,
     user_id: &str,
@@ -181,30 +213,19 @@ async fn handle_matches(
     Ok(owner.as_deref() == Some(user_id))
 }
 
-async fn refused(
-    ctx: &StepContext<'_>,
-    key: &str,
-    reason: &'static str,
-    user_id: Option<String>,
-) -> Result<Outcome, PageError> {
-    count_failure(ctx, key).await?;
-    Ok(Outcome::Failed { message: NOT_VERIFIED, reason, user_id })
-}
-
 /// A counter at or below the stored one may mean a cloned authenticator (WebAuthn §6.1.1).
-async fn regression(ctx: &StepContext<'_>, key: &str, row: &PasskeyRow) -> Result<Outcome, PageError> {
+async fn regression(ctx: &Ctx<'_>, row: &PasskeyRow) -> Result<Outcome, PageError> {
     let event = AuditEvent::new("login.passkey_counter_regression")
         .user(&row.user_id)
         .ip(ctx.ip.clone())
         .detail("passkey", row.id.clone())
         .detail("stored_counter", row.sign_count);
     ctx.state.store.audit(event, ctx.now).await;
-    count_failure(ctx, key).await?;
-    Ok(Outcome::Failed {
-        message: "This passkey could not be accepted. Use another way to sign in.",
-        reason: "passkey counter regression",
-        user_id: Some(row.user_id.clone()),
-    })
+    Ok(Failed::new(
+        "This passkey could not be accepted. Use another way to sign in.",
+        "passkey counter regression",
+        Some(row.user_id.clone()),
+    ))
 }
 
 /// The audit reason of a refused assertion.

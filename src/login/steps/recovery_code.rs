@@ -3,10 +3,11 @@
 //! O or U to misread), shown as `xxxxx-xxxxx`, stored as SHA-256 and consumed by one
 //! conditional UPDATE, so a code works once even when two nodes race.
 
-use super::{Outcome, StepContext, THROTTLED, count_failure, second_factor_user, throttled};
+use super::{THROTTLED, attempt, code_page, second_factor_user, succeeded};
 use crate::crypto::{hash_secret, random_bytes};
 use crate::http::{PageError, Params};
-use crate::pages::CodeText;
+use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::pages::{self, CodeText, View};
 use crate::store::AuditEvent;
 
 /// How many codes a set has.
@@ -48,31 +49,49 @@ pub const PAGE: CodeText = CodeText {
     resend: false,
 };
 
-pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
-    let Some((user_id, key)) = second_factor_user(ctx).await? else {
-        return Ok(Outcome::Failed {
-            message: "This sign-in cannot continue. Go back to the application and start again.",
-            reason: "no user for a second factor",
-            user_id: None,
-        });
-    };
-    if throttled(ctx, &key).await? {
-        return Ok(Outcome::Failed { message: THROTTLED, reason: "account throttled", user_id: Some(user_id) });
+pub struct RecoveryCode;
+
+impl Step for RecoveryCode {
+    const NAME: &'static str = "recovery_code";
+    const ROLE: Role = Role::Fallback;
+    const PROVES: &'static [&'static str] = &["otp"];
+    const SWITCH_LABEL: &'static str = "Use a recovery code instead";
+    /// Codes are made when the app or emailed codes are turned on, and go when both are off.
+    const STANDS_IN_FOR: &'static [&'static str] = &["totp", "email_otp"];
+
+    async fn render(ctx: &Ctx<'_>, error: Option<&str>, _form: Option<&Params>) -> Result<View, PageError> {
+        Ok(code_page(ctx, error, None, &PAGE))
     }
-    let code = form.get("code").unwrap_or_default();
-    if !code.trim().is_empty() && ctx.state.store.use_recovery_code(&user_id, &hash(code), ctx.now).await? {
-        ctx.state.ephemeral.delete(&key).await?;
-        let left = ctx.state.store.recovery_codes_left(&user_id).await?;
-        let event = AuditEvent::new("mfa.recovery_code_used").user(&user_id).ip(ctx.ip.clone()).detail("left", left);
-        ctx.state.store.audit(event, ctx.now).await;
-        return Ok(Outcome::Passed { user_id, amr: vec!["otp".into()] });
+
+    async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
+        let Some((user_id, key)) = second_factor_user(ctx).await? else {
+            return Ok(Failed::new(
+                "This sign-in cannot continue. Go back to the application and start again.",
+                "no user for a second factor",
+                None,
+            ));
+        };
+        if !attempt(ctx, &key).await? {
+            return Ok(Failed::new(THROTTLED, "account throttled", Some(user_id)));
+        }
+        let code = form.get("code").unwrap_or_default();
+        if !code.trim().is_empty() && ctx.state.store.use_recovery_code(&user_id, &hash(code), ctx.now).await? {
+            succeeded(ctx, &key).await?;
+            let left = ctx.state.store.recovery_codes_left(&user_id).await?;
+            let event =
+                AuditEvent::new("mfa.recovery_code_used").user(&user_id).ip(ctx.ip.clone()).detail("left", left);
+            ctx.state.store.audit(event, ctx.now).await;
+            // Once signed in: how many are left, and where to set up a new factor.
+            let action = ctx.action();
+            let then = View::ok(&pages::RecoveryNoticePage { action: &action, csrf: ctx.csrf, left });
+            return Ok(Outcome::Passed(Passed { user_id, amr: vec!["otp".into()], then: Some(then) }));
+        }
+        Ok(Failed::new(
+            "That recovery code is not valid, or it was already used.",
+            "wrong or used recovery code",
+            Some(user_id),
+        ))
     }
-    count_failure(ctx, &key).await?;
-    Ok(Outcome::Failed {
-        message: "That recovery code is not valid, or it was already used.",
-        reason: "wrong or used recovery code",
-        user_id: Some(user_id),
-    })
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! compare-and-set, so a replayed or raced code fails. Secrets are sealed with the KEK under
 //! `totp:<user id>`, so a sealed secret cannot be moved onto another account.
 
-use super::{Outcome, StepContext, THROTTLED, count_failure, second_factor_user, throttled};
+use super::{THROTTLED, attempt, code_page, second_factor_user, succeeded};
+use crate::domain::Credentials;
 use crate::http::{PageError, Params};
 use crate::keys::KeyRing;
-use crate::pages::CodeText;
-use totp_rs::{Algorithm, Builder, Secret, Totp};
+use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::pages::{CodeText, View};
+use crate::state::AppState;
+use totp_rs::{Algorithm, Builder, Secret, Totp as Generator};
 
 const DIGITS: u8 = 6;
 const STEP_SECS: u64 = 30;
@@ -19,7 +22,7 @@ const SECRET_BYTES: usize = 20;
 /// Shown by authenticator apps beside the account name.
 const ISSUER: &str = "Latchkey";
 
-fn totp(secret: &[u8], account: &str) -> Option<Totp> {
+fn totp(secret: &[u8], account: &str) -> Option<Generator> {
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(DIGITS)
@@ -78,30 +81,46 @@ pub const PAGE: CodeText = CodeText {
     resend: false,
 };
 
-pub async fn submit(ctx: &StepContext<'_>, form: &Params) -> Result<Outcome, PageError> {
-    let Some((user_id, key)) = second_factor_user(ctx).await? else {
-        return Ok(Outcome::Failed { message: NOT_ENROLLED, reason: "no user for a second factor", user_id: None });
-    };
-    let failed = |message, reason| Outcome::Failed { message, reason, user_id: Some(user_id.clone()) };
-    if throttled(ctx, &key).await? {
-        return Ok(failed(THROTTLED, "account throttled"));
+pub struct Totp;
+
+impl Step for Totp {
+    const NAME: &'static str = "totp";
+    const ROLE: Role = Role::Second;
+    const PROVES: &'static [&'static str] = &["otp"];
+    const SWITCH_LABEL: &'static str = "Use my authenticator app instead";
+    const PREFERENCE: u8 = 1;
+
+    fn enrolled(_state: &AppState, c: &Credentials) -> bool {
+        c.totp
     }
-    let Some(credential) = ctx.state.store.totp_credential(&user_id).await? else {
-        return Ok(failed(NOT_ENROLLED, "no authenticator enrolled"));
-    };
-    let secret = open(&ctx.state.keys, &user_id, &credential.secret_enc).map_err(PageError::from)?;
-    let outcome = match check(&secret, form.get("code").unwrap_or_default(), ctx.now) {
-        Some(step) if ctx.state.store.advance_totp_step(&user_id, step).await? => {
-            ctx.state.ephemeral.delete(&key).await?;
-            return Ok(Outcome::Passed { user_id, amr: vec!["otp".into()] });
+
+    async fn render(ctx: &Ctx<'_>, error: Option<&str>, _form: Option<&Params>) -> Result<View, PageError> {
+        Ok(code_page(ctx, error, None, &PAGE))
+    }
+
+    async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
+        let Some((user_id, key)) = second_factor_user(ctx).await? else {
+            return Ok(Failed::new(NOT_ENROLLED, "no user for a second factor", None));
+        };
+        let failed = |message, reason| Failed::new(message, reason, Some(user_id.clone()));
+        if !attempt(ctx, &key).await? {
+            return Ok(failed(THROTTLED, "account throttled"));
         }
-        Some(_) => failed("That code was already used. Wait for the next one.", "totp code replayed"),
-        None => {
-            failed("That code is not right. Enter the current code from your authenticator app.", "wrong totp code")
-        }
-    };
-    count_failure(ctx, &key).await?;
-    Ok(outcome)
+        let Some(credential) = ctx.state.store.totp_credential(&user_id).await? else {
+            return Ok(failed(NOT_ENROLLED, "no authenticator enrolled"));
+        };
+        let secret = open(&ctx.state.keys, &user_id, &credential.secret_enc).map_err(PageError::from)?;
+        Ok(match check(&secret, form.get("code").unwrap_or_default(), ctx.now) {
+            Some(step) if ctx.state.store.advance_totp_step(&user_id, step).await? => {
+                succeeded(ctx, &key).await?;
+                Passed::new(user_id, vec!["otp".into()])
+            }
+            Some(_) => failed("That code was already used. Wait for the next one.", "totp code replayed"),
+            None => {
+                failed("That code is not right. Enter the current code from your authenticator app.", "wrong totp code")
+            }
+        })
+    }
 }
 
 const NOT_ENROLLED: &str = "This sign-in cannot continue. Go back to the application and start again.";

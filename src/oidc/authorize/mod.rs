@@ -1,18 +1,23 @@
 //! Authorization endpoint (OIDC Core §3.1.2, RFC 6749 §4.1): validate the request, then either
-//! answer at once from the browser session or hand over to the login flow.
+//! answer at once from the browser session or hand over to the login flow, which hands back to
+//! [`resume`] once the user is signed in (consent, then the code).
 
 pub mod code;
+pub mod consent;
 pub mod request;
 pub mod response;
+pub mod resume;
 
 pub use request::{AuthRequest, PROMPT_VALUES, ResponseMode, Target};
 
 use crate::http::{PageError, Params};
-use crate::login::{flow, policy, session};
+use crate::login::flow::{self, Entry, HandBack};
+use crate::login::routes::see_other;
+use crate::login::{policy, session};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use request::{Rejection, err};
 
@@ -50,41 +55,49 @@ async fn decide(
     client: &crate::domain::Client,
     req: AuthRequest,
 ) -> Result<Response, PageError> {
-    use flow::{Entry, Purpose};
     use policy::Decision;
     let now = state.now();
     let current = session::current(state, headers, now).await?;
-    let (consented, factors) = match &current {
-        Some(s) => {
-            (state.store.consented_scopes(&s.user_id, &client.id).await?, flow::factors(state, &s.user_id).await?)
-        }
+    let factors = match &current {
+        Some(s) => flow::factors_of(state, &s.user_id).await?,
         None => Default::default(),
     };
-    Ok(match (policy::decide(&req, client, current.as_ref(), factors, &consented, now), current) {
+    Ok(match (policy::decide(&req, client, current.as_ref(), &factors, now), current) {
         (Decision::Issue, Some(s)) => {
-            let code = code::issue(state, &req, &s).await?;
-            response::code(state, &req.target, &code)
+            let consented = state.store.consented_scopes(&s.user_id, &client.id).await?;
+            if !consent::needed(&req, client, &consented) {
+                let code = code::issue(state, &req, &s).await?;
+                return Ok(response::code(state, &req.target, &code));
+            }
+            // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
+            if req.prompt.none {
+                let e = err("consent_required", "the user has not consented to this client");
+                return Ok(response::error(state, &req.target, &e));
+            }
+            start(state, headers, req, Entry::SignedIn(s)).await?
         }
         // The request demands an acr this user cannot reach: say so rather than sign in weaker.
-        (Decision::Unmet, _) => flow::unmet(state, &Purpose::Authorize(Box::new(req))),
-        // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
-        (Decision::Consent, _) if req.prompt.none => {
-            response::error(state, &req.target, &err("consent_required", "the user has not consented to this client"))
-        }
+        (Decision::Unmet, _) => resume::unmet(state, &req.target),
         (Decision::StepUp(_), _) if req.prompt.none => response::error(
             state,
             &req.target,
             &err("interaction_required", "the requested authentication context needs the user's second factor"),
         ),
-        (Decision::Consent, Some(s)) => {
-            flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::Consent(s)).await?
-        }
-        (Decision::StepUp(step), Some(s)) => {
-            flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::StepUp(s, step)).await?
-        }
+        (Decision::StepUp(step), Some(s)) => start(state, headers, req, Entry::StepUp(s, step)).await?,
         (_, _) if req.prompt.none => {
             response::error(state, &req.target, &err("login_required", "the user is not signed in"))
         }
-        (_, _) => flow::start(state, headers, Purpose::Authorize(Box::new(req)), Entry::SignIn).await?,
+        (_, _) => start(state, headers, req, Entry::SignIn).await?,
     })
+}
+
+/// Hands the request to a login flow that comes back to [`resume`].
+async fn start(state: &AppState, headers: &HeaderMap, req: AuthRequest, entry: Entry) -> Result<Response, PageError> {
+    let (location, cookie) =
+        flow::start(state, headers, Some(req), HandBack::Resume(resume::PATH.into()), entry).await?;
+    let mut resp = see_other(&location);
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
 }

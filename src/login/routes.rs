@@ -1,0 +1,250 @@
+//! The engine's HTTP adapter: the login routes, and the one place where what a step found (an
+//! [`Outcome`]) becomes a response. Routes are generic over the registry: a step's page and
+//! form at `/login/{flow}`, its actions at `/login/{flow}/{route}[/{arg}]`, its external
+//! callbacks at `/login/{route}/{arg}/callback`.
+
+use super::flow::{self, Flow, HandBack, Stage};
+use super::step::{Callback, Outcome};
+use super::steps::StepKind;
+use crate::domain::Client;
+use crate::http::{PageError, Params};
+use crate::state::AppState;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/login/{flow}", get(show).post(submit))
+        .route("/login/{flow}/{route}", post(action))
+        .route("/login/{flow}/{route}/{arg}", post(action_with));
+    // One callback route per registered step, so a callback names its step by a fixed segment.
+    for &step in StepKind::ALL {
+        let path = format!("/login/{}/{{arg}}/callback", step.route());
+        router = router.route(
+            &path,
+            get(move |state, addr, headers, path, query| callback(step, state, addr, headers, path, query)),
+        );
+    }
+    router
+}
+
+pub fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn ip(addr: &SocketAddr) -> Option<String> {
+    Some(addr.ip().to_string())
+}
+
+/// GET /login/{flow}: the current step's page, or where the flow went.
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (flow, client) = flow::load(&state, &headers, &id).await?;
+    match &flow.stage {
+        Stage::Authenticate { step } => {
+            let ctx = flow.ctx(&state, *step, client.as_deref(), None).await?;
+            Ok(step.render(&ctx, None, None).await?.into_response())
+        }
+        _ => handed_back(&flow),
+    }
+}
+
+/// Where a flow past its steps sends the browser.
+fn handed_back(flow: &Flow) -> Result<Response, PageError> {
+    if let Some(page) = flow::notice_page(flow) {
+        return Ok(page.into_response());
+    }
+    if flow.unmet() && matches!(flow.hand_back, HandBack::Return(_)) {
+        return Err(PageError::forbidden("This sign-in cannot reach the required assurance."));
+    }
+    Ok(see_other(&flow.location()))
+}
+
+/// POST /login/{flow}: judge the current step's form (or switch to an alternative), then
+/// follow the policy.
+async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (mut flow, client) = flow::load(&state, &headers, &id).await?;
+    let current = match &flow.stage {
+        Stage::Authenticate { step } => *step,
+        Stage::Notice { session_id, .. } => {
+            flow::form(&flow, &headers, &body)?;
+            flow.stage = Stage::SignedIn { session_id: session_id.clone() };
+            flow::hand_back(&state, &flow).await?;
+            return handed_back(&flow);
+        }
+        _ => return handed_back(&flow),
+    };
+    let p = flow::form(&flow, &headers, &body)?;
+    let unknown = || PageError::bad_request("invalid_request", "The form could not be read", "Unknown step.");
+    let factors = match &flow.user_id {
+        Some(u) => flow::factors_of(&state, u).await?,
+        None => Default::default(),
+    };
+    // "Use a recovery code instead": only to a step the policy offers in place of this one.
+    if let Some(name) = p.get("switch") {
+        let to = StepKind::parse(name).filter(|k| *k != current && flow.answerable(&state, current, *k, &factors));
+        let to = to.filter(|k| !k.beside_first()).ok_or_else(unknown)?;
+        flow.stage = Stage::Authenticate { step: to };
+        flow::save(&state, &flow).await?;
+        return Ok(see_other(&flow.location()));
+    }
+    // A form may answer another step directly: the passkey offered on the password page.
+    let step = match p.get("step").map(StepKind::parse) {
+        None => current,
+        Some(Some(k)) if flow.answerable(&state, current, k, &factors) => k,
+        Some(_) => return Err(unknown()),
+    };
+    let ip = ip(&addr);
+    let outcome = {
+        let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
+        step.submit(&ctx, &p).await?
+    };
+    respond(&state, &headers, ip, flow, client.as_deref(), step, outcome, Some(&p)).await
+}
+
+/// POST /login/{flow}/{route}: an action of a step offered on the current page.
+async fn action(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, route)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    run_action(state, addr, headers, id, route, None, body).await
+}
+
+/// POST /login/{flow}/{route}/{arg}: the same, with an argument (which upstream provider).
+async fn action_with(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, route, arg)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    run_action(state, addr, headers, id, route, Some(arg), body).await
+}
+
+async fn run_action(
+    state: AppState,
+    addr: SocketAddr,
+    headers: HeaderMap,
+    id: String,
+    route: String,
+    arg: Option<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (flow, client) = flow::load(&state, &headers, &id).await?;
+    let Stage::Authenticate { step: current } = flow.stage else { return handed_back(&flow) };
+    let p = flow::form(&flow, &headers, &body)?;
+    let step = StepKind::by_route(&route).ok_or_else(|| PageError::not_found("There is nothing at this address."))?;
+    let factors = match &flow.user_id {
+        Some(u) => flow::factors_of(&state, u).await?,
+        None => Default::default(),
+    };
+    if !flow.answerable(&state, current, step, &factors) {
+        return Err(PageError::not_found("This sign-in step offers nothing here."));
+    }
+    let ip = ip(&addr);
+    let outcome = {
+        let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
+        step.action(&ctx, arg.as_deref(), &p).await?
+    };
+    respond(&state, &headers, ip, flow, client.as_deref(), step, outcome, None).await
+}
+
+/// GET /login/{route}/{arg}/callback: the outside world answering a step. The step names the
+/// flow; the flow must be this browser's and still at a page that offers the step.
+async fn callback(
+    step: StepKind,
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(arg): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let ip = ip(&addr);
+    let query = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let (flow_id, data) = match step.callback(&state, &arg, &query, ip.clone()).await? {
+        Callback::Show(view) => return Ok(view.into_response()),
+        Callback::Flow { flow_id, data } => (flow_id, data),
+    };
+    // A callback carried into another browser (login CSRF) stops here.
+    let (flow, client) = match flow::load(&state, &headers, &flow_id).await {
+        Ok(loaded) => loaded,
+        Err(e) => return Ok(e.into_response()),
+    };
+    let Stage::Authenticate { step: current } = flow.stage else { return handed_back(&flow) };
+    let factors = match &flow.user_id {
+        Some(u) => flow::factors_of(&state, u).await?,
+        None => Default::default(),
+    };
+    if !flow.answerable(&state, current, step, &factors) {
+        return Ok(see_other(&flow.location()));
+    }
+    let outcome = {
+        let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
+        step.resume(&ctx, &arg, data).await?
+    };
+    respond(&state, &headers, ip, flow, client.as_deref(), step, outcome, None).await
+}
+
+/// What a step found, as a response: the one place outcomes become HTTP.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<String>,
+    flow: Flow,
+    client: Option<&Client>,
+    step: StepKind,
+    outcome: Outcome,
+    form: Option<&Params>,
+) -> Result<Response, PageError> {
+    match outcome {
+        Outcome::Show(view) => Ok(view.into_response()),
+        Outcome::Redirect(location) => Ok(see_other(&location)),
+        Outcome::Data(json) => {
+            let mut resp = axum::Json(json).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(resp)
+        }
+        Outcome::Failed(failed) => {
+            let mut event = flow::audit("login.failed", step, client, ip.clone()).detail("reason", failed.reason);
+            if let Some(u) = &failed.user_id {
+                event = event.user(u);
+            }
+            state.store.audit(event, state.now()).await;
+            let ctx = flow.ctx(state, step, client, ip).await?;
+            Ok(step.render(&ctx, Some(failed.message), form).await?.into_response())
+        }
+        Outcome::Hold { data, notice, login_hint } => {
+            Ok(see_other(&flow::hold(state, flow, step, data, notice, login_hint).await?))
+        }
+        Outcome::Passed(passed) => {
+            let advanced = flow::advance(state, headers, ip, flow, client, step, passed).await?;
+            let mut resp = see_other(&advanced.location);
+            if let Some(c) = advanced.cookie {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            Ok(resp)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Consent (OIDC Core §3.1.2.4): whether the user must approve a client's scopes, and the page
+//! that asks. A decision is remembered per scope; first-party clients are not asked.
+
+use crate::domain::{AuthRequest, Client};
+use crate::pages::{self, View};
+
+/// Consent is needed unless the client is first-party or every scope was granted before;
+/// `prompt=consent` always asks (OIDC Core §3.1.2.1).
+pub fn needed(req: &AuthRequest, client: &Client, consented: &[String]) -> bool {
+    !client.first_party && (req.prompt.consent || !req.scopes.iter().all(|s| consented.contains(s)))
+}
+
+/// The page: who asks, for whom, and what each scope means.
+pub fn page(action: &str, csrf: &str, client: &Client, username: &str, req: &AuthRequest) -> View {
+    let scopes =
+        req.scopes.iter().map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) }).collect();
+    View::ok(&pages::ConsentPage { action, csrf, client_name: &client.name, username, scopes })
+}
+
+fn scope_description(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "know who you are",
+        "profile" => "see your name and profile details",
+        "email" => "see your email address",
+        "address" => "see your postal address",
+        "phone" => "see your phone number",
+        "offline_access" => "keep access while you are away",
+        _ => "access this",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::authorization::{Prompt, ResponseMode, Target};
+    use crate::domain::{AuthMethod, GrantType};
+
+    fn client(first_party: bool) -> Client {
+        Client {
+            id: "c".into(),
+            name: "C".into(),
+            secret_hash: None,
+            auth_method: AuthMethod::ClientSecretBasic,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: vec![],
+            first_party,
+            min_acr: 1,
+            created_at: 0,
+            id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
+        }
+    }
+
+    fn request() -> AuthRequest {
+        AuthRequest {
+            client_id: "c".into(),
+            target: Target { redirect_uri: "https://rp/cb".into(), response_mode: ResponseMode::Query, state: None },
+            scopes: vec!["openid".into(), "email".into()],
+            nonce: None,
+            code_challenge: None,
+            prompt: Prompt::default(),
+            max_age: None,
+            login_hint: None,
+            hint_sub: None,
+            acr_values: vec![],
+            claims: None,
+        }
+    }
+
+    #[test]
+    fn consent_is_remembered_per_scope_and_skipped_for_first_party() {
+        let req = request();
+        assert!(needed(&req, &client(false), &["openid".into()]));
+        assert!(!needed(&req, &client(false), &["email".into(), "openid".into()]));
+        assert!(!needed(&req, &client(true), &[]));
+        let mut again = request();
+        again.prompt.consent = true;
+        assert!(needed(&again, &client(false), &["email".into(), "openid".into()]));
+    }
+}

@@ -1,0 +1,120 @@
+//! Where a login flow hands back (as node-oidc-provider resumes an interaction): the user is
+//! signed in, so ask consent when it is needed, then answer the client with a code — or, when
+//! the flow could not reach what the request required, say so to the client.
+
+use super::consent;
+use super::request::err;
+use super::{code, response};
+use crate::domain::{AuthRequest, Client, Session, Target};
+use crate::http::PageError;
+use crate::login::flow::{self, Flow};
+use crate::login::routes::see_other;
+use crate::state::AppState;
+use crate::store::AuditEvent;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The resume route: `/consent/{flow}`.
+pub const PATH: &str = "/consent";
+
+/// The flow named in the path, handed back: its request, client and session. A flow still at
+/// its steps is sent back to them.
+async fn handed_back(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Result<(Flow, Arc<Client>, Session), Response>, PageError> {
+    let (flow, client) = flow::load(state, headers, id).await?;
+    let (Some(req), Some(client)) = (&flow.request, client) else { return Err(PageError::expired()) };
+    if flow.unmet() {
+        flow::end(state, &flow).await?;
+        return Ok(Err(unmet(state, &req.target)));
+    }
+    let Some(session_id) = flow.session_id() else { return Ok(Err(see_other(&flow.location()))) };
+    let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
+    Ok(Ok((flow, client, session)))
+}
+
+fn request(flow: &Flow) -> &AuthRequest {
+    flow.request.as_deref().expect("handed_back checked it")
+}
+
+/// GET /consent/{flow}: consent if needed, else the code.
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (flow, client, session) = match handed_back(&state, &headers, &id).await? {
+        Ok(v) => v,
+        Err(resp) => return Ok(resp),
+    };
+    let req = request(&flow);
+    let consented = state.store.consented_scopes(&session.user_id, &client.id).await?;
+    if !consent::needed(req, &client, &consented) {
+        return complete(&state, &flow, &session).await;
+    }
+    let user = state.store.user(&session.user_id).await?.ok_or_else(PageError::expired)?;
+    let action = format!("{PATH}/{}", flow.id);
+    Ok(consent::page(&action, &flow.csrf, &client, &user.username, req).into_response())
+}
+
+/// POST /consent/{flow}: allow (remembered) or deny (`access_denied`, RFC 6749 §4.1.2.1).
+pub async fn decide(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (flow, client, session) = match handed_back(&state, &headers, &id).await? {
+        Ok(v) => v,
+        Err(resp) => return Ok(resp),
+    };
+    let req = request(&flow);
+    let p = flow::form(&flow, &headers, &body)?;
+    let now = state.now();
+    let event = |kind| {
+        AuditEvent::new(kind)
+            .user(&session.user_id)
+            .client(&client.id)
+            .ip(Some(addr.ip().to_string()))
+            .detail("scope", req.scopes.join(" "))
+    };
+    match p.get("decision") {
+        Some("allow") => {
+            state.store.grant_consent(&session.user_id, &client.id, &req.scopes, now).await?;
+            state.store.audit(event("consent.granted"), now).await;
+            complete(&state, &flow, &session).await
+        }
+        Some("deny") => {
+            flow::end(&state, &flow).await?;
+            state.store.audit(event("consent.denied"), now).await;
+            Ok(response::error(&state, &req.target, &err("access_denied", "the user denied the request")))
+        }
+        _ => Err(PageError::bad_request("invalid_request", "The form could not be read", "Choose Allow or Deny.")),
+    }
+}
+
+/// The flow is done: forget it and answer the client with a code.
+async fn complete(state: &AppState, flow: &Flow, session: &Session) -> Result<Response, PageError> {
+    let req = request(flow);
+    flow::end(state, flow).await?;
+    let code = code::issue(state, req, session).await?;
+    Ok(response::code(state, &req.target, &code))
+}
+
+/// The answer when the required acr cannot be reached: `unmet_authentication_requirements`
+/// (OpenID Connect Core Unmet Authentication Requirements 1.0 §1: SHALL for an essential `acr`,
+/// MAY otherwise) rather than a weaker login.
+pub fn unmet(state: &AppState, target: &Target) -> Response {
+    let e = err(
+        "unmet_authentication_requirements",
+        "the requested authentication context needs a second factor the user has not set up",
+    );
+    response::error(state, target, &e)
+}

@@ -3,7 +3,6 @@
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
 pub mod linked;
-mod passkeys;
 pub mod security;
 
 use crate::crypto::hash_secret;

@@ -279,3 +279,35 @@ macro_rules! registry {
     };
 }
 pub(crate) use registry;
+
+/// Who is changing their factors on the account security page, as a step's enrolment sees it.
+pub struct Account<'a> {
+    pub state: &'a AppState,
+    pub user_id: &'a str,
+    /// Keys what an enrolment keeps between its start and its confirmation.
+    pub session_id: &'a str,
+    /// The token the account page's forms carry.
+    pub csrf: &'a str,
+    pub ip: Option<String>,
+    pub now: i64,
+}
+
+impl Account<'_> {
+    /// An audit event about this account's factors.
+    pub fn event(&self, kind: &'static str) -> crate::store::AuditEvent {
+        crate::store::AuditEvent::new(kind)
+            .user(self.user_id)
+            .ip(self.ip.clone())
+            .detail("sid", self.session_id.to_owned())
+    }
+}
+
+/// What an enrolment action found.
+pub enum Enrolment {
+    /// Its own page: a QR code, the code just mailed, the browser's passkey ceremony, new codes.
+    Show(View),
+    /// Back to the security page, saying this.
+    Notice(&'static str),
+    /// A factor is on: the security page says this, once the fallbacks due are made.
+    Enabled(&'static str),
+}

@@ -13,7 +13,7 @@ use crate::crypto::{constant_time_eq, hash_secret, random_bytes, random_token};
 use crate::domain::Credentials;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
-use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Account, Ctx, Enrolment, Failed, Outcome, Passed, Role, Step};
 use crate::mail::Mail;
 use crate::pages::{self, CodeText, View};
 use crate::state::AppState;
@@ -71,23 +71,23 @@ fn tries_key(flow_id: &str, salt: &str) -> String {
     format!("email-otp-tries:{flow_id}:{salt}")
 }
 
-pub(crate) fn sends_key(account: &str) -> String {
+fn sends_key(account: &str) -> String {
     format!("email-otp-sends:{account}")
 }
 
 /// A code as stored: salted, hashed.
-pub(crate) fn digest(salt: &str, code: &str) -> String {
+fn digest(salt: &str, code: &str) -> String {
     hash_secret(&format!("{salt}:{code}"))
 }
 
 /// Whether `typed` (spaces ignored) is the code behind `salt` and `hash`.
-pub(crate) fn matches(typed: &str, salt: &str, hash: &str) -> bool {
+fn matches(typed: &str, salt: &str, hash: &str) -> bool {
     let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
     constant_time_eq(digest(salt, &typed).as_bytes(), hash.as_bytes())
 }
 
 /// A uniformly random 6-digit code.
-pub(crate) fn new_code() -> String {
+fn new_code() -> String {
     // Rejection sampling: 4_294_000_000 is the largest multiple of 10^6 below 2^32.
     loop {
         let b = random_bytes(4);
@@ -329,6 +329,78 @@ async fn confirmed(ctx: &Ctx<'_>, user: &crate::domain::User) -> Result<bool, Pa
     let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
     Ok(verified
         || ctx.state.store.email_otp_address(&user.id).await?.is_some_and(|a| a.eq_ignore_ascii_case(&user.email)))
+}
+
+// Enrolment, for the account security page: a first code sent to the account's address
+// proves it reaches this person; codes go to it from then on.
+
+/// An emailed code waiting to confirm the address codes will go to.
+#[derive(Serialize, Deserialize)]
+struct Enrolling {
+    email: String,
+    salt: String,
+    hash: String,
+}
+
+fn enrol_key(session_id: &str) -> String {
+    format!("email-enrol:{session_id}")
+}
+
+/// Emails a code to the account's address, within the same limits as sign-in codes.
+pub async fn begin(account: &Account<'_>) -> Result<Enrolment, PageError> {
+    let state = account.state;
+    let user = state.store.user(account.user_id).await?.ok_or_else(PageError::expired)?;
+    if state.ephemeral.incr(&sends_key(&account_key(&user.id)), ttl(state)).await? > MAX_SENDS {
+        return Ok(Enrolment::Notice("Too many codes were sent. Wait a few minutes and try again."));
+    }
+    let code = new_code();
+    let salt = random_token();
+    let pending = Enrolling { email: user.email.clone(), hash: digest(&salt, &code), salt };
+    if let Err(e) = state.mail.send(mail(state, &user.email, &code, "your account")).await {
+        tracing::warn!(user = %user.id, error = %format!("{e:#}"), "could not send an enrolment code");
+        return Ok(Enrolment::Notice("We could not send the email just now. Try again in a moment."));
+    }
+    let key = enrol_key(account.session_id);
+    state.ephemeral.put(&key, &serde_json::to_string(&pending).map_err(anyhow::Error::from)?, ttl(state)).await?;
+    state.ephemeral.delete(&format!("{key}:tries")).await?;
+    Ok(enrol_page(account, &user.email, None))
+}
+
+/// The code proves the address: emailed codes are on, to it.
+pub async fn confirm(account: &Account<'_>, code: &str) -> Result<Enrolment, PageError> {
+    let (state, now) = (account.state, account.now);
+    let key = enrol_key(account.session_id);
+    let Some(pending) = state.ephemeral.get(&key).await?.and_then(|j| serde_json::from_str::<Enrolling>(&j).ok())
+    else {
+        return Ok(Enrolment::Notice("That code expired. Start again."));
+    };
+    let tries = state.ephemeral.incr(&format!("{key}:tries"), ttl(state)).await?;
+    if tries > MAX_TRIES || !matches(code, &pending.salt, &pending.hash) {
+        state.store.audit(account.event("mfa.email_otp_enrol_failed"), now).await;
+        if tries >= MAX_TRIES {
+            state.ephemeral.delete(&key).await?;
+            return Ok(Enrolment::Notice("Too many wrong codes. Start again."));
+        }
+        let error = "That code is not right. Enter the code from the email we just sent.";
+        return Ok(enrol_page(account, &pending.email, Some(error)));
+    }
+    state.ephemeral.delete(&key).await?;
+    state.store.enable_email_otp(account.user_id, &pending.email, now).await?;
+    state.store.audit(account.event("mfa.email_otp_enabled"), now).await;
+    Ok(Enrolment::Enabled("Emailed codes are on."))
+}
+
+/// Emailed codes off; the fallbacks go too when `drop_fallbacks`.
+pub async fn remove(account: &Account<'_>, drop_fallbacks: bool) -> Result<(), PageError> {
+    if account.state.store.disable_email_otp(account.user_id, drop_fallbacks).await? {
+        account.state.store.audit(account.event("mfa.email_otp_disabled"), account.now).await;
+    }
+    Ok(())
+}
+
+fn enrol_page(account: &Account<'_>, email: &str, error: Option<&str>) -> Enrolment {
+    let to = mask(email);
+    Enrolment::Show(View::ok(&pages::EmailEnrolPage { csrf: account.csrf, to: &to, error }))
 }
 
 const EXPIRED: &str = "That code has expired. Ask for a new one.";

@@ -6,7 +6,7 @@
 use super::{THROTTLED, attempt, code_page, second_factor_user, succeeded};
 use crate::crypto::{hash_secret, random_bytes};
 use crate::http::{PageError, Params};
-use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Account, Ctx, Enrolment, Failed, Outcome, Passed, Role, Step};
 use crate::pages::{self, CodeText, View};
 use crate::store::AuditEvent;
 
@@ -92,6 +92,15 @@ impl Step for RecoveryCode {
             Some(user_id),
         ))
     }
+}
+
+/// A new set of codes for the account (replacing any), shown once.
+pub async fn issue(account: &Account<'_>) -> Result<Enrolment, PageError> {
+    let codes = generate();
+    let hashes: Vec<String> = codes.iter().map(|c| hash(c)).collect();
+    account.state.store.replace_recovery_codes(account.user_id, &hashes, account.now).await?;
+    account.state.store.audit(account.event("mfa.recovery_codes_generated"), account.now).await;
+    Ok(Enrolment::Show(View::ok(&pages::RecoveryCodesPage { codes: &codes })))
 }
 
 #[cfg(test)]

@@ -2,14 +2,15 @@
 //! authenticator apps implement — with one step of clock drift either way. A code is accepted
 //! once (RFC 6238 §5.2): the last accepted step is kept per user and only moved forward by a
 //! compare-and-set, so a replayed or raced code fails. Secrets are sealed with the KEK under
-//! `totp:<user id>`, so a sealed secret cannot be moved onto another account.
+//! `totp:<user id>`, so a sealed secret cannot be moved onto another account. Setting an app up
+//! on the account security page is here too ([`begin`], [`confirm`], [`remove`]).
 
 use super::{THROTTLED, attempt, code_page, second_factor_user, succeeded};
 use crate::domain::Credentials;
 use crate::http::{PageError, Params};
 use crate::keys::KeyRing;
-use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
-use crate::pages::{CodeText, View};
+use crate::login::step::{Account, Ctx, Enrolment, Failed, Outcome, Passed, Role, Step};
+use crate::pages::{self, CodeText, View};
 use crate::state::AppState;
 use totp_rs::{Algorithm, Builder, Secret, Totp as Generator};
 
@@ -121,6 +122,56 @@ impl Step for Totp {
             }
         })
     }
+}
+
+// Enrolment, for the account security page (RFC 6238 enrolment: a new secret, kept sealed in
+// the ephemeral store until a first code proves the app has it).
+
+/// How long a shown, unconfirmed key waits for its first code.
+const ENROL_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+fn enrol_key(session_id: &str) -> String {
+    format!("totp-enrol:{session_id}")
+}
+
+/// A new key (first or replacement), shown as a QR code and in base32.
+pub async fn begin(account: &Account<'_>) -> Result<Enrolment, PageError> {
+    let secret = new_secret();
+    let sealed = seal(&account.state.keys, account.user_id, &secret);
+    account.state.ephemeral.put(&enrol_key(account.session_id), &sealed, ENROL_TTL).await?;
+    enrol_page(account, &secret, None).await
+}
+
+/// The first code turns the authenticator on; its step becomes the replay guard.
+pub async fn confirm(account: &Account<'_>, code: &str) -> Result<Enrolment, PageError> {
+    let (state, user_id, now) = (account.state, account.user_id, account.now);
+    let Some(sealed) = state.ephemeral.get(&enrol_key(account.session_id)).await? else {
+        return Ok(Enrolment::Notice("That setup expired. Start again."));
+    };
+    let secret = open(&state.keys, user_id, &sealed).map_err(PageError::from)?;
+    let Some(step) = check(&secret, code, now) else {
+        state.store.audit(account.event("mfa.totp_enrol_failed"), now).await;
+        return enrol_page(account, &secret, Some("That code is not right. Enter the code your app shows now.")).await;
+    };
+    state.store.set_totp_credential(user_id, &sealed, step, now).await?;
+    state.ephemeral.delete(&enrol_key(account.session_id)).await?;
+    state.store.audit(account.event("mfa.totp_enrolled"), now).await;
+    Ok(Enrolment::Enabled("Your authenticator app is set up."))
+}
+
+/// The app off; the fallbacks go too when `drop_fallbacks` (no second factor is left for them).
+pub async fn remove(account: &Account<'_>, drop_fallbacks: bool) -> Result<(), PageError> {
+    if account.state.store.remove_totp(account.user_id, drop_fallbacks).await? {
+        account.state.store.audit(account.event("mfa.totp_removed"), account.now).await;
+    }
+    Ok(())
+}
+
+async fn enrol_page(account: &Account<'_>, secret: &[u8], error: Option<&str>) -> Result<Enrolment, PageError> {
+    let user = account.state.store.user(account.user_id).await?.ok_or_else(PageError::expired)?;
+    let (key, qr) = enrolment(secret, &user.username)
+        .ok_or_else(|| PageError::from(anyhow::anyhow!("cannot draw the TOTP enrolment QR code")))?;
+    Ok(Enrolment::Show(View::ok(&pages::TotpEnrolPage { csrf: account.csrf, secret: &key, qr: &qr, error })))
 }
 
 const NOT_ENROLLED: &str = "This sign-in cannot continue. Go back to the application and start again.";

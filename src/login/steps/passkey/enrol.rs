@@ -1,22 +1,19 @@
-//! Passkeys on the security page: the list, and the registration ceremony (WebAuthn Level 3
+//! Passkeys on the account security page: the list, and the registration ceremony (WebAuthn Level 3
 //! §7.1). `begin` makes the creation options — a discoverable credential (resident key) with
 //! user verification, so the passkey can sign in alone — and keeps webauthn-rs's registration
 //! state in the ephemeral store for the session; `finish` takes that state once and stores the
 //! credential, refusing a credential id registered before (to anyone).
 
-use super::Signed;
-use super::security::{event, render};
 use crate::crypto::b64url;
 use crate::ephemeral::Taken;
 use crate::http::PageError;
-use crate::pages;
+use crate::login::step::{Account, Enrolment};
+use crate::pages::{self, View};
 use crate::state::AppState;
 use crate::store::NewPasskey;
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::Duration;
 use webauthn_rs::prelude::{Passkey, PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
 
@@ -60,12 +57,11 @@ pub async fn lines(state: &AppState, user_id: &str) -> Result<Vec<pages::Passkey
 
 /// The creation options for a new passkey named `name`, shown on a page whose script runs
 /// `navigator.credentials.create`.
-pub async fn begin(state: &AppState, signed: &Signed, name: Option<&str>) -> Result<Response, PageError> {
-    let Some(webauthn) = &state.webauthn else {
-        return render(state, signed, Some("Passkeys are not available on this server.")).await;
-    };
+pub async fn begin(account: &Account<'_>, name: Option<&str>) -> Result<Enrolment, PageError> {
+    let state = account.state;
+    let Some(webauthn) = &state.webauthn else { return Ok(Enrolment::Notice(UNAVAILABLE)) };
     let name = name.and_then(clean_name).unwrap_or_else(|| "Passkey".to_owned());
-    let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
+    let user = state.store.user(account.user_id).await?.ok_or_else(PageError::expired)?;
     let handle = state.store.webauthn_handle(&user.id, &Uuid::new_v4().to_string()).await?;
     let handle = Uuid::parse_str(&handle).map_err(anyhow::Error::from)?;
     // Each authenticator holds one credential per account: offer the registered ones to exclude.
@@ -76,10 +72,10 @@ pub async fn begin(state: &AppState, signed: &Signed, name: Option<&str>) -> Res
         .start_passkey_registration(handle, &user.username, &user.username, Some(exclude))
         .map_err(|e| PageError::from(anyhow::anyhow!("webauthn: {e}")))?;
     let pending = serde_json::to_string(&Pending { name: name.clone(), state: reg }).map_err(anyhow::Error::from)?;
-    state.ephemeral.put(&pending_key(&signed.session.id), &pending, ENROL_TTL).await?;
+    state.ephemeral.put(&pending_key(account.session_id), &pending, ENROL_TTL).await?;
     let options = require_resident_key(serde_json::to_value(ccr).map_err(anyhow::Error::from)?);
-    let page = pages::PasskeyEnrolPage { csrf: &signed.csrf, name: &name, options: &options.to_string() };
-    Ok(pages::render_scripted(StatusCode::OK, &page))
+    let page = pages::PasskeyEnrolPage { csrf: account.csrf, name: &name, options: &options.to_string() };
+    Ok(Enrolment::Show(View::scripted(StatusCode::OK, &page)))
 }
 
 /// webauthn-rs asks for a resident key only as a preference; a passkey that signs in alone
@@ -93,32 +89,25 @@ fn require_resident_key(mut options: Value) -> Value {
 }
 
 /// Stores the passkey the browser created, if it answers the pending registration.
-pub async fn finish(
-    state: &AppState,
-    signed: &Signed,
-    addr: &SocketAddr,
-    credential: Option<&str>,
-    now: i64,
-) -> Result<Response, PageError> {
-    let Some(webauthn) = &state.webauthn else {
-        return render(state, signed, Some("Passkeys are not available on this server.")).await;
-    };
-    let pending = match state.ephemeral.take(&pending_key(&signed.session.id)).await? {
+pub async fn finish(account: &Account<'_>, credential: Option<&str>) -> Result<Enrolment, PageError> {
+    let (state, now) = (account.state, account.now);
+    let Some(webauthn) = &state.webauthn else { return Ok(Enrolment::Notice(UNAVAILABLE)) };
+    let pending = match state.ephemeral.take(&pending_key(account.session_id)).await? {
         Taken::Fresh(json) => serde_json::from_str::<Pending>(&json).ok(),
         Taken::Consumed(_) | Taken::Missing => None,
     };
     let Some(pending) = pending else {
-        return render(state, signed, Some("That passkey setup expired or was already used. Start again.")).await;
+        return Ok(Enrolment::Notice("That passkey setup expired or was already used. Start again."));
     };
     let credential: Option<RegisterPublicKeyCredential> = credential.and_then(|j| serde_json::from_str(j).ok());
     let passkey = credential.and_then(|c| webauthn.finish_passkey_registration(&c, &pending.state).ok());
     let Some(passkey) = passkey else {
-        state.store.audit(event("mfa.passkey_add_failed", signed, addr), now).await;
-        return render(state, signed, Some("The passkey could not be created. Try again.")).await;
+        state.store.audit(account.event("mfa.passkey_add_failed"), now).await;
+        return Ok(Enrolment::Notice("The passkey could not be created. Try again."));
     };
     let json = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
     let new = NewPasskey {
-        user_id: &signed.session.user_id,
+        user_id: account.user_id,
         credential_id: &b64url(passkey.cred_id()),
         passkey: &json,
         name: &pending.name,
@@ -126,13 +115,14 @@ pub async fn finish(
         backup_eligible: backup_eligible(&json),
     };
     if !state.store.insert_passkey(&new, now).await? {
-        state.store.audit(event("mfa.passkey_add_failed", signed, addr).detail("reason", "duplicate"), now).await;
-        return render(state, signed, Some("That passkey is registered already.")).await;
+        state.store.audit(account.event("mfa.passkey_add_failed").detail("reason", "duplicate"), now).await;
+        return Ok(Enrolment::Notice("That passkey is registered already."));
     }
-    let e = event("mfa.passkey_added", signed, addr).detail("name", pending.name.clone());
-    state.store.audit(e, now).await;
-    render(state, signed, Some("Your passkey is added.")).await
+    state.store.audit(account.event("mfa.passkey_added").detail("name", pending.name.clone()), now).await;
+    Ok(Enrolment::Enabled("Your passkey is added."))
 }
+
+const UNAVAILABLE: &str = "Passkeys are not available on this server.";
 
 /// webauthn-rs keeps the counter and the backup-eligible flag inside the credential and shows
 /// them only through its serialised form.

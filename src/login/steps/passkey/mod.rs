@@ -9,8 +9,12 @@
 //!
 //! A challenge is issued per flow by its action (`POST /login/{flow}/passkey`) and kept in the ephemeral
 //! store until the assertion comes back; taking it is atomic, so an assertion is accepted once.
+//! Registration, for the account security page, is [`enrol`].
+//!
 //! A signature counter that does not move forward (§6.1.1) is refused, audited as
 //! `login.passkey_counter_regression` and counted toward the account's throttle.
+
+pub mod enrol;
 
 use super::{THROTTLED, account_key, attempt, succeeded};
 use crate::crypto::b64url;

@@ -1,18 +1,21 @@
 //! Latchkey: an OpenID Connect provider and OAuth 2.0 authorization server.
 //!
-//! The crate is laid out as `../ARCHITECTURE.md` draws it, from the wire inwards:
+//! The crate is laid out as `docs/ARCHITECTURE.md` (the map: layers, storage, tokens and keys, the
+//! login engine and how to add a step, the rules that hold everywhere) draws it, from the wire
+//! inwards:
 //!
 //! - [`http`]: middleware, strict extractors, and the one mapping from errors to responses.
 //! - [`oidc`]: the protocol endpoints, one module each (discovery, jwks, authorize, token, …).
-//! - [`login`]: the login flow engine, its steps and the policy that picks them.
+//! - [`login`]: the login engine: the flow, the step contract, the registered steps and the
+//!   policy that picks them; it hands back to whoever started it.
 //! - [`account`]: self-service pages for the signed-in user (second factors).
 //! - [`domain`]: clients, users, sessions, grants and the claims they release.
 //! - [`keys`]: signing keys, their encryption at rest, JWS signing and verification.
 //! - [`store`]: durable state over sqlx (SQLite by default, Postgres in production).
 //! - [`ephemeral`]: short-lived state with TTLs (codes, flows, counters).
 //!
-//! [`app`] assembles them into a router; [`server`] binds and runs it; [`cli`] is the operator's
-//! interface to the same state.
+//! [`state`] is what every handler shares; [`app`] assembles the routers; [`server`] binds and
+//! runs them; [`cli`] is the operator's interface to the same state.
 
 /// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;
@@ -36,7 +39,7 @@ pub mod ephemeral;
 pub mod http;
 /// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.
 pub mod keys;
-/// The login flow engine, its steps and the policy.
+/// The login engine: flow, step contract, steps, policy.
 pub mod login;
 /// Outbound mail: SMTP or the development outbox.
 pub mod mail;

@@ -123,3 +123,20 @@ async fn malformed_parameters_never_cause_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn oversized_parameters_are_refused_and_never_kept() {
+    let server = Server::start();
+    let c = server.confidential_client();
+    let browser = server.browser();
+    let long = "x".repeat(5000);
+    let mut p = auth_params(&c, "openid", "s", "n");
+    p.push(("claims", &long));
+    let o = browser.complete(browser.authorize(&p).await, None, Decision::NotExpected).await;
+    assert_eq!(o.error(), "invalid_request", "{o:?}");
+    assert_eq!(o.param("state"), Some("s"));
+    // An oversized state is not sent back: the error is shown to the user.
+    let r = browser.authorize(&auth_params(&c, "openid", &long, "n")).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.location().is_none(), "{r:?}");
+}

@@ -120,3 +120,39 @@ async fn consent_is_per_user() {
         .await;
     assert_eq!(o.consents, 1, "alice's consent does not cover bob");
 }
+
+#[tokio::test]
+async fn claims_asked_by_name_need_the_consent_of_their_scope() {
+    let server = Server::start();
+    server.add_alice();
+    let c = server.confidential_client();
+    let browser = server.browser();
+    let o = browser.authorize_and_complete(&params(&c, "openid", &[]), Some((USER, PASSWORD)), Decision::Allow).await;
+    o.code();
+
+    // The email asked by name (OIDC Core §5.5): consent for "openid" does not cover it, so
+    // prompt=none may not widen what was granted.
+    let email = r#"{"userinfo":{"email":null}}"#;
+    let o = browser
+        .authorize_and_complete(
+            &params(&c, "openid", &[("claims", email), ("prompt", "none")]),
+            None,
+            Decision::NotExpected,
+        )
+        .await;
+    assert_eq!(o.error(), "consent_required", "{o:?}");
+    // Asked interactively, the page names the email, and allowing it is remembered.
+    let r = browser.authorize(&params(&c, "openid", &[("claims", email)])).await;
+    let page = browser.follow(&r).await;
+    assert!(page.body.contains("see your email address"), "{page:?}");
+    let o = browser.complete(page, None, Decision::Allow).await;
+    o.code();
+    let o = browser
+        .authorize_and_complete(
+            &params(&c, "openid", &[("claims", email), ("prompt", "none")]),
+            None,
+            Decision::NotExpected,
+        )
+        .await;
+    o.code();
+}

@@ -245,6 +245,23 @@ async fn upstream_second_factor_claims_do_not_replace_the_local_one() {
 }
 
 #[tokio::test]
+async fn an_upstream_user_verification_is_not_a_second_factor_here() {
+    let f = fixture(true).await;
+    let mut person = Person::new("passkey", "passkey@upstream.example");
+    // An upstream sign-in with a passkey: two kinds of factor there, none proven here.
+    person.amr = Some(vec!["pwd".into(), "hwk".into(), "user".into(), "mfa".into()]);
+    f.up.sign_in_as(person);
+    let strict = f.server.add_client("strict", &["--redirect-uri", CALLBACK, "--first-party", "--min-acr", "2"]);
+    let browser = f.server.browser();
+    let r = browser.federate(&browser.authorize(&auth_params(&strict, "openid", "s", "n")).await, ID).await;
+    let o = browser.complete(r, None, Decision::NotExpected).await;
+    assert_eq!(o.error(), "unmet_authentication_requirements", "{o:?}");
+    let c = f.id_claims(&f.sign_in(&f.server.browser()).await).await;
+    assert_eq!(c["amr"], json!(["pwd"]), "{c}");
+    assert_eq!(c["acr"], "1", "{c}");
+}
+
+#[tokio::test]
 async fn unlinking_is_refused_when_it_would_leave_no_way_in() {
     let f = fixture(true).await;
     // A federated-only account: its one link is its only way in.

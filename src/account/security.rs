@@ -170,10 +170,11 @@ pub async fn change(
         // A first factor that fallbacks stand in for: with none left, a first set is made and shown.
         Enrolment::Enabled(notice) => {
             let factors = flow::factors_of(&state, user_id).await?;
-            if factors.keeps_fallbacks() && state.store.recovery_codes_left(user_id).await? == 0 {
-                if let Enrolment::Show(view) = recovery_code::issue(&account).await? {
-                    return Ok(view.into_response());
-                }
+            if factors.keeps_fallbacks()
+                && state.store.recovery_codes_left(user_id).await? == 0
+                && let Enrolment::Show(view) = recovery_code::issue(&account).await?
+            {
+                return Ok(view.into_response());
             }
             render(&state, &signed, Some(notice)).await
         }

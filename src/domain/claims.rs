@@ -95,3 +95,15 @@ pub fn names_for_scopes(scopes: &[String]) -> Vec<String> {
     }
     names
 }
+
+/// The scopes whose consent covers the claims a `claims` parameter asks for by name (in the ID
+/// token or at userinfo): asking for `email` by name needs the consent `email` would.
+pub fn scopes_for_claims(claims_param: Option<&str>) -> Vec<String> {
+    let mut names = requested_names(claims_param, Target::UserInfo);
+    names.extend(requested_names(claims_param, Target::IdToken));
+    SCOPE_CLAIMS
+        .iter()
+        .filter(|(_, claims)| names.iter().any(|n| claims.contains(&n.as_str())))
+        .map(|(scope, _)| scope.to_string())
+        .collect()
+}

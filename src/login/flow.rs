@@ -177,6 +177,11 @@ impl Flow {
         })
     }
 
+    /// The steps the person may switch to from `current`.
+    pub(super) fn alternatives(&self, state: &AppState, current: StepKind, factors: &Factors) -> Vec<StepKind> {
+        policy::alternatives(current, self.user_id.is_some(), factors, &firsts(state))
+    }
+
     /// Whether a form or action of `k` may answer this flow's current page.
     pub(super) fn answerable(&self, state: &AppState, current: StepKind, k: StepKind, factors: &Factors) -> bool {
         policy::answerable(current, k, self.user_id.is_some(), factors, &firsts(state))

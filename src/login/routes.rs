@@ -25,9 +25,11 @@ pub fn router() -> Router<AppState> {
     // One callback route per registered step, so a callback names its step by a fixed segment.
     for &step in StepKind::ALL {
         let path = format!("/login/{}/{{arg}}/callback", step.route());
+        let confirm = move |state, addr, headers, path, body| confirmed(step, state, addr, headers, path, body);
         router = router.route(
             &path,
-            get(move |state, addr, headers, path, query| callback(step, state, addr, headers, path, query)),
+            get(move |state, addr, headers, path, query| callback(step, state, addr, headers, path, query))
+                .post(confirm),
         );
     }
     router
@@ -52,13 +54,15 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (flow, client) = flow::load(&state, &headers, &id).await?;
-    match &flow.stage {
-        Stage::Authenticate { step } => {
-            let ctx = flow.ctx(&state, *step, client.as_deref(), None).await?;
-            Ok(step.render(&ctx, None, None).await?.into_response())
+    let Stage::Authenticate { step } = flow.stage else { return handed_back(&flow) };
+    let waited = {
+        let ctx = flow.ctx(&state, step, client.as_deref(), None).await?;
+        match step.waiting(&ctx).await? {
+            Some(outcome) => outcome,
+            None => return Ok(step.render(&ctx, None, None).await?.into_response()),
         }
-        _ => handed_back(&flow),
-    }
+    };
+    respond(&state, &headers, None, flow, client.as_deref(), step, waited, None).await
 }
 
 /// Where a flow past its steps sends the browser.
@@ -100,8 +104,8 @@ async fn submit(
     };
     // "Use a recovery code instead": only to a step the policy offers in place of this one.
     if let Some(name) = p.get("switch") {
-        let to = StepKind::parse(name).filter(|k| *k != current && flow.answerable(&state, current, *k, &factors));
-        let to = to.filter(|k| !k.beside_first()).ok_or_else(unknown)?;
+        let to = StepKind::parse(name).filter(|k| flow.alternatives(&state, current, &factors).contains(k));
+        let to = to.ok_or_else(unknown)?;
         flow.stage = Stage::Authenticate { step: to };
         flow::save(&state, &flow).await?;
         return Ok(see_other(&flow.location()));
@@ -170,8 +174,7 @@ async fn run_action(
     respond(&state, &headers, ip, flow, client.as_deref(), step, outcome, None).await
 }
 
-/// GET /login/{route}/{arg}/callback: the outside world answering a step. The step names the
-/// flow; the flow must be this browser's and still at a page that offers the step.
+/// GET /login/{route}/{arg}/callback: the outside world answering a step.
 async fn callback(
     step: StepKind,
     State(state): State<AppState>,
@@ -180,16 +183,46 @@ async fn callback(
     Path(arg): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let ip = ip(&addr);
     let query = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let (flow_id, data) = match step.callback(&state, &arg, &query, ip.clone()).await? {
+    called_back(step, state, addr, headers, arg, query, false).await
+}
+
+/// POST /login/{route}/{arg}/callback: the same, confirmed by the person (a button on the page
+/// the GET showed, so that a mail scanner fetching a link consumes nothing).
+async fn confirmed(
+    step: StepKind,
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(arg): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Params::from_form(&headers, &body)
+        .map_err(|m| PageError::bad_request("invalid_request", "The form could not be read", m))?;
+    called_back(step, state, addr, headers, arg, form, true).await
+}
+
+/// The step names the flow; the flow must be this browser's and still at a page that offers
+/// the step.
+async fn called_back(
+    step: StepKind,
+    state: AppState,
+    addr: SocketAddr,
+    headers: HeaderMap,
+    arg: String,
+    params: Params,
+    confirmed: bool,
+) -> Result<Response, PageError> {
+    let ip = ip(&addr);
+    let (flow_id, data, elsewhere) = match step.callback(&state, &arg, &params, confirmed, ip.clone()).await? {
         Callback::Show(view) => return Ok(view.into_response()),
-        Callback::Flow { flow_id, data } => (flow_id, data),
+        Callback::Flow { flow_id, data, elsewhere } => (flow_id, data, elsewhere),
     };
-    // A callback carried into another browser (login CSRF) stops here.
-    let (flow, client) = match flow::load(&state, &headers, &flow_id).await {
-        Ok(loaded) => loaded,
-        Err(e) => return Ok(e.into_response()),
+    // A callback carried into another browser (login CSRF) goes no further here.
+    let (flow, client) = match (flow::load(&state, &headers, &flow_id).await, elsewhere) {
+        (Ok(loaded), _) => loaded,
+        (Err(_), Some(view)) => return Ok(view.into_response()),
+        (Err(e), None) => return Ok(e.into_response()),
     };
     let Stage::Authenticate { step: current } = flow.stage else { return handed_back(&flow) };
     let factors = match &flow.user_id {

@@ -105,9 +105,14 @@ pub struct Passed {
     pub then: Option<View>,
 }
 
-impl Passed {
-    pub fn new(user_id: String, amr: Vec<String>) -> Outcome {
-        Outcome::Passed(Passed { user_id, amr, then: None })
+impl Outcome {
+    /// The step proved `user_id`, with these `amr` values.
+    pub fn passed(user_id: String, amr: Vec<String>) -> Self {
+        Self::Passed(Passed { user_id, amr, then: None })
+    }
+
+    pub fn failed(message: &'static str, reason: &'static str, user_id: Option<String>) -> Self {
+        Self::Failed(Failed { message, reason, user_id })
     }
 }
 
@@ -117,17 +122,12 @@ pub struct Failed {
     pub user_id: Option<String>,
 }
 
-impl Failed {
-    pub fn new(message: &'static str, reason: &'static str, user_id: Option<String>) -> Outcome {
-        Outcome::Failed(Failed { message, reason, user_id })
-    }
-}
-
 /// What an external callback found, before any flow is loaded.
 pub enum Callback {
     /// It belongs to this flow; [`Step::resume`] gets `data` once the flow is loaded and known
-    /// to be this browser's.
-    Flow { flow_id: String, data: Value },
+    /// to be this browser's. Opened in another browser (a link opened on a phone), `elsewhere`
+    /// is shown there instead when the step has something to say; else the flow's error.
+    Flow { flow_id: String, data: Value, elsewhere: Option<View> },
     /// It belongs to no flow we can trust: show this, with a way back to the start.
     Show(View),
 }
@@ -176,14 +176,23 @@ pub trait Step {
         Err(PageError::not_found("There is nothing at this address."))
     }
 
-    /// `GET /login/{route}/{arg}/callback`: the outside world answering (an upstream provider).
+    /// `GET` (or `POST`, `confirmed`) `/login/{route}/{arg}/callback`: the outside world
+    /// answering — an upstream provider's redirect, a link opened from a mail and confirmed.
+    /// `params` are the query, or the posted form.
     async fn callback(
         _state: &AppState,
         _arg: &str,
-        _query: &Params,
+        _params: &Params,
+        _confirmed: bool,
         _ip: Option<String>,
     ) -> Result<Callback, PageError> {
         Err(PageError::not_found("There is nothing at this address."))
+    }
+
+    /// Before its page is shown: whether what the step waits for has happened elsewhere (a link
+    /// confirmed on another device), so the flow goes on without a form.
+    async fn waiting(_ctx: &Ctx<'_>) -> Result<Option<Outcome>, PageError> {
+        Ok(None)
     }
 
     /// The flow a [`Callback::Flow`] named, loaded: judge what came back.
@@ -203,11 +212,16 @@ pub trait Step {
     }
 }
 
-/// Declares the steps, once: each line names a variant of [`StepKind`](crate::login::steps::StepKind)
-/// and the type implementing [`Step`]. It writes the dispatch from a kind to its step, so the
-/// engine and the policy work over kinds and never name one.
+/// Declares the steps, once: each line names a variant of [`StepKind`](crate::login::steps::StepKind),
+/// the step's module (a file beside the list) and the type in it implementing [`Step`]. It
+/// declares the modules and writes the dispatch from a kind to its step, so the engine and the
+/// policy work over kinds and never name one.
 macro_rules! registry {
-    ($($kind:ident => $step:ty),+ $(,)?) => {
+    ($($kind:ident => $module:ident :: $ty:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+        $crate::login::step::registry!(@kinds $($kind => $module::$ty),+);
+    };
+    (@kinds $($kind:ident => $step:ty),+) => {
         /// A registered step, as the flow records it and the policy reasons about it.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum StepKind { $($kind),+ }
@@ -253,8 +267,11 @@ macro_rules! registry {
             pub async fn action(self, ctx: &Ctx<'_>, arg: Option<&str>, form: &Params) -> Result<Outcome, PageError> {
                 match self { $(Self::$kind => <$step as Step>::action(ctx, arg, form).await),+ }
             }
-            pub async fn callback(self, state: &AppState, arg: &str, query: &Params, ip: Option<String>) -> Result<Callback, PageError> {
-                match self { $(Self::$kind => <$step as Step>::callback(state, arg, query, ip).await),+ }
+            pub async fn callback(self, state: &AppState, arg: &str, params: &Params, confirmed: bool, ip: Option<String>) -> Result<Callback, PageError> {
+                match self { $(Self::$kind => <$step as Step>::callback(state, arg, params, confirmed, ip).await),+ }
+            }
+            pub async fn waiting(self, ctx: &Ctx<'_>) -> Result<Option<Outcome>, PageError> {
+                match self { $(Self::$kind => <$step as Step>::waiting(ctx).await),+ }
             }
             pub async fn resume(self, ctx: &Ctx<'_>, arg: &str, data: Value) -> Result<Outcome, PageError> {
                 match self { $(Self::$kind => <$step as Step>::resume(ctx, arg, data).await),+ }

@@ -13,7 +13,7 @@ use crate::crypto::{constant_time_eq, hash_secret, random_bytes, random_token};
 use crate::domain::Credentials;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
-use crate::login::step::{Account, Ctx, Enrolment, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Account, Ctx, Enrolment, Outcome, Role, Step};
 use crate::mail::Mail;
 use crate::pages::{self, CodeText, View};
 use crate::state::AppState;
@@ -263,9 +263,9 @@ impl Step for EmailOtp {
             }));
         }
         let Some(p) = previous else {
-            return Ok(Failed::new(EXPIRED, "no emailed code waiting", None));
+            return Ok(Outcome::failed(EXPIRED, "no emailed code waiting", None));
         };
-        let failed = |message, reason| Failed::new(message, reason, p.user_id.clone());
+        let failed = |message, reason| Outcome::failed(message, reason, p.user_id.clone());
         if !attempt(ctx, &p.account).await? {
             return Ok(failed(THROTTLED, "account throttled"));
         }
@@ -284,7 +284,7 @@ impl Step for EmailOtp {
                 };
                 ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
                 succeeded(ctx, &p.account).await?;
-                Ok(Passed::new(user_id.clone(), Self::PROVES.iter().map(|s| s.to_string()).collect()))
+                Ok(Outcome::passed(user_id.clone(), Self::PROVES.iter().map(|s| s.to_string()).collect()))
             }
             _ => {
                 if tries == MAX_TRIES {

@@ -28,7 +28,7 @@ use crate::config::upstream::Kind;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
 use crate::login::policy;
-use crate::login::step::{Callback, Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Callback, Ctx, Outcome, Role, Step};
 use crate::pages::{self, View};
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -60,7 +60,7 @@ impl Step for Federation {
 
     /// It has no form; a POST naming it is refused like any unknown input.
     async fn submit(_ctx: &Ctx<'_>, _form: &Params) -> Result<Outcome, PageError> {
-        Ok(Failed::new("Use one of the buttons to sign in with another provider.", "federation has no form", None))
+        Ok(Outcome::failed("Use one of the buttons to sign in with another provider.", "federation has no form", None))
     }
 
     /// POST /login/{flow}/upstream/{id}: off to the upstream's authorization endpoint, with a
@@ -93,7 +93,13 @@ impl Step for Federation {
 
     /// GET /login/upstream/{id}/callback (RFC 6749 §4.1.2, OIDC Core §3.1.2.5): the `state` is
     /// taken once and must be one we issued for this provider; it names the flow.
-    async fn callback(state: &AppState, arg: &str, query: &Params, ip: Option<String>) -> Result<Callback, PageError> {
+    async fn callback(
+        state: &AppState,
+        arg: &str,
+        query: &Params,
+        _confirmed: bool,
+        ip: Option<String>,
+    ) -> Result<Callback, PageError> {
         let Some(upstream) = upstream(state, arg) else {
             return Err(PageError::not_found("There is no such sign-in provider."));
         };
@@ -120,7 +126,7 @@ impl Step for Federation {
                     "error": query.get("error"),
                     "code": query.get("code"),
                 });
-                Ok(Callback::Flow { flow_id: f.flow, data })
+                Ok(Callback::Flow { flow_id: f.flow, data, elsewhere: None })
             }
             Err(failure) => {
                 audit_failure(state, &upstream.id, &failure, ip, None).await;
@@ -158,7 +164,7 @@ impl Step for Federation {
             }
         };
         match link::resolve(state, upstream, &identity, state.now()).await? {
-            link::Resolved::User(user_id) => Ok(Passed::new(user_id, policy::upstream_amr(&identity.amr))),
+            link::Resolved::User(user_id) => Ok(Outcome::passed(user_id, policy::upstream_amr(&identity.amr))),
             link::Resolved::ProveAccount(pending) => {
                 let event = AuditEvent::new("upstream.link_pending")
                     .user(&pending.user_id)

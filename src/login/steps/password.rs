@@ -8,7 +8,7 @@
 
 use super::{THROTTLED, account_key, attempt, federation, login_key, not_a_failure, passkey, succeeded};
 use crate::http::{PageError, Params};
-use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Ctx, Outcome, Role, Step};
 use crate::pages::{self, View};
 use axum::http::StatusCode;
 
@@ -28,12 +28,12 @@ impl Step for Password {
 
     async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
         let (Some(login), Some(password)) = (form.get("username"), form.get("password")) else {
-            return Ok(Failed::new("Enter your username and password.", "incomplete form", None));
+            return Ok(Outcome::failed("Enter your username and password.", "incomplete form", None));
         };
         let user = ctx.state.store.user_by_login(login.trim()).await?;
         let key = user.as_ref().map_or_else(|| login_key(login), |u| account_key(&u.id));
         if !attempt(ctx, &key).await? {
-            return Ok(Failed::new(THROTTLED, "account throttled", user.map(|u| u.id)));
+            return Ok(Outcome::failed(THROTTLED, "account throttled", user.map(|u| u.id)));
         }
         let hash = user.as_ref().filter(|u| !u.disabled).and_then(|u| u.password_hash.clone());
         if ctx.state.passwords.verify(password.to_owned(), hash).await
@@ -46,9 +46,9 @@ impl Step for Password {
             } else {
                 succeeded(ctx, &key).await?;
             }
-            return Ok(Passed::new(user.id, vec!["pwd".into()]));
+            return Ok(Outcome::passed(user.id, vec!["pwd".into()]));
         }
-        Ok(Failed::new(INVALID, "wrong credentials", user.map(|u| u.id)))
+        Ok(Outcome::failed(INVALID, "wrong credentials", user.map(|u| u.id)))
     }
 }
 

@@ -6,7 +6,7 @@
 use super::{THROTTLED, attempt, code_page, second_factor_user, succeeded};
 use crate::crypto::{hash_secret, random_bytes};
 use crate::http::{PageError, Params};
-use crate::login::step::{Account, Ctx, Enrolment, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Account, Ctx, Enrolment, Outcome, Passed, Role, Step};
 use crate::pages::{self, CodeText, View};
 use crate::store::AuditEvent;
 
@@ -65,14 +65,14 @@ impl Step for RecoveryCode {
 
     async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
         let Some((user_id, key)) = second_factor_user(ctx).await? else {
-            return Ok(Failed::new(
+            return Ok(Outcome::failed(
                 "This sign-in cannot continue. Go back to the application and start again.",
                 "no user for a second factor",
                 None,
             ));
         };
         if !attempt(ctx, &key).await? {
-            return Ok(Failed::new(THROTTLED, "account throttled", Some(user_id)));
+            return Ok(Outcome::failed(THROTTLED, "account throttled", Some(user_id)));
         }
         let code = form.get("code").unwrap_or_default();
         if !code.trim().is_empty() && ctx.state.store.use_recovery_code(&user_id, &hash(code), ctx.now).await? {
@@ -86,7 +86,7 @@ impl Step for RecoveryCode {
             let then = View::ok(&pages::RecoveryNoticePage { action: &action, csrf: ctx.csrf, left });
             return Ok(Outcome::Passed(Passed { user_id, amr: vec!["otp".into()], then: Some(then) }));
         }
-        Ok(Failed::new(
+        Ok(Outcome::failed(
             "That recovery code is not valid, or it was already used.",
             "wrong or used recovery code",
             Some(user_id),

@@ -9,7 +9,7 @@ use super::{THROTTLED, attempt, code_page, second_factor_user, succeeded};
 use crate::domain::Credentials;
 use crate::http::{PageError, Params};
 use crate::keys::KeyRing;
-use crate::login::step::{Account, Ctx, Enrolment, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Account, Ctx, Enrolment, Outcome, Role, Step};
 use crate::pages::{self, CodeText, View};
 use crate::state::AppState;
 use totp_rs::{Algorithm, Builder, Secret, Totp as Generator};
@@ -101,9 +101,9 @@ impl Step for Totp {
 
     async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
         let Some((user_id, key)) = second_factor_user(ctx).await? else {
-            return Ok(Failed::new(NOT_ENROLLED, "no user for a second factor", None));
+            return Ok(Outcome::failed(NOT_ENROLLED, "no user for a second factor", None));
         };
-        let failed = |message, reason| Failed::new(message, reason, Some(user_id.clone()));
+        let failed = |message, reason| Outcome::failed(message, reason, Some(user_id.clone()));
         if !attempt(ctx, &key).await? {
             return Ok(failed(THROTTLED, "account throttled"));
         }
@@ -114,7 +114,7 @@ impl Step for Totp {
         Ok(match check(&secret, form.get("code").unwrap_or_default(), ctx.now) {
             Some(step) if ctx.state.store.advance_totp_step(&user_id, step).await? => {
                 succeeded(ctx, &key).await?;
-                Passed::new(user_id, vec!["otp".into()])
+                Outcome::passed(user_id, vec!["otp".into()])
             }
             Some(_) => failed("That code was already used. Wait for the next one.", "totp code replayed"),
             None => {

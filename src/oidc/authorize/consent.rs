@@ -1,19 +1,31 @@
-//! Consent (OIDC Core §3.1.2.4): whether the user must approve a client's scopes, and the page
-//! that asks. A decision is remembered per scope; first-party clients are not asked.
+//! Consent (OIDC Core §3.1.2.4): whether the user must approve what a client asks, and the page
+//! that asks. What is asked is the request's scopes and the scopes whose claims the `claims`
+//! parameter names (§5.5), so claims asked by name are released only with the same consent.
+//! A decision is remembered per scope; first-party clients are not asked.
 
+use crate::domain::claims::scopes_for_claims;
 use crate::domain::{AuthRequest, Client};
 use crate::pages::{self, View};
 
-/// Consent is needed unless the client is first-party or every scope was granted before;
+/// What the user consents to for `req`: its scopes, and those its `claims` parameter implies.
+pub fn asked(req: &AuthRequest) -> Vec<String> {
+    let mut scopes = req.scopes.clone();
+    scopes.extend(scopes_for_claims(req.claims.as_deref()));
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
+/// Consent is needed unless the client is first-party or everything asked was granted before;
 /// `prompt=consent` always asks (OIDC Core §3.1.2.1).
 pub fn needed(req: &AuthRequest, client: &Client, consented: &[String]) -> bool {
-    !client.first_party && (req.prompt.consent || !req.scopes.iter().all(|s| consented.contains(s)))
+    !client.first_party && (req.prompt.consent || !asked(req).iter().all(|s| consented.contains(s)))
 }
 
 /// The page: who asks, for whom, and what each scope means.
 pub fn page(action: &str, csrf: &str, client: &Client, username: &str, req: &AuthRequest) -> View {
     let scopes =
-        req.scopes.iter().map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) }).collect();
+        asked(req).iter().map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) }).collect();
     View::ok(&pages::ConsentPage { action, csrf, client_name: &client.name, username, scopes })
 }
 
@@ -77,5 +89,15 @@ mod tests {
         let mut again = request();
         again.prompt.consent = true;
         assert!(needed(&again, &client(false), &["email".into(), "openid".into()]));
+    }
+
+    #[test]
+    fn claims_asked_by_name_need_their_scope_consent() {
+        let mut req = request();
+        req.scopes = vec!["openid".into()];
+        req.claims = Some(r#"{"userinfo":{"email":null},"id_token":{"phone_number":{"essential":true}}}"#.into());
+        assert_eq!(asked(&req), vec!["email".to_string(), "openid".into(), "phone".into()]);
+        assert!(needed(&req, &client(false), &["openid".into()]));
+        assert!(!needed(&req, &client(false), &["email".into(), "openid".into(), "phone".into()]));
     }
 }

@@ -35,21 +35,44 @@ impl From<PageError> for Rejection {
     }
 }
 
-/// Runs the checks in order: client → redirect_uri → response mode → duplicates → request
-/// objects → response_type → grant → scope → PKCE → prompt → max_age → claims → id_token_hint.
+/// The longest value each parameter may have: a request is kept in the login flow until the
+/// user is signed in, so what a stranger can make the server hold is bounded.
+const MAX_LEN: &[(&str, usize)] = &[
+    ("state", 2048),
+    ("nonce", 512),
+    ("login_hint", 512),
+    ("claims", 4096),
+    ("acr_values", 512),
+    ("scope", 1024),
+    ("id_token_hint", 8192),
+    ("ui_locales", 256),
+    ("claims_locales", 256),
+];
+
+/// Runs the checks in order: client → redirect_uri → sizes → response mode → duplicates →
+/// request objects → response_type → grant → scope → PKCE → prompt → max_age → claims →
+/// id_token_hint.
 pub async fn validate(state: &AppState, p: &Params) -> Result<(Arc<Client>, AuthRequest), Rejection> {
     let client = check_client(state, p).await?;
     let redirect_uri = check_redirect_uri(&client, p)?;
-    let mode = p.get("response_mode");
-    let target = Target {
-        redirect_uri,
-        response_mode: if mode == Some("form_post") { ResponseMode::FormPost } else { ResponseMode::Query },
-        state: p.get("state").map(str::to_owned),
-    };
+    // An oversized `state` is not sent back: the error is shown here.
+    if let Some((name, max)) = MAX_LEN.iter().find(|(n, max)| p.get(n).is_some_and(|v| v.len() > *max)) {
+        let message = format!("The {name} parameter is longer than {max} characters.");
+        if *name == "state" {
+            return Err(PageError::bad_request("invalid_request", "This sign-in request is not valid", message).into());
+        }
+        let target = Target { redirect_uri, response_mode: response_mode(p), state: p.get("state").map(str::to_owned) };
+        return Err(Rejection::Redirect(target, err("invalid_request", format!("{name} is too long"))));
+    }
+    let target = Target { redirect_uri, response_mode: response_mode(p), state: p.get("state").map(str::to_owned) };
     match check_rest(state, &client, p, &target) {
         Ok(req) => Ok((client, req)),
         Err(e) => Err(Rejection::Redirect(target, e)),
     }
+}
+
+fn response_mode(p: &Params) -> ResponseMode {
+    if p.get("response_mode") == Some("form_post") { ResponseMode::FormPost } else { ResponseMode::Query }
 }
 
 /// `client_id` REQUIRED (RFC 6749 §4.1.1), and the client must exist.

@@ -83,11 +83,11 @@ pub async fn decide(
             .user(&session.user_id)
             .client(&client.id)
             .ip(Some(addr.ip().to_string()))
-            .detail("scope", req.scopes.join(" "))
+            .detail("scope", consent::asked(req).join(" "))
     };
     match p.get("decision") {
         Some("allow") => {
-            state.store.grant_consent(&session.user_id, &client.id, &req.scopes, now).await?;
+            state.store.grant_consent(&session.user_id, &client.id, &consent::asked(req), now).await?;
             state.store.audit(event("consent.granted"), now).await;
             complete(&state, &flow, &session).await
         }

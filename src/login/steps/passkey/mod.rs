@@ -21,7 +21,7 @@ use crate::crypto::b64url;
 use crate::domain::Credentials;
 use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
-use crate::login::step::{Ctx, Failed, Outcome, Passed, Role, Step};
+use crate::login::step::{Ctx, Outcome, Role, Step};
 use crate::pages::{self, View};
 use crate::state::AppState;
 use crate::store::{AuditEvent, PasskeyRow};
@@ -140,7 +140,7 @@ fn parse(json: &str) -> Option<Credential> {
 
 async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
     let expected = ctx.user_id.map(str::to_owned);
-    let fail = Failed::new;
+    let fail = Outcome::failed;
     let Some(webauthn) = &ctx.state.webauthn else {
         return Ok(fail(UNAVAILABLE, "passkeys unavailable", expected));
     };
@@ -184,9 +184,9 @@ async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
     };
     let result = match result {
         Ok(r) if r.user_verified() => r,
-        Ok(_) => return Ok(Failed::new(NOT_VERIFIED, "passkey without user verification", theirs)),
+        Ok(_) => return Ok(Outcome::failed(NOT_VERIFIED, "passkey without user verification", theirs)),
         Err(WebauthnError::CredentialPossibleCompromise) => return regression(ctx, &row).await,
-        Err(e) => return Ok(Failed::new(NOT_VERIFIED, reason(&e), theirs)),
+        Err(e) => return Ok(Outcome::failed(NOT_VERIFIED, reason(&e), theirs)),
     };
     // Keep the new counter (and backup state); a racing assertion that moved it first wins.
     passkey.update_credential(&result);
@@ -196,7 +196,7 @@ async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
         return regression(ctx, &row).await;
     }
     succeeded(ctx, &key).await?;
-    Ok(Passed::new(user.id, amr(row.backup_eligible() || result.backup_eligible())))
+    Ok(Outcome::passed(user.id, amr(row.backup_eligible() || result.backup_eligible())))
 }
 
 /// RFC 8176 values for a verified passkey: `swk` when it may be synced to other devices (the
@@ -225,7 +225,7 @@ async fn regression(ctx: &Ctx<'_>, row: &PasskeyRow) -> Result<Outcome, PageErro
         .detail("passkey", row.id.clone())
         .detail("stored_counter", row.sign_count);
     ctx.state.store.audit(event, ctx.now).await;
-    Ok(Failed::new(
+    Ok(Outcome::failed(
         "This passkey could not be accepted. Use another way to sign in.",
         "passkey counter regression",
         Some(row.user_id.clone()),

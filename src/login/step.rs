@@ -212,16 +212,11 @@ pub trait Step {
     }
 }
 
-/// Declares the steps, once: each line names a variant of [`StepKind`](crate::login::steps::StepKind),
-/// the step's module (a file beside the list) and the type in it implementing [`Step`]. It
-/// declares the modules and writes the dispatch from a kind to its step, so the engine and the
-/// policy work over kinds and never name one.
+/// Declares the steps, once: each line names a variant of [`StepKind`](crate::login::steps::StepKind)
+/// and the type implementing [`Step`]. It writes the dispatch from a kind to its step, so the
+/// engine and the policy work over kinds and never name one.
 macro_rules! registry {
-    ($($kind:ident => $module:ident :: $ty:ident),+ $(,)?) => {
-        $(pub mod $module;)+
-        $crate::login::step::registry!(@kinds $($kind => $module::$ty),+);
-    };
-    (@kinds $($kind:ident => $step:ty),+) => {
+    ($($kind:ident => $step:ty),+ $(,)?) => {
         /// A registered step, as the flow records it and the policy reasons about it.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum StepKind { $($kind),+ }

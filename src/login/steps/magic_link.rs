@@ -72,7 +72,8 @@ impl Step for MagicLink {
         if !email.contains('@') || email.len() > 254 {
             return Ok(Outcome::Show(address_page(ctx, Some("Enter the email address of your account."), &email)));
         }
-        if previous.as_ref().is_some_and(|p| p.email.eq_ignore_ascii_case(&email) && ctx.now - p.sent_at < RESEND_AFTER) {
+        if previous.as_ref().is_some_and(|p| p.email.eq_ignore_ascii_case(&email) && ctx.now - p.sent_at < RESEND_AFTER)
+        {
             let error = "A link was sent moments ago. Wait half a minute before asking for another.";
             return Ok(Outcome::Show(waiting_page(ctx, Some(error), &mask(&email))));
         }
@@ -170,7 +171,8 @@ async fn account(state: &AppState, email: &str) -> Result<Option<crate::domain::
     let user = state.store.user_by_login(email).await?.filter(|u| !u.disabled && u.email.eq_ignore_ascii_case(email));
     let Some(user) = user else { return Ok(None) };
     let verified = user.claims.get("email_verified") == Some(&Value::Bool(true));
-    let confirmed = verified || state.store.email_otp_address(&user.id).await?.is_some_and(|a| a.eq_ignore_ascii_case(email));
+    let confirmed =
+        verified || state.store.email_otp_address(&user.id).await?.is_some_and(|a| a.eq_ignore_ascii_case(email));
     Ok(confirmed.then_some(user))
 }
 
@@ -221,7 +223,14 @@ fn mail(state: &AppState, to: &str, url: &str, audience: &str) -> Mail {
 
 fn address_page(ctx: &Ctx<'_>, error: Option<&str>, email: &str) -> View {
     let action = ctx.action();
-    View::ok(&AddressPage { action: &action, csrf: ctx.csrf, client_name: ctx.audience, email, error, switches: ctx.switches.clone() })
+    View::ok(&AddressPage {
+        action: &action,
+        csrf: ctx.csrf,
+        client_name: ctx.audience,
+        email,
+        error,
+        switches: ctx.switches.clone(),
+    })
 }
 
 fn waiting_page(ctx: &Ctx<'_>, error: Option<&str>, to: &str) -> View {

@@ -1,10 +1,18 @@
 //! Login steps, each one module implementing [`Step`](super::step::Step), and the one list of
-//! them. Adding a step is a module here and a line in the list (which declares the module);
-//! the engine, the policy, the session and the token code do not change. The order of the list
-//! is the order a sign-in tries first steps in.
+//! them. Adding a step is a module here (declared below) and a line in [`registry!`]; the
+//! engine, the policy, the session and the token code do not change. The order of the list is
+//! the order a sign-in tries first steps in.
 //!
 //! Below the list: what several steps share — the per-account throttle and the page of a
 //! one-code step.
+
+pub mod email_otp;
+pub mod federation;
+pub mod magic_link;
+pub mod passkey;
+pub mod password;
+pub mod recovery_code;
+pub mod totp;
 
 use super::policy::Factors;
 use super::step::{Ctx, Role, Step, registry};

@@ -51,8 +51,13 @@ async fn webauthn_js() -> impl IntoResponse {
     )
 }
 
+/// How long `/readyz` waits for the stores: under the 1–2 s timeouts of usual probes, so that an
+/// unreachable store reads 503 rather than a probe timeout.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    if state.store.ping().await && state.ephemeral.ping().await {
+    let both = async { tokio::join!(state.store.ping(), state.ephemeral.ping()) };
+    if let Ok((true, true)) = tokio::time::timeout(READY_TIMEOUT, both).await {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")

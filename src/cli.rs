@@ -146,7 +146,8 @@ enum UsersCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// Set a user's password, read from standard input
+    /// Set a user's password, read from standard input; ends their sessions and revokes their
+    /// grants (refresh tokens included)
     SetPassword {
         username: String,
         #[arg(long = "password-stdin", required = true)]
@@ -156,8 +157,8 @@ enum UsersCommand {
     Disable { username: String },
     /// For a user locked out of their second factor, once you have checked who is asking:
     /// removes every second factor (authenticator app, emailed codes, passkeys) and recovery
-    /// code and ends their sessions, so the next sign-in needs only the password (or upstream
-    /// account) and the user can set up a new factor
+    /// code, ends their sessions and revokes their grants, so the next sign-in needs only the
+    /// password (or upstream account) and the user can set up a new factor
     ResetFactors {
         username: String,
         #[command(flatten)]
@@ -382,9 +383,9 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
         UsersCommand::SetPassword { username, .. } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
             let hash = passwords.hash(read_password()?).await?;
-            store.set_password_hash(&user.id, &hash, now()).await?;
+            store.reset_password(&user.id, &hash, now()).await?;
             store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
-            println!("password changed for {username}");
+            println!("password changed for {username}; their sessions are ended and their grants revoked");
         }
         UsersCommand::Disable { username } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
@@ -399,7 +400,7 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
             store.audit(event, now()).await;
             print(json.json, json!({ "id": user.id, "username": user.username, "factors_removed": removed }), || {
                 format!(
-                    "removed {removed} second factor(s) and the recovery codes of {username}; their sessions are ended"
+                    "removed {removed} second factor(s) and the recovery codes of {username}; their sessions are ended and their grants revoked"
                 )
             });
         }

@@ -25,6 +25,9 @@ pub struct Settings {
     pub login: Login,
     pub keys: Keys,
     pub mail: Mail,
+    pub audit: Audit,
+    pub purge: Purge,
+    pub http: Http,
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
 }
@@ -46,6 +49,55 @@ pub struct Mail {
 impl Default for Mail {
     fn default() -> Self {
         Self { smtp_url: None, from: "Latchkey <no-reply@localhost>".into(), outbox: None }
+    }
+}
+
+/// The audit log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audit {
+    /// Days an audit event is kept before the background purge deletes it.
+    pub retention_days: i64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { retention_days: 365 }
+    }
+}
+
+/// The background purge of expired rows (see `store::purge`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Purge {
+    /// Seconds between two purges (one node at a time does it).
+    pub interval_secs: u64,
+    /// Rows deleted per statement, so a purge never holds a long write lock.
+    pub batch_size: i64,
+}
+
+impl Default for Purge {
+    fn default() -> Self {
+        Self { interval_secs: 300, batch_size: 500 }
+    }
+}
+
+/// The HTTP server's own limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    /// Seconds a client may take to send a request's headers; a slower connection is closed
+    /// (slowloris).
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// After SIGTERM, seconds in-flight requests may take before the process exits anyway.
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self { header_read_timeout_secs: 10, max_connections: 4096, shutdown_deadline_secs: 10 }
     }
 }
 
@@ -90,6 +142,10 @@ pub struct Tokens {
     pub access_token_ttl: i64,
     pub id_token_ttl: i64,
     pub refresh_token_ttl: i64,
+    /// Seconds during which a rotated refresh token may be presented again and still get
+    /// tokens (a client retrying after a lost response); later, reuse revokes the grant.
+    /// 0 turns the grace off.
+    pub refresh_reuse_grace_secs: i64,
     pub session_ttl: i64,
     pub login_flow_ttl: i64,
     /// How long an emailed sign-in code works.
@@ -155,6 +211,9 @@ impl Default for Settings {
             login: Login::default(),
             keys: Keys::default(),
             mail: Mail::default(),
+            audit: Audit::default(),
+            purge: Purge::default(),
+            http: Http::default(),
             upstream: Vec::new(),
         }
     }
@@ -167,6 +226,10 @@ impl Default for Tokens {
             access_token_ttl: 300,
             id_token_ttl: 3600,
             refresh_token_ttl: 30 * 24 * 3600,
+            // Okta's default grace for rotating refresh tokens (Hydra's
+            // `rotation_grace_period` is off by default): long enough for a client's retry after
+            // a lost response, short enough to leave a thief little room.
+            refresh_reuse_grace_secs: 30,
             session_ttl: 7 * 24 * 3600,
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
@@ -221,6 +284,13 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_MAIL_SMTP_URL",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_MAIL_OUTBOX",
+    "LATCHKEY_REFRESH_REUSE_GRACE_SECS",
+    "LATCHKEY_AUDIT_RETENTION_DAYS",
+    "LATCHKEY_PURGE_INTERVAL_SECS",
+    "LATCHKEY_PURGE_BATCH_SIZE",
+    "LATCHKEY_HEADER_READ_TIMEOUT_SECS",
+    "LATCHKEY_MAX_CONNECTIONS",
+    "LATCHKEY_SHUTDOWN_DEADLINE_SECS",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -254,6 +324,13 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_MAIL_SMTP_URL" => s.mail.smtp_url = Some(v),
         "LATCHKEY_MAIL_FROM" => s.mail.from = v,
         "LATCHKEY_MAIL_OUTBOX" => s.mail.outbox = Some(v.into()),
+        "LATCHKEY_REFRESH_REUSE_GRACE_SECS" => s.tokens.refresh_reuse_grace_secs = num(&v)?,
+        "LATCHKEY_AUDIT_RETENTION_DAYS" => s.audit.retention_days = num(&v)?,
+        "LATCHKEY_PURGE_INTERVAL_SECS" => s.purge.interval_secs = num(&v)?,
+        "LATCHKEY_PURGE_BATCH_SIZE" => s.purge.batch_size = num(&v)?,
+        "LATCHKEY_HEADER_READ_TIMEOUT_SECS" => s.http.header_read_timeout_secs = num(&v)?,
+        "LATCHKEY_MAX_CONNECTIONS" => s.http.max_connections = num(&v)?,
+        "LATCHKEY_SHUTDOWN_DEADLINE_SECS" => s.http.shutdown_deadline_secs = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -377,6 +454,18 @@ impl Settings {
         }
         if self.login.reauth_secs <= 0 {
             out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
+        }
+        if t.refresh_reuse_grace_secs < 0 || t.refresh_reuse_grace_secs > 300 {
+            out.push("tokens.refresh_reuse_grace_secs: 0 (off) to 300 seconds".into());
+        }
+        if self.audit.retention_days <= 0 {
+            out.push("audit.retention_days: must be at least 1".into());
+        }
+        if self.purge.interval_secs == 0 || self.purge.batch_size <= 0 {
+            out.push("purge.interval_secs and purge.batch_size: must be at least 1".into());
+        }
+        if self.http.header_read_timeout_secs == 0 || self.http.max_connections == 0 {
+            out.push("http.header_read_timeout_secs and http.max_connections: must be at least 1".into());
         }
         out.extend(upstream::problems(&self.upstream));
         out

@@ -1,5 +1,7 @@
 //! Starting the provider: bind, open the stores, load keys, serve until SIGTERM or Ctrl-C, then
-//! let in-flight requests finish.
+//! let in-flight requests finish. The serving loop is hyper's own (not `axum::serve`) for three
+//! limits: a header-read timeout (a slowloris client is closed), a cap on open connections, and
+//! a shutdown deadline (a stuck client cannot keep a stopping node alive).
 
 use crate::app;
 use crate::clock::Clock;
@@ -9,8 +11,8 @@ use crate::keys::{KeyRing, kek::Kek};
 use crate::state::AppState;
 use crate::store::Store;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
@@ -61,11 +63,55 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopped");
+    crate::store::purge::spawn(state.store.clone(), state.settings.clone(), state.clock.clone());
+    serve(listener, router, &state.settings.http).await;
     Ok(())
+}
+
+/// Accepts connections until the shutdown signal, at most `max_connections` at once; then stops
+/// accepting at once, lets open connections finish, and returns when they have or when the
+/// deadline has passed, whichever comes first.
+async fn serve(listener: TcpListener, router: axum::Router, limits: &crate::config::Http) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut signal => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut signal => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(router.clone(), req)
+        });
+        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let deadline = Duration::from_secs(limits.shutdown_deadline_secs);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("stopped"),
+        _ = tokio::time::sleep(deadline) => tracing::warn!("stopped at the shutdown deadline with requests still open"),
+    }
 }
 
 async fn shutdown_signal() {

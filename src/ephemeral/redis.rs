@@ -4,8 +4,8 @@
 //! Counters are plain integers (`INCR`), so they have no prefix.
 
 use super::{Result, Taken, Unavailable};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     /// Put before every key, so deployments (and test runs) can share one Redis.
     prefix: Arc<str>,
     take: Arc<Script>,
@@ -51,7 +51,8 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects; the manager reconnects by itself after Redis restarts, and until then every
-    /// command fails fast with [`Unavailable`].
+    /// command fails fast with [`Unavailable`]. Redis down at start is not fatal: the node starts,
+    /// answers 503 where it needs Redis, and connects once Redis answers.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let shown = crate::config::redacted(url);
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("ephemeral.url {shown}: {e}"))?;
@@ -60,9 +61,10 @@ impl RedisStore {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {shown}: {e}"))?;
+        let conn = Connection { target: Arc::new((client, config)), manager: Arc::default() };
+        if let Err(e) = conn.manager().await {
+            tracing::warn!("cannot reach Redis at {shown} ({e}); answering 503 where it is needed until it can");
+        }
         Ok(Self {
             conn,
             prefix: prefix.into(),
@@ -128,4 +130,40 @@ impl RedisStore {
 
 fn unavailable(e: redis::RedisError) -> Unavailable {
     Unavailable(e.to_string())
+}
+
+/// A connection manager made on first successful use, so that a node can start while Redis is
+/// down. Every command first gets the manager (one connection attempt while there is none), then
+/// goes through it; the manager itself reconnects after Redis restarts.
+#[derive(Clone)]
+struct Connection {
+    /// Where and how to connect; behind an `Arc` so the store stays small to clone.
+    target: Arc<(redis::Client, ConnectionManagerConfig)>,
+    manager: Arc<tokio::sync::OnceCell<ConnectionManager>>,
+}
+
+impl Connection {
+    async fn manager(&self) -> redis::RedisResult<ConnectionManager> {
+        let make = || ConnectionManager::new_with_config(self.target.0.clone(), self.target.1.clone());
+        self.manager.get_or_try_init(make).await.cloned()
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move { self.manager().await?.req_packed_command(cmd).await })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move { self.manager().await?.req_packed_commands(pipeline, offset, count).await })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager.get().map_or(0, ConnectionLike::get_db)
+    }
 }

@@ -89,8 +89,33 @@ pub fn classify(e: &dyn std::fmt::Display, unavailable: bool) -> Internal {
     }
 }
 
+/// Does the error say the database is out of reach (rather than that a query is wrong)? Besides
+/// the pool and network failures: Postgres connection exceptions (SQLSTATE class 08), operator
+/// intervention such as a restart (57), insufficient resources (53); SQLite busy or locked.
 fn sqlx_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c.starts_with("53") || c == "5" || c == "6"),
+        _ => false,
+    }
+}
+
+/// A bearer-token check met on a token-style endpoint (introspection reads the grant as userinfo
+/// does): a store failure stays 503, anything else is a bug.
+impl From<BearerError> for OAuthError {
+    fn from(e: BearerError) -> Self {
+        match e {
+            BearerError::Unavailable => OAuthError::temporarily_unavailable(),
+            _ => OAuthError::server_error(),
+        }
+    }
 }
 
 macro_rules! internal_conversions {

@@ -1,12 +1,16 @@
-//! RP-Initiated Logout 1.0. With a valid `id_token_hint` the session ends at once and the
-//! browser returns to a registered `post_logout_redirect_uri` (with `state`); without one, the
-//! user confirms first, since anyone can link to this endpoint. An unregistered return address
-//! is never followed.
+//! RP-Initiated Logout 1.0. When the `id_token_hint` names this browser's own session (its `sub`,
+//! and its `sid` when the token has one) the session ends at once and the browser returns to a
+//! registered `post_logout_redirect_uri` (with `state`). Any other request (no hint, a hint for
+//! another user or another session, no session at all) asks the user to confirm first (§2: "the
+//! OP SHOULD ask the End-User whether to log out"), since anyone can link to this endpoint with
+//! any ID token they hold. The confirmation is bound to the session it was shown for. An
+//! unregistered return address is never followed.
 
 use crate::crypto::random_token;
+use crate::domain::Session;
 use crate::http::{PageError, Params, cookies};
 use crate::login::session;
-use crate::oidc::id_token::verify_hint;
+use crate::oidc::id_token::{Hint, verify_hint};
 use crate::pages;
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -24,6 +28,19 @@ const CONFIRM_TTL: Duration = Duration::from_secs(600);
 struct Return {
     uri: String,
     state: Option<String>,
+}
+
+/// What a confirmation page remembers: where to return, and the session it would end (none when
+/// the browser had none), so that a form shown for one session cannot end another.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    ret: Option<Return>,
+    sid: Option<String>,
+}
+
+/// Does the hint name this very session? Only then may logout skip the confirmation.
+fn hint_names(hint: &Hint, session: &Session) -> bool {
+    hint.sub == session.user_id && hint.sid.as_ref().is_none_or(|sid| *sid == session.id)
 }
 
 pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -84,13 +101,17 @@ async fn start(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Resp
         // Without a client the address cannot be checked, so it is not followed.
         (Some(_), None) => None,
     };
-    if hint.is_some() {
-        return finish(state, headers, ret).await;
+    let current = session::current(state, headers, state.now()).await?;
+    if let (Some(h), Some(s)) = (&hint, &current)
+        && hint_names(h, s)
+    {
+        return finish(state, current, ret).await;
     }
     let csrf = random_token();
+    let pending = Pending { ret, sid: current.map(|s| s.id) };
     state
         .ephemeral
-        .put(&format!("logout:{csrf}"), &serde_json::to_string(&ret).map_err(anyhow::Error::from)?, CONFIRM_TTL)
+        .put(&format!("logout:{csrf}"), &serde_json::to_string(&pending).map_err(anyhow::Error::from)?, CONFIRM_TTL)
         .await?;
     let page = pages::LogoutConfirmPage { csrf: &csrf, client_name: client.as_ref().map(|c| c.name.as_str()) };
     Ok(pages::render(StatusCode::OK, &page))
@@ -104,14 +125,20 @@ async fn confirm(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Re
             "This sign-out form has expired or was already used. Reload the page and try again.",
         ));
     };
-    let ret: Option<Return> = serde_json::from_str(&json).unwrap_or(None);
-    finish(state, headers, ret).await
+    let pending: Pending = serde_json::from_str(&json).map_err(anyhow::Error::from)?;
+    let current = session::current(state, headers, state.now()).await?;
+    if current.as_ref().map(|s| &s.id) != pending.sid.as_ref() {
+        return Err(PageError::forbidden(
+            "This sign-out form was shown for another sign-in. Reload the page and try again.",
+        ));
+    }
+    finish(state, current, pending.ret).await
 }
 
-/// Ends this browser's session (and the grants bound to it), then returns or shows a page.
-async fn finish(state: &AppState, headers: &HeaderMap, ret: Option<Return>) -> Result<Response, PageError> {
+/// Ends `session` (and the grants bound to it), then returns or shows a page.
+async fn finish(state: &AppState, session: Option<Session>, ret: Option<Return>) -> Result<Response, PageError> {
     let now = state.now();
-    if let Some(s) = session::current(state, headers, now).await? {
+    if let Some(s) = session {
         state.store.end_session(&s.id, now).await?;
         state.store.audit(AuditEvent::new("logout").user(&s.user_id).detail("sid", s.id.clone()), now).await;
     }

@@ -39,7 +39,7 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
     // client_credentials tokens).
     if let Ok(at) = read_access_token(state, token, now) {
         let active = match &at.grant_id {
-            Some(_) => active_grant(state, &at, now).await.map_err(|_| OAuthError::server_error())?.is_some(),
+            Some(_) => active_grant(state, &at, now).await?.is_some(),
             None => state.store.client(&at.client_id).await?.is_some(),
         };
         if !active {

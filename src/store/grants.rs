@@ -114,27 +114,37 @@ impl Store {
 
     /// The grant a refresh token belongs to, whether or not the token was already rotated.
     pub async fn grant_by_refresh_token(&self, hash: &str) -> Result<Option<(Grant, bool)>> {
+        Ok(self.refresh_token(hash).await?.map(|(g, used_at)| (g, used_at.is_some())))
+    }
+
+    /// The grant a refresh token belongs to, and when the token was rotated (if it was).
+    async fn refresh_token(&self, hash: &str) -> Result<Option<(Grant, Option<i64>)>> {
         let row: Option<(String, Option<i64>)> =
             sqlx::query_as("SELECT grant_id, used_at FROM refresh_tokens WHERE token_hash = $1")
                 .bind(hash)
                 .fetch_optional(&self.pool)
                 .await?;
         let Some((grant_id, used_at)) = row else { return Ok(None) };
-        Ok(self.grant(&grant_id).await?.map(|g| (g, used_at.is_some())))
+        Ok(self.grant(&grant_id).await?.map(|g| (g, used_at)))
     }
 
     /// Rotates a refresh token (RFC 9700 §4.14.2): marks `old` used and stores `new`, atomically,
-    /// so two concurrent uses cannot both succeed. Reuse revokes the family.
-    pub async fn rotate_refresh_token(&self, old: &str, new: &str, client_id: &str, now: i64) -> Result<RotateOutcome> {
-        let Some((grant, used)) = self.grant_by_refresh_token(old).await? else {
+    /// so two concurrent uses cannot both succeed unnoticed. A token presented again less than
+    /// `grace` seconds after its first use (a client retrying after a lost response, or two
+    /// concurrent uses) gets `new` as well and the family lives; later reuse revokes the family.
+    pub async fn rotate_refresh_token(
+        &self,
+        old: &str,
+        new: &str,
+        client_id: &str,
+        now: i64,
+        grace: i64,
+    ) -> Result<RotateOutcome> {
+        let Some((grant, used_at)) = self.refresh_token(old).await? else {
             return Ok(RotateOutcome::Invalid);
         };
         if grant.client_id != client_id || !grant.is_active(now) {
             return Ok(RotateOutcome::Invalid);
-        }
-        if used {
-            self.revoke_grant(&grant.id, now).await?;
-            return Ok(RotateOutcome::Reused);
         }
         let mut tx = self.pool.begin().await?;
         let marked = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
@@ -142,8 +152,13 @@ impl Store {
             .bind(old)
             .execute(&mut *tx)
             .await?;
-        if marked.rows_affected() == 0 {
-            // Lost a race against another use of the same token: that is reuse too.
+        // Not marked now: used before, or by a concurrent request an instant ago (used now).
+        // Within the grace, and while no token issued since has been used (a client that used
+        // its new token did receive it), the retry is forgiven.
+        let earlier_use = (marked.rows_affected() == 0).then(|| used_at.unwrap_or(now));
+        if let Some(at) = earlier_use
+            && (now - at >= grace || self.successor_used(&mut tx, &grant.id, old, at).await?)
+        {
             tx.rollback().await?;
             self.revoke_grant(&grant.id, now).await?;
             return Ok(RotateOutcome::Reused);
@@ -156,5 +171,25 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(RotateOutcome::Rotated(Box::new(grant)))
+    }
+
+    /// Was a refresh token of the grant issued at or after `since` (other than `old`) used?
+    async fn successor_used(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        grant_id: &str,
+        old: &str,
+        since: i64,
+    ) -> Result<bool> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT token_hash FROM refresh_tokens
+             WHERE grant_id = $1 AND token_hash <> $2 AND created_at >= $3 AND used_at IS NOT NULL LIMIT 1",
+        )
+        .bind(grant_id)
+        .bind(old)
+        .bind(since)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(row.is_some())
     }
 }

@@ -6,6 +6,7 @@ mod clients;
 mod consents;
 mod grants;
 mod passkeys;
+pub mod purge;
 mod second_factors;
 mod sessions;
 mod signing_keys;

@@ -122,7 +122,8 @@ impl Store {
     }
 
     /// For an operator helping a locked-out user: every second factor and recovery code gone,
-    /// every session ended, in one transaction. Returns how many factors there were.
+    /// every session ended and every grant revoked (refresh tokens too: a thief who passed the
+    /// old factor must not keep a token), in one transaction. Returns how many factors there were.
     pub async fn reset_second_factors(&self, user_id: &str, now: i64) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
@@ -134,11 +135,7 @@ impl Store {
             removed += sqlx::query(delete).bind(user_id).execute(&mut *tx).await?.rows_affected();
         }
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        super::users::sign_out_everywhere(&mut tx, user_id, now).await?;
         tx.commit().await?;
         Ok(removed)
     }

@@ -93,6 +93,22 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// An operator's password reset: sets the hash, ends every session of the user and revokes
+    /// every grant (with its refresh tokens), in one transaction, so whoever held the account
+    /// before the reset is out once it commits.
+    pub async fn reset_password(&self, user_id: &str, hash: &str, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sign_out_everywhere(&mut tx, user_id, now).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Disables an account, ends its sessions and revokes its grants, in one transaction.
     pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
@@ -101,17 +117,28 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sign_out_everywhere(&mut tx, user_id, now).await?;
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
+}
+
+/// Ends every session of the user and revokes every grant, `offline_access` ones included: the
+/// part of a disable or a reset that takes away what was obtained with the old credentials.
+pub(super) async fn sign_out_everywhere(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

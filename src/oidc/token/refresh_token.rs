@@ -24,7 +24,8 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         return Err(OAuthError::invalid_scope("the requested scope exceeds what was granted"));
     }
     let new = random_token();
-    let grant = match state.store.rotate_refresh_token(&old, &hash_secret(&new), &client.id, now).await? {
+    let grace = state.settings.tokens.refresh_reuse_grace_secs;
+    let grant = match state.store.rotate_refresh_token(&old, &hash_secret(&new), &client.id, now, grace).await? {
         RotateOutcome::Rotated(g) => g,
         RotateOutcome::Reused => {
             state

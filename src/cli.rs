@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
-use crate::domain::client::validate_redirect_uri;
+use crate::domain::client::{allowed_origins, validate_redirect_uri, validate_web_origin};
 use crate::domain::user::parse_claim;
 use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
 use crate::keys::Alg;
@@ -104,6 +104,22 @@ enum ClientsCommand {
         /// Algorithm of its ID tokens and access tokens (its keys are created if missing)
         #[arg(long = "id-token-alg", default_value = "RS256", value_parser = Alg::ALL.map(Alg::as_str))]
         id_token_alg: String,
+        /// An origin whose scripts may call /token, /userinfo and /revoke (CORS), such as
+        /// https://app.example.com; `+` means the origins of the redirect URIs (repeatable;
+        /// default: +)
+        #[arg(long = "web-origin")]
+        web_origins: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Change a registered client
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        /// Replaces the client's web origins (repeatable; `+` means the origins of the
+        /// redirect URIs)
+        #[arg(long = "web-origin", required = true)]
+        web_origins: Vec<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -245,10 +261,14 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             grant_types,
             scopes,
             id_token_alg,
+            web_origins,
             json,
         } => {
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
                 validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
+            }
+            for o in &web_origins {
+                validate_web_origin(o).map_err(anyhow::Error::msg)?;
             }
             let auth_method = match (public, auth_method.as_deref()) {
                 (true, None | Some("none")) => AuthMethod::None,
@@ -294,6 +314,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 id_token_signed_response_alg: alg,
             };
             store.insert_client(&client).await?;
+            if !web_origins.is_empty() {
+                store.set_client_web_origins(&client.id, &web_origins).await?;
+            }
             store.audit(AuditEvent::new("admin.client_added").client(&client.id), now()).await;
             print(json.json, json!({ "client_id": client.id, "client_secret": secret }), || match &secret {
                 Some(s) => format!("client_id:     {}\nclient_secret: {s}\n(the secret is shown only now)", client.id),
@@ -311,7 +334,23 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
         }
         ClientsCommand::Show { id, json } => {
             let c = store.client(&id).await?.ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
-            print(json.json, serde_json::to_value(&*c)?, || serde_json::to_string_pretty(&*c).unwrap_or_default());
+            let mut value = serde_json::to_value(&*c)?;
+            let web_origins = store.client_web_origins(&id).await?.unwrap_or_default();
+            value["web_origins"] = json!(web_origins);
+            value["allowed_origins"] = json!(allowed_origins(&web_origins, &c.redirect_uris));
+            print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        ClientsCommand::Update { id, web_origins, json } => {
+            for o in &web_origins {
+                validate_web_origin(o).map_err(anyhow::Error::msg)?;
+            }
+            if !store.set_client_web_origins(&id, &web_origins).await? {
+                anyhow::bail!("no client {id}");
+            }
+            store.audit(AuditEvent::new("admin.client_updated").client(&id), now()).await;
+            print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || {
+                format!("updated client {id}: web origins {}", web_origins.join(" "))
+            });
         }
         ClientsCommand::Remove { id } => {
             if !store.remove_client(&id, now()).await? {

@@ -27,6 +27,16 @@ pub struct Settings {
     pub mail: Mail,
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
+    pub metrics: Metrics,
+}
+
+/// Prometheus metrics (see `crate::metrics`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Serve `/metrics` on the main listener. Off by default: keep it from the public internet
+    /// (block the path at the balancer, or scrape each node's own address).
+    pub enabled: bool,
 }
 
 /// Outbound mail (sign-in codes).
@@ -156,6 +166,7 @@ impl Default for Settings {
             keys: Keys::default(),
             mail: Mail::default(),
             upstream: Vec::new(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -221,6 +232,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_MAIL_SMTP_URL",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_MAIL_OUTBOX",
+    "LATCHKEY_METRICS_ENABLED",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -254,6 +266,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_MAIL_SMTP_URL" => s.mail.smtp_url = Some(v),
         "LATCHKEY_MAIL_FROM" => s.mail.from = v,
         "LATCHKEY_MAIL_OUTBOX" => s.mail.outbox = Some(v.into()),
+        "LATCHKEY_METRICS_ENABLED" => s.metrics.enabled = flag(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())

@@ -40,6 +40,8 @@ pub mod keys;
 pub mod login;
 /// Outbound mail: SMTP or the development outbox.
 pub mod mail;
+/// Prometheus metrics: what is counted, and `/metrics`.
+pub mod metrics;
 /// Protocol endpoints.
 pub mod oidc;
 /// Askama page templates.

@@ -28,6 +28,8 @@ pub mod config;
 pub mod crypto;
 /// The `serve --demo` user, client and callback page.
 pub mod demo;
+/// The directories `serve` writes to, checked before it starts.
+pub mod dirs;
 /// Clients, users, sessions, grants and the claims they release.
 pub mod domain;
 /// Short-lived state: authorization codes, login flows, counters.
@@ -36,6 +38,8 @@ pub mod ephemeral;
 pub mod http;
 /// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.
 pub mod keys;
+/// Log lines: text or JSON on stderr, with the request id.
+pub mod logging;
 /// The login flow engine, its steps and the policy.
 pub mod login;
 /// Outbound mail: SMTP or the development outbox.

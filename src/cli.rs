@@ -37,7 +37,10 @@ enum Command {
         demo: bool,
     },
     /// Create or update the database schema
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        json: Json,
+    },
     /// Check the settings; prints one line per problem
     Config {
         #[command(subcommand)]
@@ -62,10 +65,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    Check,
+    /// Check everything `serve` checks before it starts: one line per problem on stderr, and a
+    /// non-zero exit when there is any
+    Check {
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
-#[derive(Args)]
+#[derive(Args, Clone, Copy)]
 struct Json {
     /// Print JSON
     #[arg(long)]
@@ -138,6 +146,8 @@ enum ClientsCommand {
     Remove {
         #[arg(allow_hyphen_values = true)]
         id: String,
+        #[command(flatten)]
+        json: Json,
     },
 }
 
@@ -169,7 +179,29 @@ enum UsersCommand {
         password_stdin: bool,
     },
     /// Disable a user: ends their sessions and revokes their grants
-    Disable { username: String },
+    Disable {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Enable a disabled user again (they sign in anew)
+    Enable {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// A user's account: id, email, claims, whether disabled
+    Show {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove a user and their credentials, sessions, grants and consents
+    Remove {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
     /// For a user locked out of their second factor, once you have checked who is asking:
     /// removes every second factor (authenticator app, emailed codes, passkeys) and recovery
     /// code and ends their sessions, so the next sign-in needs only the password (or upstream
@@ -183,7 +215,13 @@ enum UsersCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    match crate::logging::Format::from_env() {
+        Ok(format) => crate::logging::init(format),
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -194,40 +232,57 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("latchkey: {e:#}");
+            // One line, for scripts and log collectors: a parse error's snippet folds into it.
+            let message = format!("{e:#}");
+            let line: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("latchkey: {}", line.join(" "));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = match (&cli.command, Settings::load(cli.config.as_deref())) {
-        (Command::Config { .. }, Err(e)) => {
-            println!("{e}");
-            std::process::exit(1);
-        }
-        (_, s) => s?,
-    };
+    if let Command::Config { command: ConfigCommand::Check { json } } = cli.command {
+        return config_check(cli.config.as_deref(), json);
+    }
+    let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
-        Command::Config { command: ConfigCommand::Check } => {
-            println!("settings are valid");
-            Ok(())
-        }
-        Command::Migrate => {
+        Command::Config { .. } => unreachable!("answered above"),
+        Command::Migrate { json } => {
             open(&settings).await?;
-            println!("database is up to date");
+            print(json.json, json!({ "migrated": true }), || "database is up to date".into());
             Ok(())
         }
         Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
         Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
         Command::Keys { command } => keys::run(&settings, command).await,
     }
+}
+
+/// `config check`: the settings' own checks and the key-encryption key's, each problem one line
+/// on stderr (and in `problems` with `--json`); exits non-zero when there is any.
+fn config_check(file: Option<&std::path::Path>, json: Json) -> anyhow::Result<()> {
+    let problems = match Settings::load_unchecked(file) {
+        Ok(settings) => {
+            let mut p = settings.problems();
+            p.extend(crate::keys::kek::problems(&settings.keys_dir));
+            p.extend(crate::dirs::problems(&settings));
+            p
+        }
+        // A file that does not parse, or a variable that is not a number: nothing else can be
+        // checked.
+        Err(e) => vec![format!("{e:#}").replace('\n', " ")],
+    };
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if json.json {
+        println!("{}", json!({ "valid": problems.is_empty(), "problems": problems }));
+    } else if problems.is_empty() {
+        println!("settings are valid");
+    }
+    if problems.is_empty() { Ok(()) } else { std::process::exit(1) }
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Store> {
@@ -352,12 +407,12 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 format!("updated client {id}: web origins {}", web_origins.join(" "))
             });
         }
-        ClientsCommand::Remove { id } => {
+        ClientsCommand::Remove { id, json } => {
             if !store.remove_client(&id, now()).await? {
                 anyhow::bail!("no client {id}");
             }
             store.audit(AuditEvent::new("admin.client_removed").client(&id), now()).await;
-            println!("removed client {id}");
+            print(json.json, json!({ "removed": id }), || format!("removed client {id}"));
         }
     }
     Ok(())
@@ -425,11 +480,34 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
             store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
             println!("password changed for {username}");
         }
-        UsersCommand::Disable { username } => {
+        UsersCommand::Disable { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
             store.disable_user(&user.id, now()).await?;
             store.audit(AuditEvent::new("admin.user_disabled").user(&user.id), now()).await;
-            println!("disabled {username}; their sessions and grants are revoked");
+            print(json.json, json!({ "id": user.id, "username": username, "disabled": true }), || {
+                format!("disabled {username}; their sessions and grants are revoked")
+            });
+        }
+        UsersCommand::Enable { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            store.enable_user(&user.id, now()).await?;
+            store.audit(AuditEvent::new("admin.user_enabled").user(&user.id), now()).await;
+            print(json.json, json!({ "id": user.id, "username": username, "disabled": false }), || {
+                format!("enabled {username}; they can sign in again")
+            });
+        }
+        UsersCommand::Show { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            let value = serde_json::to_value(&user)?;
+            print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        UsersCommand::Remove { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            store.remove_user(&user.id).await?;
+            store.audit(AuditEvent::new("admin.user_removed").user(&user.id), now()).await;
+            print(json.json, json!({ "removed": user.id, "username": username }), || {
+                format!("removed {username} and their credentials, sessions and grants")
+            });
         }
         UsersCommand::ResetFactors { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;

@@ -287,6 +287,13 @@ fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
 impl Settings {
     /// Loads the layers. `file` is `--config FILE`; without it `latchkey.toml` is read if present.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let settings = Self::load_unchecked(file)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The layers without the checks of [`Settings::problems`], for `config check` to list them.
+    pub fn load_unchecked(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut settings = match file {
             Some(path) => Self::from_file(path)?,
             None if Path::new("latchkey.toml").exists() => Self::from_file(Path::new("latchkey.toml"))?,
@@ -297,7 +304,6 @@ impl Settings {
                 apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
-        settings.check()?;
         Ok(settings)
     }
 
@@ -397,7 +403,7 @@ impl Settings {
 
     fn check(&self) -> anyhow::Result<()> {
         let problems = self.problems();
-        if problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid settings:\n  {}", problems.join("\n  ")) }
+        if problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid settings: {}", problems.join("; ")) }
     }
 
     pub fn outbox(&self) -> PathBuf {

@@ -359,7 +359,8 @@ async fn config_check_names_each_upstream_problem() {
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Problems go to stderr, one line each.
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     for expected in ["upstream[0].id", "upstream[0].client_id", "upstream[0].issuer"] {
         assert!(text.contains(expected), "{expected} in {text}");

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// `latchkey ARGS` with only `env` for settings (a fresh, empty data directory).
 fn latchkey(env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let dir = std::env::temp_dir().join(format!("latchkey-cli-{}", random_string()));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    let mut cmd = std::process::Command::new(bin());
     cmd.args(args)
         .current_dir(std::env::temp_dir())
         .env("LATCHKEY_DATA_DIR", &dir)

@@ -49,7 +49,8 @@ fn image_command() -> Vec<String> {
 fn run_image(root: &Path) -> (bool, String) {
     let command = image_command();
     assert_eq!(command[0], "latchkey");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    let bin = std::env::var("LATCHKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned());
+    let mut cmd = Command::new(bin);
     cmd.args(&command[1..]).current_dir(std::env::temp_dir());
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LATCHKEY_")) {
         cmd.env_remove(k);

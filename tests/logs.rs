@@ -49,7 +49,7 @@ async fn an_unknown_log_format_is_refused_at_start() {
     let server = Server::start();
     let (ok, stdout, stderr) = server.cli_raw(&["config", "check"], None);
     assert!(ok, "{stdout}{stderr}");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    let mut cmd = std::process::Command::new(bin());
     let out = cmd.args(["config", "check"]).env("LATCHKEY_LOG_FORMAT", "xml").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

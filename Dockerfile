@@ -18,7 +18,12 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/latchkey --create-home latchkey
+    && useradd --system --uid 10001 --home-dir /var/lib/latchkey --create-home latchkey \
+    && mkdir -p /var/lib/latchkey/data /var/lib/latchkey/keys \
+    && chown -R latchkey:latchkey /var/lib/latchkey
+# The data and keys directories exist, owned by the server's user, before any volume is mounted
+# on them: Docker gives a new named volume the ownership of the directory it is mounted on, so
+# the `keys` volume of docker-compose.yml is writable by uid 10001 from its first start.
 COPY --from=build /src/target/release/latchkey /usr/local/bin/latchkey
 USER latchkey
 WORKDIR /var/lib/latchkey

@@ -1,6 +1,6 @@
 //! The router: every module's routes, the middleware around them, the operations endpoints.
 
-use crate::http::middleware;
+use crate::http::{cors, middleware, refusals};
 use crate::state::AppState;
 use crate::{account, login, oidc, pages};
 use axum::Router;
@@ -10,9 +10,17 @@ use axum::routing::get;
 
 /// The whole application: protocol endpoints, login pages, operations endpoints.
 pub fn router(state: AppState) -> Router {
-    let limited = Router::new().merge(oidc::router()).merge(login::router()).merge(account::router());
+    let origins = cors::WebOrigins::new(state.store.clone());
+    let limited = Router::new().merge(oidc::router(&origins)).merge(login::router()).merge(account::router());
     let limited = middleware::rate_limited(limited, &state.settings.rate_limit);
-    Router::new()
+    let mut router = Router::new();
+    if state.settings.metrics.enabled {
+        match crate::metrics::install() {
+            Ok(handle) => router = router.merge(crate::metrics::router(handle)),
+            Err(e) => tracing::error!(error = %e, "metrics are off: could not install the recorder"),
+        }
+    }
+    let router = router
         .merge(limited)
         .merge(oidc::discovery::router())
         .route("/", get(home))
@@ -21,8 +29,19 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(middleware::request_context))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn(refusals::by_surface));
+    // HSTS (RFC 6797) only where the issuer is https: a plain-http development issuer would be
+    // made unreachable in the browser for a year.
+    let router = if state.issuer.starts_with("https://") {
+        router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    };
+    router.layer(axum::middleware::from_fn(middleware::request_context)).with_state(state)
 }
 
 async fn home(

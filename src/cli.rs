@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
-use crate::domain::client::validate_redirect_uri;
+use crate::domain::client::{allowed_origins, validate_redirect_uri, validate_web_origin};
 use crate::domain::user::parse_claim;
 use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
 use crate::keys::Alg;
@@ -37,7 +37,10 @@ enum Command {
         demo: bool,
     },
     /// Create or update the database schema
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        json: Json,
+    },
     /// Check the settings; prints one line per problem
     Config {
         #[command(subcommand)]
@@ -62,10 +65,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    Check,
+    /// Check everything `serve` checks before it starts: one line per problem on stderr, and a
+    /// non-zero exit when there is any
+    Check {
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
-#[derive(Args)]
+#[derive(Args, Clone, Copy)]
 struct Json {
     /// Print JSON
     #[arg(long)]
@@ -104,6 +112,22 @@ enum ClientsCommand {
         /// Algorithm of its ID tokens and access tokens (its keys are created if missing)
         #[arg(long = "id-token-alg", default_value = "RS256", value_parser = Alg::ALL.map(Alg::as_str))]
         id_token_alg: String,
+        /// An origin whose scripts may call /token, /userinfo and /revoke (CORS), such as
+        /// https://app.example.com; `+` means the origins of the redirect URIs (repeatable;
+        /// default: +)
+        #[arg(long = "web-origin")]
+        web_origins: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Change a registered client
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        /// Replaces the client's web origins (repeatable; `+` means the origins of the
+        /// redirect URIs)
+        #[arg(long = "web-origin", required = true)]
+        web_origins: Vec<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -122,6 +146,8 @@ enum ClientsCommand {
     Remove {
         #[arg(allow_hyphen_values = true)]
         id: String,
+        #[command(flatten)]
+        json: Json,
     },
 }
 
@@ -154,7 +180,29 @@ enum UsersCommand {
         password_stdin: bool,
     },
     /// Disable a user: ends their sessions and revokes their grants
-    Disable { username: String },
+    Disable {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Enable a disabled user again (they sign in anew)
+    Enable {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// A user's account: id, email, claims, whether disabled
+    Show {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove a user and their credentials, sessions, grants and consents
+    Remove {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
     /// For a user locked out of their second factor, once you have checked who is asking:
     /// removes every second factor (authenticator app, emailed codes, passkeys) and recovery
     /// code, ends their sessions and revokes their grants, so the next sign-in needs only the
@@ -168,7 +216,13 @@ enum UsersCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    match crate::logging::Format::from_env() {
+        Ok(format) => crate::logging::init(format),
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -179,40 +233,57 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("latchkey: {e:#}");
+            // One line, for scripts and log collectors: a parse error's snippet folds into it.
+            let message = format!("{e:#}");
+            let line: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("latchkey: {}", line.join(" "));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = match (&cli.command, Settings::load(cli.config.as_deref())) {
-        (Command::Config { .. }, Err(e)) => {
-            println!("{e}");
-            std::process::exit(1);
-        }
-        (_, s) => s?,
-    };
+    if let Command::Config { command: ConfigCommand::Check { json } } = cli.command {
+        return config_check(cli.config.as_deref(), json);
+    }
+    let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
-        Command::Config { command: ConfigCommand::Check } => {
-            println!("settings are valid");
-            Ok(())
-        }
-        Command::Migrate => {
+        Command::Config { .. } => unreachable!("answered above"),
+        Command::Migrate { json } => {
             open(&settings).await?;
-            println!("database is up to date");
+            print(json.json, json!({ "migrated": true }), || "database is up to date".into());
             Ok(())
         }
         Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
         Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
         Command::Keys { command } => keys::run(&settings, command).await,
     }
+}
+
+/// `config check`: the settings' own checks and the key-encryption key's, each problem one line
+/// on stderr (and in `problems` with `--json`); exits non-zero when there is any.
+fn config_check(file: Option<&std::path::Path>, json: Json) -> anyhow::Result<()> {
+    let problems = match Settings::load_unchecked(file) {
+        Ok(settings) => {
+            let mut p = settings.problems();
+            p.extend(crate::keys::kek::problems(&settings.keys_dir));
+            p.extend(crate::dirs::problems(&settings));
+            p
+        }
+        // A file that does not parse, or a variable that is not a number: nothing else can be
+        // checked.
+        Err(e) => vec![format!("{e:#}").replace('\n', " ")],
+    };
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if json.json {
+        println!("{}", json!({ "valid": problems.is_empty(), "problems": problems }));
+    } else if problems.is_empty() {
+        println!("settings are valid");
+    }
+    if problems.is_empty() { Ok(()) } else { std::process::exit(1) }
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Store> {
@@ -246,10 +317,14 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             grant_types,
             scopes,
             id_token_alg,
+            web_origins,
             json,
         } => {
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
                 validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
+            }
+            for o in &web_origins {
+                validate_web_origin(o).map_err(anyhow::Error::msg)?;
             }
             let auth_method = match (public, auth_method.as_deref()) {
                 (true, None | Some("none")) => AuthMethod::None,
@@ -295,6 +370,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 id_token_signed_response_alg: alg,
             };
             store.insert_client(&client).await?;
+            if !web_origins.is_empty() {
+                store.set_client_web_origins(&client.id, &web_origins).await?;
+            }
             store.audit(AuditEvent::new("admin.client_added").client(&client.id), now()).await;
             print(json.json, json!({ "client_id": client.id, "client_secret": secret }), || match &secret {
                 Some(s) => format!("client_id:     {}\nclient_secret: {s}\n(the secret is shown only now)", client.id),
@@ -312,14 +390,30 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
         }
         ClientsCommand::Show { id, json } => {
             let c = store.client(&id).await?.ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
-            print(json.json, serde_json::to_value(&*c)?, || serde_json::to_string_pretty(&*c).unwrap_or_default());
+            let mut value = serde_json::to_value(&*c)?;
+            let web_origins = store.client_web_origins(&id).await?.unwrap_or_default();
+            value["web_origins"] = json!(web_origins);
+            value["allowed_origins"] = json!(allowed_origins(&web_origins, &c.redirect_uris));
+            print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        ClientsCommand::Remove { id } => {
+        ClientsCommand::Update { id, web_origins, json } => {
+            for o in &web_origins {
+                validate_web_origin(o).map_err(anyhow::Error::msg)?;
+            }
+            if !store.set_client_web_origins(&id, &web_origins).await? {
+                anyhow::bail!("no client {id}");
+            }
+            store.audit(AuditEvent::new("admin.client_updated").client(&id), now()).await;
+            print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || {
+                format!("updated client {id}: web origins {}", web_origins.join(" "))
+            });
+        }
+        ClientsCommand::Remove { id, json } => {
             if !store.remove_client(&id, now()).await? {
                 anyhow::bail!("no client {id}");
             }
             store.audit(AuditEvent::new("admin.client_removed").client(&id), now()).await;
-            println!("removed client {id}");
+            print(json.json, json!({ "removed": id }), || format!("removed client {id}"));
         }
     }
     Ok(())
@@ -387,11 +481,34 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
             store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
             println!("password changed for {username}; their sessions are ended and their grants revoked");
         }
-        UsersCommand::Disable { username } => {
+        UsersCommand::Disable { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
             store.disable_user(&user.id, now()).await?;
             store.audit(AuditEvent::new("admin.user_disabled").user(&user.id), now()).await;
-            println!("disabled {username}; their sessions and grants are revoked");
+            print(json.json, json!({ "id": user.id, "username": username, "disabled": true }), || {
+                format!("disabled {username}; their sessions and grants are revoked")
+            });
+        }
+        UsersCommand::Enable { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            store.enable_user(&user.id, now()).await?;
+            store.audit(AuditEvent::new("admin.user_enabled").user(&user.id), now()).await;
+            print(json.json, json!({ "id": user.id, "username": username, "disabled": false }), || {
+                format!("enabled {username}; they can sign in again")
+            });
+        }
+        UsersCommand::Show { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            let value = serde_json::to_value(&user)?;
+            print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        UsersCommand::Remove { username, json } => {
+            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            store.remove_user(&user.id).await?;
+            store.audit(AuditEvent::new("admin.user_removed").user(&user.id), now()).await;
+            print(json.json, json!({ "removed": user.id, "username": username }), || {
+                format!("removed {username} and their credentials, sessions and grants")
+            });
         }
         UsersCommand::ResetFactors { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;

@@ -30,6 +30,16 @@ pub struct Settings {
     pub http: Http,
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
+    pub metrics: Metrics,
+}
+
+/// Prometheus metrics (see `crate::metrics`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Serve `/metrics` on the main listener. Off by default: keep it from the public internet
+    /// (block the path at the balancer, or scrape each node's own address).
+    pub enabled: bool,
 }
 
 /// Outbound mail (sign-in codes).
@@ -215,6 +225,7 @@ impl Default for Settings {
             purge: Purge::default(),
             http: Http::default(),
             upstream: Vec::new(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -291,6 +302,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_HEADER_READ_TIMEOUT_SECS",
     "LATCHKEY_MAX_CONNECTIONS",
     "LATCHKEY_SHUTDOWN_DEADLINE_SECS",
+    "LATCHKEY_METRICS_ENABLED",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -331,6 +343,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_HEADER_READ_TIMEOUT_SECS" => s.http.header_read_timeout_secs = num(&v)?,
         "LATCHKEY_MAX_CONNECTIONS" => s.http.max_connections = num(&v)?,
         "LATCHKEY_SHUTDOWN_DEADLINE_SECS" => s.http.shutdown_deadline_secs = num(&v)?,
+        "LATCHKEY_METRICS_ENABLED" => s.metrics.enabled = flag(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -351,6 +364,13 @@ fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
 impl Settings {
     /// Loads the layers. `file` is `--config FILE`; without it `latchkey.toml` is read if present.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let settings = Self::load_unchecked(file)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The layers without the checks of [`Settings::problems`], for `config check` to list them.
+    pub fn load_unchecked(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut settings = match file {
             Some(path) => Self::from_file(path)?,
             None if Path::new("latchkey.toml").exists() => Self::from_file(Path::new("latchkey.toml"))?,
@@ -361,7 +381,6 @@ impl Settings {
                 apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
-        settings.check()?;
         Ok(settings)
     }
 
@@ -473,7 +492,7 @@ impl Settings {
 
     fn check(&self) -> anyhow::Result<()> {
         let problems = self.problems();
-        if problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid settings:\n  {}", problems.join("\n  ")) }
+        if problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid settings: {}", problems.join("; ")) }
     }
 
     pub fn outbox(&self) -> PathBuf {

@@ -31,6 +31,8 @@ pub mod config;
 pub mod crypto;
 /// The `serve --demo` user, client and callback page.
 pub mod demo;
+/// The directories `serve` writes to, checked before it starts.
+pub mod dirs;
 /// Clients, users, sessions, grants and the claims they release.
 pub mod domain;
 /// Short-lived state: authorization codes, login flows, counters.
@@ -39,10 +41,14 @@ pub mod ephemeral;
 pub mod http;
 /// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.
 pub mod keys;
+/// Log lines: text or JSON on stderr, with the request id.
+pub mod logging;
 /// The login engine: flow, step contract, steps, policy.
 pub mod login;
 /// Outbound mail: SMTP or the development outbox.
 pub mod mail;
+/// Prometheus metrics: what is counted, and `/metrics`.
+pub mod metrics;
 /// Protocol endpoints.
 pub mod oidc;
 /// Askama page templates.

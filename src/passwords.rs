@@ -102,11 +102,16 @@ impl Passwords {
     /// Runs `f` on a worker and waits for its result.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Memory) -> T + Send + 'static) -> anyhow::Result<T> {
         let (tx, rx) = oneshot::channel();
+        crate::metrics::argon2_queue(1.0);
         self.jobs
             .send(Box::new(move |memory| {
+                crate::metrics::argon2_queue(-1.0);
                 let _ = tx.send(f(memory));
             }))
-            .map_err(|_| anyhow::anyhow!("password workers stopped"))?;
+            .map_err(|_| {
+                crate::metrics::argon2_queue(-1.0);
+                anyhow::anyhow!("password workers stopped")
+            })?;
         Ok(rx.await?)
     }
 

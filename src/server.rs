@@ -24,6 +24,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(i) => i.trim_end_matches('/').to_owned(),
         None => format!("http://localhost:{}", addr.port()),
     };
+    crate::dirs::prepare(&settings)?;
     let store = Store::connect(&settings).await?;
     store.migrate().await?;
     let kek = Kek::load_or_create(&settings.keys_dir)?;

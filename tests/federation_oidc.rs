@@ -371,12 +371,13 @@ async fn an_unreachable_provider_gives_a_readable_page_quickly() {
 async fn config_check_names_each_upstream_problem() {
     let toml = "[[upstream]]\nid = \"Bad Id\"\nkind = \"oidc\"\nclient_id = \"\"\nclient_secret = \"s\"\n";
     let (path, env) = config_env(toml);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    let out = std::process::Command::new(bin())
         .args(["config", "check"])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Problems go to stderr, one line each.
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     for expected in ["upstream[0].id", "upstream[0].client_id", "upstream[0].issuer"] {
         assert!(text.contains(expected), "{expected} in {text}");

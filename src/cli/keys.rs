@@ -36,12 +36,16 @@ pub enum KeysCommand {
         kid: String,
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Emergency: unpublish a key at once; tokens it signed stop verifying
     Revoke {
         /// Key ids are base64url and may start with `-`
         #[arg(allow_hyphen_values = true)]
         kid: String,
+        #[command(flatten)]
+        json: Json,
     },
     /// Import a private key (PEM or JWK) as the next key of its algorithm
     Import {
@@ -61,11 +65,17 @@ pub enum KeysCommand {
         public: bool,
         #[arg(long, default_value = "jwk", value_parser = ["jwk", "pem"])]
         format: String,
+        /// Print {kid, alg, format, key} (the PEM as a string)
+        #[command(flatten)]
+        json: Json,
     },
     /// Re-seal every private key under a new key-encryption key (LATCHKEY_NEW_KEK, else a new
     /// one generated into keys_dir; with LATCHKEY_KEK set and no LATCHKEY_NEW_KEK, under
     /// LATCHKEY_KEK itself)
-    Rewrap,
+    Rewrap {
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 fn alg_names() -> [&'static str; 4] {
@@ -77,20 +87,21 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
     let policy = Policy::from_settings(settings);
     match command {
         KeysCommand::List { json } => {
-            let keys = store.signing_keys().await?;
+            let mut keys = store.signing_keys().await?;
+            keys.sort_by_key(|k| (k.alg.clone(), state_rank(&k.state), std::cmp::Reverse(k.created_at)));
             print(json.json, serde_json::to_value(&keys)?, || {
-                let t = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+                let t = |v: Option<i64>| v.map_or("-".to_owned(), readable_time);
                 let mut out = format!(
-                    "{:<22}  {:<5}  {:<7}  {:>10}  {:>10}  {:>10}",
+                    "{:<22}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}",
                     "kid", "alg", "state", "created", "activated", "retires_at"
                 );
                 for k in &keys {
                     out.push_str(&format!(
-                        "\n{:<22}  {:<5}  {:<7}  {:>10}  {:>10}  {:>10}",
+                        "\n{:<22}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}",
                         k.kid,
                         k.alg,
                         k.state,
-                        k.created_at,
+                        readable_time(k.created_at),
                         t(k.activated_at),
                         t(k.retires_at)
                     ));
@@ -147,17 +158,19 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                     .join("\n")
             });
         }
-        KeysCommand::Retire { kid, force } => {
+        KeysCommand::Retire { kid, force, json } => {
             let kek = Kek::load_or_create(&settings.keys_dir)?;
             let plan = lifecycle::retire(&store.signing_keys().await?, &kid, now(), policy, force)?;
             run_plan(&store, &kek, &plan, "cli").await?;
-            println!("retired {kid}");
+            print(json.json, json!({ "kid": kid, "state": "retired" }), || format!("retired {kid}"));
         }
-        KeysCommand::Revoke { kid } => {
+        KeysCommand::Revoke { kid, json } => {
             let kek = Kek::load_or_create(&settings.keys_dir)?;
             let plan = lifecycle::revoke(&store.signing_keys().await?, &kid, now())?;
             run_plan(&store, &kek, &plan, "cli").await?;
-            println!("revoked {kid}; every node drops it within {} s", keys::REFRESH.as_secs());
+            print(json.json, json!({ "kid": kid, "state": "revoked" }), || {
+                format!("revoked {kid}; every node drops it within {} s", keys::REFRESH.as_secs())
+            });
         }
         KeysCommand::Import { file, alg, json } => {
             let input = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
@@ -195,26 +208,47 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 format!("imported {} as the next {alg} key; `keys rotate --alg {alg}` activates it", row.kid)
             });
         }
-        KeysCommand::Export { kid, format, .. } => {
+        KeysCommand::Export { kid, format, json, .. } => {
             let row = store
                 .signing_keys()
                 .await?
                 .into_iter()
                 .find(|r| r.kid == kid)
                 .ok_or_else(|| anyhow::anyhow!("no key {kid}"))?;
-            if format == "jwk" {
-                let jwk: Value = serde_json::from_str(&row.public_jwk)?;
-                println!("{}", serde_json::to_string_pretty(&jwk)?);
+            let key: Value = if format == "jwk" {
+                serde_json::from_str(&row.public_jwk)?
             } else {
                 let alg = Alg::parse(&row.alg).ok_or_else(|| anyhow::anyhow!("key {kid}: unknown algorithm"))?;
                 let kek = Kek::load_or_create(&settings.keys_dir)?;
-                let pem = alg.public_pem(&kek.open(&row.kid, &row.private_enc)?)?;
-                print!("{}", String::from_utf8(pem)?);
+                Value::String(String::from_utf8(alg.public_pem(&kek.open(&row.kid, &row.private_enc)?)?)?)
+            };
+            if json.json {
+                print(true, json!({ "kid": row.kid, "alg": row.alg, "format": format, "key": key }), String::new);
+            } else {
+                match key {
+                    Value::String(pem) => print!("{pem}"),
+                    jwk => println!("{}", serde_json::to_string_pretty(&jwk)?),
+                }
             }
         }
-        KeysCommand::Rewrap => rewrap(settings, &store).await?,
+        KeysCommand::Rewrap { json } => rewrap(settings, &store, json).await?,
     }
     Ok(())
+}
+
+/// Keys of one algorithm in the order of their life: the one signing first.
+fn state_rank(state: &str) -> u8 {
+    match KeyState::parse(state) {
+        Some(KeyState::Active) => 0,
+        Some(KeyState::Next) => 1,
+        Some(KeyState::Retired) => 2,
+        Some(KeyState::Revoked) | None => 3,
+    }
+}
+
+/// A Unix time as `2026-12-05 18:20:00Z` (UTC).
+fn readable_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
 }
 
 /// Applies a plan and returns the keys as they are afterwards.
@@ -229,7 +263,7 @@ async fn run_plan(store: &Store, kek: &Kek, plan: &Plan, by: &str) -> anyhow::Re
 /// mode the new KEK is written to `kek.next` first and becomes `kek` only after the commit (the
 /// old one stays as `kek.previous`, which running nodes still open with); so a crash at any
 /// point leaves every record readable.
-async fn rewrap(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+async fn rewrap(settings: &Settings, store: &Store, json: Json) -> anyhow::Result<()> {
     let old = Kek::load_or_create(&settings.keys_dir)?;
     let file_mode = old.keys_dir().map(PathBuf::from);
     let new_env = std::env::var("LATCHKEY_NEW_KEK").ok().map(|k| k.trim().to_owned());
@@ -270,6 +304,10 @@ async fn rewrap(settings: &Settings, store: &Store) -> anyhow::Result<()> {
     store
         .audit(AuditEvent::new("key.kek_rewrapped").detail("keys", total).detail("totp_secrets", secrets_total), now())
         .await;
+    if json.json {
+        print(true, json!({ "keys": total, "totp_secrets": secrets_total }), String::new);
+        return Ok(());
+    }
     match (&file_mode, new_env) {
         (Some(dir), _) => println!(
             "re-sealed {total} keys and {secrets_total} authenticator secrets; {} now holds the new key-encryption key, the old one stays in kek.previous (running nodes switch on their own; delete it once all have)",

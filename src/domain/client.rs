@@ -95,6 +95,48 @@ impl Client {
     }
 }
 
+/// The web origin entry that stands for the origins of the redirect URIs, as in Keycloak.
+pub const WEB_ORIGINS_OF_REDIRECTS: &str = "+";
+
+/// The origins whose scripts may call the token, userinfo and revocation endpoints (CORS):
+/// the client's web origins, `+` expanded to the origins of its redirect URIs. URIs with no
+/// tuple origin (custom schemes of native apps) contribute none.
+///
+/// Kept beside [`Client`] rather than in it: only CORS and the operator read them.
+pub fn allowed_origins(web_origins: &[String], redirect_uris: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in web_origins {
+        if o == WEB_ORIGINS_OF_REDIRECTS {
+            out.extend(redirect_uris.iter().filter_map(|u| origin_of(u)));
+        } else {
+            out.push(o.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The ASCII serialisation of a URL's origin (RFC 6454 §6.2), none for an opaque origin.
+fn origin_of(url: &str) -> Option<String> {
+    let origin = url::Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// Checks a web origin offered at registration: `+`, or `scheme://host[:port]` exactly as a
+/// browser sends it in `Origin` (no path, no trailing slash). Never `*`: the endpoints answer
+/// with the one origin that asked.
+pub fn validate_web_origin(origin: &str) -> Result<(), String> {
+    if origin == WEB_ORIGINS_OF_REDIRECTS {
+        return Ok(());
+    }
+    match origin_of(origin) {
+        Some(o) if o == origin => Ok(()),
+        Some(o) => Err(format!("--web-origin '{origin}' is not an origin; did you mean '{o}'?")),
+        None => Err(format!("--web-origin '{origin}' is not an origin such as https://app.example.com")),
+    }
+}
+
 fn loopback_match(registered: &str, presented: &str) -> bool {
     let (Ok(r), Ok(p)) = (url::Url::parse(registered), url::Url::parse(presented)) else {
         return false;
@@ -121,4 +163,28 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
         return Err(format!("'{uri}' has no host"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plus_stands_for_the_origins_of_the_redirect_uris() {
+        let redirects = vec!["https://app.example.com:8443/cb".into(), "com.example.app:/cb".into()];
+        let origins = allowed_origins(&["+".into(), "https://spa.example.com".into()], &redirects);
+        assert_eq!(origins, ["https://app.example.com:8443", "https://spa.example.com"]);
+        assert!(allowed_origins(&[], &redirects).is_empty());
+    }
+
+    #[test]
+    fn a_web_origin_is_an_exact_origin() {
+        assert!(validate_web_origin("+").is_ok());
+        assert!(validate_web_origin("https://spa.example.com").is_ok());
+        assert!(validate_web_origin("http://localhost:5173").is_ok());
+        assert!(validate_web_origin("https://spa.example.com/").is_err());
+        assert!(validate_web_origin("https://spa.example.com/app").is_err());
+        assert!(validate_web_origin("*").is_err());
+        assert!(validate_web_origin("https://example.com:443").is_err(), "browsers omit the default port");
+    }
 }

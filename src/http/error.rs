@@ -122,6 +122,7 @@ macro_rules! internal_conversions {
     ($ty:ty, $unavailable:expr, $bug:expr) => {
         impl From<sqlx::Error> for $ty {
             fn from(e: sqlx::Error) -> Self {
+                crate::metrics::backend_error("store");
                 match classify(&e, sqlx_unavailable(&e)) {
                     Internal::Unavailable => $unavailable,
                     Internal::Bug => $bug,
@@ -130,12 +131,14 @@ macro_rules! internal_conversions {
         }
         impl From<crate::ephemeral::Unavailable> for $ty {
             fn from(e: crate::ephemeral::Unavailable) -> Self {
+                crate::metrics::backend_error("ephemeral");
                 classify(&e, true);
                 $unavailable
             }
         }
         impl From<anyhow::Error> for $ty {
             fn from(e: anyhow::Error) -> Self {
+                crate::metrics::backend_error("internal");
                 classify(&e, false);
                 $bug
             }

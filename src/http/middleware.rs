@@ -69,5 +69,5 @@ pub fn rate_limited<S: Clone + Send + Sync + 'static>(router: Router<S>, limits:
             limiter.retain_recent();
         }
     });
-    router.layer(GovernorLayer::new(config))
+    router.layer(GovernorLayer::new(config).error_handler(crate::http::refusals::rate_limited))
 }

@@ -4,9 +4,11 @@
 /// The client address per-IP limits count, through trusted proxies.
 pub mod client_ip;
 pub mod cookies;
+pub mod cors;
 pub mod error;
 pub mod form;
 pub mod middleware;
+pub mod refusals;
 
 pub use error::{BearerError, OAuthError, PageError};
 pub use form::Params;

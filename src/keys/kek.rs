@@ -33,6 +33,31 @@ const FILE: &str = "kek";
 const PREVIOUS_FILE: &str = "kek.previous";
 const NEXT_FILE: &str = "kek.next";
 
+/// What would stop [`Kek::load_or_create`] at start-up, one line each, without creating
+/// anything (for `config check`).
+pub fn problems(keys_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in ["LATCHKEY_KEK", "LATCHKEY_KEK_PREVIOUS"] {
+        if let Ok(v) = std::env::var(name)
+            && cipher(&v).is_none()
+        {
+            out.push(format!("{name}: not base64url of 32 bytes"));
+        }
+    }
+    if std::env::var("LATCHKEY_KEK").is_err() {
+        for file in [FILE, PREVIOUS_FILE] {
+            let path = keys_dir.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(t) if cipher(&t).is_none() => out.push(format!("{}: not a key-encryption key", path.display())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => out.push(format!("{}: cannot read: {e}", path.display())),
+            }
+        }
+    }
+    out
+}
+
 impl Kek {
     pub fn load_or_create(keys_dir: &Path) -> anyhow::Result<Self> {
         if let Ok(v) = std::env::var("LATCHKEY_KEK") {

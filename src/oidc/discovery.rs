@@ -13,7 +13,10 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/.well-known/openid-configuration", get(configuration)).route(JWKS, get(jwks))
+    Router::new()
+        .route("/.well-known/openid-configuration", get(configuration))
+        .route(JWKS, get(jwks))
+        .layer(crate::http::cors::public())
 }
 
 /// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
@@ -65,12 +68,5 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 fn json_bytes(body: String, cache: String) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (header::CACHE_CONTROL, cache),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
-        ],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "application/json".to_owned()), (header::CACHE_CONTROL, cache)], body)
 }

@@ -10,8 +10,10 @@ pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
+use crate::http::cors::{self, WebOrigins};
 use crate::state::AppState;
 use axum::Router;
+use axum::http::Method;
 use axum::routing::{get, post};
 
 pub const AUTHORIZE: &str = "/authorize";
@@ -22,12 +24,14 @@ pub const REVOKE: &str = "/revoke";
 pub const INTROSPECT: &str = "/introspect";
 pub const END_SESSION: &str = "/logout";
 
-pub fn router() -> Router<AppState> {
+/// The endpoints; those a browser client calls answer CORS for the `origins` clients allow.
+pub fn router(origins: &WebOrigins) -> Router<AppState> {
+    let browser = |methods: &[Method]| cors::for_clients(origins, methods);
     Router::new()
         .route(AUTHORIZE, get(authorize::get).post(authorize::post))
-        .route(TOKEN, post(token::handle))
-        .route(USERINFO, get(userinfo::get).post(userinfo::post))
-        .route(REVOKE, post(revoke::handle))
+        .route(TOKEN, post(token::handle).layer(browser(&[Method::POST])))
+        .route(USERINFO, get(userinfo::get).post(userinfo::post).layer(browser(&[Method::GET, Method::POST])))
+        .route(REVOKE, post(revoke::handle).layer(browser(&[Method::POST])))
         .route(INTROSPECT, post(introspect::handle))
         .route(END_SESSION, get(end_session::get).post(end_session::post))
         .route(

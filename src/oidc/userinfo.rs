@@ -56,7 +56,6 @@ async fn respond(state: &AppState, token: Option<Result<String, BearerError>>) -
         Ok(body) => {
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
             resp
         }
         Err(e) => e.into_response(),

@@ -54,6 +54,7 @@ impl Store {
         .await;
         match result {
             Ok(_) => {
+                crate::metrics::audited(event.kind);
                 tracing::info!(target: "audit", kind = event.kind, user = ?event.user_id, client = ?event.client_id, "audit event")
             }
             Err(e) => tracing::error!(kind = event.kind, error = %e, "could not write audit event"),

@@ -111,6 +111,35 @@ impl Store {
         Ok(rows.into_iter().map(Client::from).collect())
     }
 
+    /// Sets a client's web origins (see `domain::client::allowed_origins`). Returns whether the
+    /// client exists.
+    pub async fn set_client_web_origins(&self, id: &str, origins: &[String]) -> Result<bool> {
+        let done = sqlx::query("UPDATE clients SET web_origins = $1 WHERE id = $2")
+            .bind(json_list(origins))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A client's web origins as registered (`+` not expanded); none for an unknown client.
+    pub async fn client_web_origins(&self, id: &str) -> Result<Option<Vec<String>>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT web_origins FROM clients WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(o,)| parse_list(&o)))
+    }
+
+    /// Every origin some client allows, `+` expanded. CORS preflights carry no client id, so
+    /// they are answered for this union (see `http::cors`).
+    pub async fn all_web_origins(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT web_origins, redirect_uris FROM clients").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .flat_map(|(o, r)| crate::domain::client::allowed_origins(&parse_list(o), &parse_list(r)))
+            .collect())
+    }
+
     /// Removes a client and revokes every grant it holds. Returns whether it existed.
     pub async fn remove_client(&self, id: &str, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;

@@ -121,6 +121,43 @@ impl Store {
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
+
+    /// Enables a disabled account. Its old sessions and grants stay ended: the user signs in anew.
+    pub async fn enable_user(&self, user_id: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET disabled = 0, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Removes an account and everything that is only its own (credentials, sessions, grants
+    /// and their refresh tokens, consents, linked upstream accounts), in one transaction. Audit
+    /// events keep the id: they are the record of what happened.
+    pub async fn remove_user(&self, user_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        for statement in [
+            "DELETE FROM grants WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM consents WHERE user_id = $1",
+            "DELETE FROM totp_credentials WHERE user_id = $1",
+            "DELETE FROM recovery_codes WHERE user_id = $1",
+            "DELETE FROM passkeys WHERE user_id = $1",
+            "DELETE FROM webauthn_users WHERE user_id = $1",
+            "DELETE FROM upstream_identities WHERE user_id = $1",
+            "DELETE FROM email_otp_enrolments WHERE user_id = $1",
+        ] {
+            sqlx::query(statement).bind(user_id).execute(&mut *tx).await?;
+        }
+        let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
 }
 
 /// Ends every session of the user and revokes every grant, `offline_access` ones included: the

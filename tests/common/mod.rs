@@ -110,8 +110,11 @@ pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_latchkey")
+/// The binary under test. `LATCHKEY_TEST_BIN` overrides cargo's path: several worktrees that
+/// share one target directory overwrite each other's `target/debug/latchkey`, but not the
+/// per-build copy under `target/debug/deps/`.
+pub fn bin() -> String {
+    std::env::var("LATCHKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned())
 }
 
 /// What the nodes of one deployment share: the data directory (SQLite file, key-encryption key)

@@ -35,12 +35,14 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
     if !state.keys.can_sign(client.id_token_signed_response_alg) {
         state.keys.refresh(state.now()).await?;
     }
-    match grant_type {
+    let issued = match grant_type {
         "authorization_code" => authorization_code::exchange(state, &client, &p).await,
         "refresh_token" => refresh_token::exchange(state, &client, &p).await,
         "client_credentials" => client_credentials::exchange(state, &client, &p).await,
         other => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported"))),
-    }
+    }?;
+    crate::metrics::token_issued(grant_type);
+    Ok(issued)
 }
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).

@@ -1,0 +1,64 @@
+//! Refusals made by layers before any handler runs: a body over the size limit (413, from
+//! axum's body limit) and a client over its rate limit (429, from tower-governor). Both layers
+//! answer in plain text; this turns their answers into the format of the surface that was
+//! called: OAuth JSON (RFC 6749 §5.2) on the protocol endpoints an RP calls from its back end,
+//! a readable page everywhere else. A 429 says truthfully when to retry.
+
+use crate::http::{OAuthError, PageError};
+use crate::oidc::{INTROSPECT, REVOKE, TOKEN, USERINFO};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_governor::GovernorError;
+
+/// Endpoints whose callers are programs that parse OAuth JSON errors.
+const PROTOCOL_PATHS: [&str; 4] = [TOKEN, USERINFO, REVOKE, INTROSPECT];
+
+/// tower-governor's error handler: 429 with a `Retry-After` that is never too short.
+pub fn rate_limited(e: GovernorError) -> Response {
+    match e {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            crate::metrics::rate_limited();
+            // governor rounds the wait down to whole seconds (often to 0): a client that waited
+            // only that long would be refused again. One second more is always enough.
+            let mut resp = StatusCode::TOO_MANY_REQUESTS.into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait_time + 1));
+            resp
+        }
+        other => {
+            tracing::error!(error = %other, "rate limiter failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Rewrites a 413 or 429 that a layer answered in plain text into the surface's own format,
+/// keeping its `Retry-After`.
+pub async fn by_surface(req: Request, next: Next) -> Response {
+    let protocol = PROTOCOL_PATHS.contains(&req.uri().path());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS) {
+        return resp;
+    }
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+    let seconds = retry_after.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("a few");
+    let (code, title, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ("invalid_request", "Request too large", "The request body is larger than this server accepts.".to_owned())
+    } else {
+        // RFC 6749 has no code for rate limits; `temporarily_unavailable` (§4.1.2.1) is the one
+        // that tells a client to retry later rather than change its request.
+        ("temporarily_unavailable", "Too many requests", format!("Too many requests; retry after {seconds} s."))
+    };
+    let mut out = if protocol {
+        OAuthError { status, code, description: message, challenge: None }.into_response()
+    } else {
+        PageError { status, title: title.into(), message, code: None }.into_response()
+    };
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    out
+}

@@ -1,0 +1,123 @@
+//! Prometheus metrics, served at `/metrics` when `metrics.enabled` is set. Recorded through the
+//! `metrics` facade and rendered by `metrics-exporter-prometheus`:
+//!
+//! - `latchkey_http_requests_total{route,status}` and `latchkey_http_request_duration_seconds`
+//!   (histogram, by route), from [`track`] around every request;
+//! - `latchkey_tokens_issued_total{grant}`, from the token endpoint;
+//! - `latchkey_sign_ins_total{outcome}` (`succeeded`, `failed`) and
+//!   `latchkey_login_events_total{kind}`, counted where audit events are written ([`audited`]);
+//! - `latchkey_rate_limited_total`, per-IP refusals;
+//! - `latchkey_backend_errors_total{backend}` (`store`, `ephemeral`, `internal`);
+//! - `latchkey_signing_key_age_seconds{kid,alg,state}`, read at each scrape;
+//! - `latchkey_argon2_queue_depth`, hashes waiting for a password worker.
+//!
+//! The `metrics` recorder is process-wide by that crate's design; with none installed (metrics
+//! off, the CLI) every call here costs next to nothing.
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+pub const PATH: &str = "/metrics";
+
+const REQUEST_DURATION: &str = "latchkey_http_request_duration_seconds";
+
+/// Latency buckets in seconds: a userinfo call takes well under a millisecond, a password
+/// sign-in tens of milliseconds, a stalled store seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder once per process and returns its handle.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &BUCKETS)?
+        .install_recorder()?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// `GET /metrics`, the Prometheus text exposition format.
+pub fn router(handle: PrometheusHandle) -> Router<AppState> {
+    Router::new().route(
+        PATH,
+        get(move |State(state): State<AppState>| {
+            let handle = handle.clone();
+            async move { scrape(&state, &handle).await }
+        }),
+    )
+}
+
+async fn scrape(state: &AppState, handle: &PrometheusHandle) -> Response {
+    match state.store.signing_keys().await {
+        Ok(rows) => {
+            let now = state.now();
+            for k in rows {
+                let labels = [("kid", k.kid), ("alg", k.alg), ("state", k.state)];
+                gauge!("latchkey_signing_key_age_seconds", &labels).set((now - k.created_at) as f64);
+            }
+        }
+        Err(e) => {
+            backend_error("store");
+            tracing::warn!(error = %e, "metrics: could not read the signing keys");
+        }
+    }
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+}
+
+/// Middleware: counts every request by route template (never the raw path, whose ids would
+/// make a series per user) and status, and records its latency.
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = route.unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    histogram!(REQUEST_DURATION, "route" => route.clone()).record(started.elapsed().as_secs_f64());
+    counter!("latchkey_http_requests_total", "route" => route, "status" => status).increment(1);
+    resp
+}
+
+/// A token response was issued for `grant` (`authorization_code`, `refresh_token`, ...).
+pub fn token_issued(grant: &str) {
+    counter!("latchkey_tokens_issued_total", "grant" => grant.to_owned()).increment(1);
+}
+
+/// An audit event was written: sign-in events are counted by kind and by outcome.
+pub fn audited(kind: &'static str) {
+    if !kind.starts_with("login.") {
+        return;
+    }
+    counter!("latchkey_login_events_total", "kind" => kind).increment(1);
+    match kind {
+        "login.succeeded" => counter!("latchkey_sign_ins_total", "outcome" => "succeeded").increment(1),
+        "login.failed" => counter!("latchkey_sign_ins_total", "outcome" => "failed").increment(1),
+        _ => {}
+    }
+}
+
+/// A client was refused by the per-IP rate limit.
+pub fn rate_limited() {
+    counter!("latchkey_rate_limited_total").increment(1);
+}
+
+/// A request failed on a backing store (`store`, `ephemeral`) or on an internal error.
+pub fn backend_error(backend: &'static str) {
+    counter!("latchkey_backend_errors_total", "backend" => backend).increment(1);
+}
+
+/// A password hash joined (`1.0`) or left (`-1.0`) the argon2 queue.
+pub fn argon2_queue(delta: f64) {
+    gauge!("latchkey_argon2_queue_depth").increment(delta);
+}

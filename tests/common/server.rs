@@ -70,8 +70,10 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_latchkey")
+/// The binary under test: `LATCHKEY_TEST_BIN` when set (a copy kept apart from a target
+/// directory that other checkouts also build into), else the one Cargo built for this test.
+fn bin() -> String {
+    std::env::var("LATCHKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned())
 }
 
 impl Server {

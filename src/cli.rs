@@ -292,8 +292,9 @@ async fn open(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The CLI's time: the system clock, or the test clock the server it manages also reads.
 fn now() -> i64 {
-    crate::clock::Clock::system().now()
+    crate::clock::Clock::from_env().now()
 }
 
 fn print(json: bool, value: Value, text: impl FnOnce() -> String) {

@@ -130,6 +130,11 @@ pub struct Ephemeral {
     pub url: Option<String>,
     /// Put before every Redis key, so that several deployments can share one Redis.
     pub prefix: String,
+    /// In-process store only: the bytes it may hold; past this the oldest entries are evicted
+    /// (on Redis, size the server with `maxmemory`).
+    pub max_bytes: usize,
+    /// The largest single value either backend accepts, in bytes.
+    pub max_value_bytes: usize,
 }
 
 impl Default for Database {
@@ -140,7 +145,7 @@ impl Default for Database {
 
 impl Default for Ephemeral {
     fn default() -> Self {
-        Self { url: None, prefix: "latchkey:".into() }
+        Self { url: None, prefix: "latchkey:".into(), max_bytes: 64 << 20, max_value_bytes: 256 << 10 }
     }
 }
 
@@ -278,6 +283,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT",
     "LATCHKEY_EPHEMERAL_URL",
     "LATCHKEY_EPHEMERAL_PREFIX",
+    "LATCHKEY_EPHEMERAL_MAX_BYTES",
+    "LATCHKEY_EPHEMERAL_MAX_VALUE_BYTES",
     "LATCHKEY_CODE_TTL",
     "LATCHKEY_ACCESS_TOKEN_TTL",
     "LATCHKEY_ID_TOKEN_TTL",
@@ -316,6 +323,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT" => s.database.acquire_timeout = num(&v)?,
         "LATCHKEY_EPHEMERAL_URL" => s.ephemeral.url = Some(v),
         "LATCHKEY_EPHEMERAL_PREFIX" => s.ephemeral.prefix = v,
+        "LATCHKEY_EPHEMERAL_MAX_BYTES" => s.ephemeral.max_bytes = num(&v)?,
+        "LATCHKEY_EPHEMERAL_MAX_VALUE_BYTES" => s.ephemeral.max_value_bytes = num(&v)?,
         "LATCHKEY_CODE_TTL" => s.tokens.code_ttl = num(&v)?,
         "LATCHKEY_ACCESS_TOKEN_TTL" => s.tokens.access_token_ttl = num(&v)?,
         "LATCHKEY_ID_TOKEN_TTL" => s.tokens.id_token_ttl = num(&v)?,

@@ -3,6 +3,7 @@
 //! `<data_dir>/outbox/`), with a log line naming it. Every message has a text and an HTML body,
 //! both from templates.
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use anyhow::Context;
 use askama::Template;
@@ -49,12 +50,20 @@ impl Mail {
 }
 
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
-    Outbox { dir: PathBuf, from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    /// The clock names the files, so they sort in the order they were written.
+    Outbox {
+        dir: PathBuf,
+        from: Mailbox,
+        clock: Clock,
+    },
 }
 
 impl Mailer {
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+    pub fn from_settings(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
         let from: Mailbox = settings.mail.from.parse().context("mail.from")?;
         Ok(match &settings.mail.smtp_url {
             Some(url) => {
@@ -64,7 +73,7 @@ impl Mailer {
                     .build();
                 Mailer::Smtp { transport, from }
             }
-            None => Mailer::Outbox { dir: settings.outbox(), from },
+            None => Mailer::Outbox { dir: settings.outbox(), from, clock },
         })
     }
 
@@ -80,9 +89,9 @@ impl Mailer {
                 transport.send(message).await.context("SMTP")?;
                 tracing::info!(to = %mail.to, subject = %mail.subject, "mail sent");
             }
-            Mailer::Outbox { dir, .. } => {
+            Mailer::Outbox { dir, clock, .. } => {
                 tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
-                let name = format!("{}-{}.eml", crate::clock::Clock::system().now(), crate::crypto::random_id());
+                let name = format!("{}-{}.eml", clock.now(), crate::crypto::random_id());
                 let path = dir.join(name);
                 tokio::fs::write(&path, message.formatted())
                     .await

@@ -27,11 +27,16 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     crate::dirs::prepare(&settings)?;
     let store = Store::connect(&settings).await?;
     store.migrate().await?;
+    // The one clock of this process: every read of "now" below goes through it.
+    let clock = Clock::from_env();
+    if let Some(warning) = clock.warning() {
+        eprintln!("{warning}");
+    }
     let kek = Kek::load_or_create(&settings.keys_dir)?;
-    let keys = Arc::new(KeyRing::load(store.clone(), kek, crate::clock::Clock::system().now()).await?);
-    let ephemeral = Ephemeral::open(&settings.ephemeral).await?;
-    let mail = crate::mail::Mailer::from_settings(&settings)?;
-    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), mail, Clock::system());
+    let keys = Arc::new(KeyRing::load(store.clone(), kek, clock.now()).await?);
+    let ephemeral = Ephemeral::open(&settings.ephemeral, clock.clone()).await?;
+    let mail = crate::mail::Mailer::from_settings(&settings, clock.clone())?;
+    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), mail, clock.clone());
     let demo_info = if demo { Some(crate::demo::ensure(&state).await?) } else { None };
     let mut router = app::router(state.clone());
     if demo {
@@ -40,9 +45,14 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let key_settings = state.settings.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::keys::REFRESH);
+        let mut offset = clock.offset_secs();
         loop {
-            tick.tick().await;
-            if let Err(e) = keys.tick(&key_settings, crate::clock::Clock::system().now()).await {
+            // Every REFRESH, and at once when a test moves the clock (never otherwise).
+            tokio::select! {
+                _ = tick.tick() => {}
+                moved = clock.moved(offset) => offset = moved,
+            }
+            if let Err(e) = keys.tick(&key_settings, clock.now()).await {
                 tracing::warn!(error = %e, "could not refresh signing keys");
             }
         }

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::json;
 
@@ -41,7 +39,7 @@ async fn reused_code_is_invalid_grant_and_revokes_what_it_issued() {
 async fn code_expires_after_the_code_ttl() {
     let (server, c, b) = setup_with(&[("LATCHKEY_CODE_TTL", "1")]).await;
     let code = code(&b, &c, "openid").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server.advance(2);
     server.redeem(&c, &code, None).await.assert_oauth_error(400, "invalid_grant");
 }
 

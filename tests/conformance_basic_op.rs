@@ -380,7 +380,7 @@ async fn oidcc_display_popup() {
 async fn oidcc_prompt_login() {
     let op = op().await;
     let (_, t1) = std_flow(&op, "openid", &[]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    op.server.advance(1);
     let (o2, t2) = std_flow(&op, "openid", &[("prompt", "login")]).await;
     assert_eq!(o2.logins, 1, "the OP must show the login page again");
     let (a, b) = (t1.id_claims()["auth_time"].as_i64(), t2.id_claims()["auth_time"].as_i64());
@@ -428,7 +428,7 @@ async fn oidcc_prompt_none_logged_in() {
 async fn oidcc_max_age_1() {
     let op = op().await;
     let (_, t1) = std_flow(&op, "openid", &[]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    op.server.advance(2);
     let (o2, t2) = std_flow(&op, "openid", &[("max_age", "1")]).await;
     assert_eq!(o2.logins, 1, "the OP must re-authenticate");
     let a = t1.id_claims()["auth_time"].as_i64();
@@ -545,7 +545,7 @@ async fn oidcc_codereuse() {
 async fn oidcc_codereuse_30seconds() {
     let op = op().await;
     let (code, t) = code_and_tokens(&op).await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    op.server.advance(30);
     let r = op.server.redeem(&op.client, &code, None).await;
     token_error_checks(&r, "invalid_grant");
     let u = op.server.userinfo(&t.access_token).await;
@@ -694,7 +694,7 @@ async fn oidcc_refresh_token() {
     let (_, t1) = std_flow(&op, "openid offline_access", &[("prompt", "consent")]).await;
     let rt1 = t1.refresh_token();
     assert!(rt1.bytes().all(|b| (0x20..=0x7e).contains(&b)), "refresh token characters");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    op.server.advance(1);
     let r = op
         .server
         .token(
@@ -713,7 +713,7 @@ async fn oidcc_refresh_token() {
     let o = op.browser.authorize_and_complete(&p, Some((USER, PASSWORD)), Decision::Allow).await;
     let code = callback_checks(&op, &o, &state);
     let t2 = token_checks(&op, &client2, &code, Some(&nonce), None).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    op.server.advance(1);
     let r = op.server.refresh(&client2, t2.refresh_token()).await;
     let n2 = refresh_checks(&r, &t2, &client2, &op);
     check_userinfo(&op.server.userinfo(&n2.access_token).await);

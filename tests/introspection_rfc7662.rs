@@ -84,6 +84,6 @@ async fn expired_access_token_is_inactive() {
     let browser = server.browser();
     let t = server.code_flow(&browser, &c, "openid").await;
     assert_eq!(server.introspect(&c, &t.access_token).await.json()["active"], true);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    server.advance(2);
     assert_eq!(server.introspect(&c, &t.access_token).await.json(), json!({"active": false}));
 }

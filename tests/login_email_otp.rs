@@ -105,7 +105,7 @@ async fn an_expired_code_is_refused() {
     let pkce = Pkce::new();
     let (browser, page) = password_then_email_page(&server, &c, &pkce).await;
     let code = server.latest_code(EMAIL);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    server.advance(3);
     let late = browser.submit(&code_form(&page).unwrap(), &[("code", &code)]).await;
     assert_refused(&late, "That code has expired");
     // A new code on request, and that one works.
@@ -263,7 +263,7 @@ async fn a_step_up_can_use_the_emailed_code_and_switch_to_a_recovery_code() {
 #[tokio::test]
 async fn turning_emailed_codes_off_needs_a_fresh_sign_in() {
     let (server, c, owner, _) = with_email_codes(&[("LATCHKEY_LOGIN_REAUTH_SECS", "3")]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    server.advance(4);
     let page = owner.get("/account/security").await;
     let r = owner.submit(&account_form(&page, "email-remove"), &[]).await;
     assert_eq!(r.status, 303, "a sign-in first: {r:?}");

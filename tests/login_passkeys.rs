@@ -314,7 +314,7 @@ async fn another_users_passkey_is_refused_and_removal_needs_a_fresh_sign_in() {
     assert!(audit(&server, "login.failed").join("\n").contains("passkey of another user"));
 
     // Removing the passkey after reauth_secs: sign in again (password and passkey) first.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    server.advance(4);
     let page = owner.get("/account/security").await;
     let remove = account_form(&page, "passkey-remove");
     let r = owner.submit(&remove, &[]).await;

@@ -79,7 +79,7 @@ async fn changes_need_a_fresh_sign_in_and_new_codes_replace_the_old() {
     assert!(old.body.contains("not valid, or it was already used"), "{old:?}");
 
     // Too long since the sign-in: turning two-step sign-in off goes through a sign-in again.
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    server.advance(5);
     let page = owner.get("/account/security").await;
     let remove = account_form(&page, "totp-remove");
     let forged = owner.submit(&remove, &[("csrf", "forged")]).await;

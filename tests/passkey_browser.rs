@@ -230,7 +230,15 @@ async fn chromium_registers_a_passkey_and_signs_in_with_it_alone() {
     browser.goto(&format!("{}/authorize?{}", server.issuer, encode_form(&p))).await;
     // The page's conditional request (autofill) may already be answered by the virtual
     // authenticator, which simulates the user's touch; otherwise press the passkey button.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Up to 2 s for that, polled: the browser is another process.
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(2) {
+        let url = browser.call(reqwest::Method::GET, "/url", None).await;
+        if url.as_str().is_some_and(|u| u.starts_with(&callback)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let script = "var b = document.getElementById('passkey-button'); \
                   if (b && !b.closest('form').hidden) { b.click(); return true } return false";
     let clicked = browser.script(script).await;

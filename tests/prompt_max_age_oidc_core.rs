@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 fn with<'a>(mut p: Vec<(&'a str, &'a str)>, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -67,7 +65,7 @@ async fn prompt_login_forces_a_new_login_with_later_auth_time() {
     let c = server.first_party_client();
     let browser = server.browser();
     let t1 = server.code_flow(&browser, &c, "openid").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance(1);
     let t2 = server.code_flow_with(&browser, &c, "openid", &[("prompt", "login")]).await;
     assert_eq!(t2.outcome.as_ref().unwrap().logins, 1, "prompt=login shows the login page");
     let (a, b) = (t1.id_claims(), t2.id_claims());
@@ -82,7 +80,7 @@ async fn max_age_exceeded_forces_a_new_login() {
     let c = server.first_party_client();
     let browser = server.browser();
     let t1 = server.code_flow(&browser, &c, "openid").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.advance(2);
     let t2 = server.code_flow_with(&browser, &c, "openid", &[("max_age", "1")]).await;
     assert_eq!(t2.outcome.as_ref().unwrap().logins, 1, "max_age=1 after 2 s: login again");
     let (a, b) = (t1.id_claims(), t2.id_claims());

@@ -108,7 +108,7 @@ async fn refresh_may_narrow_but_not_widen_the_scope() {
 async fn refreshed_id_token_keeps_the_identity() {
     let (server, c, browser) = setup().await;
     let t = server.code_flow(&browser, &c, "openid offline_access").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.advance(1);
     let r = server.refresh(&c, t.refresh_token()).await;
     assert_eq!(r.status, 200, "{r:?}");
     let t2 = Tokens::from_json(r.json());

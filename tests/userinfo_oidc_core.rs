@@ -152,7 +152,7 @@ async fn expired_access_token_is_rejected() {
     let browser = server.browser();
     let t = server.code_flow(&browser, &c, "openid").await;
     assert!(t.json["expires_in"].as_i64().is_some_and(|e| e <= 1), "{}", t.json);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    server.advance(2);
     let r = server.userinfo(&t.access_token).await;
     assert_eq!(r.status, 401, "expired token: {r:?}");
     assert!(r.header("www-authenticate").unwrap_or("").contains(r#"error="invalid_token""#), "{r:?}");

@@ -1,58 +1,123 @@
 //! The in-process ephemeral store: a map behind one lock, purged of expired entries by a
-//! background task (the shape of mini-redis's `db.rs`).
+//! background task (the shape of mini-redis's `db.rs`). Expiry is a timestamp of the process's
+//! [`Clock`], so a test that moves the clock expires codes, flows and counters at once. The map
+//! is capped in bytes: past the cap the oldest entries go first, so a flood of unauthenticated
+//! requests (each starting a login flow) costs a bounded amount of memory and only evicts flows
+//! older than the newest ones.
 
 use super::Taken;
-use std::collections::HashMap;
+use crate::clock::Clock;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Entry {
     value: String,
-    expires: Instant,
+    /// Milliseconds since the epoch, by the store's clock.
+    expires: i64,
     consumed: bool,
+    /// Insertion order, the key of this entry in [`Map::order`].
+    seq: u64,
+}
+
+/// What an entry is taken to cost beside its key and value: the map slot, the order index, the
+/// allocations' headers. An estimate; the cap is a bound on growth, not an exact budget.
+const ENTRY_OVERHEAD: usize = 96;
+
+fn cost(key: &str, value: &str) -> usize {
+    key.len() * 2 + value.len() + ENTRY_OVERHEAD
+}
+
+#[derive(Default)]
+struct Map {
+    entries: HashMap<String, Entry>,
+    /// Keys by insertion order, oldest first: what goes when the store is over its cap.
+    order: BTreeMap<u64, String>,
+    next_seq: u64,
+    bytes: usize,
+}
+
+impl Map {
+    fn insert(&mut self, key: &str, value: String, expires: i64, max_bytes: usize) {
+        self.remove(key);
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.bytes += cost(key, &value);
+        self.order.insert(seq, key.to_owned());
+        self.entries.insert(key.to_owned(), Entry { value, expires, consumed: false, seq });
+        while self.bytes > max_bytes && self.entries.len() > 1 {
+            let Some((_, oldest)) = self.order.pop_first() else { break };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= cost(&oldest, &e.value);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(e) = self.entries.remove(key) {
+            self.order.remove(&e.seq);
+            self.bytes -= cost(key, &e.value);
+        }
+    }
+
+    fn purge(&mut self, now: i64) {
+        let expired: Vec<String> =
+            self.entries.iter().filter(|(_, e)| e.expires <= now).map(|(k, _)| k.clone()).collect();
+        for key in expired {
+            self.remove(&key);
+        }
+    }
 }
 
 /// A std mutex: every critical section is a map operation, never held across an await.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
-    map: Arc<Mutex<HashMap<String, Entry>>>,
+    map: Arc<Mutex<Map>>,
+    clock: Clock,
+    max_bytes: usize,
 }
 
 const PURGE_EVERY: Duration = Duration::from_secs(30);
 
 impl MemoryStore {
-    /// A store with its purge task running on the current runtime (if any).
-    pub fn start() -> Self {
-        let store = Self::default();
+    /// A store capped at `max_bytes`, with its purge task running on the current runtime (if any).
+    pub fn start(clock: Clock, max_bytes: usize) -> Self {
+        let store = Self { map: Arc::default(), clock, max_bytes };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&store.map);
+            let clock = store.clock.clone();
             rt.spawn(async move {
                 let mut tick = tokio::time::interval(PURGE_EVERY);
                 loop {
                     tick.tick().await;
                     let Some(map) = weak.upgrade() else { break };
-                    let now = Instant::now();
-                    map.lock().unwrap().retain(|_, e| e.expires > now);
+                    map.lock().unwrap().purge(clock.now_ms());
                 }
             });
         }
         store
     }
 
+    fn expiry(&self, ttl: Duration) -> i64 {
+        self.clock.now_ms() + ttl.as_millis() as i64
+    }
+
     pub fn put(&self, key: &str, value: &str, ttl: Duration) {
-        let entry = Entry { value: value.to_owned(), expires: Instant::now() + ttl, consumed: false };
-        self.map.lock().unwrap().insert(key.to_owned(), entry);
+        let expires = self.expiry(ttl);
+        self.map.lock().unwrap().insert(key, value.to_owned(), expires, self.max_bytes);
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
+        let now = self.clock.now_ms();
         let map = self.map.lock().unwrap();
-        map.get(key).filter(|e| e.expires > Instant::now() && !e.consumed).map(|e| e.value.clone())
+        map.entries.get(key).filter(|e| e.expires > now && !e.consumed).map(|e| e.value.clone())
     }
 
     pub fn take(&self, key: &str) -> Taken {
+        let now = self.clock.now_ms();
         let mut map = self.map.lock().unwrap();
-        match map.get_mut(key) {
-            Some(e) if e.expires <= Instant::now() => Taken::Missing,
+        match map.entries.get_mut(key) {
+            Some(e) if e.expires <= now => Taken::Missing,
             Some(e) if e.consumed => Taken::Consumed(e.value.clone()),
             Some(e) => {
                 e.consumed = true;
@@ -66,27 +131,56 @@ impl MemoryStore {
         self.map.lock().unwrap().remove(key);
     }
 
+    /// Adds one to the counter at `key`; its window starts at the first increment.
     pub fn incr(&self, key: &str, ttl: Duration) -> u64 {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut map = self.map.lock().unwrap();
-        let e = map.entry(key.to_owned()).or_insert_with(|| Entry {
-            value: "0".into(),
-            expires: now + ttl,
-            consumed: false,
-        });
-        if e.expires <= now {
-            *e = Entry { value: "0".into(), expires: now + ttl, consumed: false };
-        }
-        let n = e.value.parse::<u64>().unwrap_or(0) + 1;
-        e.value = n.to_string();
+        let (n, expires) = match map.entries.get(key) {
+            Some(e) if e.expires > now => (e.value.parse::<u64>().unwrap_or(0) + 1, e.expires),
+            _ => (1, now + ttl.as_millis() as i64),
+        };
+        map.insert(key, n.to_string(), expires, self.max_bytes);
         n
     }
 
+    /// Takes one back from the counter at `key`, never below 0, keeping its window.
     pub fn decr(&self, key: &str) {
+        let now = self.clock.now_ms();
         let mut map = self.map.lock().unwrap();
-        if let Some(e) = map.get_mut(key).filter(|e| e.expires > Instant::now()) {
-            let n = e.value.parse::<u64>().unwrap_or(0).saturating_sub(1);
-            e.value = n.to_string();
+        if let Some((n, expires)) =
+            map.entries.get(key).filter(|e| e.expires > now).map(|e| (e.value.parse::<u64>().unwrap_or(0), e.expires))
+        {
+            map.insert(key, n.saturating_sub(1).to_string(), expires, self.max_bytes);
         }
+    }
+
+    /// The bytes the store counts against its cap (for tests).
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.map.lock().unwrap().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn over_the_cap_the_oldest_entries_go_first() {
+        let one = cost("flow:000", &"x".repeat(100));
+        let store = MemoryStore::start(Clock::system(), one * 10);
+        for i in 0..25 {
+            store.put(&format!("flow:{i:03}"), &"x".repeat(100), MINUTE);
+        }
+        assert!(store.bytes() <= one * 10, "{} bytes", store.bytes());
+        assert_eq!(store.get("flow:000"), None, "the earliest is gone");
+        assert_eq!(store.get("flow:014"), None);
+        assert!(store.get("flow:015").is_some() && store.get("flow:024").is_some(), "the newest ten stay");
+        store.delete("flow:024");
+        store.put("flow:024", "y", MINUTE);
+        assert_eq!(store.get("flow:024").as_deref(), Some("y"), "a rewrite replaces, not adds");
+        assert!(store.get("flow:015").is_some(), "nothing else was evicted for it");
     }
 }

@@ -3,6 +3,10 @@
 //! same codes, flows and counters. Single-use values are taken atomically and leave a "consumed"
 //! marker until they would have expired, so a second redemption is recognised as reuse.
 //!
+//! Entries expire by the process's [`Clock`], so moving the clock (a test) expires them on both
+//! backends. The in-process store is capped in bytes (oldest entries evicted first), and every
+//! value is bounded in size, so neither the process nor Redis grows without bound under a flood.
+//!
 //! A node never falls back to its own memory when Redis is unreachable: every call fails with
 //! [`Unavailable`] (503) until Redis answers again.
 
@@ -12,6 +16,7 @@ mod redis;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
+use crate::clock::Clock;
 use std::time::Duration;
 
 /// What taking a single-use value found.
@@ -31,93 +36,117 @@ pub struct Unavailable(pub String);
 
 pub type Result<T> = std::result::Result<T, Unavailable>;
 
-/// One enum over the backends, so handlers hold a concrete type.
+/// One type over the backends, so handlers hold a concrete type.
 #[derive(Clone)]
-pub enum Ephemeral {
+pub struct Ephemeral {
+    backend: Backend,
+    /// The largest value `put` accepts, in bytes.
+    max_value_bytes: usize,
+}
+
+#[derive(Clone)]
+enum Backend {
     Memory(MemoryStore),
     Redis(RedisStore),
 }
 
 impl Ephemeral {
-    pub fn memory() -> Self {
-        Self::Memory(MemoryStore::start())
+    /// An in-process store with the default limits.
+    pub fn memory(clock: Clock) -> Self {
+        let defaults = crate::config::Ephemeral::default();
+        Self::in_memory(clock, &defaults)
+    }
+
+    fn in_memory(clock: Clock, settings: &crate::config::Ephemeral) -> Self {
+        let backend = Backend::Memory(MemoryStore::start(clock, settings.max_bytes));
+        Self { backend, max_value_bytes: settings.max_value_bytes }
     }
 
     /// The backend the settings name: Redis for a `redis://` (or `rediss://`) URL, else memory.
-    pub async fn open(settings: &crate::config::Ephemeral) -> anyhow::Result<Self> {
+    /// Entries expire by `clock`.
+    pub async fn open(settings: &crate::config::Ephemeral, clock: Clock) -> anyhow::Result<Self> {
         match &settings.url {
-            Some(url) => Ok(Self::Redis(RedisStore::connect(url, &settings.prefix).await?)),
-            None => Ok(Self::memory()),
+            Some(url) => {
+                let backend = Backend::Redis(RedisStore::connect(url, &settings.prefix, clock).await?);
+                Ok(Self { backend, max_value_bytes: settings.max_value_bytes })
+            }
+            None => Ok(Self::in_memory(clock, settings)),
         }
     }
 
+    /// Stores `value` under `key` for `ttl`. A value over `ephemeral.max_value_bytes` is refused
+    /// (as unavailable: no caller stores one unless something upstream let oversized input in).
     pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
-        match self {
-            Self::Memory(m) => {
+        if value.len() > self.max_value_bytes {
+            tracing::warn!(key, bytes = value.len(), "ephemeral value over ephemeral.max_value_bytes refused");
+            return Err(Unavailable(format!("a value of {} bytes is over ephemeral.max_value_bytes", value.len())));
+        }
+        match &self.backend {
+            Backend::Memory(m) => {
                 m.put(key, value, ttl);
                 Ok(())
             }
-            Self::Redis(r) => r.put(key, value, ttl).await,
+            Backend::Redis(r) => r.put(key, value, ttl).await,
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
-        match self {
-            Self::Memory(m) => Ok(m.get(key)),
-            Self::Redis(r) => r.get(key).await,
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.get(key)),
+            Backend::Redis(r) => r.get(key).await,
         }
     }
 
     pub async fn take(&self, key: &str) -> Result<Taken> {
-        match self {
-            Self::Memory(m) => Ok(m.take(key)),
-            Self::Redis(r) => r.take(key).await,
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.take(key)),
+            Backend::Redis(r) => r.take(key).await,
         }
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
-        match self {
-            Self::Memory(m) => {
+        match &self.backend {
+            Backend::Memory(m) => {
                 m.delete(key);
                 Ok(())
             }
-            Self::Redis(r) => r.delete(key).await,
+            Backend::Redis(r) => r.delete(key).await,
         }
     }
 
     /// Adds one to a counter that expires `ttl` after its first increment; returns the new count.
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64> {
-        match self {
-            Self::Memory(m) => Ok(m.incr(key, ttl)),
-            Self::Redis(r) => r.incr(key, ttl).await,
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.incr(key, ttl)),
+            Backend::Redis(r) => r.incr(key, ttl).await,
         }
     }
 
     /// Takes one back from a counter made by [`Ephemeral::incr`], never below 0 and keeping its
     /// window; nothing when there is none.
     pub async fn decr(&self, key: &str) -> Result<()> {
-        match self {
-            Self::Memory(m) => {
+        match &self.backend {
+            Backend::Memory(m) => {
                 m.decr(key);
                 Ok(())
             }
-            Self::Redis(r) => r.decr(key).await,
+            Backend::Redis(r) => r.decr(key).await,
         }
     }
 
     /// The current value of a counter made by [`Ephemeral::incr`]; 0 when there is none.
     pub async fn count(&self, key: &str) -> Result<u64> {
-        match self {
-            Self::Memory(m) => Ok(m.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)),
-            Self::Redis(r) => r.count(key).await,
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)),
+            Backend::Redis(r) => r.count(key).await,
         }
     }
 
     /// Is the store answering? (`/readyz`)
     pub async fn ping(&self) -> bool {
-        match self {
-            Self::Memory(_) => true,
-            Self::Redis(r) => r.ping().await,
+        match &self.backend {
+            Backend::Memory(_) => true,
+            Backend::Redis(r) => r.ping().await,
         }
     }
 }
@@ -128,11 +157,19 @@ impl Ephemeral {
 mod backend_tests {
     use super::*;
 
-    async fn backends() -> Vec<Ephemeral> {
-        let mut all = vec![Ephemeral::memory()];
+    /// Each backend with a clock of its own that the test moves (one clock per store: moving it
+    /// must expire entries on that store alone).
+    async fn backends() -> Vec<(Ephemeral, Clock)> {
+        let clock = Clock::adjustable();
+        let mut all = vec![(Ephemeral::memory(clock.clone()), clock)];
         if let Some(url) = std::env::var("LATCHKEY_TEST_REDIS").ok().filter(|v| !v.is_empty()) {
-            let prefix = format!("latchkey-unit-{}:", crate::crypto::random_id());
-            all.push(Ephemeral::Redis(RedisStore::connect(&url, &prefix).await.expect("LATCHKEY_TEST_REDIS")));
+            let clock = Clock::adjustable();
+            let settings = crate::config::Ephemeral {
+                url: Some(url),
+                prefix: format!("latchkey-unit-{}:", crate::crypto::random_id()),
+                ..Default::default()
+            };
+            all.push((Ephemeral::open(&settings, clock.clone()).await.expect("LATCHKEY_TEST_REDIS"), clock));
         }
         all
     }
@@ -141,7 +178,7 @@ mod backend_tests {
 
     #[tokio::test]
     async fn single_use_values_are_taken_once_and_reuse_is_recognised() {
-        for e in backends().await {
+        for (e, _) in backends().await {
             e.put("code", "grant-1", MINUTE).await.unwrap();
             assert_eq!(e.get("code").await.unwrap().as_deref(), Some("grant-1"));
             assert_eq!(e.take("code").await.unwrap(), Taken::Fresh("grant-1".into()));
@@ -153,7 +190,7 @@ mod backend_tests {
 
     #[tokio::test]
     async fn racing_takes_yield_exactly_one_fresh() {
-        for e in backends().await {
+        for (e, _) in backends().await {
             e.put("raced", "v", MINUTE).await.unwrap();
             let takes = (0..16).map(|_| {
                 let e = e.clone();
@@ -170,31 +207,48 @@ mod backend_tests {
     }
 
     #[tokio::test]
-    async fn values_expire_and_can_be_deleted() {
-        for e in backends().await {
-            e.put("short", "v", Duration::from_millis(50)).await.unwrap();
+    async fn values_expire_by_the_clock_and_can_be_deleted() {
+        for (e, clock) in backends().await {
+            e.put("short", "v", Duration::from_secs(5)).await.unwrap();
+            e.put("taken", "v", Duration::from_secs(5)).await.unwrap();
+            e.take("taken").await.unwrap();
+            e.put("long", "v", MINUTE).await.unwrap();
             e.put("gone", "v", MINUTE).await.unwrap();
             e.delete("gone").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(120)).await;
+            clock.advance(4);
+            assert_eq!(e.get("short").await.unwrap().as_deref(), Some("v"), "not yet");
+            clock.advance(2);
             assert_eq!(e.get("short").await.unwrap(), None);
             assert_eq!(e.take("short").await.unwrap(), Taken::Missing);
+            assert_eq!(e.take("taken").await.unwrap(), Taken::Missing, "the consumed marker expires too");
+            assert_eq!(e.get("long").await.unwrap().as_deref(), Some("v"));
             assert_eq!(e.get("gone").await.unwrap(), None);
         }
     }
 
     #[tokio::test]
     async fn counters_count_within_their_window_and_reset_after_it() {
-        for e in backends().await {
+        for (e, clock) in backends().await {
             assert_eq!(e.count("c").await.unwrap(), 0);
-            assert_eq!(e.incr("c", Duration::from_millis(100)).await.unwrap(), 1);
-            assert_eq!(e.incr("c", Duration::from_millis(100)).await.unwrap(), 2);
+            assert_eq!(e.incr("c", Duration::from_secs(10)).await.unwrap(), 1);
+            clock.advance(6);
+            assert_eq!(e.incr("c", Duration::from_secs(10)).await.unwrap(), 2, "the window is not moved");
             assert_eq!(e.count("c").await.unwrap(), 2);
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            assert_eq!(e.count("c").await.unwrap(), 0);
+            clock.advance(5);
+            assert_eq!(e.count("c").await.unwrap(), 0, "10 s after the first increment");
             assert_eq!(e.incr("c", MINUTE).await.unwrap(), 1);
             e.delete("c").await.unwrap();
             assert_eq!(e.count("c").await.unwrap(), 0);
             assert!(e.ping().await);
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_values_are_refused() {
+        for (e, _) in backends().await {
+            let big = "x".repeat(crate::config::Ephemeral::default().max_value_bytes + 1);
+            assert!(e.put("big", &big, MINUTE).await.is_err());
+            assert_eq!(e.get("big").await.unwrap(), None);
         }
     }
 }

@@ -1,9 +1,17 @@
 //! The Redis ephemeral store, shared by every node. Values carry a one-byte state prefix (`v`
 //! live, `c` consumed) so that taking a single-use value is one Lua script: two nodes racing to
 //! redeem one code run it one after the other inside Redis, and exactly one sees it live.
-//! Counters are plain integers (`INCR`), so they have no prefix.
+//! Counters carry `n`.
+//!
+//! Every value also carries its expiry by the process's [`Clock`] (`v{ms}|{value}`), and the
+//! scripts are handed `now`, so that a value past its clock expiry is gone for `get`, `take`,
+//! `count` and `incr` alike, atomically; moving the clock in a test expires it on every node.
+//! Each key also has the real `PX` TTL as a backstop, so Redis frees it even if nobody reads it
+//! again. The clock only runs ahead of real time (see `clock.rs`), so the backstop never drops a
+//! value the clock still holds live.
 
 use super::{Result, Taken, Unavailable};
+use crate::clock::Clock;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 use std::sync::Arc;
@@ -11,29 +19,73 @@ use std::time::Duration;
 
 const LIVE: char = 'v';
 const CONSUMED: char = 'c';
+const COUNTER: char = 'n';
 
-/// Marks a live value consumed, keeping its remaining TTL; returns what was there before.
+/// Marks a live value consumed, keeping its remaining TTL; returns what was there before, or
+/// nothing when its clock expiry (ARGV[1] is the caller's `now` in ms) has passed.
 const TAKE: &str = r"
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 1) == 'v' then
+if not v then return false end
+local sep = string.find(v, '|', 1, true)
+local expires = sep and tonumber(string.sub(v, 2, sep - 1))
+if not expires or expires <= tonumber(ARGV[1]) then return false end
+if string.sub(v, 1, 1) == 'v' then
   redis.call('SET', KEYS[1], 'c' .. string.sub(v, 2), 'KEEPTTL')
 end
 return v
 ";
 
-/// Increments a counter and starts its window on the first increment.
+/// Increments a counter whose window starts at the first increment: a counter past its clock
+/// expiry (ARGV[1] is `now` in ms) starts again at 1 with a window of ARGV[2] ms. The value is
+/// rewritten with the real TTL that is left, so Redis drops it no later than the clock does.
 const INCR: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local now = tonumber(ARGV[1])
+local expires = now + tonumber(ARGV[2])
+local n = 1
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sep = string.find(v, '|', 1, true)
+  local e = sep and tonumber(string.sub(v, 2, sep - 1))
+  if e and e > now then
+    expires = e
+    n = (tonumber(string.sub(v, sep + 1)) or 0) + 1
+  end
+end
+redis.call('SET', KEYS[1], string.format('n%d|%d', expires, n), 'PX', math.max(expires - now, 1))
 return n
 ";
 
-/// Takes one back from a counter, never below 0, keeping its TTL.
+/// Takes one back from a live counter (ARGV[1] is `now` in ms), never below 0, keeping its
+/// window and TTL.
 const DECR: &str = r"
-local n = tonumber(redis.call('GET', KEYS[1]))
-if n and n > 0 then return redis.call('DECR', KEYS[1]) end
-return 0
+local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, 1, 1) ~= 'n' then return 0 end
+local sep = string.find(v, '|', 1, true)
+local e = sep and tonumber(string.sub(v, 2, sep - 1))
+local n = sep and tonumber(string.sub(v, sep + 1))
+if not e or not n or e <= tonumber(ARGV[1]) or n <= 0 then return 0 end
+redis.call('SET', KEYS[1], string.format('n%d|%d', e, n - 1), 'KEEPTTL')
+return n - 1
 ";
+
+/// A stored value: its state, its expiry by the clock (ms since the epoch) and its payload.
+struct Stored<'a> {
+    state: char,
+    expires: i64,
+    payload: &'a str,
+}
+
+/// Parses `{state}{expires}|{payload}`; anything else (a value written by an older version) is
+/// treated as absent, which is what an expired value is.
+fn parse(raw: &str) -> Option<Stored<'_>> {
+    let state = raw.chars().next()?;
+    let (expires, payload) = raw[state.len_utf8()..].split_once('|')?;
+    Some(Stored { state, expires: expires.parse().ok()?, payload })
+}
+
+fn encode(state: char, expires: i64, payload: &str) -> String {
+    format!("{state}{expires}|{payload}")
+}
 
 /// How long one command may take before the request fails with 503 rather than hang.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,13 +99,14 @@ pub struct RedisStore {
     take: Arc<Script>,
     incr: Arc<Script>,
     decr: Arc<Script>,
+    clock: Clock,
 }
 
 impl RedisStore {
     /// Connects; the manager reconnects by itself after Redis restarts, and until then every
     /// command fails fast with [`Unavailable`]. Redis down at start is not fatal: the node starts,
     /// answers 503 where it needs Redis, and connects once Redis answers.
-    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, prefix: &str, clock: Clock) -> anyhow::Result<Self> {
         let shown = crate::config::redacted(url);
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("ephemeral.url {shown}: {e}"))?;
         let config = ConnectionManagerConfig::new()
@@ -71,6 +124,7 @@ impl RedisStore {
             take: Arc::new(Script::new(TAKE)),
             incr: Arc::new(Script::new(INCR)),
             decr: Arc::new(Script::new(DECR)),
+            clock,
         })
     }
 
@@ -79,23 +133,28 @@ impl RedisStore {
     }
 
     pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
-        let ms = ttl.as_millis().max(1) as u64;
+        let ms = ttl.as_millis().max(1) as i64;
+        let value = encode(LIVE, self.clock.now_ms() + ms, value);
         let mut conn = self.conn.clone();
-        conn.pset_ex::<_, _, ()>(self.key(key), format!("{LIVE}{value}"), ms).await.map_err(unavailable)
+        conn.pset_ex::<_, _, ()>(self.key(key), value, ms as u64).await.map_err(unavailable)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        let v: Option<String> = conn.get(self.key(key)).await.map_err(unavailable)?;
-        Ok(v.and_then(|v| v.strip_prefix(LIVE).map(str::to_owned)))
+        let raw: Option<String> = conn.get(self.key(key)).await.map_err(unavailable)?;
+        let now = self.clock.now_ms();
+        let live = raw.as_deref().and_then(parse).filter(|v| v.state == LIVE && v.expires > now);
+        Ok(live.map(|v| v.payload.to_owned()))
     }
 
     pub async fn take(&self, key: &str) -> Result<Taken> {
         let mut conn = self.conn.clone();
-        let v: Option<String> = self.take.key(self.key(key)).invoke_async(&mut conn).await.map_err(unavailable)?;
-        Ok(match v {
-            Some(v) if v.starts_with(LIVE) => Taken::Fresh(v[1..].to_owned()),
-            Some(v) if v.starts_with(CONSUMED) => Taken::Consumed(v[1..].to_owned()),
+        let now = self.clock.now_ms();
+        let raw: Option<String> =
+            self.take.key(self.key(key)).arg(now).invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(match raw.as_deref().and_then(parse) {
+            Some(v) if v.state == LIVE => Taken::Fresh(v.payload.to_owned()),
+            Some(v) if v.state == CONSUMED => Taken::Consumed(v.payload.to_owned()),
             _ => Taken::Missing,
         })
     }
@@ -107,19 +166,23 @@ impl RedisStore {
 
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64> {
         let mut conn = self.conn.clone();
-        let ms = ttl.as_millis().max(1) as u64;
-        self.incr.key(self.key(key)).arg(ms).invoke_async(&mut conn).await.map_err(unavailable)
+        let ms = ttl.as_millis().max(1) as i64;
+        let now = self.clock.now_ms();
+        self.incr.key(self.key(key)).arg(now).arg(ms).invoke_async(&mut conn).await.map_err(unavailable)
     }
 
     pub async fn decr(&self, key: &str) -> Result<()> {
         let mut conn = self.conn.clone();
-        self.decr.key(self.key(key)).invoke_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)
+        let now = self.clock.now_ms();
+        self.decr.key(self.key(key)).arg(now).invoke_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)
     }
 
     pub async fn count(&self, key: &str) -> Result<u64> {
         let mut conn = self.conn.clone();
-        let v: Option<u64> = conn.get(self.key(key)).await.map_err(unavailable)?;
-        Ok(v.unwrap_or(0))
+        let raw: Option<String> = conn.get(self.key(key)).await.map_err(unavailable)?;
+        let now = self.clock.now_ms();
+        let live = raw.as_deref().and_then(parse).filter(|v| v.state == COUNTER && v.expires > now);
+        Ok(live.and_then(|v| v.payload.parse().ok()).unwrap_or(0))
     }
 
     pub async fn ping(&self) -> bool {

@@ -29,8 +29,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(refusals::declared_too_large))
         .layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(axum::middleware::from_fn(refusals::by_surface));
+        .layer(axum::middleware::from_fn_with_state(oidc::BACK_CHANNEL, refusals::by_surface));
     // HSTS (RFC 6797) only where the issuer is https: a plain-http development issuer would be
     // made unreachable in the browser for a year.
     let router = if state.issuer.starts_with("https://") {

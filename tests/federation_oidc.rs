@@ -226,39 +226,33 @@ async fn a_second_factor_is_still_asked_after_federation() {
     assert_eq!(c["acr"], "2", "{c}");
 }
 
-#[tokio::test]
-async fn upstream_second_factor_claims_do_not_replace_the_local_one() {
+/// An upstream sign-in that reported `amr`, for a client that demands acr 2 and then for one
+/// content with one factor: no local second factor, so the first is told so whatever the
+/// upstream said, and only the registered first-factor values pass on to the second.
+async fn upstream_amr_stays_one_factor(amr: &[&str]) {
     let f = fixture(true).await;
     let mut person = Person::new("strong", "strong@upstream.example");
-    person.amr = Some(vec!["pwd".into(), "otp".into(), "mfa".into(), "made-up".into()]);
+    person.amr = Some(amr.iter().map(|m| m.to_string()).collect());
     f.up.sign_in_as(person);
     let strict = f.server.add_client("strict", &["--redirect-uri", CALLBACK, "--first-party", "--min-acr", "2"]);
-    // No local second factor: a client that demands acr 2 is told so, whatever the upstream said.
     let browser = f.server.browser();
     let r = browser.federate(&browser.authorize(&auth_params(&strict, "openid", "s", "n")).await, ID).await;
     let o = browser.complete(r, None, Decision::NotExpected).await;
     assert_eq!(o.error(), "unmet_authentication_requirements", "{o:?}");
-    // For a client content with one factor, only the registered first-factor values pass on.
     let c = f.id_claims(&f.sign_in(&f.server.browser()).await).await;
     assert_eq!(c["amr"], json!(["pwd"]), "{c}");
     assert_eq!(c["acr"], "1", "{c}");
 }
 
 #[tokio::test]
+async fn upstream_second_factor_claims_do_not_replace_the_local_one() {
+    upstream_amr_stays_one_factor(&["pwd", "otp", "mfa", "made-up"]).await;
+}
+
+#[tokio::test]
 async fn an_upstream_user_verification_is_not_a_second_factor_here() {
-    let f = fixture(true).await;
-    let mut person = Person::new("passkey", "passkey@upstream.example");
     // An upstream sign-in with a passkey: two kinds of factor there, none proven here.
-    person.amr = Some(vec!["pwd".into(), "hwk".into(), "user".into(), "mfa".into()]);
-    f.up.sign_in_as(person);
-    let strict = f.server.add_client("strict", &["--redirect-uri", CALLBACK, "--first-party", "--min-acr", "2"]);
-    let browser = f.server.browser();
-    let r = browser.federate(&browser.authorize(&auth_params(&strict, "openid", "s", "n")).await, ID).await;
-    let o = browser.complete(r, None, Decision::NotExpected).await;
-    assert_eq!(o.error(), "unmet_authentication_requirements", "{o:?}");
-    let c = f.id_claims(&f.sign_in(&f.server.browser()).await).await;
-    assert_eq!(c["amr"], json!(["pwd"]), "{c}");
-    assert_eq!(c["acr"], "1", "{c}");
+    upstream_amr_stays_one_factor(&["pwd", "hwk", "user", "mfa"]).await;
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@ pub mod authorization;
 pub mod claims;
 pub mod client;
 pub mod credentials;
+#[cfg(test)]
+pub mod fixtures;
 pub mod grant;
 pub mod session;
 pub mod user;

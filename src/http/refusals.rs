@@ -5,15 +5,11 @@
 //! a readable page everywhere else. A 429 says truthfully when to retry.
 
 use crate::http::{OAuthError, PageError};
-use crate::oidc::{INTROSPECT, REVOKE, TOKEN, USERINFO};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_governor::GovernorError;
-
-/// Endpoints whose callers are programs that parse OAuth JSON errors.
-const PROTOCOL_PATHS: [&str; 4] = [TOKEN, USERINFO, REVOKE, INTROSPECT];
 
 /// tower-governor's error handler: 429 with a `Retry-After` that is never too short.
 pub fn rate_limited(e: GovernorError) -> Response {
@@ -34,9 +30,10 @@ pub fn rate_limited(e: GovernorError) -> Response {
 }
 
 /// Rewrites a 413 or 429 that a layer answered in plain text into the surface's own format,
-/// keeping its `Retry-After`.
-pub async fn by_surface(req: Request, next: Next) -> Response {
-    let protocol = PROTOCOL_PATHS.contains(&req.uri().path());
+/// keeping its `Retry-After`. `protocol` are the paths whose callers are programs that parse
+/// OAuth JSON errors (given by the router, which knows the endpoints).
+pub async fn by_surface(State(protocol): State<&'static [&'static str]>, req: Request, next: Next) -> Response {
+    let protocol = protocol.contains(&req.uri().path());
     let resp = next.run(req).await;
     let status = resp.status();
     let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
@@ -61,4 +58,26 @@ pub async fn by_surface(req: Request, next: Next) -> Response {
         out.headers_mut().insert(header::RETRY_AFTER, v);
     }
     out
+}
+
+/// The largest body axum's extractors read (its `DefaultBodyLimit`).
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// How much of a body declared too large is read and dropped before the 413 goes out.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// A body whose `Content-Length` is over [`BODY_LIMIT`] is refused (413) before any handler
+/// runs, after the body is read and dropped: a server that answers and closes with request bytes
+/// still unread makes the client's TCP stack reset the connection, so the client would see a
+/// reset instead of the answer. Bodies over [`DRAIN_LIMIT`] are not read; theirs is the reset.
+pub async fn declared_too_large(req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    match declared {
+        Some(n) if n > BODY_LIMIT => {
+            if n <= DRAIN_LIMIT {
+                let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+            }
+            StatusCode::PAYLOAD_TOO_LARGE.into_response()
+        }
+        _ => next.run(req).await,
+    }
 }

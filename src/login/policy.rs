@@ -300,8 +300,7 @@ pub fn acr_for(amr: &[String]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::authorization::{Prompt, ResponseMode, Target};
-    use crate::domain::{AuthMethod, GrantType};
+    use crate::domain::fixtures::{client, request};
     use StepKind::{EmailOtp as E, Passkey as P, Totp as T};
 
     fn f(steps: &[StepKind]) -> Factors {
@@ -334,39 +333,6 @@ mod tests {
             v.push(StepKind::EmailOtp);
         }
         v
-    }
-
-    fn client(first_party: bool) -> Client {
-        Client {
-            id: "c".into(),
-            name: "C".into(),
-            secret_hash: None,
-            auth_method: AuthMethod::ClientSecretBasic,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            scopes: vec![],
-            first_party,
-            min_acr: 1,
-            created_at: 0,
-            id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
-        }
-    }
-
-    fn request() -> AuthRequest {
-        AuthRequest {
-            client_id: "c".into(),
-            target: Target { redirect_uri: "https://rp/cb".into(), response_mode: ResponseMode::Query, state: None },
-            scopes: vec!["openid".into(), "email".into()],
-            nonce: None,
-            code_challenge: None,
-            prompt: Prompt::default(),
-            max_age: None,
-            login_hint: None,
-            hint_sub: None,
-            acr_values: vec![],
-            claims: None,
-        }
     }
 
     fn session(auth_time: i64) -> Session {

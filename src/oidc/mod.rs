@@ -24,6 +24,10 @@ pub const REVOKE: &str = "/revoke";
 pub const INTROSPECT: &str = "/introspect";
 pub const END_SESSION: &str = "/logout";
 
+/// Endpoints whose callers are programs (an RP's back end, a resource server) that parse OAuth
+/// JSON errors, even from the layers in front of them.
+pub const BACK_CHANNEL: &[&str] = &[TOKEN, USERINFO, REVOKE, INTROSPECT];
+
 /// The endpoints; those a browser client calls answer CORS for the `origins` clients allow.
 pub fn router(origins: &WebOrigins) -> Router<AppState> {
     let browser = |methods: &[Method]| cors::for_clients(origins, methods);

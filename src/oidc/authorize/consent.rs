@@ -44,41 +44,7 @@ fn scope_description(scope: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::authorization::{Prompt, ResponseMode, Target};
-    use crate::domain::{AuthMethod, GrantType};
-
-    fn client(first_party: bool) -> Client {
-        Client {
-            id: "c".into(),
-            name: "C".into(),
-            secret_hash: None,
-            auth_method: AuthMethod::ClientSecretBasic,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            scopes: vec![],
-            first_party,
-            min_acr: 1,
-            created_at: 0,
-            id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
-        }
-    }
-
-    fn request() -> AuthRequest {
-        AuthRequest {
-            client_id: "c".into(),
-            target: Target { redirect_uri: "https://rp/cb".into(), response_mode: ResponseMode::Query, state: None },
-            scopes: vec!["openid".into(), "email".into()],
-            nonce: None,
-            code_challenge: None,
-            prompt: Prompt::default(),
-            max_age: None,
-            login_hint: None,
-            hint_sub: None,
-            acr_values: vec![],
-            claims: None,
-        }
-    }
+    use crate::domain::fixtures::{client, request};
 
     #[test]
     fn consent_is_remembered_per_scope_and_skipped_for_first_party() {

@@ -1,14 +1,15 @@
 //! The operator's command line. Every command works against the same settings and database as
 //! a running server, and every command that prints can print JSON (`--json`).
 
-use crate::config::Settings;
+use crate::config::{PasswordPolicy, Settings};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{allowed_origins, validate_redirect_uri, validate_web_origin};
+use crate::domain::password_policy;
 use crate::domain::user::parse_claim;
 use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
 use crate::keys::Alg;
-use crate::passwords::{Passwords, check_new};
+use crate::passwords::Passwords;
 use crate::store::{AuditEvent, Store};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -420,11 +421,13 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
     Ok(())
 }
 
-fn read_password() -> anyhow::Result<String> {
+/// A new password from standard input, checked against the password policy like any other.
+fn read_password(policy: &PasswordPolicy, identifiers: &[&str]) -> anyhow::Result<String> {
     let mut s = String::new();
     std::io::stdin().read_to_string(&mut s)?;
     let s = s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&s).to_owned();
-    check_new(&s).map_err(anyhow::Error::msg)?;
+    password_policy::check(policy, &s, identifiers)
+        .map_err(|refusal| anyhow::anyhow!("password refused: {refusal}"))?;
     Ok(s)
 }
 
@@ -443,7 +446,10 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
                 let (k, v) = parse_claim(c).map_err(anyhow::Error::msg)?;
                 map.insert(k, v);
             }
-            let password_hash = if password_stdin { Some(passwords.hash(read_password()?).await?) } else { None };
+            let password_hash = match password_stdin {
+                true => Some(passwords.hash(read_password(&settings.password, &[&username, &email])?).await?),
+                false => None,
+            };
             let t = now();
             let user = User {
                 id: random_id(),
@@ -477,7 +483,7 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
         }
         UsersCommand::SetPassword { username, .. } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let hash = passwords.hash(read_password()?).await?;
+            let hash = passwords.hash(read_password(&settings.password, &[&user.username, &user.email])?).await?;
             store.reset_password(&user.id, &hash, now()).await?;
             store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
             println!("password changed for {username}; their sessions are ended and their grants revoked");

@@ -23,6 +23,8 @@ pub struct Settings {
     pub tokens: Tokens,
     pub rate_limit: RateLimit,
     pub login: Login,
+    /// `[password]`: what a new password must be (sign-up, reset, change, the CLI).
+    pub password: PasswordPolicy,
     pub keys: Keys,
     pub mail: Mail,
     pub audit: Audit,
@@ -195,6 +197,28 @@ pub struct Login {
     pub email_first_factor: bool,
 }
 
+/// The password policy (see `domain::password_policy`). The defaults follow NIST SP 800-63B:
+/// length and a strength estimate, no composition rules, no expiry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub max_length: usize,
+    /// The lowest zxcvbn score (0–4) a new password must reach; 0 turns the estimate off.
+    pub min_score: u8,
+    /// How many of the four kinds of character (lower, upper, digit, other) a password must
+    /// use; 0, the default, asks for none.
+    pub min_classes: u8,
+    /// A new password may not be one of this account's last `history` passwords.
+    pub history: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_length: 8, max_length: 128, min_score: 3, min_classes: 0, history: 5 }
+    }
+}
+
 /// Signing keys (see `keys::lifecycle`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -224,6 +248,7 @@ impl Default for Settings {
             tokens: Tokens::default(),
             rate_limit: RateLimit::default(),
             login: Login::default(),
+            password: PasswordPolicy::default(),
             keys: Keys::default(),
             mail: Mail::default(),
             audit: Audit::default(),
@@ -310,6 +335,10 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_MAX_CONNECTIONS",
     "LATCHKEY_SHUTDOWN_DEADLINE_SECS",
     "LATCHKEY_METRICS_ENABLED",
+    "LATCHKEY_PASSWORD_MIN_LENGTH",
+    "LATCHKEY_PASSWORD_MIN_SCORE",
+    "LATCHKEY_PASSWORD_MIN_CLASSES",
+    "LATCHKEY_PASSWORD_HISTORY",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -353,6 +382,10 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_MAX_CONNECTIONS" => s.http.max_connections = num(&v)?,
         "LATCHKEY_SHUTDOWN_DEADLINE_SECS" => s.http.shutdown_deadline_secs = num(&v)?,
         "LATCHKEY_METRICS_ENABLED" => s.metrics.enabled = flag(&v)?,
+        "LATCHKEY_PASSWORD_MIN_LENGTH" => s.password.min_length = num(&v)?,
+        "LATCHKEY_PASSWORD_MIN_SCORE" => s.password.min_score = num(&v)?,
+        "LATCHKEY_PASSWORD_MIN_CLASSES" => s.password.min_classes = num(&v)?,
+        "LATCHKEY_PASSWORD_HISTORY" => s.password.history = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -494,6 +527,13 @@ impl Settings {
         }
         if self.http.header_read_timeout_secs == 0 || self.http.max_connections == 0 {
             out.push("http.header_read_timeout_secs and http.max_connections: must be at least 1".into());
+        }
+        let pw = &self.password;
+        if pw.min_length < 8 || pw.max_length < pw.min_length.max(64) || pw.max_length > 1024 {
+            out.push("password: min_length at least 8, max_length from 64 (and min_length) to 1024".into());
+        }
+        if pw.min_score > 4 || pw.min_classes > 4 {
+            out.push("password: min_score and min_classes are 0 to 4".into());
         }
         out.extend(upstream::problems(&self.upstream));
         out

@@ -128,17 +128,6 @@ impl Passwords {
     }
 }
 
-/// Minimum rules for a new password.
-pub fn check_new(password: &str) -> Result<(), &'static str> {
-    if password.chars().count() < 8 {
-        return Err("a password must have at least 8 characters");
-    }
-    if password.len() > 1024 {
-        return Err("a password must have at most 1024 bytes");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,18 @@ impl AppState {
         self.clock.now()
     }
 
+    /// Sends `mail` off the request path: the answer goes out at once, and takes the same time
+    /// whether or not a message was sent (no enumeration by timing). A failure is logged.
+    pub fn send_later(&self, mail: crate::mail::Mail) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let to = crate::mail::masked(&mail.to);
+            if let Err(e) = state.mail.send(mail).await {
+                tracing::warn!(to = %to, "mail not sent: {e:#}");
+            }
+        });
+    }
+
     /// An absolute URL under the issuer.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)

@@ -7,6 +7,7 @@ pub mod credentials;
 #[cfg(test)]
 pub mod fixtures;
 pub mod grant;
+pub mod password_policy;
 pub mod session;
 pub mod user;
 

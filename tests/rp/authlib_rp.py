@@ -8,6 +8,7 @@ import sys
 
 import requests
 from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.jose import JsonWebKey, jwt
 from authlib.oidc.core import CodeIDToken
@@ -58,7 +59,18 @@ def finish(meta, callback):
     userinfo = rp.get(meta["userinfo_endpoint"], timeout=10).json()
     refreshed = rp.refresh_token(meta["token_endpoint"], refresh_token=token["refresh_token"])
     again = rp.get(meta["userinfo_endpoint"], timeout=10).json()
+    # RP-Initiated Logout 1.0 §2; Authlib leaves the URL to the application.
+    logout = add_params_to_uri(
+        meta["end_session_endpoint"],
+        {
+            "id_token_hint": token["id_token"],
+            "post_logout_redirect_uri": os.environ["RP_POST_LOGOUT_REDIRECT_URI"],
+            "client_id": CLIENT_ID,
+            "state": "signed-out",
+        },
+    )
     return {
+        "logout_url": logout,
         "claims": dict(claims),
         "userinfo": userinfo,
         "refreshed_sub": again["sub"],

@@ -52,6 +52,20 @@ await run({
     const again = await oauth.processUserInfoResponse(
       as, client, claims.sub, await oauth.userInfoRequest(as, client, refreshed.access_token, insecure),
     );
-    return { claims, userinfo, refreshed_sub: again.sub, rotated: refreshed.refresh_token !== tokens.refresh_token };
+    // RP-Initiated Logout 1.0 §2: oauth4webapi leaves the URL to the application.
+    const logout = new URL(as.end_session_endpoint);
+    logout.search = new URLSearchParams({
+      id_token_hint: tokens.id_token,
+      post_logout_redirect_uri: settings.postLogoutRedirectUri,
+      client_id: settings.clientId,
+      state: "signed-out",
+    });
+    return {
+      claims,
+      userinfo,
+      refreshed_sub: again.sub,
+      rotated: refreshed.refresh_token !== tokens.refresh_token,
+      logout_url: String(logout),
+    };
   },
 });

@@ -37,6 +37,17 @@ await run({
     const userinfo = await oidc.fetchUserInfo(c, tokens.access_token, claims.sub);
     const refreshed = await oidc.refreshTokenGrant(c, tokens.refresh_token);
     const again = await oidc.fetchUserInfo(c, refreshed.access_token, claims.sub);
-    return { claims, userinfo, refreshed_sub: again.sub, rotated: refreshed.refresh_token !== tokens.refresh_token };
+    const logout_url = oidc.buildEndSessionUrl(c, {
+      id_token_hint: tokens.id_token,
+      post_logout_redirect_uri: settings.postLogoutRedirectUri,
+      state: "signed-out",
+    });
+    return {
+      claims,
+      userinfo,
+      refreshed_sub: again.sub,
+      rotated: refreshed.refresh_token !== tokens.refresh_token,
+      logout_url: String(logout_url),
+    };
   },
 });

@@ -7,6 +7,7 @@ export const settings = {
   clientId: process.env.RP_CLIENT_ID,
   clientSecret: process.env.RP_CLIENT_SECRET,
   redirectUri: process.env.RP_REDIRECT_URI,
+  postLogoutRedirectUri: process.env.RP_POST_LOGOUT_REDIRECT_URI,
   scope: "openid email profile offline_access",
 };
 

@@ -104,8 +104,9 @@ enum ClientsCommand {
         #[arg(long = "min-acr", default_value = "1",
               value_parser = clap::builder::PossibleValuesParser::new(crate::login::policy::ACR_VALUES_SUPPORTED))]
         min_acr: String,
-        /// Grant types (default: authorization_code refresh_token)
-        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
+        /// Grant types (default: authorization_code refresh_token); `device_code` is the device
+        /// authorization grant of RFC 8628
+        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code"])]
         grant_types: Vec<String>,
         /// A scope the client may be granted for itself with client_credentials (repeatable)
         #[arg(long = "scope")]
@@ -337,7 +338,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             let grant_types: Vec<GrantType> = if grant_types.is_empty() {
                 vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
             } else {
-                grant_types.iter().filter_map(|g| GrantType::parse(g)).collect()
+                grant_types.iter().filter_map(|g| GrantType::parse_short(g)).collect()
             };
             if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
                 anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");

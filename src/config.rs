@@ -169,6 +169,9 @@ pub struct Tokens {
     pub email_code_ttl: i64,
     /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
     pub upstream_state_ttl: i64,
+    /// How long a device's codes work (RFC 8628 `expires_in`): the time the person has to
+    /// approve it.
+    pub device_code_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -275,6 +278,7 @@ impl Default for Tokens {
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
             upstream_state_ttl: 10 * 60,
+            device_code_ttl: 10 * 60,
         }
     }
 }
@@ -316,6 +320,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_REFRESH_TOKEN_TTL",
     "LATCHKEY_SESSION_TTL",
     "LATCHKEY_EMAIL_CODE_TTL",
+    "LATCHKEY_DEVICE_CODE_TTL",
     "LATCHKEY_RATE_LIMIT_PER_SECOND",
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
@@ -360,6 +365,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_REFRESH_TOKEN_TTL" => s.tokens.refresh_token_ttl = num(&v)?,
         "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
         "LATCHKEY_EMAIL_CODE_TTL" => s.tokens.email_code_ttl = num(&v)?,
+        "LATCHKEY_DEVICE_CODE_TTL" => s.tokens.device_code_ttl = num(&v)?,
         "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
         "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
         "LATCHKEY_TRUSTED_PROXIES" => {
@@ -480,6 +486,7 @@ impl Settings {
             ("tokens.login_flow_ttl", t.login_flow_ttl),
             ("tokens.email_code_ttl", t.email_code_ttl),
             ("tokens.upstream_state_ttl", t.upstream_state_ttl),
+            ("tokens.device_code_ttl", t.device_code_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));

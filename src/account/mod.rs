@@ -2,6 +2,7 @@
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
+pub mod device;
 pub mod linked;
 pub mod security;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
+        .route(device::PAGE, get(device::show).post(device::answer))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.

@@ -4,6 +4,7 @@
 pub mod authorization_code;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 
 use crate::domain::{Client, Grant, User};
@@ -39,6 +40,7 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
         "authorization_code" => authorization_code::exchange(state, &client, &p).await,
         "refresh_token" => refresh_token::exchange(state, &client, &p).await,
         "client_credentials" => client_credentials::exchange(state, &client, &p).await,
+        "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p).await,
         other => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported"))),
     }?;
     crate::metrics::token_issued(grant_type);

@@ -169,6 +169,9 @@ pub struct Tokens {
     pub email_code_ttl: i64,
     /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
     pub upstream_state_ttl: i64,
+    /// How long a password reset link works (it works once, and only while the password is
+    /// the one it was issued for).
+    pub reset_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -275,6 +278,7 @@ impl Default for Tokens {
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
             upstream_state_ttl: 10 * 60,
+            reset_ttl: 30 * 60,
         }
     }
 }
@@ -316,6 +320,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_REFRESH_TOKEN_TTL",
     "LATCHKEY_SESSION_TTL",
     "LATCHKEY_EMAIL_CODE_TTL",
+    "LATCHKEY_RESET_TTL",
     "LATCHKEY_RATE_LIMIT_PER_SECOND",
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
@@ -360,6 +365,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_REFRESH_TOKEN_TTL" => s.tokens.refresh_token_ttl = num(&v)?,
         "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
         "LATCHKEY_EMAIL_CODE_TTL" => s.tokens.email_code_ttl = num(&v)?,
+        "LATCHKEY_RESET_TTL" => s.tokens.reset_ttl = num(&v)?,
         "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
         "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
         "LATCHKEY_TRUSTED_PROXIES" => {
@@ -480,6 +486,7 @@ impl Settings {
             ("tokens.login_flow_ttl", t.login_flow_ttl),
             ("tokens.email_code_ttl", t.email_code_ttl),
             ("tokens.upstream_state_ttl", t.upstream_state_ttl),
+            ("tokens.reset_ttl", t.reset_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
@@ -531,6 +538,9 @@ impl Settings {
         let pw = &self.password;
         if pw.min_length < 8 || pw.max_length < pw.min_length.max(64) || pw.max_length > 1024 {
             out.push("password: min_length at least 8, max_length from 64 (and min_length) to 1024".into());
+        }
+        if pw.history > 24 {
+            out.push("password.history: at most 24 (each remembered password costs an argon2 check per change)".into());
         }
         if pw.min_score > 4 || pw.min_classes > 4 {
             out.push("password: min_score and min_classes are 0 to 4".into());

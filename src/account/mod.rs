@@ -1,8 +1,18 @@
 //! Self-service pages for the signed-in user. Each page needs a live session (else a login
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
+//! A change to the user's sign-in methods ends their other sessions and mails them
+//! (`changed`). Forgot password (`forgot`) is the one page here for someone not signed in.
 
+pub mod changed;
+pub mod delete;
+pub mod export;
+pub mod forgot;
 pub mod linked;
+pub mod mail;
+pub mod new_password;
+pub mod password;
+pub mod password_api;
 pub mod security;
 
 use crate::crypto::hash_secret;
@@ -15,12 +25,20 @@ use crate::state::AppState;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
+        .route(password::PAGE, get(password::show).post(password::submit))
+        .route(forgot::PAGE, get(forgot::show).post(forgot::submit))
+        .route(forgot::RESET, get(forgot::show_reset).post(forgot::submit_reset))
+        .route(delete::PAGE, get(delete::show).post(delete::submit))
+        .route(export::PAGE, get(export::download))
+        .route(password_api::FORGOT, post(password_api::forgot))
+        .route(password_api::RESET, post(password_api::reset))
+        .route(password_api::CHANGE, post(password_api::change))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.

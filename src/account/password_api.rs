@@ -61,17 +61,17 @@ fn failed(e: PageError) -> Response {
     }
 }
 
-/// The JSON body as `T`, or the 400 that says what is wrong with it.
-fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Response> {
+/// The JSON body as `T`, or what is wrong with it.
+fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, &'static str> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Err(invalid("The request body must be application/json.", None));
+        return Err("The request body must be application/json.");
     }
-    serde_json::from_slice(bytes).map_err(|_| invalid("The request body is not the JSON this call takes.", None))
+    serde_json::from_slice(bytes).map_err(|_| "The request body is not the JSON this call takes.")
 }
 
 #[derive(Deserialize)]
@@ -88,7 +88,7 @@ pub async fn forgot(
 ) -> Response {
     let b: ForgotBody = match body(&headers, &bytes) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(why) => return invalid(why, None),
     };
     let login = b.login.trim();
     if login.is_empty() || login.len() > 254 {
@@ -116,7 +116,7 @@ pub async fn reset(
 ) -> Response {
     let b: ResetBody = match body(&headers, &bytes) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(why) => return invalid(why, None),
     };
     match forgot::reset(&state, b.token.trim(), &b.password, Some(addr.ip().to_string())).await {
         Ok(Reset::Changed) => answer(StatusCode::OK, json!({ "status": "changed" })),
@@ -143,7 +143,7 @@ struct Caller {
 }
 
 /// The user behind a Bearer access token (its grant active), else behind the session cookie.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, BearerError> {
     let now = state.now();
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let token = v
@@ -152,22 +152,17 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Respons
             .and_then(|v| v.trim().split_once(' '))
             .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
             .map(|(_, t)| t.trim().to_owned())
-            .ok_or_else(|| BearerError::InvalidRequest("the Authorization header must be Bearer").into_response())?;
-        let at = read_access_token(state, &token, now).map_err(IntoResponse::into_response)?;
-        let grant = active_grant(state, &at, now).await.map_err(IntoResponse::into_response)?.ok_or_else(|| {
-            BearerError::InvalidToken("the access token is revoked or not issued for a user").into_response()
-        })?;
+            .ok_or(BearerError::InvalidRequest("the Authorization header must be Bearer"))?;
+        let at = read_access_token(state, &token, now)?;
+        let grant = active_grant(state, &at, now)
+            .await?
+            .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;
         let strong = policy::acr_level(&grant.acr) >= Some(2);
         return Ok(Caller { user_id: grant.user_id, keep: grant.session_id, auth_time: grant.auth_time, strong });
     }
-    match crate::login::session::current(state, headers, now).await {
-        Ok(Some(s)) => {
-            let strong = policy::acr_level(&s.acr) >= Some(2);
-            Ok(Caller { user_id: s.user_id, keep: Some(s.id), auth_time: s.auth_time, strong })
-        }
-        Ok(None) => Err(BearerError::Missing.into_response()),
-        Err(e) => Err(failed(e.into())),
-    }
+    let s = crate::login::session::current(state, headers, now).await?.ok_or(BearerError::Missing)?;
+    let strong = policy::acr_level(&s.acr) >= Some(2);
+    Ok(Caller { user_id: s.user_id, keep: Some(s.id), auth_time: s.auth_time, strong })
 }
 
 /// POST /account/api/password/change
@@ -179,11 +174,11 @@ pub async fn change(
 ) -> Response {
     let who = match caller(&state, &headers).await {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let b: ChangeBody = match body(&headers, &bytes) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(why) => return invalid(why, None),
     };
     let user = match state.store.user(&who.user_id).await {
         Ok(Some(u)) if !u.disabled => u,

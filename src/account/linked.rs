@@ -75,7 +75,7 @@ pub async fn unlink(
         let event = AuditEvent::new("upstream.unlinked").user(user_id).ip(ip.clone()).detail("upstream", provider);
         state.store.audit(event, now).await;
         changed::methods_changed(&state, user_id, Some(&signed.session.id), Change::Unlinked, ip).await?;
-        "The account was unlinked. Your other sessions were signed out."
+        "The account was unlinked."
     } else {
         "That account is not linked."
     };

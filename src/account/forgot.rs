@@ -113,11 +113,17 @@ pub async fn ask(state: &AppState, login: &str, ip: Option<String>) -> Result<As
     let json = serde_json::to_string(&link).map_err(anyhow::Error::from)?;
     state.ephemeral.put(&link_key(&token), &json, ttl(state)).await?;
     let event = AuditEvent::new("account.password_reset_requested").ip(ip);
+    // The cap on mail per account, counted for an unknown name too: the same work either way.
+    let sends = match &user {
+        Some(u) => format!("reset-sends:user:{}", u.id),
+        None => format!("reset-sends:name:{}", hash_secret(&login.to_lowercase())),
+    };
+    let mail_allowed = within(state, &sends, SENDS_PER_ACCOUNT, ttl(state)).await?;
     let Some(user) = user else {
         state.store.audit(event.detail("account", false), now).await;
         return Ok(Asked::Sent);
     };
-    if within(state, &format!("reset-sends:user:{}", user.id), SENDS_PER_ACCOUNT, ttl(state)).await? {
+    if mail_allowed {
         let url = state.url(&RESET.replace("{token}", &token));
         state.send_later(mail::reset_link(state, &user.email, &user.username, &url));
         state.store.audit(event.user(&user.id), now).await;

@@ -445,3 +445,55 @@ async fn the_json_api_forgot_reset_and_change() {
     assert_eq!(last.status, 429, "{last:?}");
     assert!(last.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok()), "{last:?}");
 }
+
+/// The text of every mail to alice with `subject`, soft line breaks undone.
+fn texts(server: &Server, subject: &str) -> Vec<String> {
+    server
+        .mail_to(EMAIL)
+        .into_iter()
+        .filter(|m| m.header("Subject") == Some(subject))
+        .map(|m| m.raw.replace("=\r\n", ""))
+        .collect()
+}
+
+#[tokio::test]
+async fn new_recovery_codes_and_turning_a_factor_off_end_the_other_sessions_too() {
+    let (server, c, owner, e) = with_totp(&[]).await;
+    // Elsewhere: a sign-in with both factors and an offline refresh token.
+    server.advance(30);
+    let elsewhere = server.browser();
+    let pkce = Pkce::new();
+    let mut p = auth_params(&c, "openid offline_access", "st", "n");
+    p.push(("code_challenge", &pkce.challenge));
+    p.push(("code_challenge_method", "S256"));
+    let r = elsewhere.login(&elsewhere.authorize(&p).await, USER, PASSWORD).await;
+    let page = elsewhere.follow(&r).await;
+    let r = elsewhere.submit(&code_form(&page).unwrap(), &[("code", &totp_code(&e.secret, server.now() / 30))]).await;
+    let o = elsewhere.complete(r, None, Decision::Allow).await;
+    let tokens = Tokens::from_json(server.redeem(&c, &o.code(), Some(&pkce.verifier)).await.json());
+    assert!(signed_in(&elsewhere).await);
+
+    // Here: new recovery codes, after signing in again with both factors.
+    server.advance(30);
+    let page = owner.get("/account/security").await;
+    let r = owner.submit(&account_form(&page, "recovery-codes"), &[]).await;
+    assert_eq!(r.status, 303, "re-authentication first: {r:?}");
+    let r = owner.login(&owner.follow(&r).await, USER, PASSWORD).await;
+    let code_page = owner.follow(&r).await;
+    let r = owner.submit(&code_form(&code_page).unwrap(), &[("code", &totp_code(&e.secret, server.now() / 30))]).await;
+    let page = owner.follow(&r).await;
+    let fresh = owner.submit(&account_form(&page, "recovery-codes"), &[]).await;
+    assert_eq!(recovery_codes(&fresh).len(), 10, "{fresh:?}");
+    assert!(!signed_in(&elsewhere).await, "the other session ended");
+    assert_revoked(&server, &c, &tokens).await;
+    mail_with(&server, EMAIL, "Your sign-in methods changed", 2).await;
+    assert!(texts(&server, "Your sign-in methods changed").iter().any(|t| t.contains("New recovery codes")));
+
+    // Turning the authenticator off: this session stays, a third notice goes out.
+    let page = owner.get("/account/security").await;
+    let r = owner.submit(&account_form(&page, "totp-remove"), &[]).await;
+    assert_eq!(r.location(), Some("/account/security"), "{r:?}");
+    assert!(signed_in(&owner).await, "this session stays");
+    mail_with(&server, EMAIL, "Your sign-in methods changed", 3).await;
+    assert!(texts(&server, "Your sign-in methods changed").iter().any(|t| t.contains("turned off")));
+}

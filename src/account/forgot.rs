@@ -257,7 +257,7 @@ pub async fn submit(
         let error = Some("Enter the username or email address of your account.");
         return Ok(forgot_page(StatusCode::BAD_REQUEST, &csrf, login, false, error, &state));
     }
-    Ok(match ask(&state, login, Some(addr.ip().to_string())).await? {
+    Ok(match ask(&state, login, super::client_ip(&state, addr, &headers)).await? {
         Asked::Sent => forgot_page(StatusCode::OK, &csrf, login, true, None, &state),
         Asked::Throttled { retry_after } => {
             let mut resp = forgot_page(StatusCode::TOO_MANY_REQUESTS, &csrf, login, false, Some(THROTTLED), &state);
@@ -306,7 +306,7 @@ pub async fn submit_reset(
         let page = ResetPage { action: &action, csrf: &csrf, username: &username, error: Some(&error) };
         crate::pages::render(StatusCode::BAD_REQUEST, &page)
     };
-    Ok(match reset(&state, &token, password, Some(addr.ip().to_string())).await? {
+    Ok(match reset(&state, &token, password, super::client_ip(&state, addr, &headers)).await? {
         Reset::Changed => {
             let page = NoticePage {
                 title: "Your password was changed",

@@ -129,7 +129,7 @@ pub async fn submit(
     };
     let p = page_form(&headers, &body, &signed.csrf)?;
     let new = p.get("new_password").unwrap_or_default();
-    let ip = Some(addr.ip().to_string());
+    let ip = super::client_ip(&state, addr, &headers);
     let bad = |error: &str| render(StatusCode::BAD_REQUEST, &user, &signed, Some(error), None);
     Ok(match change(&state, &user, p.get("current_password"), new, Some(&signed.session.id), ip).await? {
         Changed::Changed => {

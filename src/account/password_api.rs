@@ -94,7 +94,7 @@ pub async fn forgot(
     if login.is_empty() || login.len() > 254 {
         return invalid("Give the username or email address of the account.", Some(("login", "Required.")));
     }
-    match forgot::ask(&state, login, Some(addr.ip().to_string())).await {
+    match forgot::ask(&state, login, super::client_ip(&state, addr, &headers)).await {
         Ok(Asked::Sent) => answer(StatusCode::ACCEPTED, json!({ "status": "sent" })),
         Ok(Asked::Throttled { retry_after }) => too_many(retry_after),
         Err(e) => failed(e),
@@ -118,7 +118,7 @@ pub async fn reset(
         Ok(b) => b,
         Err(why) => return invalid(why, None),
     };
-    match forgot::reset(&state, b.token.trim(), &b.password, Some(addr.ip().to_string())).await {
+    match forgot::reset(&state, b.token.trim(), &b.password, super::client_ip(&state, addr, &headers)).await {
         Ok(Reset::Changed) => answer(StatusCode::OK, json!({ "status": "changed" })),
         Ok(Reset::Refused(r)) => invalid("The new password was refused.", Some(("password", &r.to_string()))),
         Ok(Reset::Expired) => invalid("The reset link does not work.", Some(("token", forgot::EXPIRED))),
@@ -197,7 +197,7 @@ pub async fn change(
             return invalid(why, Some(("current_password", why)));
         }
     }
-    let ip = Some(addr.ip().to_string());
+    let ip = super::client_ip(&state, addr, &headers);
     let current = b.current_password.as_deref();
     match password::change(&state, &user, current, &b.new_password, who.keep.as_deref(), ip).await {
         Ok(Changed::Changed) => answer(StatusCode::OK, json!({ "status": "changed" })),

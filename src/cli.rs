@@ -484,8 +484,13 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
         }
         UsersCommand::SetPassword { username, .. } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let hash = passwords.hash(read_password(&settings.password, &[&user.username, &user.email])?).await?;
-            store.reset_password(&user.id, &hash, now()).await?;
+            let password = read_password(&settings.password, &[&user.username, &user.email])?;
+            let history = settings.password.history;
+            if crate::account::new_password::reused(&passwords, store, history, &user, &password).await? {
+                anyhow::bail!("password refused: {}", password_policy::Refusal::Reused(history));
+            }
+            let hash = passwords.hash(password).await?;
+            store.set_password(&user.id, &hash, history, crate::store::SignOut::Everywhere, now()).await?;
             store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
             println!("password changed for {username}; their sessions are ended and their grants revoked");
         }

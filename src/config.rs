@@ -172,6 +172,9 @@ pub struct Tokens {
     /// How long a device's codes work (RFC 8628 `expires_in`): the time the person has to
     /// approve it.
     pub device_code_ttl: i64,
+    /// How long a password reset link works (it works once, and only while the password is
+    /// the one it was issued for).
+    pub reset_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -279,6 +282,7 @@ impl Default for Tokens {
             email_code_ttl: 10 * 60,
             upstream_state_ttl: 10 * 60,
             device_code_ttl: 10 * 60,
+            reset_ttl: 30 * 60,
         }
     }
 }
@@ -321,6 +325,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_SESSION_TTL",
     "LATCHKEY_EMAIL_CODE_TTL",
     "LATCHKEY_DEVICE_CODE_TTL",
+    "LATCHKEY_RESET_TTL",
     "LATCHKEY_RATE_LIMIT_PER_SECOND",
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
@@ -366,6 +371,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
         "LATCHKEY_EMAIL_CODE_TTL" => s.tokens.email_code_ttl = num(&v)?,
         "LATCHKEY_DEVICE_CODE_TTL" => s.tokens.device_code_ttl = num(&v)?,
+        "LATCHKEY_RESET_TTL" => s.tokens.reset_ttl = num(&v)?,
         "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
         "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
         "LATCHKEY_TRUSTED_PROXIES" => {
@@ -487,6 +493,7 @@ impl Settings {
             ("tokens.email_code_ttl", t.email_code_ttl),
             ("tokens.upstream_state_ttl", t.upstream_state_ttl),
             ("tokens.device_code_ttl", t.device_code_ttl),
+            ("tokens.reset_ttl", t.reset_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
@@ -538,6 +545,9 @@ impl Settings {
         let pw = &self.password;
         if pw.min_length < 8 || pw.max_length < pw.min_length.max(64) || pw.max_length > 1024 {
             out.push("password: min_length at least 8, max_length from 64 (and min_length) to 1024".into());
+        }
+        if pw.history > 24 {
+            out.push("password.history: at most 24 (each remembered password costs an argon2 check per change)".into());
         }
         if pw.min_score > 4 || pw.min_classes > 4 {
             out.push("password: min_score and min_classes are 0 to 4".into());

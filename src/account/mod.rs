@@ -1,9 +1,19 @@
 //! Self-service pages for the signed-in user. Each page needs a live session (else a login
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
+//! A change to the user's sign-in methods ends their other sessions and mails them
+//! (`changed`). Forgot password (`forgot`) is the one page here for someone not signed in.
 
+pub mod changed;
+pub mod delete;
 pub mod device;
+pub mod export;
+pub mod forgot;
 pub mod linked;
+pub mod mail;
+pub mod new_password;
+pub mod password;
+pub mod password_api;
 pub mod security;
 
 use crate::crypto::hash_secret;
@@ -16,13 +26,21 @@ use crate::state::AppState;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
         .route(device::PAGE, get(device::show).post(device::answer))
+        .route(password::PAGE, get(password::show).post(password::submit))
+        .route(forgot::PAGE, get(forgot::show).post(forgot::submit))
+        .route(forgot::RESET, get(forgot::show_reset).post(forgot::submit_reset))
+        .route(delete::PAGE, get(delete::show).post(delete::submit))
+        .route(export::PAGE, get(export::download))
+        .route(password_api::FORGOT, post(password_api::forgot))
+        .route(password_api::RESET, post(password_api::reset))
+        .route(password_api::CHANGE, post(password_api::change))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.
@@ -86,4 +104,13 @@ async fn keeps_a_way_in(
     let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
     let email_first = state.settings.login.email_first_factor && (verified || credentials.email_otp);
     Ok(policy::ways_in(&credentials, email_first) > 0)
+}
+
+/// The client address a request came from, through the operator's trusted proxies (as the
+/// per-IP rate limits see it): what the account throttles count per IP and the audit records.
+pub(crate) fn client_ip(state: &AppState, peer: std::net::SocketAddr, headers: &HeaderMap) -> Option<String> {
+    let trusted: Vec<_> =
+        state.settings.rate_limit.trusted_proxies.iter().filter_map(|p| crate::http::client_ip::parse_net(p)).collect();
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    Some(crate::http::client_ip::ClientIp::new(&trusted).resolve(peer.ip(), forwarded.into_iter()).to_string())
 }

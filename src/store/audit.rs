@@ -67,3 +67,26 @@ impl Store {
         Ok(rows.into_iter().map(|(k,)| k).collect())
     }
 }
+
+/// A recorded event, as the user's data export lists it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AuditRow {
+    pub at: i64,
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: String,
+}
+
+impl Store {
+    /// The newest `limit` events about the user, newest first.
+    pub async fn audit_of(&self, user_id: &str, limit: i64) -> Result<Vec<AuditRow>> {
+        sqlx::query_as(
+            "SELECT at, kind, client_id, ip, detail FROM audit_events WHERE user_id = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+}

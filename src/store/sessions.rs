@@ -104,3 +104,40 @@ impl Store {
         Ok(row.map(Session::from))
     }
 }
+
+impl Store {
+    /// Ends every session of the user but `keep`, and revokes every grant obtained in them
+    /// (`offline_access` ones too): after a change to the user's sign-in methods, whoever
+    /// signed in elsewhere is out, while the browser that made the change stays.
+    pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        end_others(&mut tx, user_id, keep, now).await?;
+        tx.commit().await
+    }
+}
+
+pub(super) async fn end_others(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    // No session has the empty id, so `None` keeps none.
+    let keep = keep.unwrap_or("");
+    sqlx::query(
+        "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL
+         AND session_id IS NOT NULL AND session_id <> $3",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND id <> $3 AND ended_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -2,8 +2,10 @@
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
+pub mod activity;
 pub mod linked;
 pub mod security;
+pub mod sessions;
 
 use crate::crypto::hash_secret;
 use crate::domain::{Credentials, Session};
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
+        .route(sessions::PAGE, get(sessions::show).post(sessions::end))
+        .route(activity::PAGE, get(activity::show))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.
@@ -37,7 +41,7 @@ async fn signed_in(
     return_to: &str,
 ) -> Result<Result<Signed, Response>, PageError> {
     let now = state.now();
-    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION)) {
+    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION, state.secure_cookies)) {
         (Some(session), Some(token)) => Ok(Ok(Signed { session, csrf: csrf_for(token) })),
         _ => Ok(Err(sign_in(state, headers, return_to).await?)),
     }
@@ -65,6 +69,11 @@ async fn fresh(state: &AppState, s: &Session, now: i64) -> Result<bool, PageErro
     let factors = flow::factors_of(state, &s.user_id).await?;
     let strong = !factors.any() || policy::acr_level(&s.acr) >= Some(2);
     Ok(now - s.auth_time <= state.settings.login.reauth_secs && strong)
+}
+
+/// A time on the account pages: UTC, to the minute.
+fn when(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// Why a removal was refused.

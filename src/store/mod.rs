@@ -13,11 +13,12 @@ mod signing_keys;
 mod upstream_identities;
 mod users;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, AuditQuery, AuditRow};
 pub use grants::{NewGrant, RotateOutcome};
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use second_factors::TotpCredential;
 pub use signing_keys::{KeyChange, SigningKeyRow};
+pub use sessions::SessionClient;
 pub use upstream_identities::LinkedIdentity;
 
 use crate::config::Settings;

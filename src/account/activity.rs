@@ -29,6 +29,7 @@ fn describe(e: &AuditRow, client: Option<&str>) -> Option<String> {
             None => format!("A sign-in{to} failed"),
         },
         "logout" => "Signed out".into(),
+        "login.refused_group" => format!("Signed in, but not let in{to}: not in a group it requires"),
         "session.ended" if e.detail_str("by").as_deref() == Some("user") => "Ended a session".into(),
         "session.ended" => "A session was ended".into(),
         "mfa.totp_enrolled" => "Turned on the authenticator app".into(),

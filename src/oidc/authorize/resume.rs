@@ -36,6 +36,15 @@ async fn handed_back(
     }
     let Some(session_id) = flow.session_id() else { return Ok(Err(see_other(&flow.location()))) };
     let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
+    // The client's required groups: a user in none of them is refused. Client and redirect URI
+    // are validated by now, so the client is told (RFC 6749 §4.1.2.1 `access_denied`).
+    if !state.store.may_use_client(&session.user_id, &client.id).await? {
+        flow::end(state, &flow).await?;
+        let event = AuditEvent::new("login.refused_group").user(&session.user_id).client(&client.id);
+        state.store.audit(event, state.now()).await;
+        let e = err("access_denied", "the user is not in a group this application requires");
+        return Ok(Err(response::error(state, &req.target, &e)));
+    }
     Ok(Ok((flow, client, session)))
 }
 

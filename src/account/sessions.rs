@@ -1,8 +1,9 @@
 //! `/account/sessions`: the user's live browser sessions — when each started and was last
 //! used, from which address and browser, which applications hold grants from it — with "this
-//! browser" marked. Ending a session is what RP-initiated logout does to it: the session ends
-//! and the grants issued under it are revoked, so its cookie and its refresh tokens stop.
-//! Ending one needs no fresh sign-in: it only ever takes access away.
+//! browser" marked. Ending a session does what RP-initiated logout does to it — the session ends
+//! and the grants issued under it are revoked — and more: its `offline_access` grants go too,
+//! since the owner means to sign that device out entirely, so its cookie and its refresh tokens
+//! stop. Ending one needs no fresh sign-in: it only ever takes access away.
 
 use super::{Signed, signed_in, when};
 use crate::domain::user_agent;
@@ -84,7 +85,7 @@ pub async fn end(
     };
     let ip = Some(state.ip_of(&addr, &headers));
     for id in &targets {
-        state.store.end_session(id, now).await?;
+        state.store.end_device_session(id, now).await?;
         let event = AuditEvent::new("session.ended").user(user_id).ip(ip.clone()).detail("sid", *id);
         state.store.audit(event.detail("by", "user"), now).await;
     }

@@ -125,17 +125,28 @@ impl Store {
     /// Ends a session and revokes the grants that live only as long as it (not `offline_access`
     /// ones), so every client's tokens from this browser session stop at once.
     pub async fn end_session(&self, session_id: &str, now: i64) -> Result<()> {
+        self.end_session_revoking(session_id, now, false).await
+    }
+
+    /// Ends a session from the account's sessions page: a device signed out by its owner keeps
+    /// nothing, so its `offline_access` grants (refresh tokens) are revoked too.
+    pub async fn end_device_session(&self, session_id: &str, now: i64) -> Result<()> {
+        self.end_session_revoking(session_id, now, true).await
+    }
+
+    async fn end_session_revoking(&self, session_id: &str, now: i64, offline_too: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(session_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND offline = 0 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
+        let revoke = if offline_too {
+            "UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL"
+        } else {
+            "UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND offline = 0 AND revoked_at IS NULL"
+        };
+        sqlx::query(revoke).bind(now).bind(session_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -326,7 +326,8 @@ async fn groups_and_roles_reach_tokens_and_userinfo_only_with_their_scopes() {
 
     // Without the scopes: none of them.
     let t = server.code_flow(&b, &c, "openid").await;
-    for claims in [t.id_claims(), jwt_claims(&t.access_token), check_userinfo(&server.userinfo(&t.access_token).await)] {
+    for claims in [t.id_claims(), jwt_claims(&t.access_token), check_userinfo(&server.userinfo(&t.access_token).await)]
+    {
         assert!(claims.get("groups").is_none() && claims.get("roles").is_none(), "{claims}");
     }
     // One without the other.
@@ -353,7 +354,10 @@ async fn groups_and_roles_reach_tokens_and_userinfo_only_with_their_scopes() {
 
     // The CLI: lists, refusals, an audit event for every change.
     let groups = server.cli(&["groups", "list", "--json"]);
-    assert_eq!(groups.as_array().unwrap().iter().map(|g| g["name"].clone()).collect::<Vec<_>>(), [json!("admins"), json!("staff")]);
+    assert_eq!(
+        groups.as_array().unwrap().iter().map(|g| g["name"].clone()).collect::<Vec<_>>(),
+        [json!("admins"), json!("staff")]
+    );
     assert_eq!(groups[1]["members"], 1, "{groups}");
     assert_eq!(server.cli(&["clients", "roles", "list", &c.id, "--json"])["roles"], json!(["viewer"]));
     for bad in [
@@ -403,7 +407,11 @@ async fn a_client_requiring_a_group_refuses_others_at_authorization_and_refresh(
     let t = server.code_flow(&alice, &c, "openid groups offline_access").await;
     let bob = server.browser();
     let o = bob
-        .authorize_and_complete(&auth_params(&c, "openid", "st", "n"), Some(("bob", "bob's own long passphrase")), Decision::NotExpected)
+        .authorize_and_complete(
+            &auth_params(&c, "openid", "st", "n"),
+            Some(("bob", "bob's own long passphrase")),
+            Decision::NotExpected,
+        )
         .await;
     assert_eq!(o.error(), "access_denied", "{o:?}");
     check_authorization_error(&o, Some("st"), &server.issuer);
@@ -426,4 +434,49 @@ async fn a_client_requiring_a_group_refuses_others_at_authorization_and_refresh(
     assert_eq!(updated["required_groups"], json!([]), "{updated}");
     alice.authorize_and_complete(&auth_params(&c, "openid", "s", "n"), None, Decision::NotExpected).await.code();
     let _: Value = server.cli(&["groups", "remove", "staff", "--json"]);
+}
+
+/// The value of the cookie `name` a response sets, and the whole header.
+fn set_cookie(r: &Resp, name: &str) -> (String, String) {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| Some((c.strip_prefix(&format!("{name}="))?.split(';').next()?.to_owned(), c.to_owned())))
+        .unwrap_or_else(|| panic!("no {name} cookie: {r:?}"))
+}
+
+#[tokio::test]
+async fn over_https_cookies_carry_the_host_prefix() {
+    // An https issuer (the harness still speaks plain HTTP to the listener, so cookies are
+    // carried by hand: a real browser keeps Secure cookies off plain http).
+    let server = Server::start_with(&[("LATCHKEY_ISSUER", "https://id.example.com")]);
+    server.add_alice();
+    let c = server.first_party_client();
+    let get = |path: &str, cookie: &str| server.request(reqwest::Method::GET, path).header("Cookie", cookie.to_owned());
+    let query = encode_form(&auth_params(&c, "openid", "s", "n"));
+    let r = server.send(get(&format!("/authorize?{query}"), "")).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let (browser, header) = set_cookie(&r, "__Host-latchkey_browser");
+    assert!(header.contains("; Secure") && header.contains("Path=/") && !header.contains("Domain"), "{header}");
+    let jar = format!("__Host-latchkey_browser={browser}");
+    let page = server.send(get(r.location().unwrap(), &jar)).await;
+    let form = login_form(&page).unwrap_or_else(|| panic!("{page:?}"));
+    let mut fields: Vec<(String, String)> =
+        form.inputs.iter().filter(|i| i.kind == "hidden").map(|i| (i.name.clone(), i.value.clone())).collect();
+    fields.push(("username".into(), USER.into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let post = server
+        .request(reqwest::Method::POST, &form.action)
+        .header("Cookie", jar)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(encode_form(&fields));
+    let r = server.send(post).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let (token, header) = set_cookie(&r, "__Host-latchkey_session");
+    assert!(header.contains("; Secure") && header.contains("Path=/"), "{header}");
+    // Only the prefixed name is read.
+    let page = server.send(get("/account/sessions", &format!("__Host-latchkey_session={token}"))).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(server.send(get("/account/sessions", &format!("latchkey_session={token}"))).await.is_redirect());
 }

@@ -55,7 +55,9 @@ fn describe(e: &AuditRow, client: Option<&str>) -> Option<String> {
             format!("Removed from the group {}{by_operator}", e.detail_str("group").unwrap_or_default())
         }
         "admin.role_granted" => format!("Given the role {}{to}{by_operator}", e.detail_str("role").unwrap_or_default()),
-        "admin.role_revoked" => format!("The role {}{to} was taken away{by_operator}", e.detail_str("role").unwrap_or_default()),
+        "admin.role_revoked" => {
+            format!("The role {}{to} was taken away{by_operator}", e.detail_str("role").unwrap_or_default())
+        }
         // Password and email changes, however they are made.
         k if k.starts_with("password.") || k.starts_with("email.") || k.starts_with("account.") => {
             let what = k.replace(['.', '_'], " ");

@@ -41,7 +41,8 @@ async fn signed_in(
     return_to: &str,
 ) -> Result<Result<Signed, Response>, PageError> {
     let now = state.now();
-    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION, state.secure_cookies)) {
+    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION, state.secure_cookies))
+    {
         (Some(session), Some(token)) => Ok(Ok(Signed { session, csrf: csrf_for(token) })),
         _ => Ok(Err(sign_in(state, headers, return_to).await?)),
     }

@@ -183,9 +183,11 @@ pub async fn users(store: &Store, command: UsersAccess) -> anyhow::Result<()> {
                 let event = AuditEvent::new("admin.role_granted").user(&u.id).client(&client_id);
                 store.audit(event.detail("role", role.as_str()), now()).await;
             }
-            print(json.json, json!({ "user": u.username, "client_id": client_id, "role": role, "changed": granted }), || {
-                format!("{} has the role {role} at {client_id}", u.username)
-            });
+            print(
+                json.json,
+                json!({ "user": u.username, "client_id": client_id, "role": role, "changed": granted }),
+                || format!("{} has the role {role} at {client_id}", u.username),
+            );
         }
         UsersAccess::RevokeRole { user: login, client_id, role, json } => {
             let u = user(store, &login).await?;
@@ -194,9 +196,11 @@ pub async fn users(store: &Store, command: UsersAccess) -> anyhow::Result<()> {
             }
             let event = AuditEvent::new("admin.role_revoked").user(&u.id).client(&client_id);
             store.audit(event.detail("role", role.as_str()), now()).await;
-            print(json.json, json!({ "user": u.username, "client_id": client_id, "role": role, "changed": true }), || {
-                format!("{} no longer has the role {role} at {client_id}", u.username)
-            });
+            print(
+                json.json,
+                json!({ "user": u.username, "client_id": client_id, "role": role, "changed": true }),
+                || format!("{} no longer has the role {role} at {client_id}", u.username),
+            );
         }
     }
     Ok(())

@@ -37,7 +37,8 @@ fn since(s: &str, now: i64) -> anyhow::Result<i64> {
         Some('s') => 1,
         _ => anyhow::bail!("--since {s}: a date (2026-12-01) or a time ago (7d, 12h, 30m)"),
     };
-    let n: i64 = s[..s.len() - 1].parse().map_err(|_| anyhow::anyhow!("--since {s}: not a number of days, hours or minutes"))?;
+    let n: i64 =
+        s[..s.len() - 1].parse().map_err(|_| anyhow::anyhow!("--since {s}: not a number of days, hours or minutes"))?;
     Ok(now - n * unit)
 }
 
@@ -69,7 +70,14 @@ pub async fn run(store: &Store, args: AuditArgs) -> anyhow::Result<()> {
                 let at = chrono::DateTime::from_timestamp(e.at, 0)
                     .map_or_else(|| e.at.to_string(), |d| d.format("%Y-%m-%d %H:%M:%SZ").to_string());
                 let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                format!("{at}  {}  user={}  client={}  ip={}  {}", e.kind, dash(&e.user_id), dash(&e.client_id), dash(&e.ip), e.detail)
+                format!(
+                    "{at}  {}  user={}  client={}  ip={}  {}",
+                    e.kind,
+                    dash(&e.user_id),
+                    dash(&e.client_id),
+                    dash(&e.ip),
+                    e.detail
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 /// scopes were granted. Scope claims go to userinfo, not here (OIDC Core
 /// §5.4: with an access token issued, claims are returned from userinfo); only claims asked
 /// for by name in `claims.id_token` are added.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of OIDC Core §2 and §3.1.3.6
 pub fn id_token(
     state: &AppState,
     grant: &Grant,

@@ -23,13 +23,12 @@ pub enum GroupRemoval {
 impl Store {
     /// Defines a group; false if it exists.
     pub async fn insert_group(&self, name: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO access_groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let r =
+            sqlx::query("INSERT INTO access_groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -44,8 +43,10 @@ impl Store {
     }
 
     pub async fn group_exists(&self, name: &str) -> Result<bool> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM access_groups WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM access_groups WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.is_some())
     }
 
@@ -172,7 +173,10 @@ impl Store {
     /// Replaces the groups a client requires (none: everyone may use it).
     pub async fn set_required_groups(&self, client_id: &str, groups: &[String]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM client_required_groups WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM client_required_groups WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
         for g in groups {
             sqlx::query("INSERT INTO client_required_groups (client_id, group_name) VALUES ($1, $2)")
                 .bind(client_id)

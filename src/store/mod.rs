@@ -19,8 +19,8 @@ pub use audit::{AuditEvent, AuditQuery, AuditRow};
 pub use grants::{NewGrant, RotateOutcome};
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use second_factors::TotpCredential;
-pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use sessions::SessionClient;
+pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::LinkedIdentity;
 
 use crate::config::Settings;

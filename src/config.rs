@@ -201,6 +201,13 @@ pub struct Login {
     /// Offer "email me a code" in place of the password: a code sent to the account's
     /// confirmed address signs in on its own (one factor, like a password).
     pub email_first_factor: bool,
+    /// Seconds a browser session may go unused before it is over (sign-in asked again), next to
+    /// the absolute `tokens.session_ttl`; 0 turns it off. The default is Keycloak's "SSO
+    /// Session Idle", 30 minutes. Use is noted at most once a minute.
+    pub idle_timeout: i64,
+    /// Whether "Keep me signed in" starts ticked on the sign-in page: ticked, the session cookie
+    /// lasts `tokens.session_ttl`; unticked, it ends when the browser closes.
+    pub remember_me_default: bool,
 }
 
 /// The password policy (see `domain::password_policy`). The defaults follow NIST SP 800-63B:
@@ -301,6 +308,8 @@ impl Default for Login {
             reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             email_first_factor: false,
+            idle_timeout: 30 * 60,
+            remember_me_default: false,
         }
     }
 }
@@ -334,6 +343,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_KEYS_ROTATE_EVERY",
     "LATCHKEY_LOGIN_REAUTH_SECS",
     "LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR",
+    "LATCHKEY_LOGIN_IDLE_TIMEOUT",
+    "LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT",
     "LATCHKEY_MAIL_SMTP_URL",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_MAIL_OUTBOX",
@@ -383,6 +394,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_KEYS_ROTATE_EVERY" => s.keys.rotate_every = Some(num(&v)?),
         "LATCHKEY_LOGIN_REAUTH_SECS" => s.login.reauth_secs = num(&v)?,
         "LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR" => s.login.email_first_factor = flag(&v)?,
+        "LATCHKEY_LOGIN_IDLE_TIMEOUT" => s.login.idle_timeout = num(&v)?,
+        "LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT" => s.login.remember_me_default = flag(&v)?,
         "LATCHKEY_MAIL_SMTP_URL" => s.mail.smtp_url = Some(v),
         "LATCHKEY_MAIL_FROM" => s.mail.from = v,
         "LATCHKEY_MAIL_OUTBOX" => s.mail.outbox = Some(v.into()),
@@ -529,6 +542,12 @@ impl Settings {
         }
         if self.login.reauth_secs <= 0 {
             out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
+        }
+        // "Last used" is written at most once a minute, so a shorter idle timeout would end
+        // sessions in use.
+        let idle = self.login.idle_timeout;
+        if idle != 0 && (idle < 2 * crate::domain::session::TOUCH_EVERY || idle > t.session_ttl) {
+            out.push("login.idle_timeout: 0 (off), or from 120 seconds to tokens.session_ttl".into());
         }
         if t.refresh_reuse_grace_secs < 0 || t.refresh_reuse_grace_secs > 300 {
             out.push("tokens.refresh_reuse_grace_secs: 0 (off) to 300 seconds".into());

@@ -6,6 +6,7 @@
 use super::{fresh, sign_in, signed_in};
 use crate::http::PageError;
 use crate::state::AppState;
+use crate::store::AuditQuery;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -60,7 +61,7 @@ pub async fn export(state: &AppState, user_id: &str) -> Result<Value, PageError>
         }));
     }
     let events: Vec<Value> = store
-        .audit_of(user_id, EVENTS)
+        .audit_events(&AuditQuery { user_id: Some(user_id.to_owned()), limit: EVENTS, ..Default::default() })
         .await?
         .into_iter()
         .map(|e| {

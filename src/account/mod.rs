@@ -4,6 +4,7 @@
 //! A change to the user's sign-in methods ends their other sessions and mails them
 //! (`changed`). Forgot password (`forgot`) is the one page here for someone not signed in.
 
+pub mod activity;
 pub mod changed;
 pub mod delete;
 pub mod device;
@@ -15,6 +16,7 @@ pub mod new_password;
 pub mod password;
 pub mod password_api;
 pub mod security;
+pub mod sessions;
 
 use crate::crypto::hash_secret;
 use crate::domain::{Credentials, Session};
@@ -41,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route(password_api::FORGOT, post(password_api::forgot))
         .route(password_api::RESET, post(password_api::reset))
         .route(password_api::CHANGE, post(password_api::change))
+        .route(sessions::PAGE, get(sessions::show).post(sessions::end))
+        .route(activity::PAGE, get(activity::show))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.
@@ -57,7 +61,8 @@ async fn signed_in(
     return_to: &str,
 ) -> Result<Result<Signed, Response>, PageError> {
     let now = state.now();
-    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION)) {
+    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION, state.secure_cookies))
+    {
         (Some(session), Some(token)) => Ok(Ok(Signed { session, csrf: csrf_for(token) })),
         _ => Ok(Err(sign_in(state, headers, return_to).await?)),
     }
@@ -85,6 +90,11 @@ async fn fresh(state: &AppState, s: &Session, now: i64) -> Result<bool, PageErro
     let factors = flow::factors_of(state, &s.user_id).await?;
     let strong = !factors.any() || policy::acr_level(&s.acr) >= Some(2);
     Ok(now - s.auth_time <= state.settings.login.reauth_secs && strong)
+}
+
+/// A time on the account pages: UTC, to the minute.
+fn when(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// Why a removal was refused.

@@ -40,6 +40,8 @@ fn scope_description(scope: &str) -> &'static str {
         "address" => "see your postal address",
         "phone" => "see your phone number",
         "offline_access" => "keep access while you are away",
+        "groups" => "see which groups you belong to",
+        "roles" => "see your roles in this application",
         _ => "access this",
     }
 }

@@ -177,3 +177,24 @@ async fn only_clients_registered_for_the_grant_may_ask() {
     assert_eq!(d["device_authorization_endpoint"], server.url("/device_authorization"));
     assert!(d["grant_types_supported"].as_array().unwrap().iter().any(|g| g == GRANT), "{d}");
 }
+
+#[tokio::test]
+async fn a_client_s_required_groups_hold_for_its_devices() {
+    let server = Server::start();
+    server.add_alice();
+    let client = tv(&server);
+    server.cli(&["groups", "add", "staff", "--json"]);
+    server.cli(&["clients", "update", &client.id, "--require-group", "staff", "--json"]);
+    let codes = ask(&server, &client, "openid").await;
+    let browser = server.browser();
+    let page = arrive(&server, &browser, codes["verification_uri_complete"].as_str().unwrap()).await;
+    assert_eq!(page.status, 403, "alice is in no group the TV requires: {page:?}");
+    assert!(consent_form(&page).is_none(), "{page:?}");
+    poll(&server, &client, codes["device_code"].as_str().unwrap())
+        .await
+        .assert_oauth_error(400, "authorization_pending");
+
+    server.cli(&["users", "add-to-group", USER, "staff", "--json"]);
+    let page = arrive(&server, &browser, codes["verification_uri_complete"].as_str().unwrap()).await;
+    assert!(consent_form(&page).is_some(), "{page:?}");
+}

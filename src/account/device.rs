@@ -7,6 +7,7 @@
 //! hour, no code is looked up until the window passes.
 
 use super::{Signed, signed_in};
+use crate::domain::Client;
 use crate::http::PageError;
 use crate::http::form::page_form;
 use crate::login::policy;
@@ -97,6 +98,9 @@ pub async fn answer(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let session = &signed.session;
     let now = state.now();
     let allowed = decision == "allow";
+    if allowed {
+        admitted(&state, &signed, &client).await?;
+    }
     let outcome = if allowed {
         Decision::Approved {
             user_id: session.user_id.clone(),
@@ -143,6 +147,7 @@ async fn approve_page(state: &AppState, signed: &Signed, request: &DeviceRequest
             client.name
         )));
     }
+    admitted(state, signed, &client).await?;
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let page = ApprovePage {
         csrf: &signed.csrf,
@@ -152,6 +157,17 @@ async fn approve_page(state: &AppState, signed: &Signed, request: &DeviceRequest
         scopes: crate::oidc::authorize::consent::lines(&request.scopes),
     };
     Ok(pages::render(StatusCode::OK, &page))
+}
+
+/// The client's required groups hold here as at the authorization endpoint: a person in none of
+/// them cannot let the device in (and the refusal is audited).
+async fn admitted(state: &AppState, signed: &Signed, client: &Client) -> Result<(), PageError> {
+    if state.store.may_use_client(&signed.session.user_id, &client.id).await? {
+        return Ok(());
+    }
+    let event = AuditEvent::new("login.refused_group").user(&signed.session.user_id).client(&client.id);
+    state.store.audit(event, state.now()).await;
+    Err(PageError::forbidden(format!("Your account is not in a group that {} requires.", client.name)))
 }
 
 async fn code_page(state: &AppState, signed: &Signed, typed: &str, error: Option<&str>) -> Result<Response, PageError> {

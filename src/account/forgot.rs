@@ -228,11 +228,11 @@ fn forgot_page(
 
 /// GET /account/password/forgot
 pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (cookie, set) = match cookies::get(&headers, FORM_COOKIE) {
+    let (cookie, set) = match cookies::get(&headers, FORM_COOKIE, state.secure_cookies) {
         Some(c) if !c.is_empty() => (c.to_owned(), None),
         _ => {
             let c = random_token();
-            let set = cookies::set(FORM_COOKIE, &c, 3600, state.secure_cookies);
+            let set = cookies::set(FORM_COOKIE, &c, Some(3600), state.secure_cookies);
             (c, Some(set))
         }
     };
@@ -250,7 +250,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let csrf = form_csrf(cookies::get(&headers, FORM_COOKIE).unwrap_or(&random_token()));
+    let csrf = form_csrf(cookies::get(&headers, FORM_COOKIE, state.secure_cookies).unwrap_or(&random_token()));
     let p = page_form(&headers, &body, &csrf)?;
     let login = p.get("login").map(str::trim).unwrap_or_default();
     if login.is_empty() || login.len() > 254 {

@@ -17,7 +17,6 @@ mod users;
 
 pub use access::{GroupRemoval, GroupRow};
 pub use audit::{AuditEvent, AuditQuery, AuditRow};
-pub use audit::{AuditEvent, AuditRow};
 pub use consents::ConsentRow;
 pub use grants::{NewGrant, RotateOutcome};
 pub use passkeys::{NewPasskey, PasskeyRow};

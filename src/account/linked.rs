@@ -73,7 +73,7 @@ pub async fn unlink(
         {
             let event = AuditEvent::new("upstream.unlinked")
                 .user(&signed.session.user_id)
-                .ip(Some(addr.ip().to_string()))
+                .ip(Some(state.ip_of(&addr, &headers)))
                 .detail("upstream", provider);
             state.store.audit(event, now).await;
             "The account was unlinked."

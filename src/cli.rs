@@ -216,7 +216,7 @@ enum UsersCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// A user's account: id, email, claims, whether disabled
+    /// A user's account: id, email, claims, whether disabled, groups
     Show {
         username: String,
         #[command(flatten)]
@@ -560,7 +560,8 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
         }
         UsersCommand::Show { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let value = serde_json::to_value(&user)?;
+            let mut value = serde_json::to_value(&user)?;
+            value["groups"] = json!(store.user_groups(&user.id).await?);
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
         UsersCommand::Remove { username, json } => {

@@ -16,11 +16,21 @@ const ESSENTIAL_ACR_2: &str = r#"{"id_token":{"acr":{"essential":true,"values":[
 
 /// A fresh browser that says it is `user_agent`.
 fn browser_as(server: &Server, user_agent: &str) -> Browser {
+    browser_behind(server, user_agent, None)
+}
+
+/// The same, reaching the server through a proxy that says it forwards for `forwarded_for`.
+fn browser_behind(server: &Server, user_agent: &str, forwarded_for: Option<&str>) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(ip) = forwarded_for {
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+    }
     let mut b = server.browser();
     b.client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(user_agent)
+        .default_headers(headers)
         .build()
         .unwrap();
     b
@@ -68,12 +78,13 @@ async fn sessions_page(browser: &Browser) -> Resp {
 
 #[tokio::test]
 async fn sessions_list_browsers_and_applications_and_ending_one_kills_it() {
-    let server = Server::start();
+    // The harness's loopback peer stands for a trusted load balancer.
+    let server = Server::start_with(&[("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1")]);
     server.add_alice();
     let c = server.first_party_client();
     let other = server.add_client("Second App", &["--redirect-uri", CALLBACK2, "--first-party"]);
     let firefox = browser_as(&server, FIREFOX);
-    let chrome = browser_as(&server, CHROME);
+    let chrome = browser_behind(&server, CHROME, Some("198.51.100.7"));
     let (_, code) = sign_in(&firefox, &c, "openid offline_access", &[]).await;
     let on_firefox = tokens(&server, &c, &code).await;
     let (_, code) = sign_in(&chrome, &other, "openid offline_access", &[]).await;
@@ -83,11 +94,12 @@ async fn sessions_list_browsers_and_applications_and_ending_one_kills_it() {
     let page = sessions_page(&chrome).await;
     let mine = element_text(&page, "this-browser").unwrap_or_else(|| panic!("{page:?}"));
     assert!(mine.contains("Chrome 126 on Windows") && mine.contains("Second App"), "{mine}");
-    assert!(mine.contains("127.0.0.1"), "the address: {mine}");
+    assert!(mine.contains("198.51.100.7"), "the address behind the trusted proxy: {mine}");
     assert!(page.body.contains("Firefox 128 on Linux") && page.body.contains("first-party rp"), "{page:?}");
     assert_eq!(page.body.matches("class=\"session\"").count(), 2, "{page:?}");
     let theirs = element_text(&sessions_page(&firefox).await, "this-browser").unwrap();
     assert!(theirs.contains("Firefox 128 on Linux") && theirs.contains("first-party rp"), "{theirs}");
+    assert!(theirs.contains("127.0.0.1"), "no forwarded address: the peer's: {theirs}");
 
     // Chrome ends Firefox's session.
     let sid = on_firefox.id_claims()["sid"].as_str().unwrap().to_owned();
@@ -359,6 +371,7 @@ async fn groups_and_roles_reach_tokens_and_userinfo_only_with_their_scopes() {
         [json!("admins"), json!("staff")]
     );
     assert_eq!(groups[1]["members"], 1, "{groups}");
+    assert_eq!(server.cli(&["users", "show", USER, "--json"])["groups"], json!(["staff"]));
     assert_eq!(server.cli(&["clients", "roles", "list", &c.id, "--json"])["roles"], json!(["viewer"]));
     for bad in [
         vec!["groups", "add", "staff"],

@@ -39,7 +39,10 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
             .collect()
     };
     let of = |v: &[&str]| -> HashSet<String> { v.iter().map(|s| s.to_string()).collect() };
-    assert_eq!(set("scopes_supported"), of(&["openid", "profile", "email", "address", "phone", "offline_access"]));
+    assert_eq!(
+        set("scopes_supported"),
+        of(&["openid", "profile", "email", "address", "phone", "offline_access", "groups", "roles"])
+    );
     assert_eq!(set("response_types_supported"), of(&["code"]));
     assert_eq!(set("response_modes_supported"), of(&["query", "form_post"]));
     assert_eq!(

@@ -71,7 +71,7 @@ pub async fn unlink(
     let notice = if !keeps_a_way_in(&state, user_id, |c| c.upstream = c.upstream.saturating_sub(1)).await? {
         "This is the only way to sign in to your account, so it stays linked."
     } else if state.store.unlink_identity(user_id, provider, subject).await? {
-        let ip = Some(addr.ip().to_string());
+        let ip = Some(state.ip_of(&addr, &headers));
         let event = AuditEvent::new("upstream.unlinked").user(user_id).ip(ip.clone()).detail("upstream", provider);
         state.store.audit(event, now).await;
         changed::methods_changed(&state, user_id, Some(&signed.session.id), Change::Unlinked, ip).await?;

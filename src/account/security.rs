@@ -126,7 +126,7 @@ pub async fn change(
         user_id,
         session_id: &signed.session.id,
         csrf: &signed.csrf,
-        ip: Some(addr.ip().to_string()),
+        ip: Some(state.ip_of(&addr, &headers)),
         now,
     };
     let code = p.get("code").unwrap_or_default();

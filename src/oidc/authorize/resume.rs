@@ -104,7 +104,7 @@ pub async fn decide(
         AuditEvent::new(kind)
             .user(&session.user_id)
             .client(&client.id)
-            .ip(Some(addr.ip().to_string()))
+            .ip(Some(state.ip_of(&addr, &headers)))
             .detail("scope", consent::asked(req).join(" "))
     };
     match p.get("decision") {

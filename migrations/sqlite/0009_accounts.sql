@@ -10,8 +10,9 @@
 -- spelling.
 ALTER TABLE users ADD COLUMN username_key TEXT;
 ALTER TABLE users ADD COLUMN email_key TEXT;
-CREATE UNIQUE INDEX users_username_key ON users (username_key);
-CREATE UNIQUE INDEX users_email_key ON users (email_key);
+-- (Not users_username_key: Postgres names the UNIQUE constraint of users.username so.)
+CREATE UNIQUE INDEX users_login_username ON users (username_key);
+CREATE UNIQUE INDEX users_login_email ON users (email_key);
 
 -- 'active', or 'pending' until a self-created account confirms its email.
 ALTER TABLE users ADD COLUMN status TEXT NOT NULL DEFAULT 'active';

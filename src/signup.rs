@@ -260,11 +260,15 @@ pub async fn pending_sign_in(state: &AppState, user: &User, flow_id: &str, audie
 }
 
 /// A profile's new address: a link and code go to it; the account keeps its old address until
-/// one of them is used.
+/// one of them is used. An address another account has reads the same (its owner is told).
 pub async fn change_email(state: &AppState, user: &User, email: &str, flow_id: &str) -> Result<Sent> {
     let email_key = crate::domain::user::login_key(email).unwrap_or_default();
     if !within(state, format!("signup-address:{email_key}"), PER_ADDRESS_PER_HOUR).await? {
         return Ok(Err(Refused::Throttled(3600)));
+    }
+    if let Some(owner) = state.store.user_by_login(email).await?.filter(|u| u.id != user.id) {
+        state.send_later(existing_mail(state, &owner.email));
+        return Ok(Ok(send(state, None, email, flow_id, "your account", true).await?));
     }
     Ok(Ok(send(state, Some(&user.id), email, flow_id, "your account", true).await?))
 }

@@ -2,7 +2,9 @@
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
 
+pub mod api;
 pub mod linked;
+pub mod profile;
 pub mod security;
 
 use crate::crypto::hash_secret;
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
+        .route(profile::PAGE, get(profile::show).post(profile::change))
+        .merge(api::router())
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.

@@ -19,7 +19,7 @@ use crate::domain::password_policy;
 use crate::domain::registration::{self, EMAIL, Errors};
 use crate::http::{PageError, Params};
 use crate::login::step::{Callback, Ctx, Outcome, Role, Step};
-use crate::pages::{Switch, View};
+use crate::pages::{FieldView, Switch, View};
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
 use askama::Template;
@@ -166,39 +166,13 @@ fn expired() -> View {
     View::new(StatusCode::BAD_REQUEST, &ExpiredPage {})
 }
 
-/// One field of the form as the page shows it.
-struct Shown {
-    name: &'static str,
-    label: &'static str,
-    input: &'static str,
-    autocomplete: &'static str,
-    required: bool,
-    value: String,
-    error: Option<String>,
-    /// For a `select`: (value, selected).
-    options: Vec<(String, bool)>,
-}
-
 fn form_page(ctx: &Ctx<'_>, status: StatusCode, form: &Params, errors: &Errors, error: Option<&str>) -> View {
     let rules = &ctx.state.settings.registration;
     let show = |f: &'static registration::Field, required: bool| {
-        let value = form.get(f.name).unwrap_or_default().to_owned();
-        let options = match f.input {
-            "select" => rules.genders.iter().map(|g| (g.clone(), g.eq_ignore_ascii_case(&value))).collect(),
-            _ => Vec::new(),
-        };
-        Shown {
-            name: f.name,
-            label: f.label,
-            input: f.input,
-            autocomplete: f.autocomplete,
-            required,
-            value,
-            error: errors.get(f.name).cloned(),
-            options,
-        }
+        let value = form.get(f.name).unwrap_or_default();
+        FieldView::new(f, required, value, errors.get(f.name).cloned(), &rules.genders)
     };
-    let mut fields: Vec<Shown> =
+    let mut fields: Vec<FieldView> =
         registration::asked(rules).into_iter().map(|(f, required)| show(f, required)).collect();
     fields.push(show(&EMAIL, true));
     let action = ctx.action();
@@ -230,7 +204,7 @@ struct FormPage<'a> {
     csrf: &'a str,
     client_name: &'a str,
     error: Option<&'a str>,
-    fields: Vec<Shown>,
+    fields: Vec<FieldView>,
     password_error: Option<&'a str>,
     min_length: usize,
     switches: Vec<Switch>,

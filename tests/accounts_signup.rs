@@ -7,10 +7,14 @@
 
 mod common;
 
+#[path = "accounts_signup/api.rs"]
+mod api;
 #[path = "accounts_signup/fields.rs"]
 mod field_rules;
 #[path = "accounts_signup/identity.rs"]
 mod identity;
+#[path = "accounts_signup/profile.rs"]
+mod profile;
 
 use common::mail::Received;
 use common::*;

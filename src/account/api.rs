@@ -102,7 +102,8 @@ impl IntoResponse for ApiError {
 /// Internal failures keep their status (503 when a store is out of reach, else 500), in JSON.
 impl From<PageError> for ApiError {
     fn from(e: PageError) -> Self {
-        let error = if e.status == StatusCode::SERVICE_UNAVAILABLE { "temporarily_unavailable" } else { "server_error" };
+        let error =
+            if e.status == StatusCode::SERVICE_UNAVAILABLE { "temporarily_unavailable" } else { "server_error" };
         Self { status: e.status, error, description: e.message, fields: BTreeMap::new(), retry_after: None }
     }
 }
@@ -142,7 +143,8 @@ async fn signup(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     if !state.settings.registration.enabled {
-        let off = ApiError { status: StatusCode::FORBIDDEN, error: "access_denied", ..ApiError::invalid("Sign-up is off.") };
+        let off =
+            ApiError { status: StatusCode::FORBIDDEN, error: "access_denied", ..ApiError::invalid("Sign-up is off.") };
         return Err(off);
     }
     let body = body(&headers, &bytes)?;

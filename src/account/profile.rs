@@ -72,7 +72,10 @@ pub async fn change(
                 let notice = format!("Your email address is now {}.", user.email);
                 render(&state, &signed, &user, StatusCode::OK, Some(&notice), &Errors::new(), None, None).await
             }
-            Err(r) => render(&state, &signed, &user, StatusCode::BAD_REQUEST, None, &Errors::new(), None, Some(r.message())).await,
+            Err(r) => {
+                render(&state, &signed, &user, StatusCode::BAD_REQUEST, None, &Errors::new(), None, Some(r.message()))
+                    .await
+            }
         };
     }
     save(&state, &signed, &user, &form, ip, now).await
@@ -126,8 +129,17 @@ async fn save(
     }
     let user = state.store.user(&user.id).await?.ok_or_else(PageError::expired)?;
     let Some(email) = new_email else {
-        return render(state, signed, &user, StatusCode::OK, Some("Your profile is saved."), &Errors::new(), None, None)
-            .await;
+        return render(
+            state,
+            signed,
+            &user,
+            StatusCode::OK,
+            Some("Your profile is saved."),
+            &Errors::new(),
+            None,
+            None,
+        )
+        .await;
     };
     let notice = match core::change_email(state, &user, &email, &change_flow(signed)).await? {
         Ok(sent) => format!(

@@ -9,6 +9,8 @@ mod common;
 
 #[path = "accounts_signup/api.rs"]
 mod api;
+#[path = "accounts_signup/browser.rs"]
+mod browser;
 #[path = "accounts_signup/fields.rs"]
 mod field_rules;
 #[path = "accounts_signup/identity.rs"]

@@ -138,7 +138,9 @@ impl Store {
     /// differs from it only in case keeps none and is reported. Runs after every migration, so
     /// each start names the conflicts still there.
     pub async fn fill_login_keys(&self) -> Result<Vec<KeyConflict>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        // id, username, email, username_key, email_key
+        type Unkeyed = (String, String, String, Option<String>, Option<String>);
+        let rows: Vec<Unkeyed> = sqlx::query_as(
             "SELECT id, username, email, username_key, email_key FROM users
              WHERE username_key IS NULL OR email_key IS NULL ORDER BY created_at, id",
         )

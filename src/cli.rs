@@ -278,8 +278,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
         Command::Config { .. } => unreachable!("answered above"),
         Command::Migrate { json } => {
-            open(&settings).await?;
-            print(json.json, json!({ "migrated": true }), || "database is up to date".into());
+            let store = Store::connect(&settings).await?;
+            let conflicts = store.migrate().await?;
+            // Accounts that differ only in case: the operator renames one of each pair.
+            for c in &conflicts {
+                eprintln!("warning: {c}");
+            }
+            let listed: Vec<_> =
+                conflicts.iter().map(|c| json!({ "user": c.user_id, "field": c.field, "same_as": c.holder })).collect();
+            print(json.json, json!({ "migrated": true, "conflicts": listed }), || "database is up to date".into());
             Ok(())
         }
         Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
@@ -507,13 +514,18 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
                 password_hash,
                 claims: map,
                 disabled: false,
+                status: Default::default(),
                 created_at: t,
                 updated_at: t,
             };
-            if store.user_by_login(&user.username).await?.is_some() {
-                anyhow::bail!("a user named {} exists already", user.username);
+            match store.login_taken(&user.username, &user.email).await? {
+                (true, _) => anyhow::bail!("a user named {} exists already (ignoring case)", user.username),
+                (_, true) => anyhow::bail!("another user has the email {} (ignoring case)", user.email),
+                _ => {}
             }
-            store.insert_user(&user).await?;
+            if !store.create_user(&user).await? {
+                anyhow::bail!("a user with this username or email exists already (ignoring case)");
+            }
             store.audit(AuditEvent::new("admin.user_added").user(&user.id), t).await;
             print(json.json, json!({ "id": user.id, "username": user.username }), || {
                 format!("created user {} ({})", user.username, user.id)

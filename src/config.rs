@@ -25,6 +25,8 @@ pub struct Settings {
     pub login: Login,
     /// `[password]`: what a new password must be (sign-up, reset, change, the CLI).
     pub password: PasswordPolicy,
+    /// `[registration]`: whether and how people create their own accounts.
+    pub registration: Registration,
     pub keys: Keys,
     pub mail: Mail,
     pub audit: Audit,
@@ -56,12 +58,96 @@ pub struct Mail {
     pub from: String,
     /// Where the development outbox writes; default `<data_dir>/outbox`.
     pub outbox: Option<PathBuf>,
+    /// The name messages give the service ("your Acme account").
+    pub product_name: String,
 }
 
 impl Default for Mail {
     fn default() -> Self {
-        Self { smtp_url: None, from: "Latchkey <no-reply@localhost>".into(), outbox: None }
+        Self {
+            smtp_url: None,
+            from: "Latchkey <no-reply@localhost>".into(),
+            outbox: None,
+            product_name: "Latchkey".into(),
+        }
     }
+}
+
+/// Sign-up and the profile (see `domain::registration`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registration {
+    /// People may create their own accounts, from a link on the sign-in page. Off by default.
+    pub enabled: bool,
+    /// The standard claims the sign-up form asks for, each `required` or `optional`
+    /// (`given_name`, `family_name`, `name`, `middle_name`, `nickname`, `birthdate`, `gender`,
+    /// `phone_number`, and `username`). The email and the password are always asked. Without
+    /// `username` the account's username is made from its email.
+    pub fields: std::collections::BTreeMap<String, Need>,
+    /// The youngest age, in years, a birth date may give; unset: any past date.
+    pub min_age: Option<u32>,
+    /// The values the `gender` field offers.
+    pub genders: Vec<String>,
+    /// The region (ISO 3166 code, e.g. `BD`) of phone numbers typed without a country code.
+    pub phone_region: Option<String>,
+    /// Accept only mobile phone numbers.
+    pub mobile_only: bool,
+    /// When not empty, only addresses at these domains (or their subdomains) may sign up.
+    pub email_domains_allowed: Vec<String>,
+    /// Addresses at these domains (or their subdomains) may not sign up.
+    pub email_domains_denied: Vec<String>,
+    /// Seconds a verification link or code works.
+    pub verify_ttl: i64,
+    /// The claims a person may change on the profile page (and the email, when listed);
+    /// unset: the sign-up fields and the email.
+    pub editable: Option<Vec<String>>,
+    /// Sign-ups (and "send again") per IP address per hour, counted in the ephemeral store.
+    pub per_ip_per_hour: u64,
+}
+
+/// Whether a sign-up field must be filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Need {
+    Required,
+    Optional,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            fields: Default::default(),
+            min_age: None,
+            genders: vec!["female".into(), "male".into(), "other".into()],
+            phone_region: None,
+            mobile_only: false,
+            email_domains_allowed: Vec::new(),
+            email_domains_denied: Vec::new(),
+            verify_ttl: 24 * 3600,
+            editable: None,
+            per_ip_per_hour: 20,
+        }
+    }
+}
+
+/// `given_name=required,phone_number=optional`, as the environment gives registration fields.
+fn fields_list(v: &str) -> Result<std::collections::BTreeMap<String, Need>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, need) = item.split_once('=').unwrap_or((item, "required"));
+        let need = match need.trim() {
+            "required" => Need::Required,
+            "optional" => Need::Optional,
+            other => return Err(format!("'{other}' is not required or optional")),
+        };
+        out.insert(name.trim().to_owned(), need);
+    }
+    Ok(out)
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect()
 }
 
 /// The audit log.
@@ -262,6 +348,7 @@ impl Default for Settings {
             rate_limit: RateLimit::default(),
             login: Login::default(),
             password: PasswordPolicy::default(),
+            registration: Registration::default(),
             keys: Keys::default(),
             mail: Mail::default(),
             audit: Audit::default(),
@@ -360,6 +447,18 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_PASSWORD_MIN_SCORE",
     "LATCHKEY_PASSWORD_MIN_CLASSES",
     "LATCHKEY_PASSWORD_HISTORY",
+    "LATCHKEY_MAIL_PRODUCT_NAME",
+    "LATCHKEY_REGISTRATION_ENABLED",
+    "LATCHKEY_REGISTRATION_FIELDS",
+    "LATCHKEY_REGISTRATION_MIN_AGE",
+    "LATCHKEY_REGISTRATION_GENDERS",
+    "LATCHKEY_REGISTRATION_PHONE_REGION",
+    "LATCHKEY_REGISTRATION_MOBILE_ONLY",
+    "LATCHKEY_REGISTRATION_EMAIL_DOMAINS_ALLOWED",
+    "LATCHKEY_REGISTRATION_EMAIL_DOMAINS_DENIED",
+    "LATCHKEY_REGISTRATION_VERIFY_TTL",
+    "LATCHKEY_REGISTRATION_EDITABLE",
+    "LATCHKEY_REGISTRATION_PER_IP_PER_HOUR",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -411,6 +510,18 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_PASSWORD_MIN_SCORE" => s.password.min_score = num(&v)?,
         "LATCHKEY_PASSWORD_MIN_CLASSES" => s.password.min_classes = num(&v)?,
         "LATCHKEY_PASSWORD_HISTORY" => s.password.history = num(&v)?,
+        "LATCHKEY_MAIL_PRODUCT_NAME" => s.mail.product_name = v,
+        "LATCHKEY_REGISTRATION_ENABLED" => s.registration.enabled = flag(&v)?,
+        "LATCHKEY_REGISTRATION_FIELDS" => s.registration.fields = fields_list(&v)?,
+        "LATCHKEY_REGISTRATION_MIN_AGE" => s.registration.min_age = Some(num(&v)?),
+        "LATCHKEY_REGISTRATION_GENDERS" => s.registration.genders = list(&v),
+        "LATCHKEY_REGISTRATION_PHONE_REGION" => s.registration.phone_region = Some(v),
+        "LATCHKEY_REGISTRATION_MOBILE_ONLY" => s.registration.mobile_only = flag(&v)?,
+        "LATCHKEY_REGISTRATION_EMAIL_DOMAINS_ALLOWED" => s.registration.email_domains_allowed = list(&v),
+        "LATCHKEY_REGISTRATION_EMAIL_DOMAINS_DENIED" => s.registration.email_domains_denied = list(&v),
+        "LATCHKEY_REGISTRATION_VERIFY_TTL" => s.registration.verify_ttl = num(&v)?,
+        "LATCHKEY_REGISTRATION_EDITABLE" => s.registration.editable = Some(list(&v)),
+        "LATCHKEY_REGISTRATION_PER_IP_PER_HOUR" => s.registration.per_ip_per_hour = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -571,6 +682,7 @@ impl Settings {
         if pw.min_score > 4 || pw.min_classes > 4 {
             out.push("password: min_score and min_classes are 0 to 4".into());
         }
+        out.extend(crate::domain::registration::problems(&self.registration));
         out.extend(upstream::problems(&self.upstream));
         out
     }

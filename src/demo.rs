@@ -42,6 +42,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
             password_hash: Some(hash),
             claims: claims.as_object().cloned().unwrap_or_default(),
             disabled: false,
+            status: Default::default(),
             created_at: now,
             updated_at: now,
         };

@@ -8,7 +8,8 @@
 //! - [`oidc`]: the protocol endpoints, one module each (discovery, jwks, authorize, token, …).
 //! - [`login`]: the login engine: the flow, the step contract, the registered steps and the
 //!   policy that picks them; it hands back to whoever started it.
-//! - [`account`]: self-service pages for the signed-in user (second factors).
+//! - [`account`]: self-service pages for the signed-in user (second factors, profile) and the
+//!   account JSON API; [`signup`]: sign-up and email verification, shared by both surfaces.
 //! - [`domain`]: clients, users, sessions, grants and the claims they release.
 //! - [`keys`]: signing keys, their encryption at rest, JWS signing and verification.
 //! - [`store`]: durable state over sqlx (SQLite by default, Postgres in production).
@@ -57,6 +58,8 @@ pub mod pages;
 pub mod passwords;
 /// Binding, serving and graceful shutdown.
 pub mod server;
+/// Sign-up and email verification, shared by the sign-up step and the account JSON API.
+pub mod signup;
 /// The state every handler shares (stores, keys, settings, clock, caches).
 pub mod state;
 /// Durable repositories over sqlx.

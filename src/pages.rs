@@ -331,3 +331,44 @@ pub struct ActivityPage<'a> {
     pub username: &'a str,
     pub events: Vec<ActivityLine>,
 }
+
+/// One field of a sign-up or profile form, as `fields.html` shows it: labelled, with its
+/// standard `autocomplete` token and, after a refusal, its message.
+pub struct FieldView {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// The `<input>` type, or `select`.
+    pub input: &'static str,
+    pub autocomplete: &'static str,
+    pub required: bool,
+    pub value: String,
+    pub error: Option<String>,
+    /// For a `select`: (value, selected).
+    pub options: Vec<(String, bool)>,
+}
+
+impl FieldView {
+    /// `field` with `value`, `error`, and the choices of a `select`.
+    pub fn new(
+        field: &'static crate::domain::registration::Field,
+        required: bool,
+        value: &str,
+        error: Option<String>,
+        choices: &[String],
+    ) -> Self {
+        let options = match field.input {
+            "select" => choices.iter().map(|g| (g.clone(), g.eq_ignore_ascii_case(value))).collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            name: field.name,
+            label: field.label,
+            input: field.input,
+            autocomplete: field.autocomplete,
+            required,
+            value: value.to_owned(),
+            error,
+            options,
+        }
+    }
+}

@@ -4,8 +4,8 @@
 //! keys, user verification). It checks what the other tests cannot: that `webauthn.js` speaks to
 //! a browser's WebAuthn API, under the page's CSP, and that webauthn-rs accepts what it sends.
 //!
-//! Needs /usr/bin/chromedriver and /usr/bin/chromium (Debian `chromium`, `chromium-driver`).
-//! Without them the test says so and passes, unless LATCHKEY_REQUIRE_BROWSER=1 (as in CI).
+//! The harness (`common::chromium`) needs /usr/bin/chromedriver and /usr/bin/chromium; without
+//! them the test says so and passes, unless LATCHKEY_REQUIRE_BROWSER=1 (as in CI).
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! (`changed`). Forgot password (`forgot`) is the one page here for someone not signed in.
 
 pub mod activity;
+pub mod api;
 pub mod changed;
 pub mod delete;
 pub mod device;
@@ -15,6 +16,7 @@ pub mod mail;
 pub mod new_password;
 pub mod password;
 pub mod password_api;
+pub mod profile;
 pub mod security;
 pub mod sessions;
 
@@ -45,6 +47,8 @@ pub fn router() -> Router<AppState> {
         .route(password_api::CHANGE, post(password_api::change))
         .route(sessions::PAGE, get(sessions::show).post(sessions::end))
         .route(activity::PAGE, get(activity::show))
+        .route(profile::PAGE, get(profile::show).post(profile::change))
+        .merge(api::router())
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.

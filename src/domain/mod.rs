@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod fixtures;
 pub mod grant;
 pub mod password_policy;
+pub mod registration;
 pub mod session;
 pub mod user;
 pub mod user_agent;

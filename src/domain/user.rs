@@ -14,8 +14,43 @@ pub struct User {
     /// Standard claims other than `sub`, `email` and `updated_at`.
     pub claims: Map<String, Value>,
     pub disabled: bool,
+    /// Pending until its email is confirmed: an account someone created for themselves.
+    pub status: Status,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Whether an account may finish a sign-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created by the operator, or confirmed: signs in.
+    #[default]
+    Active,
+    /// Created by sign-up and not yet confirmed by its email: signs in nowhere until it is.
+    Pending,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Pending => "pending",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "pending" { Status::Pending } else { Status::Active }
+    }
+}
+
+/// The one normalization of a username or email for lookups and uniqueness: `DEMO@Example.com `
+/// and `demo@example.com` are one account. Trimmed and lower-cased (Unicode, not just ASCII), so
+/// the keys are computed here and never by the database's `LOWER`, which differs by dialect.
+/// An empty value has no key.
+pub fn login_key(login: &str) -> Option<String> {
+    let key = login.trim().to_lowercase();
+    (!key.is_empty()).then_some(key)
 }
 
 /// Standard claims an operator may set, with the JSON type each must have.
@@ -81,5 +116,15 @@ fn valid_birthdate(s: &str) -> bool {
         [y] => digits(y, 4),
         [y, m, d] => digits(y, 4) && digits(m, 2) && digits(d, 2),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_key_whatever_the_case_and_spaces() {
+        assert_eq!(super::login_key(" DEMO@Example.com "), Some("demo@example.com".into()));
+        assert_eq!(super::login_key("ÉMILE"), Some("émile".into()));
+        assert_eq!(super::login_key("  "), None);
     }
 }

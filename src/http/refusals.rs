@@ -11,6 +11,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_governor::GovernorError;
 
+/// Where the account JSON API lives: its refusals are JSON too.
+pub const JSON_API_PREFIX: &str = "/account/api/";
+
 /// tower-governor's error handler: 429 with a `Retry-After` that is never too short.
 pub fn rate_limited(e: GovernorError) -> Response {
     match e {
@@ -33,7 +36,8 @@ pub fn rate_limited(e: GovernorError) -> Response {
 /// keeping its `Retry-After`. `protocol` are the paths whose callers are programs that parse
 /// OAuth JSON errors (given by the router, which knows the endpoints).
 pub async fn by_surface(State(protocol): State<&'static [&'static str]>, req: Request, next: Next) -> Response {
-    let protocol = protocol.contains(&req.uri().path());
+    let path = req.uri().path();
+    let protocol = protocol.contains(&path) || path.starts_with(JSON_API_PREFIX);
     let resp = next.run(req).await;
     let status = resp.status();
     let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));

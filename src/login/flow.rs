@@ -324,6 +324,10 @@ pub(super) async fn advance(
     if flow.user_id.as_ref().is_some_and(|u| *u != user_id) {
         return Err(PageError::forbidden("This sign-in changed hands. Go back to the application and start again."));
     }
+    // A pending account signs in nowhere until its email is confirmed, whichever step it passed.
+    if state.store.user(&user_id).await?.is_some_and(|u| u.status == crate::domain::user::Status::Pending) {
+        return Err(PageError::forbidden("Confirm your email address first: open the link we sent you."));
+    }
     state.store.audit(audit("login.step_passed", step, client, ip.clone()).user(&user_id), now).await;
     flow.user_id = Some(user_id.clone());
     flow.passed.push(step);

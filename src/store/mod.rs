@@ -25,6 +25,7 @@ pub use second_factors::TotpCredential;
 pub use sessions::SessionClient;
 pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::LinkedIdentity;
+pub use users::KeyConflict;
 
 use crate::config::Settings;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -78,13 +79,20 @@ impl Store {
         Ok(Self { pool, backend, clients: Arc::default() })
     }
 
-    pub async fn migrate(&self) -> anyhow::Result<()> {
+    /// Brings the schema up to date, then fills the accounts' lookup keys; answers the
+    /// accounts that conflict by case (each also logged as a warning), which a migration never
+    /// fails over.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<KeyConflict>> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await?;
-        Ok(())
+        let conflicts = self.fill_login_keys().await?;
+        for c in &conflicts {
+            tracing::warn!(user = %c.user_id, holder = %c.holder, field = c.field, "{c}");
+        }
+        Ok(conflicts)
     }
 
     pub fn backend(&self) -> Backend {

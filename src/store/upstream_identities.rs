@@ -103,13 +103,10 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// The one account whose email is `email`, if exactly one has it.
+    /// The account whose email is `email`, ignoring case (through its key).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM users WHERE lower(email) = lower($1) LIMIT 2")
-            .bind(email)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(if rows.len() == 1 { rows.into_iter().next().map(|(id,)| id) } else { None })
+        let Some(key) = crate::domain::user::login_key(email) else { return Ok(None) };
+        sqlx::query_scalar("SELECT id FROM users WHERE email_key = $1").bind(key).fetch_optional(&self.pool).await
     }
 
     /// Fills the named claims that are empty on the account from `claims`; true if any was.

@@ -13,7 +13,7 @@
 //! stores a test can take away), `client` (RP side: clients, auth, PKCE, tokens), `browser`
 //! (responses, the browser, outcomes), `html` (forms and text, parsed with `scraper`), `checks`
 //! (JWT and conformance checks), `factors` (TOTP, account security and second-factor forms);
-//! `authenticator`, `keys`, `mail` and `upstream` are named by their module.
+//! `authenticator`, `chromium`, `keys`, `mail` and `upstream` are named by their module.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -87,7 +87,7 @@ fn matches(typed: &str, salt: &str, hash: &str) -> bool {
 }
 
 /// A uniformly random 6-digit code.
-fn new_code() -> String {
+pub(crate) fn new_code() -> String {
     // Rejection sampling: 4_294_000_000 is the largest multiple of 10^6 below 2^32.
     loop {
         let b = random_bytes(4);

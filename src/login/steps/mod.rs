@@ -12,6 +12,7 @@ pub mod magic_link;
 pub mod passkey;
 pub mod password;
 pub mod recovery_code;
+pub mod signup;
 pub mod totp;
 
 use super::policy::Factors;
@@ -32,6 +33,7 @@ registry! {
     Totp => totp::Totp,
     EmailOtp => email_otp::EmailOtp,
     MagicLink => magic_link::MagicLink,
+    Signup => signup::Signup,
     RecoveryCode => recovery_code::RecoveryCode,
 }
 

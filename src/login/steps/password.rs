@@ -6,7 +6,8 @@
 //! Its page is the sign-in page: it also offers what [`Step::BESIDE_FIRST`] steps add there (a
 //! passkey, upstream providers).
 
-use super::{THROTTLED, account_key, attempt, federation, login_key, not_a_failure, passkey, succeeded};
+use super::{THROTTLED, account_key, attempt, federation, login_key, not_a_failure, passkey, signup, succeeded};
+use crate::domain::user::Status;
 use crate::http::{PageError, Params};
 use crate::login::step::{Ctx, Outcome, Role, Step};
 use crate::pages::{self, View};
@@ -22,11 +23,19 @@ impl Step for Password {
     const PROVES: &'static [&'static str] = &["pwd"];
     const SWITCH_LABEL: &'static str = "Use my password instead";
 
+    /// The sign-in page, or — once a pending account proved its password here — the page that
+    /// asks it to confirm its email.
     async fn render(ctx: &Ctx<'_>, error: Option<&str>, form: Option<&Params>) -> Result<View, PageError> {
+        if let Some(view) = signup::pending_page(ctx, error, None).await? {
+            return Ok(view);
+        }
         Ok(page(ctx, error, form))
     }
 
     async fn submit(ctx: &Ctx<'_>, form: &Params) -> Result<Outcome, PageError> {
+        if let Some(outcome) = signup::answer(ctx, form).await? {
+            return Ok(outcome);
+        }
         let (Some(login), Some(password)) = (form.get("username"), form.get("password")) else {
             return Ok(Outcome::failed("Enter your username and password.", "incomplete form", None));
         };
@@ -46,9 +55,17 @@ impl Step for Password {
             } else {
                 succeeded(ctx, &key).await?;
             }
+            if user.status == Status::Pending {
+                return signup::pending_sign_in(ctx, &user).await;
+            }
             return Ok(Outcome::passed(user.id, vec!["pwd".into()]));
         }
         Ok(Outcome::failed(INVALID, "wrong credentials", user.map(|u| u.id)))
+    }
+
+    /// A pending account that signed in here confirmed its email on another device.
+    async fn waiting(ctx: &Ctx<'_>) -> Result<Option<Outcome>, PageError> {
+        signup::approved(ctx).await
     }
 }
 

@@ -109,6 +109,7 @@ async fn new_user(state: &AppState, upstream: &Upstream, id: &Identity, now: i64
         password_hash: None,
         claims,
         disabled: false,
+        status: Default::default(),
         created_at: now,
         updated_at: now,
     })

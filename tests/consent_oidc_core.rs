@@ -51,6 +51,9 @@ async fn consent_page_lists_the_client_and_carries_csrf() {
     assert!(form.action.contains("/consent/"), "{form:?}");
     assert!(form.has_button("decision", "allow") && form.has_button("decision", "deny"));
     assert!(form.value("csrf").is_some_and(|v| !v.is_empty()));
+    // What is asked reads in words, not as protocol scope names.
+    assert!(page.body.contains("know who you are") && page.body.contains("see your email address"), "{page:?}");
+    assert!(!page.body.contains(">openid<") && !page.body.contains("openid —"), "{page:?}");
 
     // Forged CSRF is refused and grants nothing.
     let bad = browser.submit(&form, &[("csrf", "forged"), ("decision", "allow")]).await;

@@ -69,8 +69,9 @@ fn run_image(root: &Path) -> (bool, String) {
     (started, String::from_utf8_lossy(&out.stderr).into())
 }
 
-fn temp_root() -> PathBuf {
-    let root = std::env::temp_dir().join(format!("latchkey-image-{}", std::process::id()));
+/// A directory of this test's own: the tests run in parallel, so none may clear another's.
+fn temp_root(test: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("latchkey-image-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     root
 }
@@ -91,7 +92,7 @@ fn the_image_makes_its_directories_for_its_user() {
 
 #[test]
 fn the_entrypoint_starts_on_a_fresh_directory() {
-    let root = temp_root().join("fresh");
+    let root = temp_root("fresh").join("fresh");
     let (started, stderr) = run_image(&root);
     assert!(started, "{stderr}");
     assert!(root.join("keys/kek").is_file(), "the development key-encryption key is written");
@@ -101,7 +102,7 @@ fn the_entrypoint_starts_on_a_fresh_directory() {
 
 #[test]
 fn the_entrypoint_names_the_directory_it_cannot_use() {
-    let parent = temp_root().join("locked");
+    let parent = temp_root("locked").join("locked");
     std::fs::create_dir_all(&parent).unwrap();
     let mut root = parent.join("volume");
     std::fs::create_dir_all(&root).unwrap();
@@ -118,5 +119,5 @@ fn the_entrypoint_names_the_directory_it_cannot_use() {
     assert!(last.starts_with("latchkey: data_dir") || last.starts_with("latchkey: keys_dir"), "{stderr}");
     assert!(last.contains(&root.display().to_string()), "the error names the path: {stderr}");
     let _ = std::fs::set_permissions(parent.join("volume"), std::fs::Permissions::from_mode(0o755));
-    let _ = std::fs::remove_dir_all(&parent);
+    let _ = std::fs::remove_dir_all(parent.parent().unwrap());
 }

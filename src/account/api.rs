@@ -164,7 +164,7 @@ async fn signup(
         _ => return Err(ApiError::fields(errors)),
     };
     let flow = crate::crypto::random_token();
-    let ip = Some(addr.ip().to_string());
+    let ip = Some(state.ip_of(&addr, &headers));
     core::register(&state, valid, password.to_owned(), &flow, "your account", ip).await?.map_err(ApiError::refused)?;
     Ok(answer(StatusCode::CREATED, json!({ "flow": flow, "status": "verify_email" })))
 }
@@ -177,7 +177,7 @@ async fn verify(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body = body(&headers, &bytes)?;
-    let ip = Some(addr.ip().to_string());
+    let ip = Some(state.ip_of(&addr, &headers));
     match (text(&body, "flow"), text(&body, "code"), text(&body, "token")) {
         (Some(flow), Some(code), None) => {
             core::confirm_code(&state, flow, code, ip).await?.map_err(ApiError::refused)?;

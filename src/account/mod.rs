@@ -123,8 +123,5 @@ async fn keeps_a_way_in(
 /// The client address a request came from, through the operator's trusted proxies (as the
 /// per-IP rate limits see it): what the account throttles count per IP and the audit records.
 pub(crate) fn client_ip(state: &AppState, peer: std::net::SocketAddr, headers: &HeaderMap) -> Option<String> {
-    let trusted: Vec<_> =
-        state.settings.rate_limit.trusted_proxies.iter().filter_map(|p| crate::http::client_ip::parse_net(p)).collect();
-    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-    Some(crate::http::client_ip::ClientIp::new(&trusted).resolve(peer.ip(), forwarded.into_iter()).to_string())
+    Some(state.ip_of(&peer, headers))
 }

@@ -56,7 +56,7 @@ pub async fn change(
         return sign_in(&state, &headers, PAGE).await;
     }
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
-    let ip = Some(addr.ip().to_string());
+    let ip = Some(state.ip_of(&addr, &headers));
     let flow = change_flow(&signed);
     if form.get("resend").is_some() {
         let (notice, error) = match core::resend(&state, &flow, "your account").await? {

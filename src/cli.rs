@@ -4,7 +4,9 @@
 use crate::config::{PasswordPolicy, Settings};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
-use crate::domain::client::{allowed_origins, validate_redirect_uri, validate_web_origin};
+use crate::domain::client::{
+    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri, validate_web_origin,
+};
 use crate::domain::password_policy;
 use crate::domain::user::parse_claim;
 use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
@@ -94,7 +96,7 @@ enum ClientsCommand {
         /// A public client (no secret; PKCE required)
         #[arg(long)]
         public: bool,
-        #[arg(long = "auth-method", value_parser = ["client_secret_basic", "client_secret_post", "none"])]
+        #[arg(long = "auth-method", value_parser = AuthMethod::ALL.map(AuthMethod::as_str))]
         auth_method: Option<String>,
         /// Trusted by the operator: no consent page
         #[arg(long = "first-party")]
@@ -119,6 +121,8 @@ enum ClientsCommand {
         #[arg(long = "web-origin")]
         web_origins: Vec<String>,
         #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
         json: Json,
     },
     /// Change a registered client
@@ -127,8 +131,10 @@ enum ClientsCommand {
         id: String,
         /// Replaces the client's web origins (repeatable; `+` means the origins of the
         /// redirect URIs)
-        #[arg(long = "web-origin", required = true)]
+        #[arg(long = "web-origin")]
         web_origins: Vec<String>,
+        #[command(flatten)]
+        keys: KeyArgs,
         #[command(flatten)]
         json: Json,
     },
@@ -150,6 +156,52 @@ enum ClientsCommand {
         #[command(flatten)]
         json: Json,
     },
+}
+
+/// A client's own keys and what it signs with them (request objects, private_key_jwt).
+#[derive(Args)]
+struct KeyArgs {
+    /// The client's public keys: a JWK Set at this URL (https; http only on loopback), fetched
+    /// when needed and cached, so the client can rotate its keys
+    #[arg(long = "jwks-uri", conflicts_with = "jwks")]
+    jwks_uri: Option<String>,
+    /// The client's public keys: a JWK Set read from this file
+    #[arg(long = "jwks")]
+    jwks: Option<PathBuf>,
+    /// The only algorithm accepted for its request objects; `none` allows unsigned ones
+    /// (default: any signed one)
+    #[arg(long = "request-object-alg",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::oidc::authorize::request_object::algs_supported()))]
+    request_object_alg: Option<String>,
+    /// The only algorithm accepted for its private_key_jwt assertions (default: any)
+    #[arg(long = "token-auth-alg", value_parser = Alg::ALL.map(Alg::as_str))]
+    token_auth_alg: Option<String>,
+}
+
+impl KeyArgs {
+    fn is_empty(&self) -> bool {
+        self.jwks_uri.is_none() && self.jwks.is_none() && self.request_object_alg.is_none() && self.token_auth_alg.is_none()
+    }
+
+    /// Writes what was given over `keys`: a new JWK Set replaces the old, inline or by URL.
+    fn apply(self, keys: &mut ClientKeys) -> anyhow::Result<()> {
+        if let Some(uri) = self.jwks_uri {
+            validate_jwks_uri(&uri).map_err(anyhow::Error::msg)?;
+            (keys.jwks, keys.jwks_uri) = (None, Some(uri));
+        }
+        if let Some(file) = self.jwks {
+            let json = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
+            validate_jwks(&json).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
+            (keys.jwks, keys.jwks_uri) = (Some(json), None);
+        }
+        if let Some(alg) = self.request_object_alg {
+            keys.request_object_signing_alg = ObjectAlg::parse(&alg);
+        }
+        if let Some(alg) = self.token_auth_alg {
+            keys.token_endpoint_auth_signing_alg = Alg::parse(&alg);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Subcommand)]
@@ -320,8 +372,11 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             scopes,
             id_token_alg,
             web_origins,
+            keys: key_args,
             json,
         } => {
+            let mut keys = ClientKeys::default();
+            key_args.apply(&mut keys)?;
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
                 validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
             }
@@ -342,6 +397,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
                 anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");
             }
+            if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
+                anyhow::bail!("a private_key_jwt client needs its keys: --jwks-uri or --jwks");
+            }
             if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
                 anyhow::bail!("a public client cannot use client_credentials");
             }
@@ -356,7 +414,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
                 crate::keys::apply(store, &kek, &plan, now(), "cli clients add").await?;
             }
-            let secret = (auth_method != AuthMethod::None).then(random_token);
+            let secret = auth_method.uses_secret().then(random_token);
             let client = Client {
                 id: random_id(),
                 name,
@@ -370,6 +428,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
                 created_at: now(),
                 id_token_signed_response_alg: alg,
+                keys,
             };
             store.insert_client(&client).await?;
             if !web_origins.is_empty() {
@@ -398,16 +457,25 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             value["allowed_origins"] = json!(allowed_origins(&web_origins, &c.redirect_uris));
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        ClientsCommand::Update { id, web_origins, json } => {
+        ClientsCommand::Update { id, web_origins, keys: key_args, json } => {
+            if web_origins.is_empty() && key_args.is_empty() {
+                anyhow::bail!("nothing to change: give --web-origin, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg");
+            }
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
             }
-            if !store.set_client_web_origins(&id, &web_origins).await? {
-                anyhow::bail!("no client {id}");
+            let client = store.client(&id).await?.ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
+            if !key_args.is_empty() {
+                let mut keys = client.keys.clone();
+                key_args.apply(&mut keys)?;
+                store.set_client_keys(&id, &keys).await?;
+            }
+            if !web_origins.is_empty() {
+                store.set_client_web_origins(&id, &web_origins).await?;
             }
             store.audit(AuditEvent::new("admin.client_updated").client(&id), now()).await;
             print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || {
-                format!("updated client {id}: web origins {}", web_origins.join(" "))
+                format!("updated client {id}")
             });
         }
         ClientsCommand::Remove { id, json } => {

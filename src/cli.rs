@@ -5,7 +5,8 @@ use crate::config::{PasswordPolicy, Settings};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri, validate_web_origin,
+    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    validate_web_origin,
 };
 use crate::domain::password_policy;
 use crate::domain::user::parse_claim;
@@ -180,7 +181,10 @@ struct KeyArgs {
 
 impl KeyArgs {
     fn is_empty(&self) -> bool {
-        self.jwks_uri.is_none() && self.jwks.is_none() && self.request_object_alg.is_none() && self.token_auth_alg.is_none()
+        self.jwks_uri.is_none()
+            && self.jwks.is_none()
+            && self.request_object_alg.is_none()
+            && self.token_auth_alg.is_none()
     }
 
     /// Writes what was given over `keys`: a new JWK Set replaces the old, inline or by URL.
@@ -459,7 +463,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
         }
         ClientsCommand::Update { id, web_origins, keys: key_args, json } => {
             if web_origins.is_empty() && key_args.is_empty() {
-                anyhow::bail!("nothing to change: give --web-origin, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg");
+                anyhow::bail!(
+                    "nothing to change: give --web-origin, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg"
+                );
             }
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
@@ -474,9 +480,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 store.set_client_web_origins(&id, &web_origins).await?;
             }
             store.audit(AuditEvent::new("admin.client_updated").client(&id), now()).await;
-            print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || {
-                format!("updated client {id}")
-            });
+            print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || format!("updated client {id}"));
         }
         ClientsCommand::Remove { id, json } => {
             if !store.remove_client(&id, now()).await? {

@@ -2,12 +2,12 @@
 //! list of checks. Until the client and redirect_uri are known to be good, every failure is a
 //! page; after that, failures go back to the client (RFC 6749 §4.1.2.1).
 
+use super::request_object;
 pub use crate::domain::authorization::{AuthRequest, Prompt, ResponseMode, Target};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{PageError, Params};
 use crate::state::AppState;
-use super::request_object;
 use serde_json::Value;
 use std::sync::Arc;
 

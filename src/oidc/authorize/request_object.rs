@@ -78,9 +78,10 @@ pub async fn resolve(state: &AppState, client: &Client, query: &Params) -> Resul
 /// payload where the query lacks them, so the error can reach the client with its `state`.
 fn fallback(query: &Params, payload: Option<&JsonObject>) -> Params {
     let from_payload = payload.into_iter().flat_map(|claims| {
-        ["state", "redirect_uri", "response_mode"].into_iter().filter(|n| !query.has(n)).filter_map(|n| {
-            claims.get(n).and_then(Value::as_str).map(|v| (n.to_owned(), v.to_owned()))
-        })
+        ["state", "redirect_uri", "response_mode"]
+            .into_iter()
+            .filter(|n| !query.has(n))
+            .filter_map(|n| claims.get(n).and_then(Value::as_str).map(|v| (n.to_owned(), v.to_owned())))
     });
     query.merged(from_payload.collect::<Vec<_>>(), &[])
 }
@@ -93,12 +94,17 @@ async fn fetch(state: &AppState, uri: &str) -> Result<String, AuthzError> {
     if !allowed {
         return Err(err("invalid_request_uri", "request_uri must be an https URL"));
     }
-    let body = crate::keys::client_keys::fetch(&state.upstream_http, uri, "application/oauth-authz-req+jwt, application/jwt", MAX_JWKS_BYTES)
-        .await
-        .map_err(|e| {
-            tracing::info!("request_uri not fetched: {e}");
-            err("invalid_request_uri", "the request_uri could not be fetched")
-        })?;
+    let body = crate::keys::client_keys::fetch(
+        &state.upstream_http,
+        uri,
+        "application/oauth-authz-req+jwt, application/jwt",
+        MAX_JWKS_BYTES,
+    )
+    .await
+    .map_err(|e| {
+        tracing::info!("request_uri not fetched: {e}");
+        err("invalid_request_uri", "the request_uri could not be fetched")
+    })?;
     String::from_utf8(body)
         .map(|s| s.trim().to_owned())
         .map_err(|_| err("invalid_request_uri", "the request_uri did not return a JWT"))

@@ -43,7 +43,11 @@ pub fn named_client(assertion: &str) -> Option<String> {
 }
 
 /// Verifies `assertion` for `client` and spends its `jti`.
-pub async fn verify(state: &AppState, client: &Client, assertion: &str) -> Result<Result<(), Refused>, crate::ephemeral::Unavailable> {
+pub async fn verify(
+    state: &AppState,
+    client: &Client,
+    assertion: &str,
+) -> Result<Result<(), Refused>, crate::ephemeral::Unavailable> {
     let now = state.now();
     let allowed = |alg| client.keys.token_endpoint_auth_signing_alg.is_none_or(|a| a == alg);
     let claims = match state.client_keys.verify(&state.upstream_http, &client.keys, assertion, allowed, now).await {

@@ -49,7 +49,11 @@ fn presented(headers: &HeaderMap, p: &Params) -> Result<Presented, OAuthError> {
         {
             return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
         }
-        return Ok(Presented { method: AuthMethod::ClientSecretBasic, client_id: id, credential: Credential::Secret(secret) });
+        return Ok(Presented {
+            method: AuthMethod::ClientSecretBasic,
+            client_id: id,
+            credential: Credential::Secret(secret),
+        });
     }
     if p.has("client_assertion") || p.has("client_assertion_type") {
         return assertion(p);
@@ -57,7 +61,9 @@ fn presented(headers: &HeaderMap, p: &Params) -> Result<Presented, OAuthError> {
     let client_id =
         p.get("client_id").ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?.to_owned();
     Ok(match p.get("client_secret") {
-        Some(s) => Presented { method: AuthMethod::ClientSecretPost, client_id, credential: Credential::Secret(s.to_owned()) },
+        Some(s) => {
+            Presented { method: AuthMethod::ClientSecretPost, client_id, credential: Credential::Secret(s.to_owned()) }
+        }
         None => Presented { method: AuthMethod::None, client_id, credential: Credential::Nothing },
     })
 }
@@ -79,7 +85,11 @@ fn assertion(p: &Params) -> Result<Presented, OAuthError> {
     if p.get("client_id").is_some_and(|id| id != sub) {
         return Err(OAuthError::invalid_client("client_id differs from the assertion's subject"));
     }
-    Ok(Presented { method: AuthMethod::PrivateKeyJwt, client_id: sub, credential: Credential::Assertion(jwt.to_owned()) })
+    Ok(Presented {
+        method: AuthMethod::PrivateKeyJwt,
+        client_id: sub,
+        credential: Credential::Assertion(jwt.to_owned()),
+    })
 }
 
 fn form_decode(s: &str) -> String {

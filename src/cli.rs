@@ -53,7 +53,7 @@ enum Command {
     /// Manage registered applications (OAuth clients)
     Clients {
         #[command(subcommand)]
-        command: ClientsCommand,
+        command: Box<ClientsCommand>,
     },
     /// Manage user accounts
     Users {
@@ -312,7 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json.json, json!({ "migrated": true }), || "database is up to date".into());
             Ok(())
         }
-        Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
+        Command::Clients { command } => clients(&open(&settings).await?, &settings, *command).await,
         Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
         Command::Keys { command } => keys::run(&settings, command).await,
     }

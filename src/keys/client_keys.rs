@@ -23,9 +23,12 @@ pub const REFETCH_AFTER: i64 = 10;
 /// The largest JWK Set (or request object) this provider reads from a client's server.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 
+/// A fetched set and when it was fetched.
+type Fetched = (Arc<Vec<Jwk>>, Timestamp);
+
 /// Fetched sets by URL. A std mutex: held only for a map lookup, never across an await.
 #[derive(Default)]
-pub struct ClientKeyCache(Mutex<HashMap<String, (Arc<Vec<Jwk>>, Timestamp)>>);
+pub struct ClientKeyCache(Mutex<HashMap<String, Fetched>>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientKeyError {

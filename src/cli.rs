@@ -4,7 +4,10 @@
 use crate::config::{PasswordPolicy, Settings};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
-use crate::domain::client::{allowed_origins, validate_redirect_uri, validate_web_origin};
+use crate::domain::client::{
+    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    validate_web_origin,
+};
 use crate::domain::password_policy;
 use crate::domain::user::parse_claim;
 use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
@@ -52,7 +55,7 @@ enum Command {
     /// Manage registered applications (OAuth clients)
     Clients {
         #[command(subcommand)]
-        command: ClientsCommand,
+        command: Box<ClientsCommand>,
     },
     /// Manage user accounts
     Users {
@@ -103,7 +106,7 @@ enum ClientsCommand {
         /// A public client (no secret; PKCE required)
         #[arg(long)]
         public: bool,
-        #[arg(long = "auth-method", value_parser = ["client_secret_basic", "client_secret_post", "none"])]
+        #[arg(long = "auth-method", value_parser = AuthMethod::ALL.map(AuthMethod::as_str))]
         auth_method: Option<String>,
         /// Trusted by the operator: no consent page
         #[arg(long = "first-party")]
@@ -129,6 +132,8 @@ enum ClientsCommand {
         #[arg(long = "web-origin")]
         web_origins: Vec<String>,
         #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
         json: Json,
     },
     /// Change a registered client
@@ -148,6 +153,8 @@ enum ClientsCommand {
         /// Requires no group any more
         #[arg(long = "any-group")]
         any_group: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
         #[command(flatten)]
         json: Json,
     },
@@ -174,6 +181,55 @@ enum ClientsCommand {
         #[command(flatten)]
         json: Json,
     },
+}
+
+/// A client's own keys and what it signs with them (request objects, private_key_jwt).
+#[derive(Args)]
+struct KeyArgs {
+    /// The client's public keys: a JWK Set at this URL (https; http only on loopback), fetched
+    /// when needed and cached, so the client can rotate its keys
+    #[arg(long = "jwks-uri", conflicts_with = "jwks")]
+    jwks_uri: Option<String>,
+    /// The client's public keys: a JWK Set read from this file
+    #[arg(long = "jwks")]
+    jwks: Option<PathBuf>,
+    /// The only algorithm accepted for its request objects; `none` allows unsigned ones
+    /// (default: any signed one)
+    #[arg(long = "request-object-alg",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::oidc::authorize::request_object::algs_supported()))]
+    request_object_alg: Option<String>,
+    /// The only algorithm accepted for its private_key_jwt assertions (default: any)
+    #[arg(long = "token-auth-alg", value_parser = Alg::ALL.map(Alg::as_str))]
+    token_auth_alg: Option<String>,
+}
+
+impl KeyArgs {
+    fn is_empty(&self) -> bool {
+        self.jwks_uri.is_none()
+            && self.jwks.is_none()
+            && self.request_object_alg.is_none()
+            && self.token_auth_alg.is_none()
+    }
+
+    /// Writes what was given over `keys`: a new JWK Set replaces the old, inline or by URL.
+    fn apply(self, keys: &mut ClientKeys) -> anyhow::Result<()> {
+        if let Some(uri) = self.jwks_uri {
+            validate_jwks_uri(&uri).map_err(anyhow::Error::msg)?;
+            (keys.jwks, keys.jwks_uri) = (None, Some(uri));
+        }
+        if let Some(file) = self.jwks {
+            let json = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
+            validate_jwks(&json).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
+            (keys.jwks, keys.jwks_uri) = (Some(json), None);
+        }
+        if let Some(alg) = self.request_object_alg {
+            keys.request_object_signing_alg = ObjectAlg::parse(&alg);
+        }
+        if let Some(alg) = self.token_auth_alg {
+            keys.token_endpoint_auth_signing_alg = Alg::parse(&alg);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Subcommand)]
@@ -289,7 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json.json, json!({ "migrated": true, "conflicts": listed }), || "database is up to date".into());
             Ok(())
         }
-        Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
+        Command::Clients { command } => clients(&open(&settings).await?, &settings, *command).await,
         Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
         Command::Keys { command } => keys::run(&settings, command).await,
         Command::Audit(args) => audit::run(&open(&settings).await?, args).await,
@@ -355,8 +411,11 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             scopes,
             id_token_alg,
             web_origins,
+            keys: key_args,
             json,
         } => {
+            let mut keys = ClientKeys::default();
+            key_args.apply(&mut keys)?;
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
                 validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
             }
@@ -377,6 +436,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
                 anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");
             }
+            if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
+                anyhow::bail!("a private_key_jwt client needs its keys: --jwks-uri or --jwks");
+            }
             if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
                 anyhow::bail!("a public client cannot use client_credentials");
             }
@@ -391,7 +453,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
                 crate::keys::apply(store, &kek, &plan, now(), "cli clients add").await?;
             }
-            let secret = (auth_method != AuthMethod::None).then(random_token);
+            let secret = auth_method.uses_secret().then(random_token);
             let client = Client {
                 id: random_id(),
                 name,
@@ -405,6 +467,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
                 created_at: now(),
                 id_token_signed_response_alg: alg,
+                keys,
             };
             store.insert_client(&client).await?;
             if !web_origins.is_empty() {
@@ -435,10 +498,14 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             value["roles"] = json!(store.client_roles(&id).await?);
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        ClientsCommand::Update { id, web_origins, required_groups, any_group, json } => {
-            if store.client(&id).await?.is_none() {
-                anyhow::bail!("no client {id}");
+        ClientsCommand::Update { id, web_origins, required_groups, any_group, keys: key_args, json } => {
+            if web_origins.is_empty() && required_groups.is_empty() && !any_group && key_args.is_empty() {
+                anyhow::bail!(
+                    "nothing to change: give --web-origin, --require-group, --any-group, --jwks-uri, --jwks, \
+                     --request-object-alg or --token-auth-alg"
+                );
             }
+            let Some(client) = store.client(&id).await? else { anyhow::bail!("no client {id}") };
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
             }
@@ -448,6 +515,12 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 }
             }
             let mut changed = json!({ "client_id": id });
+            if !key_args.is_empty() {
+                let mut keys = client.keys.clone();
+                key_args.apply(&mut keys)?;
+                store.set_client_keys(&id, &keys).await?;
+                changed["keys"] = serde_json::to_value(&keys)?;
+            }
             if !web_origins.is_empty() {
                 store.set_client_web_origins(&id, &web_origins).await?;
                 changed["web_origins"] = json!(web_origins);
@@ -457,7 +530,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 changed["required_groups"] = json!(required_groups);
             }
             let mut event = AuditEvent::new("admin.client_updated").client(&id);
-            for key in ["web_origins", "required_groups"] {
+            for key in ["web_origins", "required_groups", "keys"] {
                 if let Some(v) = changed.get(key) {
                     event = event.detail(key, v.clone());
                 }

@@ -62,6 +62,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         min_acr: 1,
         created_at: now,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
+        keys: Default::default(),
     };
     state.store.insert_client(&client).await?;
     let mut url = url::Url::parse(&state.url("/authorize"))?;

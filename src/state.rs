@@ -33,6 +33,8 @@ pub struct Inner {
     pub discovery: ByAlgs,
     /// For calls to upstream identity providers: short timeouts, no redirects.
     pub upstream_http: reqwest::Client,
+    /// Clients' JWK Sets fetched from their `jwks_uri`.
+    pub client_keys: crate::keys::client_keys::ClientKeyCache,
     /// The WebAuthn relying party; none when the issuer cannot be one (an IP address).
     pub webauthn: Option<webauthn_rs::Webauthn>,
 }
@@ -74,6 +76,7 @@ impl AppState {
             client_ip,
             discovery: Default::default(),
             upstream_http: upstream_http(),
+            client_keys: Default::default(),
             webauthn,
         }))
     }

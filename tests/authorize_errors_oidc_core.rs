@@ -59,14 +59,16 @@ async fn unsupported_response_types() {
 }
 
 #[tokio::test]
-async fn request_object_is_not_supported() {
+async fn request_objects_are_refused_with_the_state_kept() {
     let (server, c, b) = setup().await;
+    // Unsigned, for a client that did not register request_object_signing_alg none.
     let mut p = auth_params(&c, "openid", "ro-state", "n");
     p.push(("request", "eyJhbGciOiJub25lIn0.eyJzdGF0ZSI6IngifQ."));
-    assert_eq!(error_for(&server, &b, &p, Some("ro-state")).await, "request_not_supported");
+    assert_eq!(error_for(&server, &b, &p, Some("ro-state")).await, "invalid_request_object");
+    // Plain http to a host that is not loopback is never fetched.
     let mut p = auth_params(&c, "openid", "ru-state", "n");
-    p.push(("request_uri", "https://rp.example.com/request.jwt"));
-    assert_eq!(error_for(&server, &b, &p, Some("ru-state")).await, "request_uri_not_supported");
+    p.push(("request_uri", "http://rp.example.com/request.jwt"));
+    assert_eq!(error_for(&server, &b, &p, Some("ru-state")).await, "invalid_request_uri");
 }
 
 #[tokio::test]

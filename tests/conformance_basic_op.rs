@@ -4,9 +4,9 @@
 //! checks (section 2 for the common happy path). Checks the suite reports as WARN are asserted
 //! too, since Latchkey aims at a clean run.
 //!
-//! Not applicable with a static client (dynamic registration only): `oidcc-idtoken-signature`,
-//! `oidcc-idtoken-unsigned`, and
-//! `oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported`.
+//! Not applicable with a static client (dynamic registration only): `oidcc-idtoken-signature`
+//! and `oidcc-idtoken-unsigned`. `oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported`
+//! is covered with a client registered through the CLI in `conformance_request_objects.rs`.
 
 mod common;
 
@@ -598,10 +598,23 @@ fn unsigned_request_object(claims: &Value) -> String {
     format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
+/// The suite's static client for the unsigned request-object modules: registered with
+/// `request_object_signing_alg: none` (plans.md 1.2), which only this registration allows.
+async fn op_accepting_unsigned_objects() -> Op {
+    let server = Server::start();
+    server.add_alice();
+    let client = server.add_client("rp", &["--redirect-uri", CALLBACK, "--request-object-alg", "none"]);
+    op_with(server, client).await
+}
+
 #[tokio::test]
 async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported() {
-    let op = op().await;
-    assert_eq!(op.discovery["request_parameter_supported"], json!(false));
+    let op = op_accepting_unsigned_objects().await;
+    // Supported, so the module runs rather than SKIPs: none listed, the parameter supported.
+    assert_eq!(op.discovery["request_parameter_supported"], json!(true));
+    let algs = op.discovery["request_object_signing_alg_values_supported"].as_array().unwrap();
+    assert!(algs.iter().any(|a| a == "none"), "{algs:?}");
+    // state and nonce only inside the object; the rest duplicated outside.
     let state = alnum10();
     let nonce = alnum10();
     let request = unsigned_request_object(&json!({
@@ -615,13 +628,10 @@ async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
         ("response_type", "code"),
         ("scope", "openid"),
     ];
-    let r = op.browser.authorize(&p).await;
-    assert_eq!(r.status, 302, "{r:?}");
-    let o = op.browser.complete(r, Some((USER, PASSWORD)), Decision::Allow).await;
-    assert_eq!(o.target, CALLBACK);
-    // Rejected as unsupported: the module ends as SKIPPED, which certification accepts.
-    assert_eq!(o.error(), "request_not_supported");
-    assert_eq!(o.param("iss"), Some(op.server.issuer.as_str()));
+    let o = op.browser.authorize_and_complete(&p, Some((USER, PASSWORD)), Decision::Allow).await;
+    // Processed: state and nonce echoed from the object, then the standard checks.
+    let code = callback_checks(&op, &o, &state);
+    token_checks(&op, &op.client, &code, Some(&nonce), None).await;
 }
 
 #[tokio::test]
@@ -635,7 +645,7 @@ async fn oidcc_claims_essential() {
 
 #[tokio::test]
 async fn oidcc_ensure_request_object_with_redirect_uri() {
-    let op = op().await;
+    let op = op_accepting_unsigned_objects().await;
     let request = unsigned_request_object(&json!({
         "client_id": op.client.id, "redirect_uri": CALLBACK, "response_type": "code",
         "scope": "openid", "state": "state12345", "nonce": "nonce12345",
@@ -648,9 +658,26 @@ async fn oidcc_ensure_request_object_with_redirect_uri() {
         ("response_type", "code"),
         ("scope", "openid"),
     ];
-    let r = op.browser.authorize(&p).await;
-    // Must not fall back to the registered callback (FAIL-stop in the suite).
-    r.assert_error_page();
+    // The object's redirect_uri wins (OIDC Core §6.3.3): the registered callback, with no
+    // error (an error there is FAIL-stop in the suite: the OP fell back to a default).
+    let o = op.browser.authorize_and_complete(&p, Some((USER, PASSWORD)), Decision::Allow).await;
+    let code = callback_checks(&op, &o, "state12345");
+    token_checks(&op, &op.client, &code, Some("nonce12345"), None).await;
+    // A client that did not opt in to unsigned objects: the object is refused, and the
+    // invalid redirect_uri of the query is refused on a page, never followed.
+    let other = op.server.confidential_client();
+    let request = unsigned_request_object(&json!({
+        "client_id": other.id, "redirect_uri": CALLBACK, "response_type": "code",
+        "scope": "openid", "state": "state12345", "nonce": "nonce12345",
+    }));
+    let p = vec![
+        ("client_id", other.id.as_str()),
+        ("redirect_uri", invalid.as_str()),
+        ("request", request.as_str()),
+        ("response_type", "code"),
+        ("scope", "openid"),
+    ];
+    op.server.browser().authorize(&p).await.assert_error_page();
 }
 
 /// plans.md 4.7: the checks on each refresh response.

@@ -57,8 +57,9 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
     assert_eq!(set("code_challenge_methods_supported"), of(&["S256"]));
     assert_eq!(
         set("token_endpoint_auth_methods_supported"),
-        of(&["client_secret_basic", "client_secret_post", "none"])
+        of(&["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])
     );
+    assert_eq!(set("token_endpoint_auth_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
     // Every algorithm has an active key from the first start.
     assert_eq!(set("id_token_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
     assert_eq!(set("subject_types_supported"), of(&["public"]));
@@ -69,8 +70,10 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
     assert!(!set("acr_values_supported").is_empty(), "acr_values_supported");
     assert_eq!(d["authorization_response_iss_parameter_supported"], json!(true));
     assert_eq!(d["claims_parameter_supported"], json!(true));
-    assert_eq!(d["request_parameter_supported"], json!(false));
-    assert_eq!(d["request_uri_parameter_supported"], json!(false));
+    assert_eq!(d["request_parameter_supported"], json!(true));
+    assert_eq!(d["request_uri_parameter_supported"], json!(true));
+    assert_eq!(d["require_request_uri_registration"], json!(false));
+    assert_eq!(set("request_object_signing_alg_values_supported"), of(&["none", "RS256", "PS256", "ES256", "EdDSA"]));
 }
 
 #[tokio::test]

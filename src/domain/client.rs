@@ -10,18 +10,26 @@ use serde::{Deserialize, Serialize};
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with one of the client's own keys (OIDC Core §9, RFC 7523 §2.2).
+    PrivateKeyJwt,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+    pub const ALL: [AuthMethod; 4] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
+    }
+
+    /// Whether the client holds a secret the provider issued.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -81,6 +89,91 @@ pub struct Client {
     /// The assurance level (`acr`, see `login::policy`) every sign-in for this client must reach.
     pub min_acr: u8,
     pub created_at: Timestamp,
+    #[serde(flatten)]
+    pub keys: ClientKeys,
+}
+
+/// The client's own public keys and what it signs with them (OIDC Dynamic Client Registration
+/// 1.0 §2): request objects and `private_key_jwt` assertions.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClientKeys {
+    /// A JWK Set, inline, as JSON. Exclusive with `jwks_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Every request object of this client must use this algorithm; none registered means any
+    /// signed one. Only this registration can allow unsigned (`none`) request objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<ObjectAlg>,
+    /// Every `private_key_jwt` assertion must use this algorithm; none registered means any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<Alg>,
+}
+
+impl ClientKeys {
+    pub fn has_keys(&self) -> bool {
+        self.jwks.is_some() || self.jwks_uri.is_some()
+    }
+}
+
+/// A request object's algorithm: signed with one of ours, or `none` (unsigned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectAlg {
+    None,
+    Signed(Alg),
+}
+
+impl ObjectAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Signed(a) => a.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "none" { Some(Self::None) } else { Alg::parse(s).map(Self::Signed) }
+    }
+}
+
+impl Serialize for ObjectAlg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Checks a JWK Set offered at registration: JSON with a `keys` array of public keys this
+/// provider can verify with, none of them private or symmetric.
+pub fn validate_jwks(json: &str) -> Result<(), String> {
+    let set: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("the JWK Set is not JSON: {e}"))?;
+    let keys = set["keys"].as_array().ok_or("the JWK Set has no \"keys\" array")?;
+    if keys.is_empty() {
+        return Err("the JWK Set has no keys".into());
+    }
+    for k in keys {
+        if k.get("d").is_some() || k["kty"] == "oct" {
+            return Err("the JWK Set holds private or symmetric key material; register public keys only".into());
+        }
+        if !matches!(k["kty"].as_str(), Some("RSA" | "EC" | "OKP")) {
+            return Err(format!("key type {} is not supported (RSA, EC or OKP)", k["kty"]));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `jwks_uri` offered at registration: https, or http on a loopback host (tests and
+/// development).
+pub fn validate_jwks_uri(uri: &str) -> Result<(), String> {
+    if is_fetchable(uri) { Ok(()) } else { Err(format!("'{uri}' must be an https URL (http only on loopback)")) }
+}
+
+/// Whether the provider may fetch `uri` (a client's keys, a request object): https, or http on
+/// a loopback host.
+pub fn is_fetchable(uri: &str) -> bool {
+    let Ok(u) = url::Url::parse(uri) else { return false };
+    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    u.username().is_empty() && u.password().is_none() && (u.scheme() == "https" || (u.scheme() == "http" && loopback))
 }
 
 impl Client {

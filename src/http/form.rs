@@ -65,6 +65,19 @@ impl Params {
         self.duplicates.iter().any(|d| d == name)
     }
 
+    /// These parameters with `overrides` replacing or adding values (empty ones ignored, as in
+    /// parsing) and the names in `drop` removed; duplicates found in parsing stay recorded.
+    pub fn merged(&self, overrides: impl IntoIterator<Item = (String, String)>, drop: &[&str]) -> Params {
+        let mut p = self.clone();
+        for (k, v) in overrides {
+            if !v.is_empty() {
+                p.map.insert(k, v);
+            }
+        }
+        p.map.retain(|k, _| !drop.contains(&k.as_str()));
+        p
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

@@ -4,9 +4,11 @@
 //! parse PEM per request) and rebuilds the JWKS bytes only when the set of keys changes. States
 //! follow ARCHITECTURE.md: `next` (published, not signing), `active` (one per algorithm),
 //! `retired` (published until its tokens have expired), `revoked` (gone). [`lifecycle`] decides
-//! the transitions; [`apply`] writes them.
+//! the transitions; [`apply`] writes them. [`client_keys`] verifies what clients sign with
+//! their own keys.
 
 pub mod alg;
+pub mod client_keys;
 pub mod kek;
 pub mod lifecycle;
 

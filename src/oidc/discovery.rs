@@ -19,6 +19,10 @@ pub fn router() -> Router<AppState> {
         .layer(crate::http::cors::public())
 }
 
+/// Introspection is for confidential clients only (see `oidc::introspect`).
+const INTROSPECTION_AUTH_METHODS: [AuthMethod; 3] =
+    [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt];
+
 /// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
 /// algorithms that have an active key.
 pub fn document(issuer: &str, algs: &[Alg]) -> Value {
@@ -42,12 +46,21 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
-        "introspection_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
+        "introspection_endpoint_auth_methods_supported": INTROSPECTION_AUTH_METHODS.map(AuthMethod::as_str),
+        // private_key_jwt assertions (OIDC Core §9): any algorithm we verify.
+        "token_endpoint_auth_signing_alg_values_supported": Alg::ALL.map(Alg::as_str),
+        "revocation_endpoint_auth_signing_alg_values_supported": Alg::ALL.map(Alg::as_str),
+        "introspection_endpoint_auth_signing_alg_values_supported": Alg::ALL.map(Alg::as_str),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims_supported(),
         "claims_parameter_supported": true,
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
+        // Request objects (OIDC Core §6): signed with the client's keys, or unsigned for a
+        // client registered with request_object_signing_alg none; request_uri fetched without
+        // prior registration.
+        "request_parameter_supported": true,
+        "request_uri_parameter_supported": true,
+        "require_request_uri_registration": false,
+        "request_object_signing_alg_values_supported": authorize::request_object::algs_supported(),
         "acr_values_supported": ACR_VALUES_SUPPORTED,
         "prompt_values_supported": authorize::PROMPT_VALUES,
         "display_values_supported": ["page", "popup", "touch", "wap"],

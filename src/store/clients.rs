@@ -2,6 +2,7 @@
 //! every call, and a removal through the CLI must still take effect within seconds.
 
 use super::{Result, Store, json_list, parse_list};
+use crate::domain::client::{ClientKeys, ObjectAlg};
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
 use std::collections::HashMap;
@@ -28,6 +29,10 @@ struct Row {
     min_acr: i64,
     created_at: i64,
     id_token_signed_response_alg: String,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+    request_object_signing_alg: Option<String>,
+    token_endpoint_auth_signing_alg: Option<String>,
 }
 
 impl From<Row> for Client {
@@ -45,6 +50,12 @@ impl From<Row> for Client {
             min_acr: u8::try_from(r.min_acr).unwrap_or(u8::MAX),
             created_at: r.created_at,
             id_token_signed_response_alg: Alg::parse(&r.id_token_signed_response_alg).unwrap_or(Alg::DEFAULT),
+            keys: ClientKeys {
+                jwks: r.jwks,
+                jwks_uri: r.jwks_uri,
+                request_object_signing_alg: r.request_object_signing_alg.as_deref().and_then(ObjectAlg::parse),
+                token_endpoint_auth_signing_alg: r.token_endpoint_auth_signing_alg.as_deref().and_then(Alg::parse),
+            },
         }
     }
 }
@@ -52,7 +63,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg FROM clients ",
             $tail
         )
     };
@@ -62,8 +73,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -77,6 +88,10 @@ impl Store {
         .bind(i64::from(c.min_acr))
         .bind(c.created_at)
         .bind(c.id_token_signed_response_alg.as_str())
+        .bind(&c.keys.jwks)
+        .bind(&c.keys.jwks_uri)
+        .bind(c.keys.request_object_signing_alg.map(ObjectAlg::as_str))
+        .bind(c.keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -119,6 +134,23 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces a client's keys and signing algorithms (see `domain::client::ClientKeys`).
+    /// Returns whether the client exists.
+    pub async fn set_client_keys(&self, id: &str, keys: &ClientKeys) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE clients SET jwks = $1, jwks_uri = $2, request_object_signing_alg = $3, token_endpoint_auth_signing_alg = $4 WHERE id = $5",
+        )
+        .bind(&keys.jwks)
+        .bind(&keys.jwks_uri)
+        .bind(keys.request_object_signing_alg.map(ObjectAlg::as_str))
+        .bind(keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.clients.0.lock().unwrap().remove(id);
         Ok(done.rows_affected() > 0)
     }
 

@@ -5,6 +5,7 @@
 pub mod code;
 pub mod consent;
 pub mod request;
+pub mod request_object;
 pub mod response;
 pub mod resume;
 

@@ -2,6 +2,7 @@
 //! list of checks. Until the client and redirect_uri are known to be good, every failure is a
 //! page; after that, failures go back to the client (RFC 6749 §4.1.2.1).
 
+use super::request_object;
 pub use crate::domain::authorization::{AuthRequest, Prompt, ResponseMode, Target};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::{Client, GrantType, parse_scope};
@@ -49,11 +50,18 @@ const MAX_LEN: &[(&str, usize)] = &[
     ("claims_locales", 256),
 ];
 
-/// Runs the checks in order: client → redirect_uri → sizes → response mode → duplicates →
-/// request objects → response_type → grant → scope → PKCE → prompt → max_age → claims →
+/// Runs the checks in order: client → request object → redirect_uri → sizes → response mode →
+/// duplicates → response_type → grant → scope → PKCE → prompt → max_age → claims →
 /// id_token_hint.
-pub async fn validate(state: &AppState, p: &Params) -> Result<(Arc<Client>, AuthRequest), Rejection> {
-    let client = check_client(state, p).await?;
+pub async fn validate(state: &AppState, query: &Params) -> Result<(Arc<Client>, AuthRequest), Rejection> {
+    let client = check_client(state, query).await?;
+    // The object's parameters win (OIDC Core §6.3.3); a refused object is reported once the
+    // redirect_uri is known good, with the state it carried.
+    let (p, refused) = match request_object::resolve(state, &client, query).await {
+        Ok(p) => (p, None),
+        Err(r) => (r.fallback, Some(r.error)),
+    };
+    let p = &p;
     let redirect_uri = check_redirect_uri(&client, p)?;
     // An oversized `state` is not sent back: the error is shown here.
     if let Some((name, max)) = MAX_LEN.iter().find(|(n, max)| p.get(n).is_some_and(|v| v.len() > *max)) {
@@ -65,6 +73,9 @@ pub async fn validate(state: &AppState, p: &Params) -> Result<(Arc<Client>, Auth
         return Err(Rejection::Redirect(target, err("invalid_request", format!("{name} is too long"))));
     }
     let target = Target { redirect_uri, response_mode: response_mode(p), state: p.get("state").map(str::to_owned) };
+    if let Some(e) = refused {
+        return Err(Rejection::Redirect(target, e));
+    }
     match check_rest(state, &client, p, &target) {
         Ok(req) => Ok((client, req)),
         Err(e) => Err(Rejection::Redirect(target, e)),
@@ -119,13 +130,6 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
     // Parameters MUST NOT be included more than once (RFC 6749 §3.1).
     if let Some(name) = p.duplicate() {
         return Err(err("invalid_request", format!("the {name} parameter appears more than once")));
-    }
-    // Request objects (OIDC Core §6) are not offered (discovery says so).
-    if p.has("request") {
-        return Err(err("request_not_supported", "request objects are not supported"));
-    }
-    if p.has("request_uri") {
-        return Err(err("request_uri_not_supported", "request_uri is not supported"));
     }
     // response_type REQUIRED; only the code flow is offered.
     match p.get("response_type") {

@@ -2,6 +2,7 @@
 //! client, then hand over to the grant's own handler. Every answer is `no-store` JSON.
 
 pub mod authorization_code;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod device_code;

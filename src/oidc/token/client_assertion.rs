@@ -1,0 +1,101 @@
+//! `private_key_jwt` (OIDC Core §9, RFC 7523 §2.2 and §3): the client authenticates with a JWT
+//! it signed with one of its registered keys. Each check below is one MUST of RFC 7523 §3.
+
+use crate::crypto::hash_secret;
+use crate::domain::Client;
+use crate::keys::JsonObject;
+use crate::oidc::{INTROSPECT, REVOKE, TOKEN};
+use crate::state::AppState;
+use serde_json::Value;
+use std::time::Duration;
+
+/// `client_assertion_type` for a JWT (RFC 7523 §2.2).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest an assertion may live: its `jti` is remembered until `exp`, so a far-off `exp`
+/// would make the replay cache hold it for as long.
+pub const MAX_LIFETIME: i64 = 600;
+
+/// Why an assertion was refused: logged, never told to the client (it gets `invalid_client`).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Signature(#[from] crate::keys::client_keys::ClientKeyError),
+    #[error("iss and sub must both be the client_id")]
+    Subject,
+    #[error("aud names neither this issuer nor its token endpoint")]
+    Audience,
+    #[error("exp is missing, past, or more than {MAX_LIFETIME} seconds ahead")]
+    Expiry,
+    #[error("nbf is in the future")]
+    NotYetValid,
+    #[error("jti is missing")]
+    NoJti,
+    #[error("the jti was used before")]
+    Replayed,
+}
+
+/// The client an assertion names, read without verifying it (`sub`, RFC 7523 §3 item 2), to
+/// know whose keys verify it.
+pub fn named_client(assertion: &str) -> Option<String> {
+    let claims = crate::keys::decode_part(assertion.split('.').nth(1)?)?;
+    claims.get("sub").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Verifies `assertion` for `client` and spends its `jti`.
+pub async fn verify(
+    state: &AppState,
+    client: &Client,
+    assertion: &str,
+) -> Result<Result<(), Refused>, crate::ephemeral::Unavailable> {
+    let now = state.now();
+    let allowed = |alg| client.keys.token_endpoint_auth_signing_alg.is_none_or(|a| a == alg);
+    let claims = match state.client_keys.verify(&state.upstream_http, &client.keys, assertion, allowed, now).await {
+        Ok((_, claims)) => claims,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if let Err(refused) = check_claims(state, client, &claims, now) {
+        return Ok(Err(refused));
+    }
+    // jti: "The authorization server MAY ensure that JWTs are not replayed by maintaining the
+    // set of used jti values for the length of time for which the JWT would be considered
+    // valid based on the applicable exp instant" (§3 item 7). Spent atomically on any node.
+    let jti = claims.get("jti").and_then(Value::as_str).ok_or(Refused::NoJti);
+    let jti = match jti {
+        Ok(j) => j,
+        Err(e) => return Ok(Err(e)),
+    };
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+    let key = format!("jti:assertion:{}", hash_secret(&format!("{}\n{jti}", client.id)));
+    let ttl = Duration::from_secs((exp - now).max(1) as u64 + 1);
+    Ok(if state.ephemeral.incr(&key, ttl).await? == 1 { Ok(()) } else { Err(Refused::Replayed) })
+}
+
+fn check_claims(state: &AppState, client: &Client, claims: &JsonObject, now: i64) -> Result<(), Refused> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    // iss and sub MUST both be the client_id (§3 items 1 and 2; OIDC Core §9).
+    if text("iss") != Some(client.id.as_str()) || text("sub") != Some(client.id.as_str()) {
+        return Err(Refused::Subject);
+    }
+    // aud MUST identify the authorization server: its issuer or the endpoint the assertion is
+    // sent to (§3 item 3; OIDC Core §9 names the token endpoint URL).
+    let ours = |a: &str| a == state.issuer || [TOKEN, REVOKE, INTROSPECT].iter().any(|p| a == state.url(p));
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => ours(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(Refused::Audience);
+    }
+    // exp MUST be present and not past (§3 item 4); and not too far ahead (see MAX_LIFETIME).
+    match claims.get("exp").and_then(Value::as_i64) {
+        Some(exp) if exp > now && exp - now <= MAX_LIFETIME => {}
+        _ => return Err(Refused::Expiry),
+    }
+    // nbf, if present, not in the future (§3 item 5).
+    if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now) {
+        return Err(Refused::NotYetValid);
+    }
+    Ok(())
+}

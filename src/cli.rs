@@ -136,9 +136,7 @@ enum ClientsCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// Change a registered client
-    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
-        .args(["web_origins", "required_groups", "any_group"])))]
+    /// Change a registered client (at least one of its flags; each replaces what it names)
     Update {
         #[arg(allow_hyphen_values = true)]
         id: String,

@@ -195,6 +195,12 @@ pub struct Login {
     /// Offer "email me a code" in place of the password: a code sent to the account's
     /// confirmed address signs in on its own (one factor, like a password).
     pub email_first_factor: bool,
+    /// Sign-ins in progress one browser may hold; starting another ends its oldest.
+    pub max_flows_per_browser: usize,
+    /// Sign-ins that browsers without a Latchkey cookie may start from one address (an IPv6
+    /// /64) within `tokens.login_flow_ttl`; past it new ones are refused until older ones expire.
+    /// Generous, since many people may share one address behind a NAT.
+    pub max_new_browsers_per_ip: u64,
 }
 
 /// The password policy (see `domain::password_policy`). The defaults follow NIST SP 800-63B:
@@ -293,6 +299,8 @@ impl Default for Login {
             reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             email_first_factor: false,
+            max_flows_per_browser: 16,
+            max_new_browsers_per_ip: 1000,
         }
     }
 }
@@ -339,6 +347,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_PASSWORD_MIN_SCORE",
     "LATCHKEY_PASSWORD_MIN_CLASSES",
     "LATCHKEY_PASSWORD_HISTORY",
+    "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER",
+    "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -386,6 +396,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_PASSWORD_MIN_SCORE" => s.password.min_score = num(&v)?,
         "LATCHKEY_PASSWORD_MIN_CLASSES" => s.password.min_classes = num(&v)?,
         "LATCHKEY_PASSWORD_HISTORY" => s.password.history = num(&v)?,
+        "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER" => s.login.max_flows_per_browser = num(&v)?,
+        "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP" => s.login.max_new_browsers_per_ip = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -498,6 +510,9 @@ impl Settings {
                 "keys.rotate_every: must exceed keys.jwks_max_age plus 2 s, or a next key could never be old enough"
                     .into(),
             );
+        }
+        if self.login.max_flows_per_browser == 0 || self.login.max_new_browsers_per_ip == 0 {
+            out.push("login.max_flows_per_browser and login.max_new_browsers_per_ip: must be at least 1".into());
         }
         if self.login.password_workers == 0 {
             out.push("login.password_workers: must be at least 1".into());

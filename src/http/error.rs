@@ -187,6 +187,15 @@ impl PageError {
             code: Some("server_error"),
         }
     }
+    /// Too many requests from one browser or address: 429, with what to do.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            title: "Too many sign-ins at once".into(),
+            message: message.into(),
+            code: Some("temporarily_unavailable"),
+        }
+    }
     pub fn unavailable() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -7,15 +7,16 @@ use super::flow::{self, Flow, HandBack, Stage};
 use super::step::{Callback, Outcome};
 use super::steps::StepKind;
 use crate::domain::Client;
+use crate::http::client_ip::ClientAddr;
 use crate::http::{PageError, Params};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
@@ -43,8 +44,8 @@ pub fn see_other(location: &str) -> Response {
     resp
 }
 
-fn ip(addr: &SocketAddr) -> Option<String> {
-    Some(addr.ip().to_string())
+fn ip(addr: &IpAddr) -> Option<String> {
+    Some(addr.to_string())
 }
 
 /// GET /login/{flow}: the current step's page, or where the flow went.
@@ -80,7 +81,7 @@ fn handed_back(flow: &Flow) -> Result<Response, PageError> {
 /// follow the policy.
 async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -127,7 +128,7 @@ async fn submit(
 /// POST /login/{flow}/{route}: an action of a step offered on the current page.
 async fn action(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path((id, route)): Path<(String, String)>,
     body: Bytes,
@@ -138,7 +139,7 @@ async fn action(
 /// POST /login/{flow}/{route}/{arg}: the same, with an argument (which upstream provider).
 async fn action_with(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path((id, route, arg)): Path<(String, String, String)>,
     body: Bytes,
@@ -148,7 +149,7 @@ async fn action_with(
 
 async fn run_action(
     state: AppState,
-    addr: SocketAddr,
+    addr: IpAddr,
     headers: HeaderMap,
     id: String,
     route: String,
@@ -178,7 +179,7 @@ async fn run_action(
 async fn callback(
     step: StepKind,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(arg): Path<String>,
     RawQuery(query): RawQuery,
@@ -192,7 +193,7 @@ async fn callback(
 async fn confirmed(
     step: StepKind,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(arg): Path<String>,
     body: Bytes,
@@ -207,7 +208,7 @@ async fn confirmed(
 async fn called_back(
     step: StepKind,
     state: AppState,
-    addr: SocketAddr,
+    addr: IpAddr,
     headers: HeaderMap,
     arg: String,
     params: Params,

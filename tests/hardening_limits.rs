@@ -1,0 +1,149 @@
+//! Issue #20, the bounds and the low-severity hardening: what one browser or one address can make
+//! the server keep, who may introspect a token, recovery codes, redirect URIs, PKCE for every
+//! client, the client address in the audit log, and the other items of the review, each
+//! reproduced as the attack and now seen refused.
+
+mod common;
+
+use common::*;
+
+/// The flow a fresh `/authorize` in `browser` was sent to.
+async fn start_flow(browser: &Browser, client: &TestClient, state: &str) -> String {
+    let r = browser.authorize(&auth_params(client, "openid", state, "n")).await;
+    assert!(r.is_redirect(), "a new flow is sent to sign in: {r:?}");
+    r.location().unwrap().to_owned()
+}
+
+// --- Medium 5: live login flows per browser and per address ----------------------------------
+
+/// One browser opening sign-in after sign-in keeps only its newest flows: the oldest go first.
+#[tokio::test]
+async fn one_browser_keeps_only_its_newest_login_flows() {
+    let server = Server::start_with(&[("LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER", "3")]);
+    server.add_alice();
+    let c = server.first_party_client();
+    let browser = server.browser();
+    let mut flows = Vec::new();
+    for i in 0..4 {
+        flows.push(start_flow(&browser, &c, &format!("s{i}")).await);
+    }
+    let oldest = browser.get(&flows[0]).await;
+    assert_eq!(oldest.status, 400, "the oldest flow was ended: {oldest:?}");
+    assert!(oldest.body.contains("This sign-in has expired"), "{oldest:?}");
+    for flow in &flows[1..] {
+        assert!(login_form(&browser.get(flow).await).is_some(), "the newest three still work");
+    }
+    // The newest one signs in as usual.
+    let page = browser.get(&flows[3]).await;
+    let outcome = browser.complete(browser.login(&page, USER, PASSWORD).await, None, Decision::Allow).await;
+    assert_eq!(outcome.param("state"), Some("s3"));
+    // Another browser is not touched by this one's flows.
+    let other = server.browser();
+    let flow = start_flow(&other, &c, "o").await;
+    start_flow(&browser, &c, "s4").await;
+    assert!(login_form(&other.get(&flow).await).is_some());
+}
+
+/// Requests without our cookie each make a new browser; from one address only so many may be
+/// started per flow lifetime, then a readable 429 page says to wait. Browsers that kept their
+/// cookie still sign in, and the count resets when the flows would have expired.
+#[tokio::test]
+async fn cookieless_flows_from_one_address_are_capped() {
+    let server =
+        Server::start_with(&[("LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP", "3"), ("LATCHKEY_RATE_LIMIT_PER_SECOND", "0")]);
+    let c = server.first_party_client();
+    let kept = server.browser();
+    start_flow(&kept, &c, "kept").await;
+    for i in 0..2 {
+        start_flow(&server.browser(), &c, &format!("s{i}")).await;
+    }
+    let refused = server.browser().authorize(&auth_params(&c, "openid", "over", "n")).await;
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert!(refused.body.contains("Too many sign-ins"), "a page that says what happened: {refused:?}");
+    assert!(refused.body.contains("temporarily_unavailable"), "{refused:?}");
+    assert!(refused.body.contains("Wait a few minutes"), "and what to do: {refused:?}");
+    // A browser with its cookie is not a new browser.
+    start_flow(&kept, &c, "again").await;
+
+    server.advance(31 * 60);
+    start_flow(&server.browser(), &c, "later").await;
+}
+
+/// `/logout` confirmations are bounded the same way: one browser (here, one without a session,
+/// counted by its address) holds only its newest confirmations.
+#[tokio::test]
+async fn logout_confirmations_are_bounded() {
+    let server = Server::start_with(&[("LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER", "3")]);
+    let c = server.first_party_client();
+    let browser = server.browser();
+    let mut forms = Vec::new();
+    for i in 0..4 {
+        let q = encode_form(&[
+            ("client_id", c.id.as_str()),
+            ("post_logout_redirect_uri", POST_LOGOUT),
+            ("state", &format!("s{i}")),
+        ]);
+        let page = browser.get(&format!("/logout?{q}")).await;
+        let form = page.forms().into_iter().find(|f| f.action.ends_with("/logout") && f.has_button("confirm", "yes"));
+        forms.push(form.unwrap_or_else(|| panic!("a confirmation: {page:?}")));
+    }
+    let oldest = browser.submit(&forms[0], &[("confirm", "yes")]).await;
+    assert_eq!(oldest.status, 403, "the oldest confirmation was forgotten: {oldest:?}");
+    let newest = browser.submit(&forms[3], &[("confirm", "yes")]).await;
+    assert!(newest.location().is_some_and(|l| l.starts_with(POST_LOGOUT) && l.contains("state=s3")), "{newest:?}");
+}
+
+// --- Low: the client address through trusted proxies -----------------------------------------
+
+/// Behind a trusted balancer the audit log records the client's address, not the balancer's.
+#[tokio::test]
+async fn the_audit_log_records_the_client_behind_a_trusted_proxy() {
+    let server = Server::start_with(&[("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1")]);
+    server.add_alice();
+    let c = server.first_party_client();
+    let browser = server.browser_behind_proxy("198.51.100.7");
+    browser.authorize_and_complete(&auth_params(&c, "openid", "s", "n"), Some((USER, PASSWORD)), Decision::Allow).await;
+    let ips = server.db_strings("SELECT ip FROM audit_events WHERE kind = 'login.succeeded'");
+    assert_eq!(ips, vec!["198.51.100.7".to_string()]);
+
+    // An untrusted peer's header is its own writing: the peer's address is recorded.
+    let server = Server::start();
+    server.add_alice();
+    let c = server.first_party_client();
+    let browser = server.browser_behind_proxy("198.51.100.7");
+    browser.authorize_and_complete(&auth_params(&c, "openid", "s", "n"), Some((USER, PASSWORD)), Decision::Allow).await;
+    let ips = server.db_strings("SELECT ip FROM audit_events WHERE kind = 'login.succeeded'");
+    assert_eq!(ips, vec!["127.0.0.1".to_string()]);
+}
+
+/// Per-address limits count an IPv6 client by its /64: walking through the addresses of one
+/// /64 does not get a fresh allowance.
+#[tokio::test]
+async fn per_address_limits_group_ipv6_by_64() {
+    let server = Server::start_with(&[
+        ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1"),
+        ("LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP", "3"),
+        ("LATCHKEY_RATE_LIMIT_PER_SECOND", "0"),
+    ]);
+    let c = server.first_party_client();
+    for i in 1..=3 {
+        start_flow(&server.browser_behind_proxy(&format!("2001:db8:1:2::{i}")), &c, "s").await;
+    }
+    let b = server.browser_behind_proxy("2001:db8:1:2:ffff::9");
+    let r = b.authorize(&auth_params(&c, "openid", "s", "n")).await;
+    assert_eq!(r.status, 429, "the same /64: {r:?}");
+    start_flow(&server.browser_behind_proxy("2001:db8:1:3::1"), &c, "s").await;
+
+    // The request-rate limit too: one /64's burst is shared.
+    let server = Server::start_with(&[
+        ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1"),
+        ("LATCHKEY_RATE_LIMIT_PER_SECOND", "1"),
+        ("LATCHKEY_RATE_LIMIT_BURST", "2"),
+    ]);
+    let mut statuses = Vec::new();
+    for i in 1..=4 {
+        let b = server.browser_behind_proxy(&format!("2001:db8:5:6::{i}"));
+        statuses.push(b.get("/authorize").await.status);
+    }
+    assert!(statuses.contains(&429), "addresses of one /64 share one allowance: {statuses:?}");
+}

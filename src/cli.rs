@@ -118,6 +118,16 @@ enum ClientsCommand {
         /// default: +)
         #[arg(long = "web-origin")]
         web_origins: Vec<String>,
+        /// A resource server: may introspect tokens issued to other clients
+        #[arg(long = "resource-server")]
+        resource_server: bool,
+        /// Require PKCE of this client even though it is confidential
+        #[arg(long = "require-pkce")]
+        require_pkce: bool,
+        /// Accept plain-http redirect URIs to any host (development only; loopback http is
+        /// always accepted)
+        #[arg(long = "allow-http")]
+        allow_http: bool,
         #[command(flatten)]
         json: Json,
     },
@@ -127,8 +137,20 @@ enum ClientsCommand {
         id: String,
         /// Replaces the client's web origins (repeatable; `+` means the origins of the
         /// redirect URIs)
-        #[arg(long = "web-origin", required = true)]
+        #[arg(long = "web-origin")]
         web_origins: Vec<String>,
+        /// Replaces the client's redirect URIs (repeatable)
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Whether the client is a resource server (may introspect other clients' tokens)
+        #[arg(long = "resource-server", value_name = "true|false")]
+        resource_server: Option<bool>,
+        /// Whether PKCE is required of the client even though it is confidential
+        #[arg(long = "require-pkce", value_name = "true|false")]
+        require_pkce: Option<bool>,
+        /// Accept plain-http redirect URIs to any host (development only)
+        #[arg(long = "allow-http")]
+        allow_http: bool,
         #[command(flatten)]
         json: Json,
     },
@@ -320,10 +342,13 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             scopes,
             id_token_alg,
             web_origins,
+            resource_server,
+            require_pkce,
+            allow_http,
             json,
         } => {
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
-                validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
+                validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
             }
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
@@ -368,6 +393,8 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 scopes,
                 first_party,
                 min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
+                resource_server,
+                require_pkce,
                 created_at: now(),
                 id_token_signed_response_alg: alg,
             };
@@ -398,16 +425,48 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             value["allowed_origins"] = json!(allowed_origins(&web_origins, &c.redirect_uris));
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        ClientsCommand::Update { id, web_origins, json } => {
+        ClientsCommand::Update { id, web_origins, redirect_uris, resource_server, require_pkce, allow_http, json } => {
+            if web_origins.is_empty() && redirect_uris.is_empty() && resource_server.is_none() && require_pkce.is_none()
+            {
+                anyhow::bail!(
+                    "nothing to change: give --web-origin, --redirect-uri, --resource-server or --require-pkce"
+                );
+            }
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
             }
-            if !store.set_client_web_origins(&id, &web_origins).await? {
+            for uri in &redirect_uris {
+                validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
+            }
+            let mut c = (*store.client(&id).await?.ok_or_else(|| anyhow::anyhow!("no client {id}"))?).clone();
+            if !redirect_uris.is_empty() {
+                c.redirect_uris = redirect_uris;
+            }
+            c.resource_server = resource_server.unwrap_or(c.resource_server);
+            c.require_pkce = require_pkce.unwrap_or(c.require_pkce);
+            if !store.update_client(&c).await? {
                 anyhow::bail!("no client {id}");
             }
+            if !web_origins.is_empty() {
+                store.set_client_web_origins(&id, &web_origins).await?;
+            }
             store.audit(AuditEvent::new("admin.client_updated").client(&id), now()).await;
-            print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || {
-                format!("updated client {id}: web origins {}", web_origins.join(" "))
+            let web_origins = store.client_web_origins(&id).await?.unwrap_or_default();
+            let value = json!({
+                "client_id": id,
+                "web_origins": web_origins,
+                "redirect_uris": c.redirect_uris,
+                "resource_server": c.resource_server,
+                "require_pkce": c.require_pkce,
+            });
+            print(json.json, value, || {
+                format!(
+                    "updated client {id}: redirect URIs {}; web origins {}; resource server {}; PKCE required {}",
+                    c.redirect_uris.join(" "),
+                    web_origins.join(" "),
+                    c.resource_server,
+                    c.require_pkce
+                )
             });
         }
         ClientsCommand::Remove { id, json } => {

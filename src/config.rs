@@ -169,6 +169,9 @@ pub struct Tokens {
     pub email_code_ttl: i64,
     /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
     pub upstream_state_ttl: i64,
+    /// Require PKCE of every client, confidential ones too (public clients always must). Off
+    /// by default: the OpenID conformance plans send none outside their PKCE module.
+    pub require_pkce: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -281,6 +284,7 @@ impl Default for Tokens {
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
             upstream_state_ttl: 10 * 60,
+            require_pkce: false,
         }
     }
 }
@@ -349,6 +353,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_PASSWORD_HISTORY",
     "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER",
     "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP",
+    "LATCHKEY_REQUIRE_PKCE",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -398,6 +403,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_PASSWORD_HISTORY" => s.password.history = num(&v)?,
         "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER" => s.login.max_flows_per_browser = num(&v)?,
         "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP" => s.login.max_new_browsers_per_ip = num(&v)?,
+        "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())

@@ -147,3 +147,115 @@ async fn per_address_limits_group_ipv6_by_64() {
     }
     assert!(statuses.contains(&429), "addresses of one /64 share one allowance: {statuses:?}");
 }
+
+// --- Low: introspection only for the token's own client or a resource server ----------------
+
+/// Another client learns nothing about a token it does not hold (RFC 7662 §2.2); a client
+/// registered as a resource server does, for access and refresh tokens alike.
+#[tokio::test]
+async fn introspection_answers_only_the_tokens_client_or_a_resource_server() {
+    let server = Server::start();
+    server.add_alice();
+    let holder = server.first_party_client();
+    let other = server.add_client("other rp", &["--redirect-uri", CALLBACK2]);
+    let api = server.add_client("api", &["--grant-type", "client_credentials", "--scope", "api", "--resource-server"]);
+    let t = server.code_flow(&server.browser(), &holder, "openid offline_access").await;
+
+    for token in [t.access_token.as_str(), t.refresh_token()] {
+        assert_eq!(server.introspect(&holder, token).await.json()["active"], true, "its own client");
+        let r = server.introspect(&other, token).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json(), serde_json::json!({ "active": false }), "another client learns nothing");
+        let i = server.introspect(&api, token).await.json();
+        assert_eq!(i["active"], true, "a resource server: {i}");
+        assert_eq!(i["client_id"], holder.id.as_str(), "{i}");
+    }
+
+    // The flag can be turned on and off later (on clients the server has not cached yet: the
+    // server reads a client again within seconds of a change).
+    let later = server.add_client("later api", &["--grant-type", "client_credentials", "--scope", "api"]);
+    server.cli(&["clients", "update", &later.id, "--resource-server", "true", "--json"]);
+    assert_eq!(server.introspect(&later, &t.access_token).await.json()["active"], true);
+    let former = server.add_client("former api", &["--grant-type", "client_credentials", "--resource-server"]);
+    server.cli(&["clients", "update", &former.id, "--resource-server", "false", "--json"]);
+    assert_eq!(server.introspect(&former, &t.access_token).await.json()["active"], false);
+}
+
+// --- Low: redirect URIs at registration --------------------------------------------------------
+
+/// `clients add` and `clients update` accept https, loopback http and private-use schemes, and
+/// refuse script, data and file URIs, fragments and plain http elsewhere (but for development).
+#[tokio::test]
+async fn registration_refuses_unsafe_redirect_uris() {
+    let server = Server::start();
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "vbscript:msgbox(1)",
+        "http://rp.example.com/callback",
+        "https://rp.example.com/callback#token",
+        "myapp:/callback",
+    ] {
+        let (ok, _, err) = server.cli_raw(&["clients", "add", "--name", "bad", "--redirect-uri", bad], None);
+        assert!(!ok, "{bad} was registered");
+        assert!(err.contains(bad), "the refusal names the URI: {err}");
+        let (ok, _, _) = server.cli_raw(
+            &["clients", "add", "--name", "bad", "--redirect-uri", CALLBACK, "--post-logout-redirect-uri", bad],
+            None,
+        );
+        assert!(!ok, "{bad} as a post-logout URI");
+    }
+    for good in [
+        "https://rp.example.com/callback",
+        "http://127.0.0.1:8400/callback",
+        "http://[::1]/callback",
+        "http://localhost:3000/callback",
+        "com.example.app:/oauth2redirect",
+    ] {
+        server.add_client("good", &["--redirect-uri", good, "--public"]);
+    }
+    server.add_client("dev", &["--redirect-uri", "http://rp.example.com/callback", "--allow-http"]);
+
+    let c = server.first_party_client();
+    let (ok, _, _) = server.cli_raw(&["clients", "update", &c.id, "--redirect-uri", "javascript:alert(1)"], None);
+    assert!(!ok, "update refuses it too");
+    let v = server.cli(&["clients", "update", &c.id, "--redirect-uri", CALLBACK2, "--json"]);
+    assert_eq!(v["redirect_uris"], serde_json::json!([CALLBACK2]), "{v}");
+}
+
+// --- Low: PKCE for confidential clients ---------------------------------------------------------
+
+/// Without a code_challenge the authorization endpoint answers `invalid_request` at the
+/// client's redirect URI.
+fn assert_pkce_refused(r: &Resp) {
+    let location = r.location().unwrap_or_else(|| panic!("redirected with the error: {r:?}"));
+    assert!(location.starts_with(CALLBACK), "{r:?}");
+    assert!(location.contains("error=invalid_request"), "{r:?}");
+    assert!(location.contains("PKCE"), "says why: {r:?}");
+}
+
+/// A confidential client flagged `--require-pkce` must send a code_challenge; others need not
+/// unless the operator requires PKCE of every client.
+#[tokio::test]
+async fn pkce_can_be_required_of_confidential_clients() {
+    let server = Server::start();
+    server.add_alice();
+    let strict = server.add_client("strict", &["--redirect-uri", CALLBACK, "--require-pkce", "--first-party"]);
+    let lax = server.first_party_client();
+    let browser = server.browser();
+    assert_pkce_refused(&browser.authorize(&auth_params(&strict, "openid", "s", "n")).await);
+    server.code_flow(&browser, &strict, "openid").await;
+    let r = server.browser().authorize(&auth_params(&lax, "openid", "s", "n")).await;
+    assert!(r.location().is_some_and(|l| l.starts_with("/login/")), "off by default: {r:?}");
+    let relaxed = server.add_client("relaxed", &["--redirect-uri", CALLBACK, "--require-pkce", "--first-party"]);
+    server.cli(&["clients", "update", &relaxed.id, "--require-pkce", "false", "--json"]);
+    let r = server.browser().authorize(&auth_params(&relaxed, "openid", "s", "n")).await;
+    assert!(r.location().is_some_and(|l| l.starts_with("/login/")), "turned off: {r:?}");
+
+    let server = Server::start_with(&[("LATCHKEY_REQUIRE_PKCE", "true")]);
+    server.add_alice();
+    let c = server.first_party_client();
+    assert_pkce_refused(&server.browser().authorize(&auth_params(&c, "openid", "s", "n")).await);
+    server.code_flow(&server.browser(), &c, "openid").await;
+}

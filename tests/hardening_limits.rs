@@ -259,3 +259,47 @@ async fn pkce_can_be_required_of_confidential_clients() {
     assert_pkce_refused(&server.browser().authorize(&auth_params(&c, "openid", "s", "n")).await);
     server.code_flow(&server.browser(), &c, "openid").await;
 }
+
+// --- Low: recovery codes of 80 bits, salted at rest -----------------------------------------
+
+/// Codes carry 80 bits, grouped for reading; the table holds neither them nor their plain
+/// SHA-256; a code of the earlier 10-character form (plain SHA-256) still signs in once.
+#[tokio::test]
+async fn recovery_codes_carry_80_bits_and_are_salted_at_rest() {
+    let (server, c, _, e) = with_totp(&[]).await;
+    for code in &e.recovery_codes {
+        let chars: String = code.chars().filter(|c| *c != '-').collect();
+        assert_eq!(chars.len(), 16, "16 base32 characters are 80 bits: {code}");
+        assert!(code.split('-').all(|g| g.len() == 4), "grouped for reading: {code}");
+    }
+    let stored = server.db_strings("SELECT code_hash FROM recovery_codes");
+    assert_eq!(stored.len(), 10);
+    for code in &e.recovery_codes {
+        let plain = s256(&code.replace('-', ""));
+        assert!(!stored.contains(&plain), "not a plain SHA-256 of {code}");
+        assert!(!stored.iter().any(|s| s.contains(&code.replace('-', ""))), "not the code itself");
+    }
+
+    // A code from before: its row holds the plain SHA-256 of the 10 characters.
+    let updated = server.db_strings(&format!(
+        "UPDATE recovery_codes SET code_hash = '{}' WHERE code_hash = '{}' RETURNING id",
+        s256("abcdefghjk"),
+        stored[0]
+    ));
+    assert_eq!(updated.len(), 1);
+    let sign_in_with = |code: &'static str| {
+        let server = &server;
+        let c = &c;
+        async move {
+            let browser = server.browser();
+            let page = browser.follow(&browser.authorize(&auth_params(c, "openid", "st", "n")).await).await;
+            let second = browser.follow(&browser.login(&page, USER, PASSWORD).await).await;
+            let page = browser.switch_to(&second, "recovery_code").await;
+            browser.submit(&code_form(&page).unwrap(), &[("code", code)]).await
+        }
+    };
+    let r = sign_in_with("ABCDE FGHJK").await;
+    assert_eq!(r.status, 303, "the earlier code works: {r:?}");
+    let again = sign_in_with("abcde-fghjk").await;
+    assert!(again.body.contains("not valid, or it was already used"), "once: {again:?}");
+}

@@ -7,6 +7,8 @@ mod common;
 
 use common::*;
 
+const EMAIL: &str = "alice@example.com";
+
 /// The flow a fresh `/authorize` in `browser` was sent to.
 async fn start_flow(browser: &Browser, client: &TestClient, state: &str) -> String {
     let r = browser.authorize(&auth_params(client, "openid", state, "n")).await;
@@ -302,4 +304,68 @@ async fn recovery_codes_carry_80_bits_and_are_salted_at_rest() {
     assert_eq!(r.status, 303, "the earlier code works: {r:?}");
     let again = sign_in_with("abcde-fghjk").await;
     assert!(again.body.contains("not valid, or it was already used"), "once: {again:?}");
+}
+
+// --- Low: email-first sign-in tells nothing by its time or its throttle --------------------
+
+/// The address form of "Email me a code instead", in a fresh browser.
+async fn email_code_form(server: &Server, c: &TestClient) -> (Browser, Form) {
+    let browser = server.browser();
+    let login = browser.follow(&browser.authorize(&auth_params(c, "openid", "st", "n")).await).await;
+    let page = browser.switch_to(&login, "email_otp").await;
+    let form = form_with(&page, "/login/", "email").unwrap_or_else(|| panic!("address form: {page:?}"));
+    (browser, form)
+}
+
+/// Submits `address` on a fresh address form; its answer and how long it took.
+async fn timed_email_code(server: &Server, c: &TestClient, address: &str) -> (Resp, std::time::Duration) {
+    let (browser, form) = email_code_form(server, c).await;
+    let start = std::time::Instant::now();
+    let r = browser.submit(&form, &[("email", address)]).await;
+    (r, start.elapsed())
+}
+
+/// With a slow mail relay, an account's address must not take longer to answer than an unknown
+/// one: the mail goes out after the answer. Timed relative to each other, not absolutely.
+#[tokio::test]
+async fn email_first_sign_in_answers_as_fast_for_an_account_as_for_nobody() {
+    let relay = common::mail::SmtpServer::slow(std::time::Duration::from_secs(3));
+    let url = relay.url();
+    let server = Server::start_with(&[("LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR", "true"), ("LATCHKEY_MAIL_SMTP_URL", &url)]);
+    server.add_alice();
+    let c = server.first_party_client();
+    let mut known = std::time::Duration::ZERO;
+    let mut unknown = std::time::Duration::ZERO;
+    for _ in 0..2 {
+        let (r, t) = timed_email_code(&server, &c, "nobody@example.com").await;
+        assert!(r.body.contains("We sent a code to"), "{r:?}");
+        unknown = unknown.max(t);
+        let (r, t) = timed_email_code(&server, &c, EMAIL).await;
+        assert!(r.body.contains("We sent a code to"), "{r:?}");
+        known = known.max(t);
+    }
+    eprintln!("slowest answer: account {known:?}, nobody {unknown:?}");
+    assert!(known < unknown * 3 + std::time::Duration::from_millis(500), "account {known:?} vs nobody {unknown:?}");
+    assert_eq!(relay.wait_for(2).len(), 2, "the mail still goes out");
+}
+
+/// Password guesses that throttle alice's account must not show on the email-first form: the
+/// typed address is counted on its own, account or not.
+#[tokio::test]
+async fn email_first_throttle_does_not_tell_which_addresses_have_accounts() {
+    let server = Server::start_with(&[("LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR", "true")]);
+    server.add_alice();
+    let c = server.first_party_client();
+    for _ in 0..6 {
+        let browser = server.browser();
+        let page = browser.follow(&browser.authorize(&auth_params(&c, "openid", "st", "n")).await).await;
+        browser.login(&page, USER, "wrong password").await;
+    }
+    let (browser, form) = email_code_form(&server, &c).await;
+    let r = browser.submit(&form, &[("email", EMAIL)]).await;
+    assert!(!r.body.contains("Too many failed attempts"), "the account's lockout shows: {r:?}");
+    assert!(r.body.contains("We sent a code to a•••@example.com"), "{r:?}");
+    let (browser, form) = email_code_form(&server, &c).await;
+    let nobody = browser.submit(&form, &[("email", "nobody@example.com")]).await;
+    assert!(nobody.body.contains("We sent a code to n•••@example.com"), "{nobody:?}");
 }

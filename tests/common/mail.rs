@@ -60,9 +60,22 @@ impl Server {
         self.outbox().into_iter().filter(|m| m.header("To").is_some_and(|t| t.contains(to))).collect()
     }
 
-    /// The code in the newest message to `to`.
+    /// The messages to `to` once there are at least `n`, waiting up to 5 s: mail that must not
+    /// tell by its timing whether it was sent goes out after the answer.
+    pub fn await_mail_to(&self, to: &str, n: usize) -> Vec<Received> {
+        for _ in 0..100 {
+            let got = self.mail_to(to);
+            if got.len() >= n {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no {n} message(s) to {to} in the outbox");
+    }
+
+    /// The code in the newest message to `to` (waiting for a first one).
     pub fn latest_code(&self, to: &str) -> String {
-        self.mail_to(to).last().unwrap_or_else(|| panic!("no mail to {to}")).code()
+        self.await_mail_to(to, 1).last().unwrap_or_else(|| panic!("no mail to {to}")).code()
     }
 }
 
@@ -75,6 +88,11 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> SmtpServer {
+        SmtpServer::slow(Duration::ZERO)
+    }
+
+    /// A relay that waits `delay` before it greets each connection (a slow or distant relay).
+    pub fn slow(delay: Duration) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -83,6 +101,7 @@ impl SmtpServer {
             for stream in listener.incoming().flatten() {
                 let store = store.clone();
                 std::thread::spawn(move || {
+                    std::thread::sleep(delay);
                     let _ = serve(stream, &store);
                 });
             }

@@ -491,7 +491,7 @@ fn read_password(policy: &PasswordPolicy, identifiers: &[&str]) -> anyhow::Resul
 }
 
 async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    let passwords = Passwords::new(settings.login.password_workers);
+    let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
     match command {
         UsersCommand::Add { username, email, password_stdin, claims, json } => {
             if username.trim().is_empty() || username.contains(char::is_whitespace) {

@@ -195,6 +195,9 @@ pub struct Login {
     pub reauth_secs: i64,
     /// How many argon2 computations may run at once.
     pub password_workers: usize,
+    /// How many argon2 computations may wait for a worker; a sign-in past that is answered 503
+    /// with `Retry-After` at once.
+    pub password_queue: usize,
     /// Offer "email me a code" in place of the password: a code sent to the account's
     /// confirmed address signs in on its own (one factor, like a password).
     pub email_first_factor: bool,
@@ -302,6 +305,7 @@ impl Default for Login {
             lockout_secs: 15 * 60,
             reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            password_queue: 64,
             email_first_factor: false,
             max_flows_per_browser: 16,
             max_new_browsers_per_ip: 1000,
@@ -354,6 +358,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER",
     "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP",
     "LATCHKEY_REQUIRE_PKCE",
+    "LATCHKEY_LOGIN_PASSWORD_WORKERS",
+    "LATCHKEY_LOGIN_PASSWORD_QUEUE",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -404,6 +410,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER" => s.login.max_flows_per_browser = num(&v)?,
         "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP" => s.login.max_new_browsers_per_ip = num(&v)?,
         "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
+        "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
+        "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -520,8 +528,8 @@ impl Settings {
         if self.login.max_flows_per_browser == 0 || self.login.max_new_browsers_per_ip == 0 {
             out.push("login.max_flows_per_browser and login.max_new_browsers_per_ip: must be at least 1".into());
         }
-        if self.login.password_workers == 0 {
-            out.push("login.password_workers: must be at least 1".into());
+        if self.login.password_workers == 0 || self.login.password_queue == 0 {
+            out.push("login.password_workers and login.password_queue: must be at least 1".into());
         }
         if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
             out.push(format!("mail.from: '{}' is not `Name <address>` or an address: {e}", self.mail.from));

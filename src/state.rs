@@ -53,7 +53,7 @@ impl AppState {
         clock: Clock,
     ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
-        let passwords = Passwords::new(settings.login.password_workers);
+        let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
         let webauthn =
             crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         Self(Arc::new(Inner {

@@ -369,3 +369,39 @@ async fn email_first_throttle_does_not_tell_which_addresses_have_accounts() {
     let nobody = browser.submit(&form, &[("email", "nobody@example.com")]).await;
     assert!(nobody.body.contains("We sent a code to n•••@example.com"), "{nobody:?}");
 }
+
+// --- Low: the argon2 queue is bounded ---------------------------------------------------------
+
+/// A burst of sign-ins past the password queue is answered at once with 503, `Retry-After` and
+/// a page that says to wait, instead of queueing without bound; the rest are judged as usual.
+#[tokio::test]
+async fn sign_ins_past_the_password_queue_get_503_with_retry_after() {
+    let server = Server::start_with(&[
+        ("LATCHKEY_LOGIN_PASSWORD_WORKERS", "1"),
+        ("LATCHKEY_LOGIN_PASSWORD_QUEUE", "1"),
+        ("LATCHKEY_RATE_LIMIT_PER_SECOND", "0"),
+    ]);
+    server.expect_unavailable();
+    let c = server.first_party_client();
+    let mut forms = Vec::new();
+    for _ in 0..16 {
+        let browser = server.browser();
+        let page = browser.follow(&browser.authorize(&auth_params(&c, "openid", "st", "n")).await).await;
+        let form = login_form(&page).unwrap_or_else(|| panic!("{page:?}"));
+        forms.push((browser, form));
+    }
+    let answers = futures::future::join_all(forms.iter().enumerate().map(|(i, (browser, form))| async move {
+        browser.submit(form, &[("username", format!("nobody{i}").as_str()), ("password", "a wrong password")]).await
+    }))
+    .await;
+    let busy: Vec<&Resp> = answers.iter().filter(|r| r.status == 503).collect();
+    assert!(!busy.is_empty(), "some were refused: {:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for r in &busy {
+        assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{r:?}");
+        assert!(r.body.contains("Wait a few seconds and try again"), "{r:?}");
+        assert!(r.body.contains("temporarily_unavailable"), "{r:?}");
+    }
+    let judged = answers.iter().filter(|r| r.status == 200).count();
+    assert!(judged >= 1, "the first were judged as usual");
+    assert_eq!(judged + busy.len(), answers.len(), "nothing else: {answers:?}");
+}

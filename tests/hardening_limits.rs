@@ -405,3 +405,47 @@ async fn sign_ins_past_the_password_queue_get_503_with_retry_after() {
     assert!(judged >= 1, "the first were judged as usual");
     assert_eq!(judged + busy.len(), answers.len(), "nothing else: {answers:?}");
 }
+
+// --- Low: key material ---------------------------------------------------------------------------
+
+/// `keys import` refuses an RSA key under 2048 bits, as PEM or as JWK, for RS256 and PS256.
+#[tokio::test]
+async fn weak_rsa_keys_are_refused_at_import() {
+    use josekit::jwk::KeyPair;
+    use josekit::jwk::alg::rsa::RsaKeyPair;
+    let server = Server::start();
+    let dir = server.data_dir.join("imports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let weak = RsaKeyPair::generate(1024).unwrap();
+    let before = server.cli(&["keys", "list", "--json"]);
+    for (name, bytes) in
+        [("weak.pem", weak.to_pem_private_key()), ("weak.jwk", weak.to_jwk_private_key().to_string().into_bytes())]
+    {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        for alg in ["RS256", "PS256"] {
+            let (ok, _, err) = server.cli_raw(&["keys", "import", path.to_str().unwrap(), "--alg", alg], None);
+            assert!(!ok, "a 1024-bit key was imported for {alg} from {name}");
+            assert!(err.contains("1024 bits is too weak"), "{err}");
+        }
+    }
+    assert_eq!(server.cli(&["keys", "list", "--json"]), before, "nothing was added");
+    let strong = dir.join("strong.pem");
+    std::fs::write(&strong, RsaKeyPair::generate(2048).unwrap().to_pem_private_key()).unwrap();
+    server.cli(&["keys", "import", strong.to_str().unwrap(), "--json"]);
+}
+
+/// A production issuer with the key-encryption key in a file on the database's volume gets a
+/// warning at start; a loopback development issuer does not.
+#[tokio::test]
+async fn a_kek_file_beside_the_database_is_warned_about_outside_development() {
+    const WARNING: &str = "key-encryption key file is on the same volume as the database";
+    let server = Server::start_with(&[("LATCHKEY_ISSUER", "https://login.example.com")]);
+    if server.backends().uses_postgres() {
+        assert!(!server.output().contains(WARNING), "the database is not a file here");
+    } else {
+        assert!(server.output().contains(WARNING), "{}", server.output());
+    }
+    let dev = Server::start();
+    assert!(!dev.output().contains(WARNING), "{}", dev.output());
+}

@@ -114,9 +114,14 @@ impl Passwords {
         Self { jobs, dummy, waiting: Arc::default(), max_waiting }
     }
 
-    /// Runs `f` on a worker and waits for its result; [`Busy`] at once when the queue is full.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Memory) -> T + Send + 'static) -> anyhow::Result<T> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+    /// Runs `f` on a worker and waits for its result; [`Busy`] at once when the queue is full
+    /// and `bounded`.
+    async fn run<T: Send + 'static>(
+        &self,
+        bounded: bool,
+        f: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting && bounded {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(Busy.into());
         }
@@ -139,7 +144,7 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        self.run(move |memory| hash_with(&password, memory)).await?
+        self.run(false, move |memory| hash_with(&password, memory)).await?
     }
 
     /// True when `password` matches `hash`; with no hash, spends the same effort and says no.
@@ -147,11 +152,17 @@ impl Passwords {
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.to_string());
-        match self.run(move |memory| verify_with(&password, &hash, memory)).await {
+        match self.run(true, move |memory| verify_with(&password, &hash, memory)).await {
             Ok(ok) => Ok(ok && known),
             Err(e) if e.is::<Busy>() => Err(Busy),
             Err(_) => Ok(false),
         }
+    }
+
+    /// As [`Passwords::verify`], but waits its turn however long the queue: for checks a
+    /// signed-in user's own change needs (the password history), never for sign-in.
+    pub async fn verify_in_turn(&self, password: String, hash: String) -> bool {
+        self.run(false, move |memory| verify_with(&password, &hash, memory)).await.unwrap_or(false)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod password_policy;
 pub mod session;
 pub mod user;
+pub mod user_agent;
 
 pub use authorization::{AuthRequest, Target};
 pub use client::{AuthMethod, Client, GrantType};

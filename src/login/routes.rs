@@ -4,9 +4,10 @@
 //! callbacks at `/login/{route}/{arg}/callback`.
 
 use super::flow::{self, Flow, HandBack, Stage};
+use super::session;
 use super::step::{Callback, Outcome};
 use super::steps::StepKind;
-use crate::domain::Client;
+use crate::domain::{Client, user_agent};
 use crate::http::client_ip::ClientAddr;
 use crate::http::{PageError, Params};
 use crate::state::AppState;
@@ -98,6 +99,10 @@ async fn submit(
         _ => return handed_back(&flow),
     };
     let p = flow::form(&flow, &headers, &body)?;
+    // "Remember me", where the page offered it: it travels with the flow to the session.
+    if p.get("remember_offered").is_some() {
+        flow.remember = p.get("remember").is_some();
+    }
     let unknown = || PageError::bad_request("invalid_request", "The form could not be read", "Unknown step.");
     let factors = match &flow.user_id {
         Some(u) => flow::factors_of(&state, u).await?,
@@ -261,7 +266,9 @@ async fn respond(
             Ok(resp)
         }
         Outcome::Failed(failed) => {
-            let mut event = flow::audit("login.failed", step, client, ip.clone()).detail("reason", failed.reason);
+            let mut event = flow::audit("login.failed", step, client, ip.clone())
+                .detail("reason", failed.reason)
+                .detail("browser", user_agent::summary(session::user_agent(headers).as_deref()));
             if let Some(u) = &failed.user_id {
                 event = event.user(u);
             }

@@ -26,6 +26,7 @@ pub mod authenticator;
 mod backends;
 mod browser;
 mod checks;
+pub mod chromium;
 mod client;
 mod factors;
 mod html;

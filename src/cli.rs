@@ -143,7 +143,7 @@ enum ClientsCommand {
     },
     /// Change a registered client
     #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
-        .args(["web_origins", "required_groups", "any_group"])))]
+        .args(["web_origins", "required_groups", "any_group", "redirect_uris", "resource_server", "require_pkce"])))]
     Update {
         #[arg(allow_hyphen_values = true)]
         id: String,

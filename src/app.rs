@@ -42,7 +42,11 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    router.layer(axum::middleware::from_fn(middleware::request_context)).with_state(state)
+    let client_ip = middleware::trusted_proxies(&state.settings.rate_limit);
+    router
+        .layer(axum::middleware::from_fn_with_state(client_ip, crate::http::client_ip::resolve_client))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
 }
 
 async fn home(

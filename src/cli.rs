@@ -131,6 +131,16 @@ enum ClientsCommand {
         /// default: +)
         #[arg(long = "web-origin")]
         web_origins: Vec<String>,
+        /// A resource server: may introspect tokens issued to other clients
+        #[arg(long = "resource-server")]
+        resource_server: bool,
+        /// Require PKCE of this client even though it is confidential
+        #[arg(long = "require-pkce")]
+        require_pkce: bool,
+        /// Accept plain-http redirect URIs to any host (development only; loopback http is
+        /// always accepted)
+        #[arg(long = "allow-http")]
+        allow_http: bool,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -144,6 +154,18 @@ enum ClientsCommand {
         /// redirect URIs)
         #[arg(long = "web-origin")]
         web_origins: Vec<String>,
+        /// Replaces the client's redirect URIs (repeatable)
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Whether the client is a resource server (may introspect other clients' tokens)
+        #[arg(long = "resource-server", value_name = "true|false")]
+        resource_server: Option<bool>,
+        /// Whether PKCE is required of the client even though it is confidential
+        #[arg(long = "require-pkce", value_name = "true|false")]
+        require_pkce: Option<bool>,
+        /// Accept plain-http redirect URIs to any host (development only)
+        #[arg(long = "allow-http")]
+        allow_http: bool,
         /// Replaces the groups the client requires: a user in none of them is refused
         /// (repeatable)
         #[arg(long = "require-group", conflicts_with = "any_group")]
@@ -410,12 +432,15 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             id_token_alg,
             web_origins,
             keys: key_args,
+            resource_server,
+            require_pkce,
+            allow_http,
             json,
         } => {
             let mut keys = ClientKeys::default();
             key_args.apply(&mut keys)?;
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
-                validate_redirect_uri(uri).map_err(anyhow::Error::msg)?;
+                validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
             }
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
@@ -463,6 +488,8 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 scopes,
                 first_party,
                 min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
+                resource_server,
+                require_pkce,
                 created_at: now(),
                 id_token_signed_response_alg: alg,
                 keys,
@@ -496,16 +523,37 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             value["roles"] = json!(store.client_roles(&id).await?);
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        ClientsCommand::Update { id, web_origins, required_groups, any_group, keys: key_args, json } => {
-            if web_origins.is_empty() && required_groups.is_empty() && !any_group && key_args.is_empty() {
+        ClientsCommand::Update {
+            id,
+            web_origins,
+            redirect_uris,
+            resource_server,
+            require_pkce,
+            allow_http,
+            required_groups,
+            any_group,
+            keys: key_args,
+            json,
+        } => {
+            let nothing = web_origins.is_empty()
+                && redirect_uris.is_empty()
+                && resource_server.is_none()
+                && require_pkce.is_none()
+                && required_groups.is_empty()
+                && !any_group
+                && key_args.is_empty();
+            if nothing {
                 anyhow::bail!(
-                    "nothing to change: give --web-origin, --require-group, --any-group, --jwks-uri, --jwks, \
-                     --request-object-alg or --token-auth-alg"
+                    "nothing to change: give --web-origin, --redirect-uri, --resource-server, --require-pkce, \
+                     --require-group, --any-group, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg"
                 );
             }
             let Some(client) = store.client(&id).await? else { anyhow::bail!("no client {id}") };
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
+            }
+            for uri in &redirect_uris {
+                validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
             }
             for g in &required_groups {
                 if !store.group_exists(g).await? {
@@ -527,8 +575,24 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 store.set_required_groups(&id, &required_groups).await?;
                 changed["required_groups"] = json!(required_groups);
             }
+            if !redirect_uris.is_empty() || resource_server.is_some() || require_pkce.is_some() {
+                let mut c = (*client).clone();
+                if !redirect_uris.is_empty() {
+                    c.redirect_uris = redirect_uris;
+                    changed["redirect_uris"] = json!(c.redirect_uris);
+                }
+                if let Some(flag) = resource_server {
+                    c.resource_server = flag;
+                    changed["resource_server"] = json!(flag);
+                }
+                if let Some(flag) = require_pkce {
+                    c.require_pkce = flag;
+                    changed["require_pkce"] = json!(flag);
+                }
+                store.update_client(&c).await?;
+            }
             let mut event = AuditEvent::new("admin.client_updated").client(&id);
-            for key in ["web_origins", "required_groups", "keys"] {
+            for key in ["web_origins", "required_groups", "redirect_uris", "resource_server", "require_pkce", "keys"] {
                 if let Some(v) = changed.get(key) {
                     event = event.detail(key, v.clone());
                 }
@@ -559,7 +623,7 @@ fn read_password(policy: &PasswordPolicy, identifiers: &[&str]) -> anyhow::Resul
 }
 
 async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    let passwords = Passwords::new(settings.login.password_workers);
+    let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
     match command {
         UsersCommand::Add { username, email, password_stdin, claims, json } => {
             if username.trim().is_empty() || username.contains(char::is_whitespace) {

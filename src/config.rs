@@ -255,6 +255,9 @@ pub struct Tokens {
     pub email_code_ttl: i64,
     /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
     pub upstream_state_ttl: i64,
+    /// Require PKCE of every client, confidential ones too (public clients always must). Off
+    /// by default: the OpenID conformance plans send none outside their PKCE module.
+    pub require_pkce: bool,
     /// How long a device's codes work (RFC 8628 `expires_in`): the time the person has to
     /// approve it.
     pub device_code_ttl: i64,
@@ -284,9 +287,18 @@ pub struct Login {
     pub reauth_secs: i64,
     /// How many argon2 computations may run at once.
     pub password_workers: usize,
+    /// How many argon2 computations may wait for a worker; a sign-in past that is answered 503
+    /// with `Retry-After` at once.
+    pub password_queue: usize,
     /// Offer "email me a code" in place of the password: a code sent to the account's
     /// confirmed address signs in on its own (one factor, like a password).
     pub email_first_factor: bool,
+    /// Sign-ins in progress one browser may hold; starting another ends its oldest.
+    pub max_flows_per_browser: usize,
+    /// Sign-ins that browsers without a Latchkey cookie may start from one address (an IPv6
+    /// /64) within `tokens.login_flow_ttl`; past it new ones are refused until older ones expire.
+    /// Generous, since many people may share one address behind a NAT.
+    pub max_new_browsers_per_ip: u64,
     /// Seconds a browser session may go unused before it is over (sign-in asked again), next to
     /// the absolute `tokens.session_ttl`; 0 turns it off. The default is Keycloak's "SSO
     /// Session Idle", 30 minutes. Use is noted at most once a minute.
@@ -375,6 +387,7 @@ impl Default for Tokens {
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
             upstream_state_ttl: 10 * 60,
+            require_pkce: false,
             device_code_ttl: 10 * 60,
             reset_ttl: 30 * 60,
         }
@@ -394,7 +407,10 @@ impl Default for Login {
             lockout_secs: 15 * 60,
             reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            password_queue: 64,
             email_first_factor: false,
+            max_flows_per_browser: 16,
+            max_new_browsers_per_ip: 1000,
             idle_timeout: 30 * 60,
             remember_me_default: false,
         }
@@ -459,6 +475,11 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_REGISTRATION_VERIFY_TTL",
     "LATCHKEY_REGISTRATION_EDITABLE",
     "LATCHKEY_REGISTRATION_PER_IP_PER_HOUR",
+    "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER",
+    "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP",
+    "LATCHKEY_REQUIRE_PKCE",
+    "LATCHKEY_LOGIN_PASSWORD_WORKERS",
+    "LATCHKEY_LOGIN_PASSWORD_QUEUE",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -522,6 +543,11 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_REGISTRATION_VERIFY_TTL" => s.registration.verify_ttl = num(&v)?,
         "LATCHKEY_REGISTRATION_EDITABLE" => s.registration.editable = Some(list(&v)),
         "LATCHKEY_REGISTRATION_PER_IP_PER_HOUR" => s.registration.per_ip_per_hour = num(&v)?,
+        "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER" => s.login.max_flows_per_browser = num(&v)?,
+        "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP" => s.login.max_new_browsers_per_ip = num(&v)?,
+        "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
+        "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
+        "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -637,8 +663,11 @@ impl Settings {
                     .into(),
             );
         }
-        if self.login.password_workers == 0 {
-            out.push("login.password_workers: must be at least 1".into());
+        if self.login.max_flows_per_browser == 0 || self.login.max_new_browsers_per_ip == 0 {
+            out.push("login.max_flows_per_browser and login.max_new_browsers_per_ip: must be at least 1".into());
+        }
+        if self.login.password_workers == 0 || self.login.password_queue == 0 {
+            out.push("login.password_workers and login.password_queue: must be at least 1".into());
         }
         if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
             out.push(format!("mail.from: '{}' is not `Name <address>` or an address: {e}", self.mail.from));

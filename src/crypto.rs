@@ -43,6 +43,20 @@ pub fn hash_secret(secret: &str) -> String {
     b64url(&sha256(secret.as_bytes()))
 }
 
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&sha256(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| k.map(|b| b ^ byte);
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -51,4 +65,21 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Checks a presented secret against its stored hash, in constant time.
 pub fn verify_secret(presented: &str, stored_hash: &str) -> bool {
     constant_time_eq(hash_secret(presented).as_bytes(), stored_hash.as_bytes())
+}
+
+#[cfg(test)]
+mod hmac_tests {
+    /// RFC 4231 §4.3 (test case 2) and §4.7 (test case 6, a key longer than the block).
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let hex = |b: [u8; 32]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(super::hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(super::hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
 }

@@ -60,6 +60,8 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         scopes: Vec::new(),
         first_party: false,
         min_acr: 1,
+        resource_server: false,
+        require_pkce: false,
         created_at: now,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),

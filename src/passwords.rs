@@ -5,9 +5,14 @@
 //! ~19 MiB, and allocating it afresh every time (on tokio's many blocking threads) left the
 //! process ~13 MiB larger per concurrent sign-in, as the allocator kept what was freed. Now the
 //! footprint is at most `workers` × 19 MiB, allocated once.
+//!
+//! The queue in front of the workers is bounded too (`login.password_queue`): past it a request
+//! is refused at once with [`Busy`] (503 and `Retry-After`), rather than waiting ever longer and
+//! holding its memory while a flood of sign-ins piles up.
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -29,9 +34,18 @@ impl Memory {
     }
 }
 
+/// The queue is full: the caller answers 503 with `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+#[error("the password queue is full")]
+pub struct Busy;
+
 #[derive(Clone)]
 pub struct Passwords {
     jobs: Sender<Job>,
+    /// Jobs sent and not yet started.
+    waiting: Arc<AtomicUsize>,
+    /// The most jobs that may wait; more are refused.
+    max_waiting: usize,
     /// Verified against when the account does not exist, so unknown users cost the same time as
     /// wrong passwords (no account enumeration by timing).
     dummy: Arc<str>,
@@ -75,7 +89,8 @@ fn verify_with(password: &str, hash: &str, memory: &mut Memory) -> bool {
 
 impl Passwords {
     /// Starts `workers` threads, each with its own argon2 memory; they end with the last handle.
-    pub fn new(workers: usize) -> Self {
+    /// At most `max_waiting` computations wait for a worker.
+    pub fn new(workers: usize, max_waiting: usize) -> Self {
         let (jobs, queue) = channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..workers.max(1) {
@@ -96,19 +111,32 @@ impl Passwords {
                 .expect("spawn a password worker");
         }
         let dummy = hash_with("not a real password", &mut Memory::default()).expect("argon2 works").into();
-        Self { jobs, dummy }
+        Self { jobs, dummy, waiting: Arc::default(), max_waiting }
     }
 
-    /// Runs `f` on a worker and waits for its result.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Memory) -> T + Send + 'static) -> anyhow::Result<T> {
+    /// Runs `f` on a worker and waits for its result; [`Busy`] at once when the queue is full
+    /// and `bounded`.
+    async fn run<T: Send + 'static>(
+        &self,
+        bounded: bool,
+        f: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting && bounded {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Busy.into());
+        }
         let (tx, rx) = oneshot::channel();
         crate::metrics::argon2_queue(1.0);
+        let waiting = self.waiting.clone();
+        let started = waiting.clone();
         self.jobs
             .send(Box::new(move |memory| {
+                started.fetch_sub(1, Ordering::SeqCst);
                 crate::metrics::argon2_queue(-1.0);
                 let _ = tx.send(f(memory));
             }))
             .map_err(|_| {
+                waiting.fetch_sub(1, Ordering::SeqCst);
                 crate::metrics::argon2_queue(-1.0);
                 anyhow::anyhow!("password workers stopped")
             })?;
@@ -116,15 +144,25 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        self.run(move |memory| hash_with(&password, memory)).await?
+        self.run(false, move |memory| hash_with(&password, memory)).await?
     }
 
     /// True when `password` matches `hash`; with no hash, spends the same effort and says no.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
+    /// [`Busy`] when the queue is full (nothing was checked).
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.to_string());
-        let ok = self.run(move |memory| verify_with(&password, &hash, memory)).await.unwrap_or(false);
-        ok && known
+        match self.run(true, move |memory| verify_with(&password, &hash, memory)).await {
+            Ok(ok) => Ok(ok && known),
+            Err(e) if e.is::<Busy>() => Err(Busy),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// As [`Passwords::verify`], but waits its turn however long the queue: for checks a
+    /// signed-in user's own change needs (the password history), never for sign-in.
+    pub async fn verify_in_turn(&self, password: String, hash: String) -> bool {
+        self.run(false, move |memory| verify_with(&password, &hash, memory)).await.unwrap_or(false)
     }
 }
 
@@ -147,10 +185,27 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_users_are_refused_after_the_same_work() {
-        let p = Passwords::new(1);
+        let p = Passwords::new(1, 4);
         let hash = p.hash("correct horse".into()).await.unwrap();
-        assert!(p.verify("correct horse".into(), Some(hash.clone())).await);
-        assert!(!p.verify("wrong".into(), Some(hash)).await);
-        assert!(!p.verify("not a real password".into(), None).await, "the dummy hash never admits anyone");
+        assert!(p.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(!p.verify("wrong".into(), Some(hash)).await.unwrap());
+        assert!(!p.verify("not a real password".into(), None).await.unwrap(), "the dummy hash never admits anyone");
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_depth_work_is_refused_at_once() {
+        let p = Passwords::new(1, 2);
+        let all: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { p.verify("x".into(), None).await })
+            })
+            .collect();
+        let mut busy = 0;
+        for r in all {
+            busy += usize::from(r.await.unwrap().is_err());
+        }
+        assert!((1..8).contains(&busy), "some refused, some run: {busy} busy");
+        assert!(p.verify("x".into(), None).await.is_ok(), "the queue drains");
     }
 }

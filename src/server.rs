@@ -33,6 +33,18 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         eprintln!("{warning}");
     }
     let kek = Kek::load_or_create(&settings.keys_dir)?;
+    // A KEK file beside the database is fine on a developer's machine, not in production.
+    let development = url::Url::parse(&issuer).is_ok_and(|u| crate::config::is_loopback(&u));
+    if !development
+        && let Some(dir) = kek.keys_dir()
+        && crate::keys::kek::beside_database(dir, &settings.database_url())
+    {
+        tracing::warn!(
+            keys_dir = %dir.display(),
+            "the key-encryption key file is on the same volume as the database, so one copy of that volume \
+             opens every signing key; set LATCHKEY_KEK from a secret store, or move keys_dir to another volume"
+        );
+    }
     let keys = Arc::new(KeyRing::load(store.clone(), kek, clock.now()).await?);
     let ephemeral = Ephemeral::open(&settings.ephemeral, clock.clone()).await?;
     let mail = crate::mail::Mailer::from_settings(&settings, clock.clone())?;

@@ -57,7 +57,7 @@ impl AppState {
         clock: Clock,
     ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
-        let passwords = Passwords::new(settings.login.password_workers);
+        let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
         let trusted: Vec<_> =
             settings.rate_limit.trusted_proxies.iter().filter_map(|p| crate::http::client_ip::parse_net(p)).collect();
         let client_ip = crate::http::client_ip::ClientIp::new(&trusted);

@@ -59,7 +59,7 @@ async fn a_link_opened_in_the_same_browser_signs_in_once() {
     let waiting = browser.submit(&form, &[("email", EMAIL)]).await;
     assert_eq!(waiting.status, 200, "{waiting:?}");
     assert!(waiting.body.contains("a•••@example.com"), "{waiting:?}");
-    let mail = server.mail_to(EMAIL);
+    let mail = server.await_mail_to(EMAIL, 1);
     assert_eq!(mail.len(), 1, "one mail");
     assert_eq!(mail[0].header("Subject"), Some("Your sign-in link"));
     assert!(mail[0].has_html_part(), "{:?}", mail[0]);
@@ -97,7 +97,7 @@ async fn a_link_opened_on_another_device_signs_in_the_waiting_browser_only() {
     assert!(still.body.contains("Check your email"), "{still:?}");
 
     let phone = server.browser();
-    let confirm = opened(&phone, &link_in(&server.mail_to(EMAIL)[0])).await;
+    let confirm = opened(&phone, &link_in(&server.await_mail_to(EMAIL, 1)[0])).await;
     let there = phone.submit(&confirm, &[]).await;
     assert_eq!(there.status, 200, "{there:?}");
     assert!(there.body.contains("Go back to your other device"), "{there:?}");

@@ -5,6 +5,7 @@
 
 use super::{signed_in, when};
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::pages;
 use crate::state::AppState;
 use crate::store::{AuditQuery, AuditRow};
@@ -69,8 +70,12 @@ fn describe(e: &AuditRow, client: Option<&str>) -> Option<String> {
 }
 
 /// GET /account/activity
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };

@@ -5,6 +5,7 @@
 //! linked accounts); audit events stay, with the user id only. A last mail says so.
 
 use super::{fresh, sign_in, signed_in};
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
 use crate::state::AppState;
@@ -26,13 +27,17 @@ struct DeletePage<'a> {
 }
 
 /// GET /account/delete: after a fresh sign-in, the confirmation form.
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
     if !fresh(&state, &signed.session, state.now()).await? {
-        return sign_in(&state, &headers, PAGE).await;
+        return sign_in(&state, &headers, client, PAGE).await;
     }
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let page = DeletePage { username: &user.username, csrf: &signed.csrf, error: None };
@@ -40,15 +45,20 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 }
 
 /// POST /account/delete: a fresh sign-in and the username typed, then the account is gone.
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
     let p = page_form(&headers, &body, &signed.csrf)?;
     let now = state.now();
     if !fresh(&state, &signed.session, now).await? {
-        return sign_in(&state, &headers, PAGE).await;
+        return sign_in(&state, &headers, client, PAGE).await;
     }
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     if p.get("confirm").map(str::trim) != Some(user.username.as_str()) {

@@ -9,6 +9,7 @@
 use super::{Signed, signed_in};
 use crate::domain::Client;
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::login::policy;
 use crate::oidc::device::{self, Decision, DeviceRequest};
@@ -57,6 +58,7 @@ struct DonePage<'a> {
 /// GET /device[?user_code=…]
 pub async fn show(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
@@ -66,7 +68,7 @@ pub async fn show(
         Some(code) => format!("{PAGE}?user_code={code}"),
         None => PAGE.to_owned(),
     };
-    let signed = match signed_in(&state, &headers, &here).await? {
+    let signed = match signed_in(&state, &headers, client, &here).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
@@ -77,8 +79,13 @@ pub async fn show(
 }
 
 /// POST /device: a code to look up, or (with `decision`) the answer for the code shown.
-pub async fn answer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+pub async fn answer(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };

@@ -5,6 +5,7 @@
 
 use super::{fresh, sign_in, signed_in};
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::state::AppState;
 use crate::store::AuditQuery;
 use axum::extract::State;
@@ -18,13 +19,17 @@ pub const PAGE: &str = "/account/export";
 const EVENTS: i64 = 200;
 
 /// GET /account/export
-pub async fn download(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+pub async fn download(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
     if !fresh(&state, &signed.session, state.now()).await? {
-        return sign_in(&state, &headers, PAGE).await;
+        return sign_in(&state, &headers, client, PAGE).await;
     }
     let data = export(&state, &signed.session.user_id).await?;
     let mut resp = axum::Json(data).into_response();

@@ -5,15 +5,15 @@
 use super::changed::{self, Change};
 use super::{fresh, keeps_a_way_in, sign_in, signed_in};
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::pages;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use std::net::SocketAddr;
 
 pub const PAGE: &str = "/account/linked";
 
@@ -41,8 +41,12 @@ async fn render(state: &AppState, signed: &super::Signed, notice: Option<&str>) 
 }
 
 /// GET /account/linked
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    match signed_in(&state, &headers, PAGE).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    match signed_in(&state, &headers, addr, PAGE).await? {
         Ok(signed) => render(&state, &signed, None).await,
         Err(resp) => Ok(resp),
     }
@@ -51,11 +55,11 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// POST /account/linked: unlink one identity, after a recent sign-in.
 pub async fn unlink(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+    let signed = match signed_in(&state, &headers, addr, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
@@ -65,13 +69,13 @@ pub async fn unlink(
     };
     let now = state.now();
     if !fresh(&state, &signed.session, now).await? {
-        return sign_in(&state, &headers, PAGE).await;
+        return sign_in(&state, &headers, addr, PAGE).await;
     }
     let user_id = &signed.session.user_id;
     let notice = if !keeps_a_way_in(&state, user_id, |c| c.upstream = c.upstream.saturating_sub(1)).await? {
         "This is the only way to sign in to your account, so it stays linked."
     } else if state.store.unlink_identity(user_id, provider, subject).await? {
-        let ip = Some(state.ip_of(&addr, &headers));
+        let ip = Some(addr.to_string());
         let event = AuditEvent::new("upstream.unlinked").user(user_id).ip(ip.clone()).detail("upstream", provider);
         state.store.audit(event, now).await;
         changed::methods_changed(&state, user_id, Some(&signed.session.id), Change::Unlinked, ip).await?;

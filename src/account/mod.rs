@@ -31,6 +31,7 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
+use std::net::IpAddr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -62,20 +63,26 @@ pub struct Signed {
 async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
+    client: IpAddr,
     return_to: &str,
 ) -> Result<Result<Signed, Response>, PageError> {
     let now = state.now();
     match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION, state.secure_cookies))
     {
         (Some(session), Some(token)) => Ok(Ok(Signed { session, csrf: csrf_for(token) })),
-        _ => Ok(Err(sign_in(state, headers, return_to).await?)),
+        _ => Ok(Err(sign_in(state, headers, client, return_to).await?)),
     }
 }
 
 /// A login flow for the account pages that returns to `return_to`.
-async fn sign_in(state: &AppState, headers: &HeaderMap, return_to: &str) -> Result<Response, PageError> {
-    let (location, cookie) =
-        flow::start(state, headers, None, HandBack::Return(return_to.to_owned()), Entry::SignIn).await?;
+async fn sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: IpAddr,
+    return_to: &str,
+) -> Result<Response, PageError> {
+    let hand_back = HandBack::Return(return_to.to_owned());
+    let (location, cookie) = flow::start(state, headers, client, None, hand_back, Entry::SignIn).await?;
     let mut resp = see_other(&location);
     if let Some(c) = cookie {
         resp.headers_mut().append(axum::http::header::SET_COOKIE, c);

@@ -49,7 +49,7 @@ pub async fn reused(
     let mut checks = tokio::task::JoinSet::new();
     for hash in hashes {
         let (passwords, password) = (passwords.clone(), password.to_owned());
-        checks.spawn(async move { passwords.verify(password, Some(hash)).await });
+        checks.spawn(async move { passwords.verify_in_turn(password, hash).await });
     }
     let mut matched = false;
     while let Some(result) = checks.join_next().await {

@@ -9,6 +9,7 @@ use super::{Signed, fresh, sign_in, signed_in};
 use crate::domain::User;
 use crate::domain::password_policy::Refusal;
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::login::steps::account_key;
 use crate::state::AppState;
@@ -18,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -54,7 +56,12 @@ pub async fn change(
             return Ok(Changed::Throttled { retry_after: lockout });
         }
         let given = current.unwrap_or_default().to_owned();
-        if !state.passwords.verify(given, user.password_hash.clone()).await {
+        let Ok(matched) = state.passwords.verify(given, user.password_hash.clone()).await else {
+            // Nothing was checked: the attempt does not count.
+            state.ephemeral.decr(&key).await?;
+            return Err(PageError::busy());
+        };
+        if !matched {
             let event = AuditEvent::new("account.password_change_failed").user(&user.id).ip(ip);
             state.store.audit(event, state.now()).await;
             return Ok(Changed::WrongCurrent);
@@ -96,21 +103,29 @@ fn render(status: StatusCode, user: &User, signed: &Signed, error: Option<&str>,
 
 /// The signed-in user, or the response that signs them in (freshly, for an account without a
 /// password) and comes back here.
-async fn account(state: &AppState, headers: &HeaderMap) -> Result<Result<(Signed, User), Response>, PageError> {
-    let signed = match signed_in(state, headers, PAGE).await? {
+async fn account(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<Result<(Signed, User), Response>, PageError> {
+    let signed = match signed_in(state, headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(Err(resp)),
     };
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     if user.password_hash.is_none() && !fresh(state, &signed.session, state.now()).await? {
-        return Ok(Err(sign_in(state, headers, PAGE).await?));
+        return Ok(Err(sign_in(state, headers, client, PAGE).await?));
     }
     Ok(Ok((signed, user)))
 }
 
 /// GET /account/password
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    Ok(match account(&state, &headers).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    Ok(match account(&state, &headers, client).await? {
         Ok((signed, user)) => render(StatusCode::OK, &user, &signed, None, None),
         Err(resp) => resp,
     })
@@ -119,11 +134,12 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// POST /account/password
 pub async fn submit(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let (signed, user) = match account(&state, &headers).await? {
+    let (signed, user) = match account(&state, &headers, client).await? {
         Ok(a) => a,
         Err(resp) => return Ok(resp),
     };

@@ -7,6 +7,7 @@
 use super::changed::{self, Change};
 use super::{LAST_WAY_IN, Signed, fresh, keeps_a_way_in, sign_in, signed_in};
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::login::flow;
 use crate::login::routes::see_other;
@@ -15,10 +16,9 @@ use crate::login::steps::{StepKind, email_otp, passkey, recovery_code, totp};
 use crate::pages;
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 
 pub const PAGE: &str = "/account/security";
 
@@ -93,8 +93,12 @@ impl Action {
 }
 
 /// GET /account/security
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    match signed_in(&state, &headers, PAGE).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    match signed_in(&state, &headers, addr, PAGE).await? {
         Ok(signed) => render(&state, &signed, None).await,
         Err(resp) => Ok(resp),
     }
@@ -104,11 +108,11 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// sign-in — otherwise a (re-)authentication that returns here — then the form's action.
 pub async fn change(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+    let signed = match signed_in(&state, &headers, addr, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
@@ -118,7 +122,7 @@ pub async fn change(
     };
     let now = state.now();
     if action.needs_fresh_sign_in() && !fresh(&state, &signed.session, now).await? {
-        return sign_in(&state, &headers, PAGE).await;
+        return sign_in(&state, &headers, addr, PAGE).await;
     }
     let user_id = &signed.session.user_id;
     let account = Account {
@@ -126,7 +130,7 @@ pub async fn change(
         user_id,
         session_id: &signed.session.id,
         csrf: &signed.csrf,
-        ip: Some(state.ip_of(&addr, &headers)),
+        ip: Some(addr.to_string()),
         now,
     };
     let code = p.get("code").unwrap_or_default();

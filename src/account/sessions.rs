@@ -7,6 +7,7 @@
 
 use super::{Signed, signed_in, when};
 use crate::domain::user_agent;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
 use crate::login::routes::see_other;
@@ -51,8 +52,12 @@ async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Resu
 }
 
 /// GET /account/sessions
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    match signed_in(&state, &headers, PAGE).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    match signed_in(&state, &headers, client, PAGE).await? {
         Ok(signed) => render(&state, &signed, None).await,
         Err(resp) => Ok(resp),
     }
@@ -62,11 +67,12 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// but this browser's (`action=end-others`).
 pub async fn end(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };

@@ -88,6 +88,10 @@ pub struct Client {
     pub id_token_signed_response_alg: Alg,
     /// The assurance level (`acr`, see `login::policy`) every sign-in for this client must reach.
     pub min_acr: u8,
+    /// A resource server may introspect tokens issued to other clients (RFC 7662 §2.2).
+    pub resource_server: bool,
+    /// PKCE is required of this client even when it is confidential (public ones always must).
+    pub require_pkce: bool,
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub keys: ClientKeys,
@@ -254,17 +258,49 @@ fn loopback_match(registered: &str, presented: &str) -> bool {
         && p.password().is_none()
 }
 
-/// Checks a redirect URI offered at registration: absolute, no fragment (RFC 6749 §3.1.2),
-/// https or a loopback/native scheme.
-pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
+/// Schemes a browser would run or read locally rather than send anywhere: never a place to send
+/// a code.
+const DANGEROUS_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "about", "blob", "filesystem"];
+
+/// Checks a redirect URI offered at registration: absolute, no fragment (RFC 6749 §3.1.2), no
+/// user name or password, and one of
+/// - `https` with a host (RFC 9700 §2.6),
+/// - `http` to a loopback address (`localhost`, `127.0.0.0/8`, `[::1]`: a native app's own
+///   listener, RFC 8252 §7.3), or to any host only when `allow_http` (development),
+/// - a private-use scheme in reverse-domain form such as `com.example.app:/callback`, for a
+///   native app (RFC 8252 §7.1).
+pub fn validate_redirect_uri(uri: &str, allow_http: bool) -> Result<(), String> {
     let u = url::Url::parse(uri).map_err(|e| format!("'{uri}' is not an absolute URI: {e}"))?;
     if u.fragment().is_some() {
         return Err(format!("'{uri}' must not contain a fragment"));
     }
-    if u.scheme() == "http" && u.host_str().is_none() {
-        return Err(format!("'{uri}' has no host"));
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!("'{uri}' must not contain a user name or password"));
     }
-    Ok(())
+    match u.scheme() {
+        s if DANGEROUS_SCHEMES.contains(&s) => Err(format!("'{uri}': a {s}: URI cannot receive a response")),
+        "https" | "http" if u.host_str().is_none_or(str::is_empty) => Err(format!("'{uri}' has no host")),
+        "https" => Ok(()),
+        "http" if allow_http || is_loopback_host(&u) => Ok(()),
+        "http" => Err(format!(
+            "'{uri}': plain http only to a loopback address (localhost, 127.0.0.1, [::1]); use https, \
+             or --allow-http for development"
+        )),
+        s if s.contains('.') => Ok(()),
+        s => Err(format!(
+            "'{uri}': the scheme {s}: is not https, loopback http, or a private-use scheme in reverse-domain \
+             form such as com.example.app:/callback (RFC 8252 §7.1)"
+        )),
+    }
+}
+
+fn is_loopback_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +313,39 @@ mod tests {
         let origins = allowed_origins(&["+".into(), "https://spa.example.com".into()], &redirects);
         assert_eq!(origins, ["https://app.example.com:8443", "https://spa.example.com"]);
         assert!(allowed_origins(&[], &redirects).is_empty());
+    }
+
+    #[test]
+    fn redirect_uris_are_https_loopback_http_or_private_use_schemes() {
+        for ok in [
+            "https://app.example.com/cb",
+            "https://app.example.com/cb?x=1",
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:8400/cb",
+            "http://[::1]:8400/cb",
+            "http://localhost:3000/cb",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert_eq!(validate_redirect_uri(ok, false), Ok(()), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript://x/%0aalert(1)",
+            "data:text/html,<script>x</script>",
+            "file:///etc/passwd",
+            "vbscript:msgbox",
+            "http://app.example.com/cb",
+            "https://app.example.com/cb#frag",
+            "https://app.example.com/cb#",
+            "https://user:pw@app.example.com/cb",
+            "myapp:/cb",
+            "ftp://files.example.com/cb",
+            "/relative/cb",
+        ] {
+            assert!(validate_redirect_uri(bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(validate_redirect_uri("http://app.example.com/cb", true), Ok(()), "development");
+        assert!(validate_redirect_uri("javascript:alert(1)", true).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub fn client(first_party: bool) -> Client {
         scopes: vec![],
         first_party,
         min_acr: 1,
+        resource_server: false,
+        require_pkce: false,
         created_at: 0,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),

@@ -154,6 +154,22 @@ impl MemoryStore {
         }
     }
 
+    /// Appends `member` to the list at `key`, keeping its newest `cap` members; the list lives
+    /// `ttl` from now. Answers the members pushed out, oldest first.
+    pub fn enlist(&self, key: &str, member: &str, cap: usize, ttl: Duration) -> Vec<String> {
+        let now = self.clock.now_ms();
+        let mut map = self.map.lock().unwrap();
+        let mut members: Vec<String> = match map.entries.get(key) {
+            Some(e) if e.expires > now => e.value.split(' ').filter(|m| !m.is_empty()).map(Into::into).collect(),
+            _ => Vec::new(),
+        };
+        members.push(member.to_owned());
+        let out = members.len().saturating_sub(cap.max(1));
+        let evicted = members.drain(..out).collect();
+        map.insert(key, members.join(" "), now + ttl.as_millis() as i64, self.max_bytes);
+        evicted
+    }
+
     /// The bytes the store counts against its cap (for tests).
     #[cfg(test)]
     pub fn bytes(&self) -> usize {

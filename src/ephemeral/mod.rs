@@ -134,6 +134,16 @@ impl Ephemeral {
         }
     }
 
+    /// Appends `member` (no spaces) to a bounded list: the list keeps its newest `cap` members
+    /// and lives `ttl` from this call. Answers the members pushed out, oldest first, so the
+    /// caller can drop what they named (e.g. the oldest login flows of one browser).
+    pub async fn enlist(&self, key: &str, member: &str, cap: usize, ttl: Duration) -> Result<Vec<String>> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.enlist(key, member, cap, ttl)),
+            Backend::Redis(r) => r.enlist(key, member, cap, ttl).await,
+        }
+    }
+
     /// The current value of a counter made by [`Ephemeral::incr`]; 0 when there is none.
     pub async fn count(&self, key: &str) -> Result<u64> {
         match &self.backend {
@@ -240,6 +250,20 @@ mod backend_tests {
             e.delete("c").await.unwrap();
             assert_eq!(e.count("c").await.unwrap(), 0);
             assert!(e.ping().await);
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_lists_push_out_their_oldest_members() {
+        for (e, clock) in backends().await {
+            for m in ["a", "b", "c"] {
+                assert!(e.enlist("l", m, 3, MINUTE).await.unwrap().is_empty());
+            }
+            assert_eq!(e.enlist("l", "d", 3, MINUTE).await.unwrap(), vec!["a".to_string()]);
+            assert_eq!(e.get("l").await.unwrap().as_deref(), Some("b c d"));
+            clock.advance(61);
+            assert!(e.enlist("l", "e", 3, MINUTE).await.unwrap().is_empty(), "an expired list starts again");
+            assert_eq!(e.get("l").await.unwrap().as_deref(), Some("e"));
         }
     }
 

@@ -68,6 +68,28 @@ redis.call('SET', KEYS[1], string.format('n%d|%d', e, n - 1), 'KEEPTTL')
 return n - 1
 ";
 
+/// Appends ARGV[2] to the space-separated list at KEYS[1] (a live value; ARGV[1] is `now` in
+/// ms), keeps its newest ARGV[3] members and gives it ARGV[4] ms to live; returns the members
+/// pushed out, oldest first. One script, so two nodes adding to one list lose nothing.
+const ENLIST: &str = r"
+local now = tonumber(ARGV[1])
+local members = {}
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == 'v' then
+  local sep = string.find(v, '|', 1, true)
+  local e = sep and tonumber(string.sub(v, 2, sep - 1))
+  if e and e > now then
+    for m in string.gmatch(string.sub(v, sep + 1), '%S+') do table.insert(members, m) end
+  end
+end
+table.insert(members, ARGV[2])
+local evicted = {}
+while #members > tonumber(ARGV[3]) do table.insert(evicted, table.remove(members, 1)) end
+local ttl = tonumber(ARGV[4])
+redis.call('SET', KEYS[1], string.format('v%d|%s', now + ttl, table.concat(members, ' ')), 'PX', ttl)
+return evicted
+";
+
 /// A stored value: its state, its expiry by the clock (ms since the epoch) and its payload.
 struct Stored<'a> {
     state: char,
@@ -99,6 +121,7 @@ pub struct RedisStore {
     take: Arc<Script>,
     incr: Arc<Script>,
     decr: Arc<Script>,
+    enlist: Arc<Script>,
     clock: Clock,
 }
 
@@ -124,6 +147,7 @@ impl RedisStore {
             take: Arc::new(Script::new(TAKE)),
             incr: Arc::new(Script::new(INCR)),
             decr: Arc::new(Script::new(DECR)),
+            enlist: Arc::new(Script::new(ENLIST)),
             clock,
         })
     }
@@ -175,6 +199,15 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let now = self.clock.now_ms();
         self.decr.key(self.key(key)).arg(now).invoke_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)
+    }
+
+    pub async fn enlist(&self, key: &str, member: &str, cap: usize, ttl: Duration) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let ms = ttl.as_millis().max(1) as i64;
+        let now = self.clock.now_ms();
+        let mut invocation = self.enlist.key(self.key(key));
+        invocation.arg(now).arg(member).arg(cap.max(1)).arg(ms);
+        invocation.invoke_async(&mut conn).await.map_err(unavailable)
     }
 
     pub async fn count(&self, key: &str) -> Result<u64> {

@@ -155,6 +155,9 @@ internal_conversions!(OAuthError, OAuthError::temporarily_unavailable(), OAuthEr
 internal_conversions!(PageError, PageError::unavailable(), PageError::internal());
 internal_conversions!(BearerError, BearerError::Unavailable, BearerError::Internal);
 
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER: &str = "5";
+
 /// An error shown to the person at the browser.
 #[derive(Debug)]
 pub struct PageError {
@@ -192,6 +195,25 @@ impl PageError {
             code: Some("server_error"),
         }
     }
+    /// The server has more work queued than it takes on (password hashing): 503, and the
+    /// `Retry-After` every 503 page carries.
+    pub fn busy() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Busy".into(),
+            message: "The server is busy with many sign-ins just now. Wait a few seconds and try again.".into(),
+            code: Some("temporarily_unavailable"),
+        }
+    }
+    /// Too many requests from one browser or address: 429, with what to do.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            title: "Too many sign-ins at once".into(),
+            message: message.into(),
+            code: Some("temporarily_unavailable"),
+        }
+    }
     pub fn unavailable() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -205,7 +227,13 @@ impl PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let page = pages::ErrorPage { title: &self.title, message: &self.message, code: self.code };
-        pages::render(self.status, &page)
+        let mut resp = pages::render(self.status, &page);
+        // Every 503 is passing (a busy queue, a store on its way back): say when to try again.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static(RETRY_AFTER));
+        }
+        resp
     }
 }
 

@@ -46,15 +46,20 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The operator's trusted proxies, which resolve the client address.
+pub fn trusted_proxies(limits: &RateLimit) -> ClientIp {
+    let trusted: Vec<_> = limits.trusted_proxies.iter().filter_map(|s| client_ip::parse_net(s)).collect();
+    ClientIp::new(&trusted)
+}
+
 /// Wraps `router` in a per-client-IP limit, unless the operator turned limits off. Each node
 /// counts on its own: N nodes behind a balancer allow N times the rate in all.
 pub fn rate_limited<S: Clone + Send + Sync + 'static>(router: Router<S>, limits: &RateLimit) -> Router<S> {
     if limits.per_second == 0 {
         return router;
     }
-    let trusted: Vec<_> = limits.trusted_proxies.iter().filter_map(|s| client_ip::parse_net(s)).collect();
     let Some(config) = GovernorConfigBuilder::default()
-        .key_extractor(ClientIp::new(&trusted))
+        .key_extractor(trusted_proxies(limits))
         .period(Duration::from_nanos(1_000_000_000 / limits.per_second))
         .burst_size(limits.burst.max(1))
         .finish()

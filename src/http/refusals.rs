@@ -40,8 +40,12 @@ pub async fn by_surface(State(protocol): State<&'static [&'static str]>, req: Re
     let protocol = protocol.contains(&path) || path.starts_with(JSON_API_PREFIX);
     let resp = next.run(req).await;
     let status = resp.status();
-    let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if json || !matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS) {
+    // Only plain text is a layer's: JSON and pages were written for their surface already.
+    let formatted = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/json") || v.starts_with(b"text/html")
+    });
+    if formatted || !matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS) {
         return resp;
     }
     let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();

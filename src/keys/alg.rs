@@ -76,7 +76,7 @@ impl Alg {
                     Some(j) => RsaKeyPair::from_jwk(j)?,
                     None => RsaKeyPair::from_pem(input)?,
                 };
-                (pem(&pair), pair.to_jwk_public_key())
+                (pem(&pair), strong_enough(pair.to_jwk_public_key())?)
             }
             Self::Ps256 => {
                 let pair = match (&jwk, pss(input)) {
@@ -84,7 +84,7 @@ impl Alg {
                     (Some(j), _) => pss_from_rsa(&RsaKeyPair::from_jwk(j)?)?,
                     (None, _) => pss_from_rsa(&RsaKeyPair::from_pem(input)?)?,
                 };
-                (pem(&pair), pair.to_jwk_public_key())
+                (pem(&pair), strong_enough(pair.to_jwk_public_key())?)
             }
             Self::Es256 => {
                 let pair = match &jwk {
@@ -104,7 +104,23 @@ impl Alg {
             }
         })
     }
+}
 
+/// The smallest RSA modulus accepted, in bits (NIST SP 800-57 Part 1 and RFC 7518 §3.3: 2048).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Refuses an RSA key whose modulus (the JWK's `n`) is under [`MIN_RSA_BITS`].
+fn strong_enough(public: Jwk) -> anyhow::Result<Jwk> {
+    let n = public.parameter("n").and_then(|v| v.as_str()).and_then(crate::crypto::b64url_decode).unwrap_or_default();
+    let bits = match n.iter().position(|b| *b != 0) {
+        Some(i) => (n.len() - i) * 8 - n[i].leading_zeros() as usize,
+        None => 0,
+    };
+    anyhow::ensure!(bits >= MIN_RSA_BITS, "an RSA key of {bits} bits is too weak; {MIN_RSA_BITS} bits at least");
+    Ok(public)
+}
+
+impl Alg {
     /// Guesses the algorithm of an imported key from its type: a JWK's `alg` wins; RSA keys
     /// default to RS256.
     pub fn of_key(input: &[u8]) -> Option<Self> {

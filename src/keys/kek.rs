@@ -33,6 +33,35 @@ const FILE: &str = "kek";
 const PREVIOUS_FILE: &str = "kek.previous";
 const NEXT_FILE: &str = "kek.next";
 
+/// Does the KEK file in `keys_dir` sit on the same volume as the SQLite database at `database`
+/// (a `sqlite:` URL)? Then a copy of that volume (a backup, a snapshot, a stolen disk) holds the
+/// sealed keys and what opens them. False for other databases.
+pub fn beside_database(keys_dir: &Path, database: &str) -> bool {
+    let Some(file) = database.strip_prefix("sqlite://").or_else(|| database.strip_prefix("sqlite:")) else {
+        return false;
+    };
+    let file = Path::new(file.split('?').next().unwrap_or_default());
+    let db_dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    same_volume(keys_dir, db_dir)
+}
+
+#[cfg(unix)]
+fn same_volume(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_volume(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a.starts_with(&b) || b.starts_with(&a))
+}
+
 /// What would stop [`Kek::load_or_create`] at start-up, one line each, without creating
 /// anything (for `config check`).
 pub fn problems(keys_dir: &Path) -> Vec<String> {

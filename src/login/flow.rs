@@ -23,6 +23,7 @@ use super::step::{Ctx, Passed};
 use super::steps::{self, StepKind};
 use crate::crypto::{constant_time_eq, hash_secret, random_token};
 use crate::domain::{AuthRequest, Client, Credentials, Session};
+use crate::http::client_ip::limit_key;
 use crate::http::{PageError, Params, cookies};
 use crate::pages::{self, Switch};
 use crate::state::AppState;
@@ -30,6 +31,7 @@ use crate::store::AuditEvent;
 use axum::http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,18 +194,33 @@ impl Flow {
     }
 }
 
-/// Starts a flow for `request` (none: the account pages) at `entry`; answers where the browser
-/// goes now and the browser cookie to set, if it had none.
+/// Starts a flow for `request` (none: the account pages) at `entry`, from a browser at
+/// `client`; answers where the browser goes now and the browser cookie to set, if it had none.
+///
+/// Each flow is kept for `tokens.login_flow_ttl`, so what one browser or one address may hold
+/// is bounded: a browser keeps its newest `login.max_flows_per_browser` flows (starting another
+/// ends its oldest), and browsers without our cookie (each request a new browser) may start
+/// `login.max_new_browsers_per_ip` flows per address in that time, then are refused.
 pub async fn start(
     state: &AppState,
     headers: &HeaderMap,
+    client: IpAddr,
     request: Option<AuthRequest>,
     hand_back: HandBack,
     entry: Entry,
 ) -> Result<(String, Option<HeaderValue>), PageError> {
+    let ttl = Duration::from_secs(state.settings.tokens.login_flow_ttl as u64);
     let (browser, new_cookie) = match cookies::get(headers, BROWSER_COOKIE, state.secure_cookies) {
         Some(v) if !v.is_empty() => (v.to_owned(), None),
         _ => {
+            let per_ip = format!("flows-new:{}", limit_key(client));
+            if state.ephemeral.incr(&per_ip, ttl).await? > state.settings.login.max_new_browsers_per_ip {
+                tracing::warn!(%client, "new browsers from this address over login.max_new_browsers_per_ip");
+                return Err(PageError::too_many(
+                    "Too many sign-ins have been started from your network. Wait a few minutes, then go back to \
+                     the application and try again.",
+                ));
+            }
             let v = random_token();
             let c = cookies::set(BROWSER_COOKIE, &v, Some(365 * 24 * 3600), state.secure_cookies);
             (v, Some(c))
@@ -217,10 +234,11 @@ pub async fn start(
         Entry::StepUp(s, step) => (Stage::Authenticate { step }, Some(s.user_id), s.amr, s.persistent),
         Entry::SignedIn(s) => (Stage::SignedIn { session_id: s.id }, None, Vec::new(), default),
     };
+    let browser = hash_secret(&browser);
     let flow = Flow {
         id: random_token(),
         csrf: random_token(),
-        browser: hash_secret(&browser),
+        browser: browser.clone(),
         request: request.map(Box::new),
         hand_back,
         stage,
@@ -233,6 +251,10 @@ pub async fn start(
         remember,
     };
     save(state, &flow).await?;
+    let cap = state.settings.login.max_flows_per_browser;
+    for oldest in state.ephemeral.enlist(&format!("flows-of:{browser}"), &flow.id, cap, ttl).await? {
+        state.ephemeral.delete(&key(&oldest)).await?;
+    }
     Ok((flow.location(), new_cookie))
 }
 

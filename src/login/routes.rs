@@ -8,15 +8,16 @@ use super::session;
 use super::step::{Callback, Outcome};
 use super::steps::StepKind;
 use crate::domain::{Client, user_agent};
+use crate::http::client_ip::ClientAddr;
 use crate::http::{PageError, Params};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
@@ -42,6 +43,10 @@ pub fn see_other(location: &str) -> Response {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
+}
+
+fn ip(addr: &IpAddr) -> Option<String> {
+    Some(addr.to_string())
 }
 
 /// GET /login/{flow}: the current step's page, or where the flow went.
@@ -77,7 +82,7 @@ fn handed_back(flow: &Flow) -> Result<Response, PageError> {
 /// follow the policy.
 async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -117,7 +122,7 @@ async fn submit(
         Some(Some(k)) if flow.answerable(&state, current, k, &factors) => k,
         Some(_) => return Err(unknown()),
     };
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = ip(&addr);
     let outcome = {
         let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
         step.submit(&ctx, &p).await?
@@ -128,7 +133,7 @@ async fn submit(
 /// POST /login/{flow}/{route}: an action of a step offered on the current page.
 async fn action(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path((id, route)): Path<(String, String)>,
     body: Bytes,
@@ -139,7 +144,7 @@ async fn action(
 /// POST /login/{flow}/{route}/{arg}: the same, with an argument (which upstream provider).
 async fn action_with(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path((id, route, arg)): Path<(String, String, String)>,
     body: Bytes,
@@ -149,7 +154,7 @@ async fn action_with(
 
 async fn run_action(
     state: AppState,
-    addr: SocketAddr,
+    addr: IpAddr,
     headers: HeaderMap,
     id: String,
     route: String,
@@ -167,7 +172,7 @@ async fn run_action(
     if !flow.answerable(&state, current, step, &factors) {
         return Err(PageError::not_found("This sign-in step offers nothing here."));
     }
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = ip(&addr);
     let outcome = {
         let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
         step.action(&ctx, arg.as_deref(), &p).await?
@@ -179,7 +184,7 @@ async fn run_action(
 async fn callback(
     step: StepKind,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(arg): Path<String>,
     RawQuery(query): RawQuery,
@@ -193,7 +198,7 @@ async fn callback(
 async fn confirmed(
     step: StepKind,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(arg): Path<String>,
     body: Bytes,
@@ -208,13 +213,13 @@ async fn confirmed(
 async fn called_back(
     step: StepKind,
     state: AppState,
-    addr: SocketAddr,
+    addr: IpAddr,
     headers: HeaderMap,
     arg: String,
     params: Params,
     confirmed: bool,
 ) -> Result<Response, PageError> {
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = ip(&addr);
     let (flow_id, data, elsewhere) = match step.callback(&state, &arg, &params, confirmed, ip.clone()).await? {
         Callback::Show(view) => return Ok(view.into_response()),
         Callback::Flow { flow_id, data, elsewhere } => (flow_id, data, elsewhere),

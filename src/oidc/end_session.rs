@@ -5,9 +5,14 @@
 //! OP SHOULD ask the End-User whether to log out"), since anyone can link to this endpoint with
 //! any ID token they hold. The confirmation is bound to the session it was shown for. An
 //! unregistered return address is never followed.
+//!
+//! A confirmation is kept for 10 minutes, so what one browser can make us keep is bounded: its
+//! session (or, without one, its address) holds its newest `login.max_flows_per_browser`
+//! confirmations, and showing another forgets the oldest.
 
-use crate::crypto::random_token;
+use crate::crypto::{hash_secret, random_token};
 use crate::domain::Session;
+use crate::http::client_ip::{ClientAddr, limit_key};
 use crate::http::{PageError, Params, cookies};
 use crate::login::session;
 use crate::oidc::id_token::{Hint, verify_hint};
@@ -19,6 +24,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::time::Duration;
 
 const CONFIRM_TTL: Duration = Duration::from_secs(600);
@@ -43,12 +49,22 @@ fn hint_names(hint: &Hint, session: &Session) -> bool {
     hint.sub == session.user_id && hint.sid.as_ref().is_none_or(|sid| *sid == session.id)
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = Params::parse(q.unwrap_or_default().as_bytes()).unwrap_or_default();
-    reply(start(&state, &headers, &p).await)
+    reply(start(&state, &headers, addr, &p).await)
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let p = match Params::from_form(&headers, &body) {
         Ok(p) => p,
         Err(m) => {
@@ -58,7 +74,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     if p.get("confirm") == Some("yes") {
         reply(confirm(&state, &headers, &p).await)
     } else {
-        reply(start(&state, &headers, &p).await)
+        reply(start(&state, &headers, addr, &p).await)
     }
 }
 
@@ -66,7 +82,7 @@ fn reply(r: Result<Response, PageError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn start(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Response, PageError> {
+async fn start(state: &AppState, headers: &HeaderMap, addr: IpAddr, p: &Params) -> Result<Response, PageError> {
     let invalid = |m: &str| PageError::bad_request("invalid_request", "This sign-out request is not valid", m);
     if let Some(name) = p.duplicate() {
         return Err(invalid(&format!("The {name} parameter appears more than once.")));
@@ -108,11 +124,19 @@ async fn start(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Resp
         return finish(state, current, ret).await;
     }
     let csrf = random_token();
+    let holder = match &current {
+        Some(s) => format!("logouts-of:{}", hash_secret(&s.id)),
+        None => format!("logouts-from:{}", limit_key(addr)),
+    };
     let pending = Pending { ret, sid: current.map(|s| s.id) };
     state
         .ephemeral
         .put(&format!("logout:{csrf}"), &serde_json::to_string(&pending).map_err(anyhow::Error::from)?, CONFIRM_TTL)
         .await?;
+    let cap = state.settings.login.max_flows_per_browser;
+    for oldest in state.ephemeral.enlist(&holder, &csrf, cap, CONFIRM_TTL).await? {
+        state.ephemeral.delete(&format!("logout:{oldest}")).await?;
+    }
     let page = pages::LogoutConfirmPage { csrf: &csrf, client_name: client.as_ref().map(|c| c.name.as_str()) };
     Ok(pages::render(StatusCode::OK, &page))
 }

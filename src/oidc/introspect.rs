@@ -1,7 +1,13 @@
 //! Token introspection (RFC 7662) for confidential clients, typically resource servers. It
 //! consults the grant, so a revoked grant reads `active: false` at once.
+//!
+//! A token reads active only to the client it was issued to, or to a client registered as a
+//! resource server (`clients add --resource-server`): §2.2 lets the server answer
+//! `{"active": false}` to a caller not allowed to know, so one client cannot learn who holds
+//! another's tokens.
 
 use crate::crypto::hash_secret;
+use crate::domain::Client;
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token::{active_grant, read_access_token};
 use crate::oidc::token::client_auth;
@@ -38,6 +44,9 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
     // An access token: signature, expiry, and a live grant (or a live client for
     // client_credentials tokens).
     if let Ok(at) = read_access_token(state, token, now) {
+        if !may_see(&client, &at.client_id) {
+            return Ok(inactive);
+        }
         let active = match &at.grant_id {
             Some(_) => active_grant(state, &at, now).await?.is_some(),
             None => state.store.client(&at.client_id).await?.is_some(),
@@ -55,6 +64,7 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
     if let Some((grant, used)) = state.store.grant_by_refresh_token(&hash_secret(token)).await?
         && !used
         && grant.is_active(now)
+        && may_see(&client, &grant.client_id)
     {
         return Ok(json!({
             "active": true,
@@ -68,4 +78,9 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
         }));
     }
     Ok(inactive)
+}
+
+/// May `caller` learn that a token issued to `holder` is active?
+fn may_see(caller: &Client, holder: &str) -> bool {
+    caller.id == holder || caller.resource_server
 }

@@ -27,6 +27,8 @@ struct Row {
     scopes: String,
     first_party: i64,
     min_acr: i64,
+    resource_server: i64,
+    require_pkce: i64,
     created_at: i64,
     id_token_signed_response_alg: String,
     jwks: Option<String>,
@@ -48,6 +50,8 @@ impl From<Row> for Client {
             scopes: parse_list(&r.scopes),
             first_party: r.first_party != 0,
             min_acr: u8::try_from(r.min_acr).unwrap_or(u8::MAX),
+            resource_server: r.resource_server != 0,
+            require_pkce: r.require_pkce != 0,
             created_at: r.created_at,
             id_token_signed_response_alg: Alg::parse(&r.id_token_signed_response_alg).unwrap_or(Alg::DEFAULT),
             keys: ClientKeys {
@@ -63,7 +67,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg FROM clients ",
             $tail
         )
     };
@@ -73,8 +77,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -92,9 +96,26 @@ impl Store {
         .bind(&c.keys.jwks_uri)
         .bind(c.keys.request_object_signing_alg.map(ObjectAlg::as_str))
         .bind(c.keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
+        .bind(c.resource_server as i64)
+        .bind(c.require_pkce as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Writes what `clients update` may change: redirect URIs and flags. Returns whether the
+    /// client exists.
+    pub async fn update_client(&self, c: &Client) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3 WHERE id = $4")
+                .bind(json_list(&c.redirect_uris))
+                .bind(c.resource_server as i64)
+                .bind(c.require_pkce as i64)
+                .bind(&c.id)
+                .execute(&self.pool)
+                .await?;
+        self.clients.0.lock().unwrap().remove(&c.id);
+        Ok(done.rows_affected() > 0)
     }
 
     /// The client by id, from the cache when it is fresh. Unknown ids are not cached, so a

@@ -60,15 +60,35 @@ impl Server {
         self.outbox().into_iter().filter(|m| m.header("To").is_some_and(|t| t.contains(to))).collect()
     }
 
+    /// The messages to `to` once there are at least `n`, waiting up to 5 s: mail that must not
+    /// tell by its timing whether it was sent goes out after the answer.
+    pub fn await_mail_to(&self, to: &str, n: usize) -> Vec<Received> {
+        for _ in 0..100 {
+            let got = self.mail_to(to);
+            if got.len() >= n {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no {n} message(s) to {to} in the outbox");
+    }
+
     /// The sign-in codes sent to `to`, oldest first (not the notices a change of sign-in
     /// methods also mails, which go out off the request path).
     pub fn codes_to(&self, to: &str) -> Vec<Received> {
         self.mail_to(to).into_iter().filter(|m| m.header("Subject") == Some("Your sign-in code")).collect()
     }
 
-    /// The code in the newest sign-in code sent to `to`.
+    /// The code in the newest sign-in code sent to `to` (waiting up to 5 s for a first one: a
+    /// code of email-first sign-in goes out after the answer).
     pub fn latest_code(&self, to: &str) -> String {
-        self.codes_to(to).last().unwrap_or_else(|| panic!("no code mailed to {to}")).code()
+        for _ in 0..100 {
+            if let Some(last) = self.codes_to(to).pop() {
+                return last.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no code mailed to {to}")
     }
 }
 
@@ -81,6 +101,11 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> SmtpServer {
+        SmtpServer::slow(Duration::ZERO)
+    }
+
+    /// A relay that waits `delay` before it greets each connection (a slow or distant relay).
+    pub fn slow(delay: Duration) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -89,6 +114,7 @@ impl SmtpServer {
             for stream in listener.incoming().flatten() {
                 let store = store.clone();
                 std::thread::spawn(move || {
+                    std::thread::sleep(delay);
                     let _ = serve(stream, &store);
                 });
             }

@@ -383,6 +383,24 @@ impl Server {
         }
     }
 
+    /// A fresh browser whose every request says it was forwarded for `client` (as a load
+    /// balancer in front of the server would write `X-Forwarded-For`).
+    pub fn browser_behind_proxy(&self, client: &str) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", client.parse().unwrap());
+        Browser {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+            issuer: self.issuer.clone(),
+            rec: self.rec.clone(),
+        }
+    }
+
     /// HTTP client for the `openidconnect` RP library.
     pub fn rp_http(&self) -> RpHttp {
         RpHttp { client: self.http.clone(), rec: self.rec.clone() }

@@ -302,12 +302,27 @@ async fn facebook_token(State(s): Shared, Form(form): Form<HashMap<String, Strin
         .into_response()
 }
 
-/// Graph API `/me?fields=…` for the bearer of an access token.
+/// `appsecret_proof` as Facebook computes it: HMAC-SHA256 of the access token under the app
+/// secret, in hex (computed here with OpenSSL, apart from the server's own code).
+fn appsecret_proof(access_token: &str) -> String {
+    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
+    let key = PKey::hmac(CLIENT_SECRET.as_bytes()).unwrap();
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+    signer.update(access_token.as_bytes()).unwrap();
+    signer.sign_to_vec().unwrap().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Graph API `/me?fields=…` for the bearer of an access token, which must come with its
+/// `appsecret_proof` (the app has "Require App Secret" on).
 async fn graph_me(s: Shared, headers: AxumHeaders, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(p) = bearer_person(&s, &headers) else {
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": { "type": "OAuthException" } })))
-            .into_response();
+    let refused = || {
+        (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": { "type": "OAuthException" } }))).into_response()
     };
+    let Some(p) = bearer_person(&s, &headers) else { return refused() };
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()?.strip_prefix("Bearer ")).unwrap_or_default();
+    if q.get("appsecret_proof") != Some(&appsecret_proof(token)) {
+        return refused();
+    }
     let fields = q.get("fields").cloned().unwrap_or_default();
     let mut me = serde_json::json!({
         "id": p.sub,

@@ -156,11 +156,20 @@ async fn send(
         salt,
         sent_at: ctx.now,
     };
-    if let Some((user_id, address)) = user
-        && let Err(e) = ctx.state.mail.send(mail(ctx.state, address, &code, ctx.audience)).await
-    {
-        tracing::warn!(user = user_id, error = %format!("{e:#}"), "could not send a sign-in code");
-        return Ok(Err(NotSent::MailFailed));
+    match user {
+        // A first factor: whoever typed the address must not learn from the time the answer
+        // takes whether a mail went out, so it goes out after the answer.
+        Some((_, address)) if ctx.user_id.is_none() => {
+            ctx.state.send_later(mail(ctx.state, address, &code, ctx.audience));
+        }
+        // A second factor: the user is known already, so the person can be told it failed.
+        Some((user_id, address)) => {
+            if let Err(e) = ctx.state.mail.send(mail(ctx.state, address, &code, ctx.audience)).await {
+                tracing::warn!(user = user_id, error = %format!("{e:#}"), "could not send a sign-in code");
+                return Ok(Err(NotSent::MailFailed));
+            }
+        }
+        None => {}
     }
     let json = serde_json::to_string(&pending).map_err(anyhow::Error::from)?;
     ctx.state.ephemeral.put(&pending_key(ctx.flow_id), &json, ttl(ctx.state)).await?;
@@ -312,7 +321,9 @@ async fn start_first_factor(ctx: &Ctx<'_>, email: &str, previous: Option<&Pendin
         Some(u) if confirmed(ctx, &u).await? => Some(u),
         _ => None,
     };
-    let account = user.as_ref().map_or_else(|| login_key(email), |u| account_key(&u.id));
+    // Counted under the typed address whether or not it is an account's: a key (or a lockout
+    // left by password guesses on the account) that depended on the account would tell.
+    let account = login_key(email);
     if ctx.state.ephemeral.count(&account).await? >= ctx.state.settings.login.max_failures {
         return Ok(Outcome::Show(email_page(ctx, Some(THROTTLED), email)));
     }

@@ -78,7 +78,8 @@ impl Step for MagicLink {
             return Ok(Outcome::Show(waiting_page(ctx, Some(error), &mask(&email))));
         }
         let user = account(ctx.state, &email).await?;
-        let account = user.as_ref().map_or_else(|| login_key(&email), |u| account_key(&u.id));
+        // Counted under the typed address whether or not it is an account's (see email_otp).
+        let account = login_key(&email);
         if ctx.state.ephemeral.count(&account).await? >= ctx.state.settings.login.max_failures {
             return Ok(Outcome::Show(address_page(ctx, Some(THROTTLED), &email)));
         }
@@ -97,13 +98,10 @@ impl Step for MagicLink {
         let s = Sent { email: email.clone(), to: mask(&email), link_hash: hash_secret(&token), sent_at: ctx.now };
         let json = serde_json::to_string(&s).map_err(anyhow::Error::from)?;
         ctx.state.ephemeral.put(&sent_key(ctx.flow_id), &json, ttl(ctx.state)).await?;
+        // After the answer: its time must not tell whether the address has an account.
         if let Some(user) = &user {
             let url = ctx.state.url(&format!("/login/{}/{token}/callback", Self::ROUTE));
-            if let Err(e) = ctx.state.mail.send(mail(ctx.state, &user.email, &url, ctx.audience)).await {
-                tracing::warn!(user = %user.id, error = %format!("{e:#}"), "could not send a sign-in link");
-                let error = "We could not send the email just now. Try again in a moment.";
-                return Ok(Outcome::Show(address_page(ctx, Some(error), &email)));
-            }
+            ctx.state.send_later(mail(ctx.state, &user.email, &url, ctx.audience));
         }
         let event = AuditEvent::new("login.email_link_sent").ip(ctx.ip.clone()).detail("to", s.to.clone());
         let event = match &user {

@@ -45,9 +45,12 @@ impl Step for Password {
             return Ok(Outcome::failed(THROTTLED, "account throttled", user.map(|u| u.id)));
         }
         let hash = user.as_ref().filter(|u| !u.disabled).and_then(|u| u.password_hash.clone());
-        if ctx.state.passwords.verify(password.to_owned(), hash).await
-            && let Some(user) = user
-        {
+        let Ok(matched) = ctx.state.passwords.verify(password.to_owned(), hash).await else {
+            // Nothing was checked: the attempt does not count.
+            not_a_failure(ctx, &key).await?;
+            return Err(PageError::busy());
+        };
+        if matched && let Some(user) = user {
             // With a second factor still to come, the count is cleared only when that passes.
             let credentials = ctx.state.store.credentials(&user.id).await?;
             if super::enrolled(ctx.state, &credentials).any() {

@@ -11,6 +11,7 @@ pub mod resume;
 
 pub use request::{AuthRequest, PROMPT_VALUES, ResponseMode, Target};
 
+use crate::http::client_ip::ClientAddr;
 use crate::http::{PageError, Params};
 use crate::login::flow::{self, Entry, HandBack};
 use crate::login::routes::see_other;
@@ -21,44 +22,62 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use request::{Rejection, err};
+use std::net::IpAddr;
 
 /// GET: parameters in the query (OIDC Core §3.1.2.1).
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     match Params::parse(query.unwrap_or_default().as_bytes()) {
-        Ok(p) => authorize(state, headers, p).await,
+        Ok(p) => authorize(state, client, headers, p).await,
         Err(m) => PageError::bad_request("invalid_request", "This sign-in request is not valid", m).into_response(),
     }
 }
 
 /// POST: the same parameters, form-encoded (OIDC Core §3.1.2.1).
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match Params::from_form(&headers, &body) {
-        Ok(p) => authorize(state, headers, p).await,
+        Ok(p) => authorize(state, client, headers, p).await,
         Err(m) => PageError::bad_request("invalid_request", "This sign-in request is not valid", m).into_response(),
     }
 }
 
-async fn authorize(state: AppState, headers: HeaderMap, p: Params) -> Response {
+async fn authorize(state: AppState, client_addr: IpAddr, headers: HeaderMap, p: Params) -> Response {
     let (client, req) = match request::validate(&state, &p).await {
         Ok(v) => v,
         Err(Rejection::Page(e)) => return e.into_response(),
         Err(Rejection::Redirect(target, e)) => return response::error(&state, &target, &e),
     };
-    match decide(&state, &headers, &client, req).await {
+    let browser = Browser { headers: &headers, addr: client_addr };
+    match decide(&state, &browser, &client, req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
+/// The browser a request came from: its headers (cookies) and its address.
+struct Browser<'a> {
+    headers: &'a HeaderMap,
+    addr: IpAddr,
+}
+
 async fn decide(
     state: &AppState,
-    headers: &HeaderMap,
+    browser: &Browser<'_>,
     client: &crate::domain::Client,
     req: AuthRequest,
 ) -> Result<Response, PageError> {
     use policy::Decision;
     let now = state.now();
-    let current = session::current(state, headers, now).await?;
+    let current = session::current(state, browser.headers, now).await?;
     let factors = match &current {
         Some(s) => flow::factors_of(state, &s.user_id).await?,
         None => Default::default(),
@@ -78,7 +97,7 @@ async fn decide(
                 let e = err("consent_required", "the user has not consented to this client");
                 return Ok(response::error(state, &req.target, &e));
             }
-            start(state, headers, req, Entry::SignedIn(s)).await?
+            start(state, browser, req, Entry::SignedIn(s)).await?
         }
         // The request demands an acr this user cannot reach: say so rather than sign in weaker.
         (Decision::Unmet, _) => resume::unmet(state, &req.target),
@@ -87,18 +106,18 @@ async fn decide(
             &req.target,
             &err("interaction_required", "the requested authentication context needs the user's second factor"),
         ),
-        (Decision::StepUp(step), Some(s)) => start(state, headers, req, Entry::StepUp(s, step)).await?,
+        (Decision::StepUp(step), Some(s)) => start(state, browser, req, Entry::StepUp(s, step)).await?,
         (_, _) if req.prompt.none => {
             response::error(state, &req.target, &err("login_required", "the user is not signed in"))
         }
-        (_, _) => start(state, headers, req, Entry::SignIn).await?,
+        (_, _) => start(state, browser, req, Entry::SignIn).await?,
     })
 }
 
 /// Hands the request to a login flow that comes back to [`resume`].
-async fn start(state: &AppState, headers: &HeaderMap, req: AuthRequest, entry: Entry) -> Result<Response, PageError> {
-    let (location, cookie) =
-        flow::start(state, headers, Some(req), HandBack::Resume(resume::PATH.into()), entry).await?;
+async fn start(state: &AppState, browser: &Browser<'_>, req: AuthRequest, entry: Entry) -> Result<Response, PageError> {
+    let hand_back = HandBack::Resume(resume::PATH.into());
+    let (location, cookie) = flow::start(state, browser.headers, browser.addr, Some(req), hand_back, entry).await?;
     let mut resp = see_other(&location);
     if let Some(c) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);

@@ -163,6 +163,9 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
         }
     } else if client.is_public() {
         return Err(err("invalid_request", "public clients must use PKCE (code_challenge with S256)"));
+    } else if client.require_pkce || state.settings.tokens.require_pkce {
+        // RFC 9700 §2.1.1: confidential clients SHOULD use PKCE too; the operator may insist.
+        return Err(err("invalid_request", "this client must use PKCE (code_challenge with S256)"));
     }
     // prompt (OIDC Core §3.1.2.1): none may not be combined with other values.
     let mut prompt = Prompt::default();

@@ -7,15 +7,15 @@ use super::request::err;
 use super::{code, response};
 use crate::domain::{AuthRequest, Client, Session, Target};
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::login::flow::{self, Flow};
 use crate::login::routes::see_other;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The resume route: `/consent/{flow}`.
@@ -88,7 +88,7 @@ pub async fn show(
 /// POST /consent/{flow}: allow (remembered) or deny (`access_denied`, RFC 6749 §4.1.2.1).
 pub async fn decide(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -104,7 +104,7 @@ pub async fn decide(
         AuditEvent::new(kind)
             .user(&session.user_id)
             .client(&client.id)
-            .ip(Some(state.ip_of(&addr, &headers)))
+            .ip(Some(addr.to_string()))
             .detail("scope", consent::asked(req).join(" "))
     };
     match p.get("decision") {

@@ -55,7 +55,10 @@ pub async fn identify(state: &AppState, upstream: &Upstream, code: &str, verifie
     let me = format!("{}/me", upstream.graph_url());
     let resp = http
         .get(me)
-        .query(&[("fields", "id,name,email,first_name,last_name,picture")])
+        .query(&[
+            ("fields", "id,name,email,first_name,last_name,picture"),
+            ("appsecret_proof", appsecret_proof(&upstream.client_secret.0, &token.access_token).as_str()),
+        ])
         .bearer_auth(&token.access_token)
         .send()
         .await
@@ -89,4 +92,14 @@ fn standard_claims(me: &Map<String, Value>) -> Map<String, Value> {
         out.insert("picture".into(), url.clone());
     }
     out
+}
+
+/// `appsecret_proof`: HMAC-SHA256 of the access token under the app secret, in hex. With
+/// "Require App Secret" on for the app, Facebook refuses Graph calls without it, so a token
+/// stolen from elsewhere cannot be used against the app's Graph API.
+fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
+    crate::crypto::hmac_sha256(app_secret.as_bytes(), access_token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

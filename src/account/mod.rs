@@ -24,7 +24,6 @@ pub fn router() -> Router<AppState> {
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
         .route(profile::PAGE, get(profile::show).post(profile::change))
-        .merge(api::router())
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.

@@ -45,7 +45,7 @@ client_json="$("$bin" clients add --name bench --redirect-uri http://127.0.0.1:9
     --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials \
     --scope bench --json)"
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$client_json"; }
-echo 'bench-password-1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
+echo 'violet hammer quiz 1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
 
 "$bin" serve >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -56,7 +56,7 @@ done
 echo "backend: $backend; server pid $server_pid; RSS at idle: $(awk '/VmRSS/ {print $2 " kB"}' /proc/$server_pid/status)"
 
 args=(--issuer "http://127.0.0.1:$port" --client-id "$(field client_id)" --client-secret "$(field client_secret)"
-    --redirect-uri http://127.0.0.1:9/cb --username bench --password bench-password-1234 --cc-scope bench
+    --redirect-uri http://127.0.0.1:9/cb --username bench --password 'violet hammer quiz 1234' --cc-scope bench
     --server-pid "$server_pid" --duration "${BENCH_DURATION:-10}" --warmup 2
     --concurrency "${BENCH_CONCURRENCY:-1,16,64}" --label "latchkey-$backend")
 [ -n "${BENCH_SCENARIOS:-}" ] && args+=(--scenarios "$BENCH_SCENARIOS")

@@ -36,7 +36,7 @@ CB=https://app.example/callback
 json=$("$BIN" clients add --name soak --redirect-uri $CB --first-party --json)
 ID=$(echo "$json" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
 SECRET=$(echo "$json" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
-echo "soak pass phrase 1234" | "$BIN" users add --username soak --email soak@example.com --password-stdin >/dev/null
+echo "quiet river stone 1234" | "$BIN" users add --username soak --email soak@example.com --password-stdin >/dev/null
 DB=$LATCHKEY_DATA_DIR/latchkey.db
 
 # One flow in a fresh cookie jar; prints nothing, fails on any unexpected answer.
@@ -49,7 +49,7 @@ flow() {
   action=$(echo "$page" | sed -n 's/.*<form method="post" action="\([^"]*\)" id="login".*/\1/p' | sed 's/&amp;/\&/g')
   csrf=$(echo "$page" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
   loc=$(curl -s -o /dev/null -c "$jar" -b "$jar" -w '%{redirect_url}' --data-urlencode "csrf=$csrf" \
-    --data-urlencode username=soak --data-urlencode "password=soak pass phrase 1234" "$BASE${action#$BASE}")
+    --data-urlencode username=soak --data-urlencode "password=quiet river stone 1234" "$BASE${action#$BASE}")
   while [[ $loc != $CB* ]]; do
     [ -n "$loc" ] || { echo "flow stopped" >&2; return 1; }
     loc=$(curl -s -o /dev/null -c "$jar" -b "$jar" -w '%{redirect_url}' "$loc")

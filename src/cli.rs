@@ -17,6 +17,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod access;
+mod audit;
 mod keys;
 
 #[derive(Parser)]
@@ -62,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Read the audit log, newest first
+    Audit(audit::AuditArgs),
+    /// Manage groups of users (released as the `groups` claim, required by clients)
+    Groups {
+        #[command(subcommand)]
+        command: access::GroupsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,8 +113,9 @@ enum ClientsCommand {
         #[arg(long = "min-acr", default_value = "1",
               value_parser = clap::builder::PossibleValuesParser::new(crate::login::policy::ACR_VALUES_SUPPORTED))]
         min_acr: String,
-        /// Grant types (default: authorization_code refresh_token)
-        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
+        /// Grant types (default: authorization_code refresh_token); `device_code` is the device
+        /// authorization grant of RFC 8628
+        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code"])]
         grant_types: Vec<String>,
         /// A scope the client may be granted for itself with client_credentials (repeatable)
         #[arg(long = "scope")]
@@ -122,15 +132,29 @@ enum ClientsCommand {
         json: Json,
     },
     /// Change a registered client
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+        .args(["web_origins", "required_groups", "any_group"])))]
     Update {
         #[arg(allow_hyphen_values = true)]
         id: String,
         /// Replaces the client's web origins (repeatable; `+` means the origins of the
         /// redirect URIs)
-        #[arg(long = "web-origin", required = true)]
+        #[arg(long = "web-origin")]
         web_origins: Vec<String>,
+        /// Replaces the groups the client requires: a user in none of them is refused
+        /// (repeatable)
+        #[arg(long = "require-group", conflicts_with = "any_group")]
+        required_groups: Vec<String>,
+        /// Requires no group any more
+        #[arg(long = "any-group")]
+        any_group: bool,
         #[command(flatten)]
         json: Json,
+    },
+    /// A client's roles (released as the `roles` claim)
+    Roles {
+        #[command(subcommand)]
+        command: access::RolesCommand,
     },
     List {
         #[command(flatten)]
@@ -192,7 +216,7 @@ enum UsersCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// A user's account: id, email, claims, whether disabled
+    /// A user's account: id, email, claims, whether disabled, groups
     Show {
         username: String,
         #[command(flatten)]
@@ -204,6 +228,8 @@ enum UsersCommand {
         #[command(flatten)]
         json: Json,
     },
+    #[command(flatten)]
+    Access(access::UsersAccess),
     /// For a user locked out of their second factor, once you have checked who is asking:
     /// removes every second factor (authenticator app, emailed codes, passkeys) and recovery
     /// code, ends their sessions and revokes their grants, so the next sign-in needs only the
@@ -266,6 +292,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Clients { command } => clients(&open(&settings).await?, &settings, command).await,
         Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
         Command::Keys { command } => keys::run(&settings, command).await,
+        Command::Audit(args) => audit::run(&open(&settings).await?, args).await,
+        Command::Groups { command } => access::groups(&open(&settings).await?, command).await,
     }
 }
 
@@ -344,7 +372,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             let grant_types: Vec<GrantType> = if grant_types.is_empty() {
                 vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
             } else {
-                grant_types.iter().filter_map(|g| GrantType::parse(g)).collect()
+                grant_types.iter().filter_map(|g| GrantType::parse_short(g)).collect()
             };
             if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
                 anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");
@@ -403,20 +431,41 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             let web_origins = store.client_web_origins(&id).await?.unwrap_or_default();
             value["web_origins"] = json!(web_origins);
             value["allowed_origins"] = json!(allowed_origins(&web_origins, &c.redirect_uris));
+            value["required_groups"] = json!(store.required_groups(&id).await?);
+            value["roles"] = json!(store.client_roles(&id).await?);
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        ClientsCommand::Update { id, web_origins, json } => {
+        ClientsCommand::Update { id, web_origins, required_groups, any_group, json } => {
+            if store.client(&id).await?.is_none() {
+                anyhow::bail!("no client {id}");
+            }
             for o in &web_origins {
                 validate_web_origin(o).map_err(anyhow::Error::msg)?;
             }
-            if !store.set_client_web_origins(&id, &web_origins).await? {
-                anyhow::bail!("no client {id}");
+            for g in &required_groups {
+                if !store.group_exists(g).await? {
+                    anyhow::bail!("--require-group {g}: no such group (groups add {g})");
+                }
             }
-            store.audit(AuditEvent::new("admin.client_updated").client(&id), now()).await;
-            print(json.json, json!({ "client_id": id, "web_origins": web_origins }), || {
-                format!("updated client {id}: web origins {}", web_origins.join(" "))
-            });
+            let mut changed = json!({ "client_id": id });
+            if !web_origins.is_empty() {
+                store.set_client_web_origins(&id, &web_origins).await?;
+                changed["web_origins"] = json!(web_origins);
+            }
+            if any_group || !required_groups.is_empty() {
+                store.set_required_groups(&id, &required_groups).await?;
+                changed["required_groups"] = json!(required_groups);
+            }
+            let mut event = AuditEvent::new("admin.client_updated").client(&id);
+            for key in ["web_origins", "required_groups"] {
+                if let Some(v) = changed.get(key) {
+                    event = event.detail(key, v.clone());
+                }
+            }
+            store.audit(event, now()).await;
+            print(json.json, changed.clone(), || format!("updated client {id}: {changed}"));
         }
+        ClientsCommand::Roles { command } => access::roles(store, command).await?,
         ClientsCommand::Remove { id, json } => {
             if !store.remove_client(&id, now()).await? {
                 anyhow::bail!("no client {id}");
@@ -495,8 +544,13 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
         }
         UsersCommand::SetPassword { username, .. } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let hash = passwords.hash(read_password(&settings.password, &[&user.username, &user.email])?).await?;
-            store.reset_password(&user.id, &hash, now()).await?;
+            let password = read_password(&settings.password, &[&user.username, &user.email])?;
+            let history = settings.password.history;
+            if crate::account::new_password::reused(&passwords, store, history, &user, &password).await? {
+                anyhow::bail!("password refused: {}", password_policy::Refusal::Reused(history));
+            }
+            let hash = passwords.hash(password).await?;
+            store.set_password(&user.id, &hash, history, crate::store::SignOut::Everywhere, now()).await?;
             store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
             println!("password changed for {username}; their sessions are ended and their grants revoked");
         }
@@ -518,7 +572,8 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
         }
         UsersCommand::Show { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let value = serde_json::to_value(&user)?;
+            let mut value = serde_json::to_value(&user)?;
+            value["groups"] = json!(store.user_groups(&user.id).await?);
             print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
         }
         UsersCommand::Remove { username, json } => {
@@ -529,6 +584,7 @@ async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> any
                 format!("removed {username} and their credentials, sessions and grants")
             });
         }
+        UsersCommand::Access(command) => access::users(store, command).await?,
         UsersCommand::ResetFactors { username, json } => {
             let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
             let removed = store.reset_second_factors(&user.id, now()).await?;

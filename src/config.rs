@@ -255,6 +255,12 @@ pub struct Tokens {
     pub email_code_ttl: i64,
     /// How long a sign-in at an upstream provider may take before its `state` is forgotten.
     pub upstream_state_ttl: i64,
+    /// How long a device's codes work (RFC 8628 `expires_in`): the time the person has to
+    /// approve it.
+    pub device_code_ttl: i64,
+    /// How long a password reset link works (it works once, and only while the password is
+    /// the one it was issued for).
+    pub reset_ttl: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -281,6 +287,13 @@ pub struct Login {
     /// Offer "email me a code" in place of the password: a code sent to the account's
     /// confirmed address signs in on its own (one factor, like a password).
     pub email_first_factor: bool,
+    /// Seconds a browser session may go unused before it is over (sign-in asked again), next to
+    /// the absolute `tokens.session_ttl`; 0 turns it off. The default is Keycloak's "SSO
+    /// Session Idle", 30 minutes. Use is noted at most once a minute.
+    pub idle_timeout: i64,
+    /// Whether "Keep me signed in" starts ticked on the sign-in page: ticked, the session cookie
+    /// lasts `tokens.session_ttl`; unticked, it ends when the browser closes.
+    pub remember_me_default: bool,
 }
 
 /// The password policy (see `domain::password_policy`). The defaults follow NIST SP 800-63B:
@@ -362,6 +375,8 @@ impl Default for Tokens {
             login_flow_ttl: 30 * 60,
             email_code_ttl: 10 * 60,
             upstream_state_ttl: 10 * 60,
+            device_code_ttl: 10 * 60,
+            reset_ttl: 30 * 60,
         }
     }
 }
@@ -380,6 +395,8 @@ impl Default for Login {
             reauth_secs: 5 * 60,
             password_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             email_first_factor: false,
+            idle_timeout: 30 * 60,
+            remember_me_default: false,
         }
     }
 }
@@ -403,6 +420,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_REFRESH_TOKEN_TTL",
     "LATCHKEY_SESSION_TTL",
     "LATCHKEY_EMAIL_CODE_TTL",
+    "LATCHKEY_DEVICE_CODE_TTL",
+    "LATCHKEY_RESET_TTL",
     "LATCHKEY_RATE_LIMIT_PER_SECOND",
     "LATCHKEY_RATE_LIMIT_BURST",
     "LATCHKEY_TRUSTED_PROXIES",
@@ -411,6 +430,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_KEYS_ROTATE_EVERY",
     "LATCHKEY_LOGIN_REAUTH_SECS",
     "LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR",
+    "LATCHKEY_LOGIN_IDLE_TIMEOUT",
+    "LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT",
     "LATCHKEY_MAIL_SMTP_URL",
     "LATCHKEY_MAIL_FROM",
     "LATCHKEY_MAIL_OUTBOX",
@@ -459,6 +480,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_REFRESH_TOKEN_TTL" => s.tokens.refresh_token_ttl = num(&v)?,
         "LATCHKEY_SESSION_TTL" => s.tokens.session_ttl = num(&v)?,
         "LATCHKEY_EMAIL_CODE_TTL" => s.tokens.email_code_ttl = num(&v)?,
+        "LATCHKEY_DEVICE_CODE_TTL" => s.tokens.device_code_ttl = num(&v)?,
+        "LATCHKEY_RESET_TTL" => s.tokens.reset_ttl = num(&v)?,
         "LATCHKEY_RATE_LIMIT_PER_SECOND" => s.rate_limit.per_second = num(&v)?,
         "LATCHKEY_RATE_LIMIT_BURST" => s.rate_limit.burst = num(&v)?,
         "LATCHKEY_TRUSTED_PROXIES" => {
@@ -470,6 +493,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_KEYS_ROTATE_EVERY" => s.keys.rotate_every = Some(num(&v)?),
         "LATCHKEY_LOGIN_REAUTH_SECS" => s.login.reauth_secs = num(&v)?,
         "LATCHKEY_LOGIN_EMAIL_FIRST_FACTOR" => s.login.email_first_factor = flag(&v)?,
+        "LATCHKEY_LOGIN_IDLE_TIMEOUT" => s.login.idle_timeout = num(&v)?,
+        "LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT" => s.login.remember_me_default = flag(&v)?,
         "LATCHKEY_MAIL_SMTP_URL" => s.mail.smtp_url = Some(v),
         "LATCHKEY_MAIL_FROM" => s.mail.from = v,
         "LATCHKEY_MAIL_OUTBOX" => s.mail.outbox = Some(v.into()),
@@ -591,6 +616,8 @@ impl Settings {
             ("tokens.login_flow_ttl", t.login_flow_ttl),
             ("tokens.email_code_ttl", t.email_code_ttl),
             ("tokens.upstream_state_ttl", t.upstream_state_ttl),
+            ("tokens.device_code_ttl", t.device_code_ttl),
+            ("tokens.reset_ttl", t.reset_ttl),
         ] {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
@@ -627,6 +654,12 @@ impl Settings {
         if self.login.reauth_secs <= 0 {
             out.push("login.reauth_secs: must be positive (else no sign-in is ever recent enough)".into());
         }
+        // "Last used" is written at most once a minute, so a shorter idle timeout would end
+        // sessions in use.
+        let idle = self.login.idle_timeout;
+        if idle != 0 && (idle < 2 * crate::domain::session::TOUCH_EVERY || idle > t.session_ttl) {
+            out.push("login.idle_timeout: 0 (off), or from 120 seconds to tokens.session_ttl".into());
+        }
         if t.refresh_reuse_grace_secs < 0 || t.refresh_reuse_grace_secs > 300 {
             out.push("tokens.refresh_reuse_grace_secs: 0 (off) to 300 seconds".into());
         }
@@ -642,6 +675,9 @@ impl Settings {
         let pw = &self.password;
         if pw.min_length < 8 || pw.max_length < pw.min_length.max(64) || pw.max_length > 1024 {
             out.push("password: min_length at least 8, max_length from 64 (and min_length) to 1024".into());
+        }
+        if pw.history > 24 {
+            out.push("password.history: at most 24 (each remembered password costs an argon2 check per change)".into());
         }
         if pw.min_score > 4 || pw.min_classes > 4 {
             out.push("password: min_score and min_classes are 0 to 4".into());

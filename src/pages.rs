@@ -90,6 +90,8 @@ pub struct PasswordPage<'a> {
     pub notice: Option<String>,
     /// Where the passkey offered beside the password gets its challenge; none when off.
     pub passkey: Option<&'a str>,
+    /// "Remember me", ticked or not; offered before anyone is identified.
+    pub remember: Option<bool>,
 }
 
 /// The passkey step as a second factor, with switches to the other factors the user has.
@@ -328,4 +330,45 @@ impl FieldView {
             options,
         }
     }
+}
+
+/// One browser session on the sessions page.
+pub struct SessionLine {
+    pub id: String,
+    /// This browser's own session.
+    pub current: bool,
+    pub browser: String,
+    pub ip: String,
+    pub started: String,
+    pub last_used: String,
+    /// "Keep me signed in" was ticked.
+    pub remembered: bool,
+    /// The applications holding grants from it.
+    pub applications: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account_sessions.html")]
+pub struct SessionsPage<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub sessions: Vec<SessionLine>,
+    pub notice: Option<&'a str>,
+}
+
+/// One event on the activity page, in words.
+pub struct ActivityLine {
+    pub what: String,
+    pub at: String,
+    pub ip: Option<String>,
+    pub browser: Option<String>,
+    /// A failed sign-in, set apart.
+    pub failed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account_activity.html")]
+pub struct ActivityPage<'a> {
+    pub username: &'a str,
+    pub events: Vec<ActivityLine>,
 }

@@ -25,8 +25,10 @@ pub struct Inner {
     pub passwords: Passwords,
     pub mail: Mailer,
     pub clock: Clock,
-    /// Cookies carry `Secure` unless the issuer is plain-http localhost.
+    /// Cookies carry `Secure` (and the `__Host-` prefix) unless the issuer is plain-http.
     pub secure_cookies: bool,
+    /// The client address behind the operator's trusted proxies, for sessions and the audit log.
+    pub client_ip: crate::http::client_ip::ClientIp,
     /// The discovery document, built once per set of signing algorithms.
     pub discovery: ByAlgs,
     /// For calls to upstream identity providers: short timeouts, no redirects.
@@ -54,6 +56,9 @@ impl AppState {
     ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers);
+        let trusted: Vec<_> =
+            settings.rate_limit.trusted_proxies.iter().filter_map(|p| crate::http::client_ip::parse_net(p)).collect();
+        let client_ip = crate::http::client_ip::ClientIp::new(&trusted);
         let webauthn =
             crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         Self(Arc::new(Inner {
@@ -66,6 +71,7 @@ impl AppState {
             mail,
             clock,
             secure_cookies,
+            client_ip,
             discovery: Default::default(),
             upstream_http: upstream_http(),
             webauthn,
@@ -86,6 +92,12 @@ impl AppState {
                 tracing::warn!(to = %to, "mail not sent: {e:#}");
             }
         });
+    }
+
+    /// The address of the client that sent a request from `peer`, through trusted proxies.
+    pub fn ip_of(&self, peer: &std::net::SocketAddr, headers: &axum::http::HeaderMap) -> String {
+        let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        self.client_ip.resolve(peer.ip(), forwarded.into_iter()).to_string()
     }
 
     /// An absolute URL under the issuer.

@@ -41,6 +41,8 @@ fn config_check_refuses_each_bad_setting_with_one_line() {
         ("LATCHKEY_CODE_TTL", "3600", "tokens.code_ttl"),
         ("LATCHKEY_RATE_LIMIT_BURST", "many", "LATCHKEY_RATE_LIMIT_BURST: 'many' is not a number"),
         ("LATCHKEY_METRICS_ENABLED", "perhaps", "LATCHKEY_METRICS_ENABLED"),
+        ("LATCHKEY_LOGIN_IDLE_TIMEOUT", "30", "login.idle_timeout"),
+        ("LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT", "maybe", "LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT"),
     ];
     for (name, value, expected) in cases {
         let (ok, stdout, stderr) = latchkey(&[(name, value)], &["config", "check"]);

@@ -27,6 +27,7 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
         ("revocation_endpoint", "/revoke"),
         ("introspection_endpoint", "/introspect"),
         ("end_session_endpoint", "/logout"),
+        ("device_authorization_endpoint", "/device_authorization"),
     ] {
         assert_eq!(d[member], format!("{base}{path}"), "{member} in {d}");
     }
@@ -38,10 +39,21 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
             .collect()
     };
     let of = |v: &[&str]| -> HashSet<String> { v.iter().map(|s| s.to_string()).collect() };
-    assert_eq!(set("scopes_supported"), of(&["openid", "profile", "email", "address", "phone", "offline_access"]));
+    assert_eq!(
+        set("scopes_supported"),
+        of(&["openid", "profile", "email", "address", "phone", "offline_access", "groups", "roles"])
+    );
     assert_eq!(set("response_types_supported"), of(&["code"]));
     assert_eq!(set("response_modes_supported"), of(&["query", "form_post"]));
-    assert_eq!(set("grant_types_supported"), of(&["authorization_code", "refresh_token", "client_credentials"]));
+    assert_eq!(
+        set("grant_types_supported"),
+        of(&[
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
+    );
     assert_eq!(set("code_challenge_methods_supported"), of(&["S256"]));
     assert_eq!(
         set("token_endpoint_auth_methods_supported"),

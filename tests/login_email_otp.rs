@@ -81,7 +81,7 @@ async fn password_then_emailed_code_gives_acr_2() {
     let (server, c, _, _) = with_email_codes(&[]).await;
     let pkce = Pkce::new();
     let (browser, page) = password_then_email_page(&server, &c, &pkce).await;
-    let mail = server.mail_to(EMAIL);
+    let mail = server.codes_to(EMAIL);
     assert_eq!(mail.len(), 2, "enrolment, then sign-in");
     let code = mail[1].code();
     let bad = browser.submit(&code_form(&page).unwrap(), &[("code", &other_than(&code))]).await;
@@ -142,13 +142,13 @@ async fn a_code_dies_after_five_wrong_tries_and_resends_are_throttled() {
     assert_eq!(failures.len(), 1, "audited: {failures:?}");
 
     // A new code on request; another one at once is refused, and no mail goes out for it.
-    let before = server.mail_to(EMAIL).len();
+    let before = server.codes_to(EMAIL).len();
     let r = browser.submit(&resend_form(&dead), &[("resend", "1")]).await;
     assert!(!r.body.contains("Wait half a minute"), "{r:?}");
-    assert_eq!(server.mail_to(EMAIL).len(), before + 1);
+    assert_eq!(server.codes_to(EMAIL).len(), before + 1);
     let again = browser.submit(&resend_form(&r), &[("resend", "1")]).await;
     assert!(again.body.contains("Wait half a minute"), "{again:?}");
-    assert_eq!(server.mail_to(EMAIL).len(), before + 1, "no mail for a throttled resend");
+    assert_eq!(server.codes_to(EMAIL).len(), before + 1, "no mail for a throttled resend");
 }
 
 #[tokio::test]

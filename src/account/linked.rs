@@ -2,6 +2,7 @@
 //! the account, each with an Unlink button. Unlinking needs a recent sign-in and is refused
 //! when it would leave the account with no way in (no password, no other linked identity).
 
+use super::changed::{self, Change};
 use super::{fresh, keeps_a_way_in, sign_in, signed_in};
 use crate::http::PageError;
 use crate::http::form::page_form;
@@ -70,14 +71,11 @@ pub async fn unlink(
     let notice = if !keeps_a_way_in(&state, user_id, |c| c.upstream = c.upstream.saturating_sub(1)).await? {
         "This is the only way to sign in to your account, so it stays linked."
     } else if state.store.unlink_identity(user_id, provider, subject).await? {
-        {
-            let event = AuditEvent::new("upstream.unlinked")
-                .user(&signed.session.user_id)
-                .ip(Some(addr.ip().to_string()))
-                .detail("upstream", provider);
-            state.store.audit(event, now).await;
-            "The account was unlinked."
-        }
+        let ip = Some(state.ip_of(&addr, &headers));
+        let event = AuditEvent::new("upstream.unlinked").user(user_id).ip(ip.clone()).detail("upstream", provider);
+        state.store.audit(event, now).await;
+        changed::methods_changed(&state, user_id, Some(&signed.session.id), Change::Unlinked, ip).await?;
+        "The account was unlinked."
     } else {
         "That account is not linked."
     };

@@ -1,11 +1,24 @@
 //! Self-service pages for the signed-in user. Each page needs a live session (else a login
 //! flow that returns here); every form carries a CSRF token derived from the session cookie;
 //! changes need a recent sign-in (else a re-authentication that returns here) and are audited.
+//! A change to the user's sign-in methods ends their other sessions and mails them
+//! (`changed`). Forgot password (`forgot`) is the one page here for someone not signed in.
 
+pub mod activity;
 pub mod api;
+pub mod changed;
+pub mod delete;
+pub mod device;
+pub mod export;
+pub mod forgot;
 pub mod linked;
+pub mod mail;
+pub mod new_password;
+pub mod password;
+pub mod password_api;
 pub mod profile;
 pub mod security;
+pub mod sessions;
 
 use crate::crypto::hash_secret;
 use crate::domain::{Credentials, Session};
@@ -17,13 +30,24 @@ use crate::state::AppState;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(security::PAGE, get(security::show).post(security::change))
         .route(linked::PAGE, get(linked::show).post(linked::unlink))
         .route(profile::PAGE, get(profile::show).post(profile::change))
+        .route(device::PAGE, get(device::show).post(device::answer))
+        .route(password::PAGE, get(password::show).post(password::submit))
+        .route(forgot::PAGE, get(forgot::show).post(forgot::submit))
+        .route(forgot::RESET, get(forgot::show_reset).post(forgot::submit_reset))
+        .route(delete::PAGE, get(delete::show).post(delete::submit))
+        .route(export::PAGE, get(export::download))
+        .route(password_api::FORGOT, post(password_api::forgot))
+        .route(password_api::RESET, post(password_api::reset))
+        .route(password_api::CHANGE, post(password_api::change))
+        .route(sessions::PAGE, get(sessions::show).post(sessions::end))
+        .route(activity::PAGE, get(activity::show))
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.
@@ -40,7 +64,8 @@ async fn signed_in(
     return_to: &str,
 ) -> Result<Result<Signed, Response>, PageError> {
     let now = state.now();
-    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION)) {
+    match (session::current(state, headers, now).await?, cookies::get(headers, cookies::SESSION, state.secure_cookies))
+    {
         (Some(session), Some(token)) => Ok(Ok(Signed { session, csrf: csrf_for(token) })),
         _ => Ok(Err(sign_in(state, headers, return_to).await?)),
     }
@@ -70,6 +95,11 @@ async fn fresh(state: &AppState, s: &Session, now: i64) -> Result<bool, PageErro
     Ok(now - s.auth_time <= state.settings.login.reauth_secs && strong)
 }
 
+/// A time on the account pages: UTC, to the minute.
+fn when(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
 /// Why a removal was refused.
 const LAST_WAY_IN: &str = "This is the only way to sign in to your account, so it stays.";
 
@@ -87,4 +117,13 @@ async fn keeps_a_way_in(
     let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
     let email_first = state.settings.login.email_first_factor && (verified || credentials.email_otp);
     Ok(policy::ways_in(&credentials, email_first) > 0)
+}
+
+/// The client address a request came from, through the operator's trusted proxies (as the
+/// per-IP rate limits see it): what the account throttles count per IP and the audit records.
+pub(crate) fn client_ip(state: &AppState, peer: std::net::SocketAddr, headers: &HeaderMap) -> Option<String> {
+    let trusted: Vec<_> =
+        state.settings.rate_limit.trusted_proxies.iter().filter_map(|p| crate::http::client_ip::parse_net(p)).collect();
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    Some(crate::http::client_ip::ClientIp::new(&trusted).resolve(peer.ip(), forwarded.into_iter()).to_string())
 }

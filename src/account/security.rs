@@ -4,6 +4,7 @@
 //! asks the policy first: the account must keep a way in, and recovery codes go with the last
 //! factor they stand in for.
 
+use super::changed::{self, Change};
 use super::{LAST_WAY_IN, Signed, fresh, keeps_a_way_in, sign_in, signed_in};
 use crate::http::PageError;
 use crate::http::form::page_form;
@@ -125,7 +126,7 @@ pub async fn change(
         user_id,
         session_id: &signed.session.id,
         csrf: &signed.csrf,
-        ip: Some(addr.ip().to_string()),
+        ip: Some(state.ip_of(&addr, &headers)),
         now,
     };
     let code = p.get("code").unwrap_or_default();
@@ -160,10 +161,23 @@ pub async fn change(
             }
             if state.store.remove_passkey(user_id, id).await? {
                 state.store.audit(account.event("mfa.passkey_removed").detail("passkey", id), now).await;
+                let ip = account.ip.clone();
+                changed::methods_changed(&state, user_id, Some(&signed.session.id), Change::PasskeyRemoved, ip).await?;
             }
             return Ok(see_other(PAGE));
         }
     };
+    // A factor on, or new recovery codes: other sessions end and the user is told.
+    let change = match (action, &done) {
+        (Action::ConfirmTotp, Enrolment::Enabled(_)) => Some(Change::TotpOn),
+        (Action::ConfirmEmail, Enrolment::Enabled(_)) => Some(Change::EmailCodesOn),
+        (Action::FinishPasskey, Enrolment::Enabled(_)) => Some(Change::PasskeyAdded),
+        (Action::RecoveryCodes, Enrolment::Show(_)) => Some(Change::RecoveryCodes),
+        _ => None,
+    };
+    if let Some(change) = change {
+        changed::methods_changed(&state, user_id, Some(&signed.session.id), change, account.ip.clone()).await?;
+    }
     match done {
         Enrolment::Show(view) => Ok(view.into_response()),
         Enrolment::Notice(notice) => render(&state, &signed, Some(notice)).await,
@@ -193,9 +207,16 @@ async fn remove(account: &Account<'_>, signed: &Signed, step: StepKind) -> Resul
         return render(state, signed, Some(LAST_WAY_IN)).await;
     }
     let drop_fallbacks = !flow::factors_of(state, account.user_id).await?.without(step).keeps_fallbacks();
-    match step {
-        StepKind::Totp => totp::remove(account, drop_fallbacks).await?,
-        _ => email_otp::remove(account, drop_fallbacks).await?,
-    }
+    let change = match step {
+        StepKind::Totp => {
+            totp::remove(account, drop_fallbacks).await?;
+            Change::TotpOff
+        }
+        _ => {
+            email_otp::remove(account, drop_fallbacks).await?;
+            Change::EmailCodesOff
+        }
+    };
+    changed::methods_changed(state, account.user_id, Some(account.session_id), change, account.ip.clone()).await?;
     Ok(see_other(PAGE))
 }

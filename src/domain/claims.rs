@@ -30,11 +30,38 @@ pub const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
 ];
 
 /// Scopes this provider understands; others are dropped from requests.
-pub const SCOPES_SUPPORTED: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
+pub const SCOPES_SUPPORTED: &[&str] =
+    &["openid", "profile", "email", "address", "phone", "offline_access", "groups", "roles"];
+
+/// The operator's groups and the client's roles a user has, released as the `groups` and
+/// `roles` claims (arrays of names) when the `groups` / `roles` scope was granted.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub groups: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+}
+
+impl Access {
+    /// Which of the two the scopes ask for.
+    pub fn wanted(scopes: &[String]) -> (bool, bool) {
+        (scopes.iter().any(|s| s == "groups"), scopes.iter().any(|s| s == "roles"))
+    }
+
+    pub fn claims(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        if let Some(g) = &self.groups {
+            out.insert("groups".into(), Value::from(g.clone()));
+        }
+        if let Some(r) = &self.roles {
+            out.insert("roles".into(), Value::from(r.clone()));
+        }
+        out
+    }
+}
 
 /// Every claim a userinfo response can carry.
 pub fn claims_supported() -> Vec<&'static str> {
-    let mut v = vec!["sub", "iss", "auth_time", "acr", "amr", "sid"];
+    let mut v = vec!["sub", "iss", "auth_time", "acr", "amr", "sid", "groups", "roles"];
     for (_, claims) in SCOPE_CLAIMS {
         v.extend_from_slice(claims);
     }

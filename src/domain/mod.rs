@@ -11,6 +11,7 @@ pub mod password_policy;
 pub mod registration;
 pub mod session;
 pub mod user;
+pub mod user_agent;
 
 pub use authorization::{AuthRequest, Target};
 pub use client::{AuthMethod, Client, GrantType};

@@ -46,6 +46,11 @@ impl OAuthError {
     pub fn invalid_scope(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
     }
+    /// The device grant's answers while it waits (RFC 8628 §3.5): `authorization_pending`,
+    /// `slow_down`, `access_denied`, `expired_token`.
+    pub fn device(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, d)
+    }
     pub fn server_error() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server could not complete the request.")
     }

@@ -57,6 +57,9 @@ pub struct Flow {
     /// Why this sign-in is asked, and the name to prefill, when a step said so.
     notice: Option<String>,
     hint: Option<String>,
+    /// "Remember me": whether the session cookie should outlive the browser.
+    #[serde(default)]
+    pub remember: bool,
 }
 
 /// Where a flow goes once the user is signed in.
@@ -174,6 +177,7 @@ impl Flow {
             credentials,
             ip,
             now: state.now(),
+            remember: self.remember,
         })
     }
 
@@ -197,19 +201,21 @@ pub async fn start(
     hand_back: HandBack,
     entry: Entry,
 ) -> Result<(String, Option<HeaderValue>), PageError> {
-    let (browser, new_cookie) = match cookies::get(headers, BROWSER_COOKIE) {
+    let (browser, new_cookie) = match cookies::get(headers, BROWSER_COOKIE, state.secure_cookies) {
         Some(v) if !v.is_empty() => (v.to_owned(), None),
         _ => {
             let v = random_token();
-            let c = cookies::set(BROWSER_COOKIE, &v, 365 * 24 * 3600, state.secure_cookies);
+            let c = cookies::set(BROWSER_COOKIE, &v, Some(365 * 24 * 3600), state.secure_cookies);
             (v, Some(c))
         }
     };
     let first = policy::first_step(&firsts(state)).ok_or_else(|| PageError::from(anyhow::anyhow!("no first step")))?;
-    let (stage, user_id, amr) = match entry {
-        Entry::SignIn => (Stage::Authenticate { step: first }, None, Vec::new()),
-        Entry::StepUp(s, step) => (Stage::Authenticate { step }, Some(s.user_id), s.amr),
-        Entry::SignedIn(s) => (Stage::SignedIn { session_id: s.id }, None, Vec::new()),
+    let default = state.settings.login.remember_me_default;
+    let (stage, user_id, amr, remember) = match entry {
+        Entry::SignIn => (Stage::Authenticate { step: first }, None, Vec::new(), default),
+        // A step-up keeps the session's own choice.
+        Entry::StepUp(s, step) => (Stage::Authenticate { step }, Some(s.user_id), s.amr, s.persistent),
+        Entry::SignedIn(s) => (Stage::SignedIn { session_id: s.id }, None, Vec::new(), default),
     };
     let flow = Flow {
         id: random_token(),
@@ -224,6 +230,7 @@ pub async fn start(
         held: Vec::new(),
         notice: None,
         hint: None,
+        remember,
     };
     save(state, &flow).await?;
     Ok((flow.location(), new_cookie))
@@ -249,7 +256,7 @@ pub async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Fl
         .await?
         .and_then(|json| serde_json::from_str(&json).ok())
         .ok_or_else(PageError::expired)?;
-    let browser = cookies::get(headers, BROWSER_COOKIE).map(hash_secret).unwrap_or_default();
+    let browser = cookies::get(headers, BROWSER_COOKIE, state.secure_cookies).map(hash_secret).unwrap_or_default();
     if !constant_time_eq(browser.as_bytes(), flow.browser.as_bytes()) {
         return Err(PageError::forbidden(
             "This sign-in was started in another browser. Go back to the application and start again.",
@@ -340,12 +347,20 @@ pub(super) async fn advance(
         }
         Next::Done => {
             let acr = policy::acr_for(&flow.amr);
-            let (session, c) = session::establish(state, headers, &user_id, flow.amr.clone(), acr, now).await?;
-            cookie = c;
+            let sign_in = session::SignIn {
+                user_id: &user_id,
+                amr: flow.amr.clone(),
+                acr,
+                ip: ip.clone(),
+                remember: flow.remember,
+            };
+            let (session, c) = session::establish(state, headers, sign_in, now).await?;
+            cookie = Some(c);
             for (holder, data) in std::mem::take(&mut flow.held) {
                 holder.signed_in(state, data, &user_id, ip.clone(), now).await?;
             }
-            let event = audit("login.succeeded", step, client, ip).user(&user_id);
+            let browser = crate::domain::user_agent::summary(session.user_agent.as_deref());
+            let event = audit("login.succeeded", step, client, ip).user(&user_id).detail("browser", browser);
             state.store.audit(event.detail("sid", session.id.clone()).detail("acr", acr), now).await;
             match then {
                 Some(view) => Stage::Notice { session_id: session.id, html: view.html },

@@ -343,6 +343,11 @@ mod tests {
             amr: vec!["pwd".into()],
             acr: "1".into(),
             expires_at: i64::MAX,
+            created_at: auth_time,
+            last_seen_at: auth_time,
+            user_agent: None,
+            ip: None,
+            persistent: false,
         }
     }
 

@@ -4,9 +4,10 @@
 //! callbacks at `/login/{route}/{arg}/callback`.
 
 use super::flow::{self, Flow, HandBack, Stage};
+use super::session;
 use super::step::{Callback, Outcome};
 use super::steps::StepKind;
-use crate::domain::Client;
+use crate::domain::{Client, user_agent};
 use crate::http::{PageError, Params};
 use crate::state::AppState;
 use axum::Router;
@@ -41,10 +42,6 @@ pub fn see_other(location: &str) -> Response {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
-}
-
-fn ip(addr: &SocketAddr) -> Option<String> {
-    Some(addr.ip().to_string())
 }
 
 /// GET /login/{flow}: the current step's page, or where the flow went.
@@ -97,6 +94,10 @@ async fn submit(
         _ => return handed_back(&flow),
     };
     let p = flow::form(&flow, &headers, &body)?;
+    // "Remember me", where the page offered it: it travels with the flow to the session.
+    if p.get("remember_offered").is_some() {
+        flow.remember = p.get("remember").is_some();
+    }
     let unknown = || PageError::bad_request("invalid_request", "The form could not be read", "Unknown step.");
     let factors = match &flow.user_id {
         Some(u) => flow::factors_of(&state, u).await?,
@@ -116,7 +117,7 @@ async fn submit(
         Some(Some(k)) if flow.answerable(&state, current, k, &factors) => k,
         Some(_) => return Err(unknown()),
     };
-    let ip = ip(&addr);
+    let ip = Some(state.ip_of(&addr, &headers));
     let outcome = {
         let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
         step.submit(&ctx, &p).await?
@@ -166,7 +167,7 @@ async fn run_action(
     if !flow.answerable(&state, current, step, &factors) {
         return Err(PageError::not_found("This sign-in step offers nothing here."));
     }
-    let ip = ip(&addr);
+    let ip = Some(state.ip_of(&addr, &headers));
     let outcome = {
         let ctx = flow.ctx(&state, step, client.as_deref(), ip.clone()).await?;
         step.action(&ctx, arg.as_deref(), &p).await?
@@ -213,7 +214,7 @@ async fn called_back(
     params: Params,
     confirmed: bool,
 ) -> Result<Response, PageError> {
-    let ip = ip(&addr);
+    let ip = Some(state.ip_of(&addr, &headers));
     let (flow_id, data, elsewhere) = match step.callback(&state, &arg, &params, confirmed, ip.clone()).await? {
         Callback::Show(view) => return Ok(view.into_response()),
         Callback::Flow { flow_id, data, elsewhere } => (flow_id, data, elsewhere),
@@ -260,7 +261,9 @@ async fn respond(
             Ok(resp)
         }
         Outcome::Failed(failed) => {
-            let mut event = flow::audit("login.failed", step, client, ip.clone()).detail("reason", failed.reason);
+            let mut event = flow::audit("login.failed", step, client, ip.clone())
+                .detail("reason", failed.reason)
+                .detail("browser", user_agent::summary(session::user_agent(headers).as_deref()));
             if let Some(u) = &failed.user_id {
                 event = event.user(u);
             }

@@ -57,6 +57,8 @@ pub struct Ctx<'a> {
     pub credentials: Credentials,
     pub ip: Option<String>,
     pub now: i64,
+    /// Whether "remember me" is ticked (offered on the first step's page).
+    pub remember: bool,
 }
 
 impl Ctx<'_> {

@@ -33,6 +33,7 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
         "revocation_endpoint": url(REVOKE),
         "introspection_endpoint": url(INTROSPECT),
         "end_session_endpoint": url(END_SESSION),
+        "device_authorization_endpoint": url(device::AUTHORIZATION),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": authorize::ResponseMode::SUPPORTED,

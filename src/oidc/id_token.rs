@@ -1,21 +1,24 @@
 //! ID tokens (OIDC Core §2) and access tokens (RFC 9068 JWT profile), and reading them back.
 
-use crate::domain::claims::{Target, release, requested_names};
+use crate::domain::claims::{Access, Target, release, requested_names};
 use crate::domain::{Client, Grant, User};
 use crate::http::BearerError;
 use crate::keys::Alg;
 use crate::state::AppState;
 use serde_json::{Map, Value, json};
 
-/// Builds and signs the ID token for a grant. Scope claims go to userinfo, not here (OIDC Core
+/// Builds and signs the ID token for a grant, with the user's `groups` and `roles` when their
+/// scopes were granted. Scope claims go to userinfo, not here (OIDC Core
 /// §5.4: with an access token issued, claims are returned from userinfo); only claims asked
 /// for by name in `claims.id_token` are added.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of OIDC Core §2 and §3.1.3.6
 pub fn id_token(
     state: &AppState,
     grant: &Grant,
     user: &User,
     nonce: Option<&str>,
     access_token: &str,
+    access: &Access,
     alg: Alg,
     now: i64,
 ) -> anyhow::Result<String> {
@@ -36,6 +39,7 @@ pub fn id_token(
         c.insert("sid".into(), json!(sid));
     }
     c.insert("at_hash".into(), json!(alg.half_hash(access_token)));
+    c.extend(access.claims());
     for (k, v) in release(user, &requested_names(grant.claims.as_deref(), Target::IdToken)) {
         c.entry(k).or_insert(v);
     }
@@ -60,6 +64,7 @@ pub fn access_token(
     client: &Client,
     scope: &[String],
     grant: Option<&Grant>,
+    access: &Access,
     now: i64,
 ) -> anyhow::Result<String> {
     let client_id = client.id.as_str();
@@ -80,6 +85,7 @@ pub fn access_token(
             c.insert("sid".into(), json!(sid));
         }
     }
+    c.extend(access.claims());
     state.keys.sign(&c, Some("at+jwt"), client.id_token_signed_response_alg)
 }
 

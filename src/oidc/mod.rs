@@ -2,6 +2,7 @@
 //! derived from the same values that build the router.
 
 pub mod authorize;
+pub mod device;
 pub mod discovery;
 pub mod end_session;
 pub mod id_token;
@@ -26,7 +27,7 @@ pub const END_SESSION: &str = "/logout";
 
 /// Endpoints whose callers are programs (an RP's back end, a resource server) that parse OAuth
 /// JSON errors, even from the layers in front of them.
-pub const BACK_CHANNEL: &[&str] = &[TOKEN, USERINFO, REVOKE, INTROSPECT];
+pub const BACK_CHANNEL: &[&str] = &[TOKEN, USERINFO, REVOKE, INTROSPECT, device::AUTHORIZATION];
 
 /// The endpoints; those a browser client calls answer CORS for the `origins` clients allow.
 pub fn router(origins: &WebOrigins) -> Router<AppState> {
@@ -37,6 +38,7 @@ pub fn router(origins: &WebOrigins) -> Router<AppState> {
         .route(USERINFO, get(userinfo::get).post(userinfo::post).layer(browser(&[Method::GET, Method::POST])))
         .route(REVOKE, post(revoke::handle).layer(browser(&[Method::POST])))
         .route(INTROSPECT, post(introspect::handle))
+        .route(device::AUTHORIZATION, post(device::authorize))
         .route(END_SESSION, get(end_session::get).post(end_session::post))
         .route(
             &format!("{}/{{flow}}", authorize::resume::PATH),

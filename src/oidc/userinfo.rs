@@ -82,6 +82,7 @@ async fn claims(state: &AppState, token: &str) -> Result<Value, BearerError> {
     let mut names = names_for_scopes(&scopes);
     names.extend(requested_names(grant.claims.as_deref(), Target::UserInfo));
     let mut body = release(&user, &names);
+    body.extend(crate::oidc::token::access(state, &user.id, &grant.client_id, &scopes).await?.claims());
     body.insert("sub".into(), json!(user.id));
     Ok(Value::Object(body))
 }

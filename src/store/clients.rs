@@ -149,6 +149,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM consents WHERE client_id = $1").bind(id).execute(&mut *tx).await?;
+        for table in ["role_members", "client_roles", "client_required_groups"] {
+            let delete = format!("DELETE FROM {table} WHERE client_id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(delete)).bind(id).execute(&mut *tx).await?;
+        }
         let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         self.clients.0.lock().unwrap().remove(id);

@@ -32,3 +32,21 @@ impl Store {
         Ok(())
     }
 }
+
+/// A remembered consent, as the user's data export lists it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ConsentRow {
+    pub client_id: String,
+    pub scopes: String,
+    pub granted_at: i64,
+}
+
+impl Store {
+    /// Every client the user has granted scopes to.
+    pub async fn consents_of(&self, user_id: &str) -> Result<Vec<ConsentRow>> {
+        sqlx::query_as("SELECT client_id, scopes, granted_at FROM consents WHERE user_id = $1 ORDER BY granted_at")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+}

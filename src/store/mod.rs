@@ -1,11 +1,13 @@
 //! Durable state over sqlx: SQLite by default, Postgres when `database.url` says so. One set of
 //! portable SQL (`$n` placeholders, BIGINT times, TEXT ids) serves both through `sqlx::Any`.
 
+mod access;
 mod audit;
 mod clients;
 mod consents;
 mod grants;
 mod passkeys;
+mod password_history;
 pub mod purge;
 mod second_factors;
 mod sessions;
@@ -13,10 +15,14 @@ mod signing_keys;
 mod upstream_identities;
 mod users;
 
-pub use audit::AuditEvent;
+pub use access::{GroupRemoval, GroupRow};
+pub use audit::{AuditEvent, AuditQuery, AuditRow};
+pub use consents::ConsentRow;
 pub use grants::{NewGrant, RotateOutcome};
 pub use passkeys::{NewPasskey, PasskeyRow};
+pub use password_history::SignOut;
 pub use second_factors::TotpCredential;
+pub use sessions::SessionClient;
 pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::LinkedIdentity;
 pub use users::KeyConflict;

@@ -11,6 +11,11 @@ struct Row {
     amr: String,
     acr: String,
     expires_at: i64,
+    created_at: i64,
+    last_seen_at: i64,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    persistent: i64,
 }
 
 impl From<Row> for Session {
@@ -22,6 +27,11 @@ impl From<Row> for Session {
             amr: parse_list(&r.amr),
             acr: r.acr,
             expires_at: r.expires_at,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            user_agent: r.user_agent,
+            ip: r.ip,
+            persistent: r.persistent != 0,
         }
     }
 }
@@ -30,18 +40,27 @@ impl From<Row> for Session {
 macro_rules! select_live {
     ($by:literal) => {
         concat!(
-            "SELECT id, user_id, auth_time, amr, acr, expires_at FROM sessions WHERE ",
+            "SELECT id, user_id, auth_time, amr, acr, expires_at, created_at, last_seen_at, user_agent, ip, persistent
+             FROM sessions WHERE ",
             $by,
             " AND ended_at IS NULL AND expires_at > $2"
         )
     };
 }
 
+/// What the sessions page shows of the applications a session signed in to.
+#[derive(sqlx::FromRow)]
+pub struct SessionClient {
+    pub session_id: String,
+    pub client_id: String,
+}
+
 impl Store {
-    pub async fn insert_session(&self, s: &Session, token_hash: &str, now: i64) -> Result<()> {
+    pub async fn insert_session(&self, s: &Session, token_hash: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
+                                   last_seen_at, user_agent, ip, persistent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&s.id)
         .bind(token_hash)
@@ -49,21 +68,45 @@ impl Store {
         .bind(s.auth_time)
         .bind(json_list(&s.amr))
         .bind(&s.acr)
-        .bind(now)
+        .bind(s.created_at)
         .bind(s.expires_at)
+        .bind(s.last_seen_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .bind(s.persistent as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Records a fresh authentication in an existing session (`prompt=login`, `max_age`).
-    pub async fn reauthenticate_session(&self, s: &Session) -> Result<()> {
-        sqlx::query("UPDATE sessions SET auth_time = $1, amr = $2, acr = $3, expires_at = $4 WHERE id = $5")
-            .bind(s.auth_time)
-            .bind(json_list(&s.amr))
-            .bind(&s.acr)
-            .bind(s.expires_at)
-            .bind(&s.id)
+    /// Records a fresh authentication in an existing session (`prompt=login`, `max_age`, a
+    /// step-up) under a new cookie token: the old token stops working at once.
+    pub async fn reauthenticate_session(&self, s: &Session, token_hash: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET token_hash = $1, auth_time = $2, amr = $3, acr = $4, expires_at = $5,
+                                 last_seen_at = $6, user_agent = $7, ip = $8, persistent = $9
+             WHERE id = $10",
+        )
+        .bind(token_hash)
+        .bind(s.auth_time)
+        .bind(json_list(&s.amr))
+        .bind(&s.acr)
+        .bind(s.expires_at)
+        .bind(s.last_seen_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .bind(s.persistent as i64)
+        .bind(&s.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Notes that the session was used at `now` (the caller writes at most once a minute).
+    pub async fn touch_session(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
+            .bind(now)
+            .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -82,17 +125,28 @@ impl Store {
     /// Ends a session and revokes the grants that live only as long as it (not `offline_access`
     /// ones), so every client's tokens from this browser session stop at once.
     pub async fn end_session(&self, session_id: &str, now: i64) -> Result<()> {
+        self.end_session_revoking(session_id, now, false).await
+    }
+
+    /// Ends a session from the account's sessions page: a device signed out by its owner keeps
+    /// nothing, so its `offline_access` grants (refresh tokens) are revoked too.
+    pub async fn end_device_session(&self, session_id: &str, now: i64) -> Result<()> {
+        self.end_session_revoking(session_id, now, true).await
+    }
+
+    async fn end_session_revoking(&self, session_id: &str, now: i64, offline_too: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(session_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND offline = 0 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
+        let revoke = if offline_too {
+            "UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL"
+        } else {
+            "UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND offline = 0 AND revoked_at IS NULL"
+        };
+        sqlx::query(revoke).bind(now).bind(session_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -103,4 +157,65 @@ impl Store {
             sqlx::query_as(select_live!("id = $1")).bind(id).bind(now).fetch_optional(&self.pool).await?;
         Ok(row.map(Session::from))
     }
+
+    /// A user's live sessions, the most recently used first.
+    pub async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>> {
+        let rows: Vec<Row> = sqlx::query_as(concat!(select_live!("user_id = $1"), " ORDER BY last_seen_at DESC"))
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Session::from).collect())
+    }
+
+    /// The clients holding grants issued in a user's live sessions.
+    pub async fn session_clients(&self, user_id: &str, now: i64) -> Result<Vec<SessionClient>> {
+        sqlx::query_as(
+            "SELECT DISTINCT g.session_id AS session_id, g.client_id AS client_id
+             FROM grants g JOIN sessions s ON s.id = g.session_id
+             WHERE s.user_id = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND g.revoked_at IS NULL
+             ORDER BY g.client_id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+    }
+}
+
+impl Store {
+    /// Ends every session of the user but `keep`, and revokes every grant obtained in them
+    /// (`offline_access` ones too): after a change to the user's sign-in methods, whoever
+    /// signed in elsewhere is out, while the browser that made the change stays.
+    pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        end_others(&mut tx, user_id, keep, now).await?;
+        tx.commit().await
+    }
+}
+
+pub(super) async fn end_others(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    // No session has the empty id, so `None` keeps none.
+    let keep = keep.unwrap_or("");
+    sqlx::query(
+        "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL
+         AND session_id IS NOT NULL AND session_id <> $3",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND id <> $3 AND ended_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

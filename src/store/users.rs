@@ -43,7 +43,9 @@ macro_rules! select_users {
 }
 
 impl Store {
+    /// Writes a new account; its password, if it has one, is the first entry of its history.
     pub async fn insert_user(&self, u: &User) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, username, email, password_hash, claims, disabled, status, created_at, updated_at,
                                 username_key, email_key)
@@ -60,9 +62,12 @@ impl Store {
         .bind(u.updated_at)
         .bind(login_key(&u.username))
         .bind(login_key(&u.email))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        if let Some(hash) = &u.password_hash {
+            super::password_history::record(&mut tx, &u.id, hash, 1, u.created_at).await?;
+        }
+        tx.commit().await
     }
 
     /// Inserts a new account unless its username or email is another's, whatever the case:
@@ -217,32 +222,6 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    pub async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(now)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// An operator's password reset: sets the hash, ends every session of the user and revokes
-    /// every grant (with its refresh tokens), in one transaction, so whoever held the account
-    /// before the reset is out once it commits.
-    pub async fn reset_password(&self, user_id: &str, hash: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sign_out_everywhere(&mut tx, user_id, now).await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() > 0)
-    }
-
     /// Disables an account, ends its sessions and revokes its grants, in one transaction.
     pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
@@ -266,9 +245,10 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Removes an account and everything that is only its own (credentials, sessions, grants
-    /// and their refresh tokens, consents, linked upstream accounts), in one transaction. Audit
-    /// events keep the id: they are the record of what happened.
+    /// Removes an account and everything that is only its own (credentials, password history,
+    /// sessions, grants and their refresh tokens, consents, linked upstream accounts), in one
+    /// transaction. Audit events keep the id, the record of what happened, and lose the rest:
+    /// the client address and the details (which may name an address or a device).
     pub async fn remove_user(&self, user_id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
@@ -285,6 +265,8 @@ impl Store {
             "DELETE FROM webauthn_users WHERE user_id = $1",
             "DELETE FROM upstream_identities WHERE user_id = $1",
             "DELETE FROM email_otp_enrolments WHERE user_id = $1",
+            "DELETE FROM password_history WHERE user_id = $1",
+            "UPDATE audit_events SET ip = NULL, detail = '{}' WHERE user_id = $1",
         ] {
             sqlx::query(statement).bind(user_id).execute(&mut *tx).await?;
         }

@@ -166,6 +166,7 @@ impl Browser {
             .inputs
             .iter()
             .filter(|i| !matches!(i.kind.as_str(), "submit" | "button" | "image" | "reset"))
+            .filter(|i| !matches!(i.kind.as_str(), "checkbox" | "radio") || i.checked)
             .filter(|i| !fields.iter().any(|(k, _)| *k == i.name))
             .map(|i| (i.name.clone(), i.value.clone()))
             .collect();

@@ -1,5 +1,5 @@
-//! Headless Chromium through chromedriver (W3C WebDriver, plain JSON over HTTP), for the tests
-//! that need a real browser: one browser session per test, ended with it.
+//! Headless Chromium driven through chromedriver (W3C WebDriver, plain JSON over HTTP), for the
+//! tests that need a real browser: its WebAuthn API, its CORS checks, its page scripts.
 //!
 //! Needs /usr/bin/chromedriver and /usr/bin/chromium (Debian `chromium`, `chromium-driver`).
 //! Without them a test says so and passes, unless LATCHKEY_REQUIRE_BROWSER=1 (as in CI).

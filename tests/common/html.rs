@@ -13,6 +13,8 @@ pub struct Input {
     pub kind: String,
     pub name: String,
     pub value: String,
+    /// A checkbox or radio button that is checked (a browser submits only those).
+    pub checked: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +99,7 @@ fn input(el: ElementRef) -> Input {
         kind: attr("type").map(|t| t.to_ascii_lowercase()).unwrap_or(default_kind.into()),
         name: attr("name").unwrap_or_default(),
         value: attr("value").unwrap_or_default(),
+        checked: el.value().attr("checked").is_some(),
         tag,
     }
 }

@@ -85,6 +85,7 @@ pub fn page(ctx: &Ctx<'_>, error: Option<&str>, form: Option<&Params>) -> View {
         upstreams: federation::buttons(ctx),
         notice: ctx.notice.map(str::to_owned),
         passkey: passkey.as_deref(),
+        remember: ctx.at_start().then_some(ctx.remember),
     };
     match passkey {
         Some(_) => View::scripted(StatusCode::OK, &page),

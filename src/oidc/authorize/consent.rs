@@ -24,9 +24,12 @@ pub fn needed(req: &AuthRequest, client: &Client, consented: &[String]) -> bool 
 
 /// The page: who asks, for whom, and what each scope means.
 pub fn page(action: &str, csrf: &str, client: &Client, username: &str, req: &AuthRequest) -> View {
-    let scopes =
-        asked(req).iter().map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) }).collect();
-    View::ok(&pages::ConsentPage { action, csrf, client_name: &client.name, username, scopes })
+    View::ok(&pages::ConsentPage { action, csrf, client_name: &client.name, username, scopes: lines(&asked(req)) })
+}
+
+/// Each scope with what it means in words, for the pages that ask for approval.
+pub fn lines(scopes: &[String]) -> Vec<pages::ScopeLine> {
+    scopes.iter().map(|s| pages::ScopeLine { name: s.clone(), description: scope_description(s) }).collect()
 }
 
 fn scope_description(scope: &str) -> &'static str {
@@ -37,6 +40,8 @@ fn scope_description(scope: &str) -> &'static str {
         "address" => "see your postal address",
         "phone" => "see your phone number",
         "offline_access" => "keep access while you are away",
+        "groups" => "see which groups you belong to",
+        "roles" => "see your roles in this application",
         _ => "access this",
     }
 }

@@ -64,6 +64,9 @@ async fn decide(
     };
     Ok(match (policy::decide(&req, client, current.as_ref(), &factors, now), current) {
         (Decision::Issue, Some(s)) => {
+            if let Some(refusal) = resume::outside_required_groups(state, &s, client, &req.target).await? {
+                return Ok(refusal);
+            }
             let consented = state.store.consented_scopes(&s.user_id, &client.id).await?;
             if !consent::needed(&req, client, &consented) {
                 let code = code::issue(state, &req, &s).await?;

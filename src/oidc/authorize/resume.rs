@@ -36,7 +36,29 @@ async fn handed_back(
     }
     let Some(session_id) = flow.session_id() else { return Ok(Err(see_other(&flow.location()))) };
     let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;
+    if let Some(refusal) = outside_required_groups(state, &session, &client, &req.target).await? {
+        flow::end(state, &flow).await?;
+        return Ok(Err(refusal));
+    }
     Ok(Ok((flow, client, session)))
+}
+
+/// The client's required groups: a signed-in user in none of them is refused. Client and
+/// redirect URI are validated by now, so the client is told (RFC 6749 §4.1.2.1
+/// `access_denied`), and the refusal is audited.
+pub async fn outside_required_groups(
+    state: &AppState,
+    session: &Session,
+    client: &Client,
+    target: &Target,
+) -> Result<Option<Response>, PageError> {
+    if state.store.may_use_client(&session.user_id, &client.id).await? {
+        return Ok(None);
+    }
+    let event = AuditEvent::new("login.refused_group").user(&session.user_id).client(&client.id);
+    state.store.audit(event, state.now()).await;
+    let e = err("access_denied", "the user is not in a group this application requires");
+    Ok(Some(response::error(state, target, &e)))
 }
 
 fn request(flow: &Flow) -> &AuthRequest {
@@ -82,7 +104,7 @@ pub async fn decide(
         AuditEvent::new(kind)
             .user(&session.user_id)
             .client(&client.id)
-            .ip(Some(addr.ip().to_string()))
+            .ip(Some(state.ip_of(&addr, &headers)))
             .detail("scope", consent::asked(req).join(" "))
     };
     match p.get("decision") {

@@ -85,5 +85,5 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
     if code::reuse_seen(state, &grant.id).await? {
         state.store.revoke_grant(&grant.id, now).await?;
     }
-    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now)
+    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now).await
 }

@@ -20,7 +20,7 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         return Err(OAuthError::invalid_scope(format!("scope {s} is not registered for this client")));
     }
     let now = state.now();
-    let access_token = id_token::access_token(state, &client.id, client, &scopes, None, now)?;
+    let access_token = id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), now)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

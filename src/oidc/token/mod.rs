@@ -4,8 +4,10 @@
 pub mod authorization_code;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 
+use crate::domain::claims::Access;
 use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
@@ -39,6 +41,7 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
         "authorization_code" => authorization_code::exchange(state, &client, &p).await,
         "refresh_token" => refresh_token::exchange(state, &client, &p).await,
         "client_credentials" => client_credentials::exchange(state, &client, &p).await,
+        "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p).await,
         other => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported"))),
     }?;
     crate::metrics::token_issued(grant_type);
@@ -70,9 +73,10 @@ impl IntoResponse for TokenResponse {
 }
 
 /// Tokens for a user grant: an access token, an ID token when `openid` was granted, and the
-/// refresh token the caller minted (if any), signed with the client's algorithm.
+/// refresh token the caller minted (if any), signed with the client's algorithm. Both tokens
+/// carry the user's groups and roles at this client when those scopes were granted.
 #[allow(clippy::too_many_arguments)] // each is a distinct input of OIDC Core §3.1.3.3
-pub fn user_tokens(
+pub async fn user_tokens(
     state: &AppState,
     client: &Client,
     grant: &Grant,
@@ -82,10 +86,11 @@ pub fn user_tokens(
     refresh_token: Option<String>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
-    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), now)?;
+    let access = access(state, &user.id, &client.id, scopes).await?;
+    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_signed_response_alg;
-        Some(id_token::id_token(state, grant, user, nonce, &access_token, alg, now)?)
+        Some(id_token::id_token(state, grant, user, nonce, &access_token, &access, alg, now)?)
     } else {
         None
     };
@@ -96,6 +101,20 @@ pub fn user_tokens(
         scope: scopes.join(" "),
         refresh_token,
         id_token,
+    })
+}
+
+/// The groups and roles the scopes ask for, read only when asked.
+pub async fn access(
+    state: &AppState,
+    user_id: &str,
+    client_id: &str,
+    scopes: &[String],
+) -> crate::store::Result<Access> {
+    let (groups, roles) = Access::wanted(scopes);
+    Ok(Access {
+        groups: if groups { Some(state.store.user_groups(user_id).await?) } else { None },
+        roles: if roles { Some(state.store.user_roles(user_id, client_id).await?) } else { None },
     })
 }
 

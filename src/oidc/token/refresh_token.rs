@@ -39,6 +39,10 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         }
     };
     let user = live_user(state, &grant.user_id).await?;
+    // A user no longer in any group the client requires keeps no access through old grants.
+    if !state.store.may_use_client(&user.id, &client.id).await? {
+        return Err(OAuthError::invalid_grant("the user is not in a group this client requires"));
+    }
     let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
-    user_tokens(state, client, &grant, &user, &scopes, None, Some(new), now)
+    user_tokens(state, client, &grant, &user, &scopes, None, Some(new), now).await
 }

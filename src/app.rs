@@ -11,7 +11,11 @@ use axum::routing::get;
 /// The whole application: protocol endpoints, login pages, operations endpoints.
 pub fn router(state: AppState) -> Router {
     let origins = cors::WebOrigins::new(state.store.clone());
-    let limited = Router::new().merge(oidc::router(&origins)).merge(login::router()).merge(account::router());
+    let limited = Router::new()
+        .merge(oidc::router(&origins))
+        .merge(login::router())
+        .merge(account::router())
+        .merge(account::api::router(&origins));
     let limited = middleware::rate_limited(limited, &state.settings.rate_limit);
     let mut router = Router::new();
     if state.settings.metrics.enabled {

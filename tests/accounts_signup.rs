@@ -292,9 +292,10 @@ async fn a_taken_email_answers_like_a_free_one_sends_nothing_to_create_and_takes
     let mut free = Vec::new();
     let mut taken = Vec::new();
     let mut pages = Vec::new();
-    // A first round warms up what a first request pays for once; then four measured rounds
-    // (the taken address's hourly budget is five).
-    for i in 0..5 {
+    // A first round warms up what a first request pays for once; then six measured rounds, an
+    // hour apart (the taken address's hourly budget is five mails).
+    for i in 0..7 {
+        server.advance(3600);
         for (address, times) in
             [(format!("fresh{i}@example.com"), &mut free), ("TAKEN@example.com".to_string(), &mut taken)]
         {
@@ -327,14 +328,13 @@ async fn a_taken_email_answers_like_a_free_one_sends_nothing_to_create_and_takes
         verifications(&server, "TAKEN@example.com").is_empty()
             && verifications(&server, "taken@example.com").is_empty()
     );
-    wait_mail(&server, "fresh4@example.com", 1).await;
+    wait_mail(&server, "fresh6@example.com", 1).await;
 
     // Similar time: the password is hashed either way and mail goes out off the request path.
-    let median = |t: &mut Vec<f64>| {
-        t.sort_by(f64::total_cmp);
-        (t[1] + t[2]) / 2.0
-    };
-    let (f, t) = (median(&mut free), median(&mut taken));
+    // The fastest of each branch is its own cost, least disturbed by whatever else the machine
+    // runs.
+    let fastest = |t: &[f64]| t.iter().copied().fold(f64::MAX, f64::min);
+    let (f, t) = (fastest(&free), fastest(&taken));
     assert!((f - t).abs() < 0.5 * f.max(t), "free {free:?} vs taken {taken:?}");
 }
 

@@ -1,6 +1,7 @@
 //! The account JSON API, for native and single-page apps: the same flows and rules as the pages,
-//! with a flow id in place of a form's CSRF token (a JSON body cannot be sent across sites
-//! without a CORS preflight, which these routes do not grant). Every answer is JSON:
+//! with a flow id in place of a form's CSRF token. It reads no cookie, and a JSON body cannot be
+//! sent across sites without a CORS preflight, which it grants only to the web origins of
+//! registered clients (`http::cors`, as for `/token`). Every answer is JSON:
 //!
 //! - `POST /account/api/signup` `{email, password, <fields>}` → `201 {"flow", "status": "verify_email"}`
 //!   (the same for an address that has an account);
@@ -15,12 +16,13 @@
 use crate::domain::password_policy;
 use crate::domain::registration::{self, EMAIL};
 use crate::http::PageError;
+use crate::http::cors::{self, WebOrigins};
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
@@ -30,11 +32,13 @@ use std::net::SocketAddr;
 /// The largest JSON body accepted, in bytes.
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router() -> Router<AppState> {
+/// The calls, with CORS for the origins registered clients allow.
+pub fn router(origins: &WebOrigins) -> Router<AppState> {
+    let cors = || cors::for_clients(origins, &[Method::POST]);
     Router::new()
-        .route("/account/api/signup", post(signup))
-        .route("/account/api/verify", post(verify))
-        .route("/account/api/resend", post(resend))
+        .route("/account/api/signup", post(signup).layer(cors()))
+        .route("/account/api/verify", post(verify).layer(cors()))
+        .route("/account/api/resend", post(resend).layer(cors()))
 }
 
 /// An error of the JSON API.

@@ -110,3 +110,21 @@ async fn sign_up_is_off_by_default() {
     let login = browser.follow(&browser.authorize(&auth_params(&c, "openid", "s", "n")).await).await;
     assert!(switch_form(&login, "signup").is_none(), "not offered: {login:?}");
 }
+
+#[tokio::test]
+async fn a_registered_clients_web_origin_may_call_it_from_a_browser() {
+    let server = Server::start_with(ENV);
+    server.public_client(); // redirects to https://rp.example.com/callback
+    let preflight = |origin: &'static str| {
+        server
+            .request(reqwest::Method::OPTIONS, "/account/api/signup")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+    };
+    let r = server.send(preflight("https://rp.example.com")).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://rp.example.com"), "{r:?}");
+    assert!(r.header("access-control-allow-credentials").is_none(), "no cookies: {r:?}");
+    let r = server.send(preflight("https://evil.example")).await;
+    assert!(r.header("access-control-allow-origin").is_none(), "{r:?}");
+}

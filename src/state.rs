@@ -27,8 +27,6 @@ pub struct Inner {
     pub clock: Clock,
     /// Cookies carry `Secure` (and the `__Host-` prefix) unless the issuer is plain-http.
     pub secure_cookies: bool,
-    /// The client address behind the operator's trusted proxies, for sessions and the audit log.
-    pub client_ip: crate::http::client_ip::ClientIp,
     /// The discovery document, built once per set of signing algorithms.
     pub discovery: ByAlgs,
     /// For calls to upstream identity providers: short timeouts, no redirects.
@@ -58,9 +56,6 @@ impl AppState {
     ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
-        let trusted: Vec<_> =
-            settings.rate_limit.trusted_proxies.iter().filter_map(|p| crate::http::client_ip::parse_net(p)).collect();
-        let client_ip = crate::http::client_ip::ClientIp::new(&trusted);
         let webauthn =
             crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         Self(Arc::new(Inner {
@@ -73,7 +68,6 @@ impl AppState {
             mail,
             clock,
             secure_cookies,
-            client_ip,
             discovery: Default::default(),
             upstream_http: upstream_http(),
             client_keys: Default::default(),
@@ -95,12 +89,6 @@ impl AppState {
                 tracing::warn!(to = %to, "mail not sent: {e:#}");
             }
         });
-    }
-
-    /// The address of the client that sent a request from `peer`, through trusted proxies.
-    pub fn ip_of(&self, peer: &std::net::SocketAddr, headers: &axum::http::HeaderMap) -> String {
-        let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-        self.client_ip.resolve(peer.ip(), forwarded.into_iter()).to_string()
     }
 
     /// An absolute URL under the issuer.

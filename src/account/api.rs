@@ -16,18 +16,18 @@
 use crate::domain::password_policy;
 use crate::domain::registration::{self, EMAIL};
 use crate::http::PageError;
+use crate::http::client_ip::ClientAddr;
 use crate::http::cors::{self, WebOrigins};
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 /// The largest JSON body accepted, in bytes.
 const MAX_BODY: usize = 16 * 1024;
@@ -142,7 +142,7 @@ pub fn text<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 /// POST /account/api/signup
 async fn signup(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
@@ -168,7 +168,7 @@ async fn signup(
         _ => return Err(ApiError::fields(errors)),
     };
     let flow = crate::crypto::random_token();
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = Some(client.to_string());
     core::register(&state, valid, password.to_owned(), &flow, "your account", ip).await?.map_err(ApiError::refused)?;
     Ok(answer(StatusCode::CREATED, json!({ "flow": flow, "status": "verify_email" })))
 }
@@ -176,12 +176,12 @@ async fn signup(
 /// POST /account/api/verify
 async fn verify(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body = body(&headers, &bytes)?;
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = Some(client.to_string());
     match (text(&body, "flow"), text(&body, "code"), text(&body, "token")) {
         (Some(flow), Some(code), None) => {
             core::confirm_code(&state, flow, code, ip).await?.map_err(ApiError::refused)?;

@@ -21,17 +21,17 @@ use super::{changed, mail};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::password_policy::Refusal;
 use crate::ephemeral::Taken;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
 use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const PAGE: &str = "/account/password/forgot";
@@ -246,7 +246,7 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response
 /// POST /account/password/forgot
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -257,7 +257,7 @@ pub async fn submit(
         let error = Some("Enter the username or email address of your account.");
         return Ok(forgot_page(StatusCode::BAD_REQUEST, &csrf, login, false, error, &state));
     }
-    Ok(match ask(&state, login, super::client_ip(&state, addr, &headers)).await? {
+    Ok(match ask(&state, login, Some(client.to_string())).await? {
         Asked::Sent => forgot_page(StatusCode::OK, &csrf, login, true, None, &state),
         Asked::Throttled { retry_after } => {
             let mut resp = forgot_page(StatusCode::TOO_MANY_REQUESTS, &csrf, login, false, Some(THROTTLED), &state);
@@ -293,7 +293,7 @@ pub async fn show_reset(State(state): State<AppState>, Path(token): Path<String>
 /// POST /account/password/reset/{token}: the new password.
 pub async fn submit_reset(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -306,7 +306,7 @@ pub async fn submit_reset(
         let page = ResetPage { action: &action, csrf: &csrf, username: &username, error: Some(&error) };
         crate::pages::render(StatusCode::BAD_REQUEST, &page)
     };
-    Ok(match reset(&state, &token, password, super::client_ip(&state, addr, &headers)).await? {
+    Ok(match reset(&state, &token, password, Some(client.to_string())).await? {
         Reset::Changed => {
             let page = NoticePage {
                 title: "Your password was changed",

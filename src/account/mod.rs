@@ -49,7 +49,6 @@ pub fn router() -> Router<AppState> {
         .route(sessions::PAGE, get(sessions::show).post(sessions::end))
         .route(activity::PAGE, get(activity::show))
         .route(profile::PAGE, get(profile::show).post(profile::change))
-        .merge(api::router())
 }
 
 /// The signed-in user's session, with the CSRF token its forms carry.
@@ -125,10 +124,4 @@ async fn keeps_a_way_in(
     let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
     let email_first = state.settings.login.email_first_factor && (verified || credentials.email_otp);
     Ok(policy::ways_in(&credentials, email_first) > 0)
-}
-
-/// The client address a request came from, through the operator's trusted proxies (as the
-/// per-IP rate limits see it): what the account throttles count per IP and the audit records.
-pub(crate) fn client_ip(state: &AppState, peer: std::net::SocketAddr, headers: &HeaderMap) -> Option<String> {
-    Some(state.ip_of(&peer, headers))
 }

@@ -16,11 +16,10 @@ use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use std::net::IpAddr;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const PAGE: &str = "/account/password";
@@ -135,7 +134,6 @@ pub async fn show(
 pub async fn submit(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -145,7 +143,7 @@ pub async fn submit(
     };
     let p = page_form(&headers, &body, &signed.csrf)?;
     let new = p.get("new_password").unwrap_or_default();
-    let ip = super::client_ip(&state, addr, &headers);
+    let ip = Some(client.to_string());
     let bad = |error: &str| render(StatusCode::BAD_REQUEST, &user, &signed, Some(error), None);
     Ok(match change(&state, &user, p.get("current_password"), new, Some(&signed.session.id), ip).await? {
         Changed::Changed => {

@@ -13,18 +13,18 @@
 
 use super::forgot::{self, Asked, Reset};
 use super::password::{self, Changed};
+use crate::http::client_ip::ClientAddr;
 use crate::http::{BearerError, PageError};
 use crate::login::policy;
 use crate::oidc::id_token::{active_grant, read_access_token};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 
 pub const FORGOT: &str = "/account/api/password/forgot";
 pub const RESET: &str = "/account/api/password/reset";
@@ -82,7 +82,7 @@ struct ForgotBody {
 /// POST /account/api/password/forgot
 pub async fn forgot(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
@@ -94,7 +94,7 @@ pub async fn forgot(
     if login.is_empty() || login.len() > 254 {
         return invalid("Give the username or email address of the account.", Some(("login", "Required.")));
     }
-    match forgot::ask(&state, login, super::client_ip(&state, addr, &headers)).await {
+    match forgot::ask(&state, login, Some(client.to_string())).await {
         Ok(Asked::Sent) => answer(StatusCode::ACCEPTED, json!({ "status": "sent" })),
         Ok(Asked::Throttled { retry_after }) => too_many(retry_after),
         Err(e) => failed(e),
@@ -110,7 +110,7 @@ struct ResetBody {
 /// POST /account/api/password/reset
 pub async fn reset(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
@@ -118,7 +118,7 @@ pub async fn reset(
         Ok(b) => b,
         Err(why) => return invalid(why, None),
     };
-    match forgot::reset(&state, b.token.trim(), &b.password, super::client_ip(&state, addr, &headers)).await {
+    match forgot::reset(&state, b.token.trim(), &b.password, Some(client.to_string())).await {
         Ok(Reset::Changed) => answer(StatusCode::OK, json!({ "status": "changed" })),
         Ok(Reset::Refused(r)) => invalid("The new password was refused.", Some(("password", &r.to_string()))),
         Ok(Reset::Expired) => invalid("The reset link does not work.", Some(("token", forgot::EXPIRED))),
@@ -168,7 +168,7 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, BearerE
 /// POST /account/api/password/change
 pub async fn change(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
@@ -197,7 +197,7 @@ pub async fn change(
             return invalid(why, Some(("current_password", why)));
         }
     }
-    let ip = super::client_ip(&state, addr, &headers);
+    let ip = Some(client.to_string());
     let current = b.current_password.as_deref();
     match password::change(&state, &user, current, &b.new_password, who.keep.as_deref(), ip).await {
         Ok(Changed::Changed) => answer(StatusCode::OK, json!({ "status": "changed" })),

@@ -8,6 +8,7 @@ use crate::crypto::hash_secret;
 use crate::domain::User;
 use crate::domain::registration::{self, Errors};
 use crate::domain::user::login_key;
+use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, Params};
 use crate::pages::FieldView;
@@ -16,11 +17,10 @@ use crate::state::AppState;
 use crate::store::AuditEvent;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use std::net::SocketAddr;
 
 pub const PAGE: &str = "/account/profile";
 
@@ -30,8 +30,12 @@ fn change_flow(signed: &Signed) -> String {
 }
 
 /// GET /account/profile
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
@@ -42,21 +46,21 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// POST /account/profile: the fields, or the code of a new address, or "send again".
 pub async fn change(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let signed = match signed_in(&state, &headers, PAGE).await? {
+    let signed = match signed_in(&state, &headers, client, PAGE).await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
     let form = page_form(&headers, &body, &signed.csrf)?;
     let now = state.now();
     if !fresh(&state, &signed.session, now).await? {
-        return sign_in(&state, &headers, PAGE).await;
+        return sign_in(&state, &headers, client, PAGE).await;
     }
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = Some(client.to_string());
     let flow = change_flow(&signed);
     if form.get("resend").is_some() {
         let (notice, error) = match core::resend(&state, &flow, "your account").await? {

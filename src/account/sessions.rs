@@ -15,10 +15,9 @@ use crate::pages;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use std::net::SocketAddr;
 
 pub const PAGE: &str = "/account/sessions";
 
@@ -68,7 +67,6 @@ pub async fn show(
 pub async fn end(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -89,7 +87,7 @@ pub async fn end(
         Some("end-others") => sessions.iter().map(|s| s.id.as_str()).filter(|id| *id != signed.session.id).collect(),
         _ => return Err(PageError::bad_request("invalid_request", "The form could not be read", "Unknown action.")),
     };
-    let ip = Some(state.ip_of(&addr, &headers));
+    let ip = Some(client.to_string());
     for id in &targets {
         state.store.end_device_session(id, now).await?;
         let event = AuditEvent::new("session.ended").user(user_id).ip(ip.clone()).detail("sid", *id);

@@ -58,7 +58,7 @@ async fn link_for_alice(server: &Server, browser: &Browser, nth: usize) -> Strin
     let r = forgot(browser, USER).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("we have sent a link"), "{r:?}");
-    let mails = mail_with(server, EMAIL, "Reset your password", nth).await;
+    let mails = mail_with(server, EMAIL, "Reset your Latchkey password", nth).await;
     assert!(mails[nth - 1].has_html_part(), "{:?}", mails[nth - 1]);
     reset_link(&mails[nth - 1])
 }
@@ -116,7 +116,7 @@ async fn forgot_then_reset_signs_everyone_out_and_still_asks_the_second_factor()
     // Whoever held the account is out: the old session, the refresh token.
     assert!(!signed_in(&owner).await, "the old session ended");
     assert_revoked(&server, &c, &tokens).await;
-    let mails = mail_with(&server, EMAIL, "Your password was changed", 1).await;
+    let mails = mail_with(&server, EMAIL, "Your Latchkey password was changed", 1).await;
     assert!(mails[0].raw.contains("reset link"), "{:?}", mails[0]);
     assert!(mails[0].raw.contains("/account/password/forgot"), "what to do if it was not them: {:?}", mails[0]);
 
@@ -180,7 +180,7 @@ async fn forgot_for_an_unknown_account_answers_the_same_in_the_same_time_and_mai
 
     // Mail went to alice only: three links of six asked (the silent cap per account), none for
     // "nobody".
-    mail_with(&server, EMAIL, "Reset your password", 3).await;
+    mail_with(&server, EMAIL, "Reset your Latchkey password", 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let outbox = server.outbox();
     assert!(outbox.iter().all(|m| m.header("To").is_some_and(|t| t.contains(EMAIL))), "{outbox:?}");
@@ -252,7 +252,7 @@ async fn change_password_by_the_policy_and_history_ends_the_other_sessions() {
     assert!(signed_in(&here).await, "this session stays");
     assert!(!signed_in(&elsewhere).await, "the other session ended");
     assert_revoked(&server, &c, &tokens).await;
-    mail_with(&server, EMAIL, "Your password was changed", 1).await;
+    mail_with(&server, EMAIL, "Your Latchkey password was changed", 1).await;
     let audited = server.db_strings("SELECT kind FROM audit_events WHERE kind = 'account.password_changed'");
     assert_eq!(audited.len(), 1, "{audited:?}");
 
@@ -291,7 +291,7 @@ async fn a_factor_change_ends_the_other_sessions_and_mails_the_user() {
     assert!(signed_in(&here).await, "this session stays");
     assert!(!signed_in(&elsewhere).await, "the other session ended");
     assert_revoked(&server, &c, &tokens).await;
-    let mails = mail_with(&server, EMAIL, "Your sign-in methods changed", 1).await;
+    let mails = mail_with(&server, EMAIL, "Your Latchkey sign-in methods changed", 1).await;
     assert!(mails[0].raw.contains("authenticator app"), "{:?}", mails[0]);
     assert!(mails[0].has_html_part());
     let audited = server.db_strings("SELECT detail FROM audit_events WHERE kind = 'account.methods_changed'");
@@ -337,7 +337,7 @@ async fn export_then_delete_the_account() {
 
     assert_revoked(&server, &c, &tokens).await;
     assert!(!signed_in(&browser).await);
-    mail_with(&server, EMAIL, "Your account was deleted", 1).await;
+    mail_with(&server, EMAIL, "Your Latchkey account was deleted", 1).await;
     for table in [
         "users",
         "sessions",
@@ -385,7 +385,7 @@ async fn the_json_api_forgot_reset_and_change() {
     assert_eq!(form.status, 400, "JSON only: {form:?}");
     let r = api(&server, "/account/api/password/forgot", json!({ "login": USER }), None).await;
     assert_eq!((r.status, r.json()), (202, json!({ "status": "sent" })), "{r:?}");
-    let mails = mail_with(&server, EMAIL, "Reset your password", 1).await;
+    let mails = mail_with(&server, EMAIL, "Reset your Latchkey password", 1).await;
     let token = reset_link(&mails[0]).rsplit('/').next().unwrap().to_owned();
 
     let weak = api(&server, "/account/api/password/reset", json!({ "token": token, "password": "short" }), None).await;
@@ -424,7 +424,7 @@ async fn the_json_api_forgot_reset_and_change() {
     let ok = api(&server, change, json!({ "current_password": NEW_PASSWORD, "new_password": third }), Some(at)).await;
     assert_eq!((ok.status, ok.json()), (200, json!({ "status": "changed" })), "{ok:?}");
     assert!(signed_in(&b).await, "the session of the token's grant stays");
-    mail_with(&server, EMAIL, "Your password was changed", 2).await;
+    mail_with(&server, EMAIL, "Your Latchkey password was changed", 2).await;
 
     // Or as the browser's session.
     let fourth = "marmalade lighthouse quartet";
@@ -486,14 +486,14 @@ async fn new_recovery_codes_and_turning_a_factor_off_end_the_other_sessions_too(
     assert_eq!(recovery_codes(&fresh).len(), 10, "{fresh:?}");
     assert!(!signed_in(&elsewhere).await, "the other session ended");
     assert_revoked(&server, &c, &tokens).await;
-    mail_with(&server, EMAIL, "Your sign-in methods changed", 2).await;
-    assert!(texts(&server, "Your sign-in methods changed").iter().any(|t| t.contains("New recovery codes")));
+    mail_with(&server, EMAIL, "Your Latchkey sign-in methods changed", 2).await;
+    assert!(texts(&server, "Your Latchkey sign-in methods changed").iter().any(|t| t.contains("New recovery codes")));
 
     // Turning the authenticator off: this session stays, a third notice goes out.
     let page = owner.get("/account/security").await;
     let r = owner.submit(&account_form(&page, "totp-remove"), &[]).await;
     assert_eq!(r.location(), Some("/account/security"), "{r:?}");
     assert!(signed_in(&owner).await, "this session stays");
-    mail_with(&server, EMAIL, "Your sign-in methods changed", 3).await;
-    assert!(texts(&server, "Your sign-in methods changed").iter().any(|t| t.contains("turned off")));
+    mail_with(&server, EMAIL, "Your Latchkey sign-in methods changed", 3).await;
+    assert!(texts(&server, "Your Latchkey sign-in methods changed").iter().any(|t| t.contains("turned off")));
 }

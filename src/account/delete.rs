@@ -69,7 +69,7 @@ pub async fn submit(
     state.store.remove_user(&user.id).await?;
     // Recorded after the removal, which strips earlier events of everything but the id.
     state.store.audit(AuditEvent::new("account.deleted").user(&user.id), now).await;
-    state.send_later(super::mail::account_deleted(&user.email, &user.username));
+    state.send_later(super::mail::account_deleted(&state, &user.email, &user.username));
     let page = super::forgot::NoticePage {
         title: "Your account was deleted",
         message: "Your profile, sign-in methods, sessions and the applications you allowed are gone. \

@@ -1,6 +1,7 @@
 //! The account's own mail: a password reset link, "your password was changed", "your sign-in
 //! methods changed" and "your account was deleted". Each says what happened and what to do if
-//! it was not the person, in a text and an HTML body from `templates/mail/`.
+//! it was not the person, in a text and an HTML body from `templates/mail/`, naming the
+//! operator's product (`mail.product_name`).
 
 use crate::mail::Mail;
 use crate::state::AppState;
@@ -9,6 +10,7 @@ use askama::Template;
 #[derive(Template)]
 #[template(path = "mail/password_reset.txt")]
 struct ResetText<'a> {
+    product: &'a str,
     url: &'a str,
     username: &'a str,
     minutes: i64,
@@ -17,6 +19,7 @@ struct ResetText<'a> {
 #[derive(Template)]
 #[template(path = "mail/password_reset.html")]
 struct ResetHtml<'a> {
+    product: &'a str,
     url: &'a str,
     username: &'a str,
     minutes: i64,
@@ -25,14 +28,16 @@ struct ResetHtml<'a> {
 /// The link that sets a new password.
 pub fn reset_link(state: &AppState, to: &str, username: &str, url: &str) -> Mail {
     let minutes = (state.settings.tokens.reset_ttl.max(60) + 59) / 60;
-    let text = ResetText { url, username, minutes }.render().unwrap_or_default();
-    let html = ResetHtml { url, username, minutes }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: "Reset your password".into(), text, html }
+    let product = state.settings.mail.product_name.as_str();
+    let text = ResetText { product, url, username, minutes }.render().unwrap_or_default();
+    let html = ResetHtml { product, url, username, minutes }.render().unwrap_or_default();
+    Mail { to: to.to_owned(), subject: format!("Reset your {product} password"), text, html }
 }
 
 #[derive(Template)]
 #[template(path = "mail/methods_changed.txt")]
 struct ChangedText<'a> {
+    product: &'a str,
     what: &'a str,
     username: &'a str,
     forgot: &'a str,
@@ -43,6 +48,7 @@ struct ChangedText<'a> {
 #[derive(Template)]
 #[template(path = "mail/methods_changed.html")]
 struct ChangedHtml<'a> {
+    product: &'a str,
     what: &'a str,
     username: &'a str,
     forgot: &'a str,
@@ -56,27 +62,34 @@ pub fn methods_changed(state: &AppState, to: &str, username: &str, what: &str, s
     let forgot = state.url(super::forgot::PAGE);
     let security = state.url(super::security::PAGE);
     let (forgot, security) = (forgot.as_str(), security.as_str());
-    let text = ChangedText { what, username, forgot, security, signed_out }.render().unwrap_or_default();
-    let html = ChangedHtml { what, username, forgot, security, signed_out }.render().unwrap_or_default();
-    let subject = if what.contains("password") { "Your password was changed" } else { "Your sign-in methods changed" };
-    Mail { to: to.to_owned(), subject: subject.into(), text, html }
+    let product = state.settings.mail.product_name.as_str();
+    let text = ChangedText { product, what, username, forgot, security, signed_out }.render().unwrap_or_default();
+    let html = ChangedHtml { product, what, username, forgot, security, signed_out }.render().unwrap_or_default();
+    let subject = match what.contains("password") {
+        true => format!("Your {product} password was changed"),
+        false => format!("Your {product} sign-in methods changed"),
+    };
+    Mail { to: to.to_owned(), subject, text, html }
 }
 
 #[derive(Template)]
 #[template(path = "mail/account_deleted.txt")]
 struct DeletedText<'a> {
+    product: &'a str,
     username: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "mail/account_deleted.html")]
 struct DeletedHtml<'a> {
+    product: &'a str,
     username: &'a str,
 }
 
 /// The account is gone, with what went with it.
-pub fn account_deleted(to: &str, username: &str) -> Mail {
-    let text = DeletedText { username }.render().unwrap_or_default();
-    let html = DeletedHtml { username }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: "Your account was deleted".into(), text, html }
+pub fn account_deleted(state: &AppState, to: &str, username: &str) -> Mail {
+    let product = state.settings.mail.product_name.as_str();
+    let text = DeletedText { product, username }.render().unwrap_or_default();
+    let html = DeletedHtml { product, username }.render().unwrap_or_default();
+    Mail { to: to.to_owned(), subject: format!("Your {product} account was deleted"), text, html }
 }

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .merge(limited)
         .merge(oidc::discovery::router())
+        .merge(crate::admin::api::router(&state))
         .route("/", get(home))
         .route("/assets/style.css", get(stylesheet))
         .route("/assets/webauthn.js", get(webauthn_js))

@@ -1,19 +1,13 @@
 //! The operator's command line. Every command works against the same settings and database as
 //! a running server, and every command that prints can print JSON (`--json`).
 
-use crate::config::{PasswordPolicy, Settings};
-use crate::crypto::{hash_secret, random_id, random_token};
-use crate::domain::claims::SCOPES_SUPPORTED;
-use crate::domain::client::{
-    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri,
-    validate_web_origin,
-};
-use crate::domain::password_policy;
-use crate::domain::user::parse_claim;
-use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
+use crate::admin::clients::{ClientUpdate, KeyInput, NewClient};
+use crate::admin::{self, Actor, Ops};
+use crate::config::Settings;
+use crate::domain::AuthMethod;
 use crate::keys::Alg;
 use crate::passwords::Passwords;
-use crate::store::{AuditEvent, Store};
+use crate::store::Store;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -224,31 +218,22 @@ struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn is_empty(&self) -> bool {
-        self.jwks_uri.is_none()
-            && self.jwks.is_none()
-            && self.request_object_alg.is_none()
-            && self.token_auth_alg.is_none()
-    }
-
-    /// Writes what was given over `keys`: a new JWK Set replaces the old, inline or by URL.
-    fn apply(self, keys: &mut ClientKeys) -> anyhow::Result<()> {
-        if let Some(uri) = self.jwks_uri {
-            validate_jwks_uri(&uri).map_err(anyhow::Error::msg)?;
-            (keys.jwks, keys.jwks_uri) = (None, Some(uri));
-        }
-        if let Some(file) = self.jwks {
-            let json = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
-            validate_jwks(&json).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
-            (keys.jwks, keys.jwks_uri) = (Some(json), None);
-        }
-        if let Some(alg) = self.request_object_alg {
-            keys.request_object_signing_alg = ObjectAlg::parse(&alg);
-        }
-        if let Some(alg) = self.token_auth_alg {
-            keys.token_endpoint_auth_signing_alg = Alg::parse(&alg);
-        }
-        Ok(())
+    /// The flags as the operation takes them: the JWK Set read from its file.
+    fn input(self) -> anyhow::Result<KeyInput> {
+        let jwks = match &self.jwks {
+            Some(file) => {
+                let text =
+                    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?;
+                Some(serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--jwks {}: {e}", file.display()))?)
+            }
+            None => None,
+        };
+        Ok(KeyInput {
+            jwks,
+            jwks_uri: self.jwks_uri,
+            request_object_alg: self.request_object_alg,
+            token_auth_alg: self.token_auth_alg,
+        })
     }
 }
 
@@ -306,6 +291,21 @@ enum UsersCommand {
     },
     #[command(flatten)]
     Access(access::UsersAccess),
+    /// A user's live browser sessions, the most recently used first
+    Sessions {
+        username: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// End a user's sessions (every one, or the one named) and revoke the grants obtained in them
+    SignOut {
+        username: String,
+        /// Only this session (an id from `users sessions`)
+        #[arg(long, allow_hyphen_values = true)]
+        session: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
     /// For a user locked out of their second factor, once you have checked who is asking:
     /// removes every second factor (authenticator app, emailed codes, passkeys) and recovery
     /// code, ends their sessions and revokes their grants, so the next sign-in needs only the
@@ -365,11 +365,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json.json, json!({ "migrated": true, "conflicts": listed }), || "database is up to date".into());
             Ok(())
         }
-        Command::Clients { command } => clients(&open(&settings).await?, &settings, *command).await,
-        Command::Users { command } => users(&open(&settings).await?, &settings, command).await,
-        Command::Keys { command } => keys::run(&settings, command).await,
-        Command::Audit(args) => audit::run(&open(&settings).await?, args).await,
-        Command::Groups { command } => access::groups(&open(&settings).await?, command).await,
+        command => {
+            let store = open(&settings).await?;
+            let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
+            let ops = ops(&store, &settings, &passwords);
+            match command {
+                Command::Clients { command } => clients(&ops, *command).await,
+                Command::Users { command } => users(&ops, command).await,
+                Command::Keys { command } => keys::run(&ops, command).await,
+                Command::Audit(args) => audit::run(&ops, args).await,
+                Command::Groups { command } => access::groups(&ops, command).await,
+                Command::Serve { .. } | Command::Migrate { .. } | Command::Config { .. } => {
+                    unreachable!("answered above")
+                }
+            }
+        }
     }
 }
 
@@ -417,7 +427,18 @@ fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
     }
 }
 
-async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) -> anyhow::Result<()> {
+/// The shared operations, as the command line performs them.
+fn ops<'a>(store: &'a Store, settings: &'a Settings, passwords: &'a Passwords) -> Ops<'a> {
+    Ops { store, settings, passwords, now: now(), actor: Actor::Cli }
+}
+
+/// Prints an operation's answer: as it is with `--json`, else the line `text` makes of it.
+fn show<T: serde::Serialize>(json: Json, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    print(json.json, serde_json::to_value(value)?, text);
+    Ok(())
+}
+
+async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
     match command {
         ClientsCommand::Add {
             name,
@@ -431,97 +452,49 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             scopes,
             id_token_alg,
             web_origins,
-            keys: key_args,
+            keys,
             resource_server,
             require_pkce,
             allow_http,
             json,
         } => {
-            let mut keys = ClientKeys::default();
-            key_args.apply(&mut keys)?;
-            for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
-                validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
-            }
-            for o in &web_origins {
-                validate_web_origin(o).map_err(anyhow::Error::msg)?;
-            }
-            let auth_method = match (public, auth_method.as_deref()) {
-                (true, None | Some("none")) => AuthMethod::None,
-                (true, Some(m)) => anyhow::bail!("--public clients authenticate with none, not {m}"),
-                (false, Some(m)) => AuthMethod::parse(m).expect("clap checked the value"),
-                (false, None) => AuthMethod::ClientSecretBasic,
-            };
-            let grant_types: Vec<GrantType> = if grant_types.is_empty() {
-                vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-            } else {
-                grant_types.iter().filter_map(|g| GrantType::parse_short(g)).collect()
-            };
-            if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-                anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");
-            }
-            if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
-                anyhow::bail!("a private_key_jwt client needs its keys: --jwks-uri or --jwks");
-            }
-            if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
-                anyhow::bail!("a public client cannot use client_credentials");
-            }
-            let scopes = crate::domain::parse_scope(&scopes.join(" "));
-            if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
-                anyhow::bail!("--scope {s}: not a scope a client can hold for itself");
-            }
-            let alg = Alg::parse(&id_token_alg).expect("clap checked the value");
-            // The first client of an algorithm brings its keys into being.
-            let plan = crate::keys::lifecycle::ensure(&store.signing_keys().await?, alg);
-            if !plan.is_empty() {
-                let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
-                crate::keys::apply(store, &kek, &plan, now(), "cli clients add").await?;
-            }
-            let secret = auth_method.uses_secret().then(random_token);
-            let client = Client {
-                id: random_id(),
+            let new = NewClient {
                 name,
-                secret_hash: secret.as_deref().map(hash_secret),
-                auth_method,
                 redirect_uris,
                 post_logout_redirect_uris,
+                public,
+                auth_method,
+                first_party,
+                min_acr: Some(min_acr),
                 grant_types,
                 scopes,
-                first_party,
-                min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
+                id_token_alg: Some(id_token_alg),
+                web_origins,
                 resource_server,
                 require_pkce,
-                created_at: now(),
-                id_token_signed_response_alg: alg,
-                keys,
+                allow_http,
+                keys: keys.input()?,
             };
-            store.insert_client(&client).await?;
-            if !web_origins.is_empty() {
-                store.set_client_web_origins(&client.id, &web_origins).await?;
-            }
-            store.audit(AuditEvent::new("admin.client_added").client(&client.id), now()).await;
-            print(json.json, json!({ "client_id": client.id, "client_secret": secret }), || match &secret {
-                Some(s) => format!("client_id:     {}\nclient_secret: {s}\n(the secret is shown only now)", client.id),
-                None => format!("client_id: {}", client.id),
-            });
+            let created = admin::clients::add(ops, new).await?;
+            show(json, &created, || match &created.client_secret {
+                Some(s) => {
+                    format!("client_id:     {}\nclient_secret: {s}\n(the secret is shown only now)", created.client_id)
+                }
+                None => format!("client_id: {}", created.client_id),
+            })?;
         }
         ClientsCommand::List { json } => {
-            let list = store.list_clients().await?;
-            print(json.json, serde_json::to_value(&list)?, || {
+            let list = admin::clients::list(ops).await?;
+            show(json, &list, || {
                 list.iter()
                     .map(|c| format!("{}  {}  {}", c.id, c.auth_method.as_str(), c.name))
                     .collect::<Vec<_>>()
                     .join("\n")
-            });
+            })?;
         }
         ClientsCommand::Show { id, json } => {
-            let c = store.client(&id).await?.ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
-            let mut value = serde_json::to_value(&*c)?;
-            let web_origins = store.client_web_origins(&id).await?.unwrap_or_default();
-            value["web_origins"] = json!(web_origins);
-            value["allowed_origins"] = json!(allowed_origins(&web_origins, &c.redirect_uris));
-            value["required_groups"] = json!(store.required_groups(&id).await?);
-            value["roles"] = json!(store.client_roles(&id).await?);
-            print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
+            let c = admin::clients::show(ops, &id).await?;
+            show(json, &c, || serde_json::to_string_pretty(&c).unwrap_or_default())?;
         }
         ClientsCommand::Update {
             id,
@@ -532,204 +505,115 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             allow_http,
             required_groups,
             any_group,
-            keys: key_args,
+            keys,
             json,
         } => {
-            let nothing = web_origins.is_empty()
-                && redirect_uris.is_empty()
-                && resource_server.is_none()
-                && require_pkce.is_none()
-                && required_groups.is_empty()
-                && !any_group
-                && key_args.is_empty();
-            if nothing {
-                anyhow::bail!(
-                    "nothing to change: give --web-origin, --redirect-uri, --resource-server, --require-pkce, \
-                     --require-group, --any-group, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg"
-                );
-            }
-            let Some(client) = store.client(&id).await? else { anyhow::bail!("no client {id}") };
-            for o in &web_origins {
-                validate_web_origin(o).map_err(anyhow::Error::msg)?;
-            }
-            for uri in &redirect_uris {
-                validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
-            }
-            for g in &required_groups {
-                if !store.group_exists(g).await? {
-                    anyhow::bail!("--require-group {g}: no such group (groups add {g})");
-                }
-            }
-            let mut changed = json!({ "client_id": id });
-            if !key_args.is_empty() {
-                let mut keys = client.keys.clone();
-                key_args.apply(&mut keys)?;
-                store.set_client_keys(&id, &keys).await?;
-                changed["keys"] = serde_json::to_value(&keys)?;
-            }
-            if !web_origins.is_empty() {
-                store.set_client_web_origins(&id, &web_origins).await?;
-                changed["web_origins"] = json!(web_origins);
-            }
-            if any_group || !required_groups.is_empty() {
-                store.set_required_groups(&id, &required_groups).await?;
-                changed["required_groups"] = json!(required_groups);
-            }
-            if !redirect_uris.is_empty() || resource_server.is_some() || require_pkce.is_some() {
-                let mut c = (*client).clone();
-                if !redirect_uris.is_empty() {
-                    c.redirect_uris = redirect_uris;
-                    changed["redirect_uris"] = json!(c.redirect_uris);
-                }
-                if let Some(flag) = resource_server {
-                    c.resource_server = flag;
-                    changed["resource_server"] = json!(flag);
-                }
-                if let Some(flag) = require_pkce {
-                    c.require_pkce = flag;
-                    changed["require_pkce"] = json!(flag);
-                }
-                store.update_client(&c).await?;
-            }
-            let mut event = AuditEvent::new("admin.client_updated").client(&id);
-            for key in ["web_origins", "required_groups", "redirect_uris", "resource_server", "require_pkce", "keys"] {
-                if let Some(v) = changed.get(key) {
-                    event = event.detail(key, v.clone());
-                }
-            }
-            store.audit(event, now()).await;
-            print(json.json, changed.clone(), || format!("updated client {id}: {changed}"));
+            let change = ClientUpdate {
+                web_origins: (!web_origins.is_empty()).then_some(web_origins),
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                resource_server,
+                require_pkce,
+                allow_http,
+                required_groups: (any_group || !required_groups.is_empty()).then_some(required_groups),
+                keys: keys.input()?,
+            };
+            let changed = admin::clients::update(ops, &id, change).await?;
+            let line = serde_json::to_string(&changed)?;
+            show(json, &changed, || format!("updated client {id}: {line}"))?;
         }
-        ClientsCommand::Roles { command } => access::roles(store, command).await?,
+        ClientsCommand::Roles { command } => access::roles(ops, command).await?,
         ClientsCommand::Remove { id, json } => {
-            if !store.remove_client(&id, now()).await? {
-                anyhow::bail!("no client {id}");
-            }
-            store.audit(AuditEvent::new("admin.client_removed").client(&id), now()).await;
+            admin::clients::remove(ops, &id).await?;
             print(json.json, json!({ "removed": id }), || format!("removed client {id}"));
         }
     }
     Ok(())
 }
 
-/// A new password from standard input, checked against the password policy like any other.
-fn read_password(policy: &PasswordPolicy, identifiers: &[&str]) -> anyhow::Result<String> {
+/// A new password from standard input (the operation checks it against the policy).
+fn read_password() -> anyhow::Result<String> {
     let mut s = String::new();
     std::io::stdin().read_to_string(&mut s)?;
-    let s = s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&s).to_owned();
-    password_policy::check(policy, &s, identifiers)
-        .map_err(|refusal| anyhow::anyhow!("password refused: {refusal}"))?;
-    Ok(s)
+    Ok(s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&s).to_owned())
 }
 
-async fn users(store: &Store, settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
+async fn users(ops: &Ops<'_>, command: UsersCommand) -> anyhow::Result<()> {
+    use admin::users;
     match command {
         UsersCommand::Add { username, email, password_stdin, claims, json } => {
-            if username.trim().is_empty() || username.contains(char::is_whitespace) {
-                anyhow::bail!("--username must be non-empty and without spaces");
-            }
-            if !email.contains('@') {
-                anyhow::bail!("--email must be an email address");
-            }
             let mut map = serde_json::Map::new();
             for c in &claims {
-                let (k, v) = parse_claim(c).map_err(anyhow::Error::msg)?;
-                map.insert(k, v);
+                let (k, v) = c.split_once('=').ok_or_else(|| anyhow::anyhow!("'{c}' is not NAME=VALUE"))?;
+                map.insert(k.to_owned(), Value::String(v.to_owned()));
             }
-            let password_hash = match password_stdin {
-                true => Some(passwords.hash(read_password(&settings.password, &[&username, &email])?).await?),
-                false => None,
-            };
-            let t = now();
-            let user = User {
-                id: random_id(),
-                username,
-                email,
-                password_hash,
-                claims: map,
-                disabled: false,
-                status: Default::default(),
-                created_at: t,
-                updated_at: t,
-            };
-            match store.login_taken(&user.username, &user.email).await? {
-                (true, _) => anyhow::bail!("a user named {} exists already (ignoring case)", user.username),
-                (_, true) => anyhow::bail!("another user has the email {} (ignoring case)", user.email),
-                _ => {}
-            }
-            if !store.create_user(&user).await? {
-                anyhow::bail!("a user with this username or email exists already (ignoring case)");
-            }
-            store.audit(AuditEvent::new("admin.user_added").user(&user.id), t).await;
-            print(json.json, json!({ "id": user.id, "username": user.username }), || {
-                format!("created user {} ({})", user.username, user.id)
-            });
+            let password = if password_stdin { Some(read_password()?) } else { None };
+            let created = users::add(ops, users::NewUser { username, email, password, claims: map }).await?;
+            show(json, &created, || format!("created user {} ({})", created.username, created.id))?;
         }
         UsersCommand::List { json } => {
-            let list = store.list_users().await?;
-            print(json.json, serde_json::to_value(&list)?, || {
+            let list = users::list(ops).await?;
+            show(json, &list, || {
                 list.iter()
                     .map(|u| {
                         format!("{}  {}  {}{}", u.id, u.username, u.email, if u.disabled { "  (disabled)" } else { "" })
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
-            });
+            })?;
         }
         UsersCommand::SetPassword { username, .. } => {
-            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let password = read_password(&settings.password, &[&user.username, &user.email])?;
-            let history = settings.password.history;
-            if crate::account::new_password::reused(&passwords, store, history, &user, &password).await? {
-                anyhow::bail!("password refused: {}", password_policy::Refusal::Reused(history));
-            }
-            let hash = passwords.hash(password).await?;
-            store.set_password(&user.id, &hash, history, crate::store::SignOut::Everywhere, now()).await?;
-            store.audit(AuditEvent::new("admin.password_set").user(&user.id), now()).await;
+            users::set_password(ops, &username, read_password()?).await?;
             println!("password changed for {username}; their sessions are ended and their grants revoked");
         }
         UsersCommand::Disable { username, json } => {
-            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            store.disable_user(&user.id, now()).await?;
-            store.audit(AuditEvent::new("admin.user_disabled").user(&user.id), now()).await;
-            print(json.json, json!({ "id": user.id, "username": username, "disabled": true }), || {
-                format!("disabled {username}; their sessions and grants are revoked")
-            });
+            let changed = users::disable(ops, &username).await?;
+            show(json, &changed, || format!("disabled {username}; their sessions and grants are revoked"))?;
         }
         UsersCommand::Enable { username, json } => {
-            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            store.enable_user(&user.id, now()).await?;
-            store.audit(AuditEvent::new("admin.user_enabled").user(&user.id), now()).await;
-            print(json.json, json!({ "id": user.id, "username": username, "disabled": false }), || {
-                format!("enabled {username}; they can sign in again")
-            });
+            let changed = users::enable(ops, &username).await?;
+            show(json, &changed, || format!("enabled {username}; they can sign in again"))?;
         }
         UsersCommand::Show { username, json } => {
-            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let mut value = serde_json::to_value(&user)?;
-            value["groups"] = json!(store.user_groups(&user.id).await?);
-            print(json.json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
+            let user = users::show(ops, &username).await?;
+            show(json, &user, || serde_json::to_string_pretty(&user).unwrap_or_default())?;
         }
         UsersCommand::Remove { username, json } => {
-            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            store.remove_user(&user.id).await?;
-            store.audit(AuditEvent::new("admin.user_removed").user(&user.id), now()).await;
-            print(json.json, json!({ "removed": user.id, "username": username }), || {
+            let removed = users::remove(ops, &username).await?;
+            print(json.json, json!({ "removed": removed.id, "username": username }), || {
                 format!("removed {username} and their credentials, sessions and grants")
             });
         }
-        UsersCommand::Access(command) => access::users(store, command).await?,
+        UsersCommand::Access(command) => access::users(ops, command).await?,
+        UsersCommand::Sessions { username, json } => {
+            let list = admin::sessions::list(ops, &username).await?;
+            show(json, &list, || {
+                list.iter()
+                    .map(|s| {
+                        let last = keys::readable_time(s.last_seen_at);
+                        let ip = s.ip.as_deref().unwrap_or("-");
+                        format!("{}  last used {last}  from {ip}  {}", s.id, s.user_agent.as_deref().unwrap_or("-"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+        }
+        UsersCommand::SignOut { username, session, json } => {
+            let ended = match session {
+                Some(id) => admin::sessions::end(ops, &username, &id).await?,
+                None => admin::sessions::end_all(ops, &username).await?,
+            };
+            show(json, &ended, || {
+                format!("ended {} session(s) of {username} and revoked their grants", ended.ended.len())
+            })?;
+        }
         UsersCommand::ResetFactors { username, json } => {
-            let user = store.user_by_login(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-            let removed = store.reset_second_factors(&user.id, now()).await?;
-            let event = AuditEvent::new("admin.factors_reset").user(&user.id).detail("removed", removed.to_string());
-            store.audit(event, now()).await;
-            print(json.json, json!({ "id": user.id, "username": user.username, "factors_removed": removed }), || {
+            let reset = users::reset_factors(ops, &username).await?;
+            show(json, &reset, || {
                 format!(
-                    "removed {removed} second factor(s) and the recovery codes of {username}; their sessions are ended and their grants revoked"
+                    "removed {} second factor(s) and the recovery codes of {username}; their sessions are ended and their grants revoked",
+                    reset.factors_removed
                 )
-            });
+            })?;
         }
     }
     Ok(())

@@ -20,6 +20,8 @@
 
 /// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;
+/// The operator's operations, one implementation behind the CLI and the admin REST API.
+pub mod admin;
 /// Router assembly only.
 pub mod app;
 /// The operator's command line: serve, migrate, clients, users, keys.

@@ -1,10 +1,9 @@
 //! Groups and per-client roles: `latchkey groups add|list|remove`, `latchkey users
 //! add-to-group|remove-from-group|grant-role|revoke-role`, `latchkey clients roles
-//! add|remove|list`. Every change is audited.
+//! add|remove|list`: the shared operations of `admin::{groups, users, clients}`.
 
-use super::{Json, now, print};
-use crate::domain::User;
-use crate::store::{AuditEvent, GroupRemoval, Store};
+use super::{Json, print};
+use crate::admin::{self, Ops};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -93,147 +92,76 @@ pub enum RolesCommand {
     },
 }
 
-/// Group and role names: what a token claim can carry plainly, and a shell can type.
-pub fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
-    if !ok {
-        anyhow::bail!("{what} '{name}': 1 to 64 letters, digits and - _ . : /");
-    }
-    Ok(())
-}
-
-async fn user(store: &Store, login: &str) -> anyhow::Result<User> {
-    store.user_by_login(login).await?.ok_or_else(|| anyhow::anyhow!("no user {login}"))
-}
-
-async fn client(store: &Store, id: &str) -> anyhow::Result<()> {
-    store.client(id).await?.map(|_| ()).ok_or_else(|| anyhow::anyhow!("no client {id}"))
-}
-
-pub async fn groups(store: &Store, command: GroupsCommand) -> anyhow::Result<()> {
+pub async fn groups(ops: &Ops<'_>, command: GroupsCommand) -> anyhow::Result<()> {
     match command {
         GroupsCommand::Add { name, json } => {
-            check_name("group", &name)?;
-            if !store.insert_group(&name, now()).await? {
-                anyhow::bail!("a group named {name} exists already");
-            }
-            store.audit(AuditEvent::new("admin.group_added").detail("group", name.as_str()), now()).await;
+            admin::groups::add(ops, &name).await?;
             print(json.json, json!({ "group": name }), || format!("added group {name}"));
         }
         GroupsCommand::List { json } => {
-            let list = store.list_groups().await?;
+            let list = admin::groups::list(ops).await?;
             print(json.json, json!(list), || {
                 list.iter().map(|g| format!("{}  {} member(s)", g.name, g.members)).collect::<Vec<_>>().join("\n")
             });
         }
-        GroupsCommand::Remove { name, json } => match store.remove_group(&name).await? {
-            GroupRemoval::Removed => {
-                store.audit(AuditEvent::new("admin.group_removed").detail("group", name.as_str()), now()).await;
-                print(json.json, json!({ "removed": name }), || format!("removed group {name}"));
-            }
-            GroupRemoval::Missing => anyhow::bail!("no group {name}"),
-            GroupRemoval::Required(clients) => anyhow::bail!(
-                "group {name} is required by client(s) {}; change them first (clients update ID --require-group ...)",
-                clients.join(", ")
-            ),
-        },
-    }
-    Ok(())
-}
-
-pub async fn users(store: &Store, command: UsersAccess) -> anyhow::Result<()> {
-    match command {
-        UsersAccess::AddToGroup { user: login, group, json } => {
-            let u = user(store, &login).await?;
-            if !store.group_exists(&group).await? {
-                anyhow::bail!("no group {group} (groups add {group})");
-            }
-            let added = store.add_to_group(&u.id, &group).await?;
-            if added {
-                let event = AuditEvent::new("admin.group_member_added").user(&u.id).detail("group", group.as_str());
-                store.audit(event, now()).await;
-            }
-            print(json.json, json!({ "user": u.username, "group": group, "changed": added }), || match added {
-                true => format!("{} is now in {group}", u.username),
-                false => format!("{} was already in {group}", u.username),
-            });
-        }
-        UsersAccess::RemoveFromGroup { user: login, group, json } => {
-            let u = user(store, &login).await?;
-            let removed = store.remove_from_group(&u.id, &group).await?;
-            if !removed {
-                anyhow::bail!("{} is not in a group {group}", u.username);
-            }
-            let event = AuditEvent::new("admin.group_member_removed").user(&u.id).detail("group", group.as_str());
-            store.audit(event, now()).await;
-            print(json.json, json!({ "user": u.username, "group": group, "changed": true }), || {
-                format!("{} is no longer in {group}", u.username)
-            });
-        }
-        UsersAccess::GrantRole { user: login, client_id, role, json } => {
-            let u = user(store, &login).await?;
-            client(store, &client_id).await?;
-            if !store.client_roles(&client_id).await?.contains(&role) {
-                anyhow::bail!("client {client_id} has no role {role} (clients roles add {client_id} {role})");
-            }
-            let granted = store.grant_role(&u.id, &client_id, &role).await?;
-            if granted {
-                let event = AuditEvent::new("admin.role_granted").user(&u.id).client(&client_id);
-                store.audit(event.detail("role", role.as_str()), now()).await;
-            }
-            print(
-                json.json,
-                json!({ "user": u.username, "client_id": client_id, "role": role, "changed": granted }),
-                || format!("{} has the role {role} at {client_id}", u.username),
-            );
-        }
-        UsersAccess::RevokeRole { user: login, client_id, role, json } => {
-            let u = user(store, &login).await?;
-            if !store.revoke_role(&u.id, &client_id, &role).await? {
-                anyhow::bail!("{} does not have the role {role} at {client_id}", u.username);
-            }
-            let event = AuditEvent::new("admin.role_revoked").user(&u.id).client(&client_id);
-            store.audit(event.detail("role", role.as_str()), now()).await;
-            print(
-                json.json,
-                json!({ "user": u.username, "client_id": client_id, "role": role, "changed": true }),
-                || format!("{} no longer has the role {role} at {client_id}", u.username),
-            );
+        GroupsCommand::Remove { name, json } => {
+            admin::groups::remove(ops, &name).await?;
+            print(json.json, json!({ "removed": name }), || format!("removed group {name}"));
         }
     }
     Ok(())
 }
 
-pub async fn roles(store: &Store, command: RolesCommand) -> anyhow::Result<()> {
+pub async fn users(ops: &Ops<'_>, command: UsersAccess) -> anyhow::Result<()> {
+    use admin::users;
+    let (access, line) = match command {
+        UsersAccess::AddToGroup { user, group, json } => {
+            let a = users::add_to_group(ops, &user, &group).await?;
+            let line = match a.changed {
+                true => format!("{} is now in {group}", a.user),
+                false => format!("{} was already in {group}", a.user),
+            };
+            (a, (json, line))
+        }
+        UsersAccess::RemoveFromGroup { user, group, json } => {
+            let a = users::remove_from_group(ops, &user, &group).await?;
+            let line = format!("{} is no longer in {group}", a.user);
+            (a, (json, line))
+        }
+        UsersAccess::GrantRole { user, client_id, role, json } => {
+            let a = users::grant_role(ops, &user, &client_id, &role).await?;
+            let line = format!("{} has the role {role} at {client_id}", a.user);
+            (a, (json, line))
+        }
+        UsersAccess::RevokeRole { user, client_id, role, json } => {
+            let a = users::revoke_role(ops, &user, &client_id, &role).await?;
+            let line = format!("{} no longer has the role {role} at {client_id}", a.user);
+            (a, (json, line))
+        }
+    };
+    let (json, line) = line;
+    print(json.json, serde_json::to_value(&access)?, || line);
+    Ok(())
+}
+
+pub async fn roles(ops: &Ops<'_>, command: RolesCommand) -> anyhow::Result<()> {
+    use admin::clients;
     match command {
         RolesCommand::Add { client_id, role, json } => {
-            check_name("role", &role)?;
-            client(store, &client_id).await?;
-            if !store.add_client_role(&client_id, &role).await? {
-                anyhow::bail!("client {client_id} has a role {role} already");
-            }
-            let event = AuditEvent::new("admin.client_role_added").client(&client_id).detail("role", role.as_str());
-            store.audit(event, now()).await;
+            clients::add_role(ops, &client_id, &role).await?;
             print(json.json, json!({ "client_id": client_id, "role": role }), || {
                 format!("client {client_id} has the role {role}")
             });
         }
         RolesCommand::Remove { client_id, role, json } => {
-            if !store.remove_client_role(&client_id, &role).await? {
-                anyhow::bail!("client {client_id} has no role {role}");
-            }
-            let event = AuditEvent::new("admin.client_role_removed").client(&client_id).detail("role", role.as_str());
-            store.audit(event, now()).await;
+            clients::remove_role(ops, &client_id, &role).await?;
             print(json.json, json!({ "client_id": client_id, "removed": role }), || {
                 format!("removed the role {role} of client {client_id} from it and every user")
             });
         }
         RolesCommand::List { client_id, json } => {
-            client(store, &client_id).await?;
-            let roles = store.client_roles(&client_id).await?;
-            print(json.json, json!({ "client_id": client_id, "roles": roles }), || roles.join("\n"));
+            let roles = clients::roles(ops, &client_id).await?;
+            print(json.json, serde_json::to_value(&roles)?, || roles.roles.join("\n"));
         }
     }
     Ok(())

@@ -1,8 +1,9 @@
 //! `latchkey audit`: the operator reads the audit log, newest first, filtered by user, time and
 //! kind.
 
-use super::{Json, now, print};
-use crate::store::{AuditQuery, Store};
+use super::{Json, print};
+use crate::admin::Ops;
+use crate::admin::audit::Filter;
 use clap::Args;
 use serde_json::json;
 
@@ -24,45 +25,12 @@ pub struct AuditArgs {
     json: Json,
 }
 
-/// `2026-12-01` (midnight UTC) or `7d`/`12h`/`30m`/`90s` before `now`.
-fn since(s: &str, now: i64) -> anyhow::Result<i64> {
-    let s = s.trim();
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp());
-    }
-    let unit = match s.chars().last() {
-        Some('d') => 86_400,
-        Some('h') => 3600,
-        Some('m') => 60,
-        Some('s') => 1,
-        _ => anyhow::bail!("--since {s}: a date (2026-12-01) or a time ago (7d, 12h, 30m)"),
-    };
-    let n: i64 =
-        s[..s.len() - 1].parse().map_err(|_| anyhow::anyhow!("--since {s}: not a number of days, hours or minutes"))?;
-    Ok(now - n * unit)
-}
-
-pub async fn run(store: &Store, args: AuditArgs) -> anyhow::Result<()> {
-    let user_id = match &args.user {
-        Some(u) => Some(match store.user_by_login(u).await? {
-            Some(user) => user.id,
-            None if store.user(u).await?.is_some() => u.clone(),
-            // Removed users keep their events under their id.
-            None => u.clone(),
-        }),
-        None => None,
-    };
+pub async fn run(ops: &Ops<'_>, args: AuditArgs) -> anyhow::Result<()> {
     if args.limit < 1 {
         anyhow::bail!("--limit must be at least 1");
     }
-    let q = AuditQuery {
-        user_id,
-        since: args.since.as_deref().map(|s| since(s, now())).transpose()?,
-        kind_prefix: args.kind.clone(),
-        kinds: Vec::new(),
-        limit: args.limit,
-    };
-    let events = store.audit_events(&q).await?;
+    let filter = Filter { user: args.user, since: args.since, kind: args.kind, limit: Some(args.limit) };
+    let events = crate::admin::audit::events(ops, filter).await?;
     print(args.json.json, json!(events), || {
         events
             .iter()
@@ -83,18 +51,4 @@ pub async fn run(store: &Store, args: AuditArgs) -> anyhow::Result<()> {
             .join("\n")
     });
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::since;
-
-    #[test]
-    fn since_reads_dates_and_spans() {
-        assert_eq!(since("2026-12-01", 0).unwrap(), 1_796_083_200);
-        assert_eq!(since("7d", 1_000_000).unwrap(), 1_000_000 - 7 * 86_400);
-        assert_eq!(since("30m", 10_000).unwrap(), 10_000 - 1800);
-        assert!(since("yesterday", 0).is_err());
-        assert!(since("xd", 0).is_err());
-    }
 }

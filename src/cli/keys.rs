@@ -1,13 +1,15 @@
 //! `latchkey keys …`: list, rotate, retire, revoke, import, export and rewrap signing keys.
-//! Every change goes through `keys::lifecycle` and one transaction, and is audited; the running
-//! nodes pick it up within `keys::REFRESH`. Private parts are never printed.
+//! All but `rewrap` are the shared operations of `admin::keys` (through `keys::lifecycle`, one
+//! transaction, audited); the running nodes pick a change up within `keys::REFRESH`. Private
+//! parts are never printed.
 
-use super::{Json, now, open, print};
+use super::{Json, now, print};
+use crate::admin::Ops;
 use crate::config::Settings;
-use crate::keys::lifecycle::{self, Plan, Policy};
-use crate::keys::{self, Alg, KeyState, kek, kek::Kek};
+use crate::keys::lifecycle::Policy;
+use crate::keys::{Alg, kek, kek::Kek};
 use crate::login::steps::totp;
-use crate::store::{AuditEvent, KeyChange, SigningKeyRow, Store};
+use crate::store::{AuditEvent, Store};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -82,13 +84,11 @@ fn alg_names() -> [&'static str; 4] {
     Alg::ALL.map(Alg::as_str)
 }
 
-pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let store = open(settings).await?;
-    let policy = Policy::from_settings(settings);
+pub async fn run(ops: &Ops<'_>, command: KeysCommand) -> anyhow::Result<()> {
+    use crate::admin::keys;
     match command {
         KeysCommand::List { json } => {
-            let mut keys = store.signing_keys().await?;
-            keys.sort_by_key(|k| (k.alg.clone(), state_rank(&k.state), std::cmp::Reverse(k.created_at)));
+            let keys = keys::list(ops).await?;
             print(json.json, serde_json::to_value(&keys)?, || {
                 let t = |v: Option<i64>| v.map_or("-".to_owned(), readable_time);
                 let mut out = format!(
@@ -110,47 +110,22 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             });
         }
         KeysCommand::Rotate { alg, force, json } => {
-            let algs = match alg {
-                Some(a) => vec![Alg::parse(&a).expect("clap checked the value")],
-                None => Alg::ALL.to_vec(),
-            };
-            let kek = Kek::load_or_create(&settings.keys_dir)?;
-            let rows = store.signing_keys().await?;
-            // Every algorithm in one transaction: all rotate, or (one next key too young) none.
-            let mut plan = Plan::default();
-            let mut retired = Vec::new();
-            for alg in &algs {
-                let p = lifecycle::rotate(&rows, *alg, now(), policy, force)?;
-                retired.push(p.changes.iter().find(|c| c.to == "retired").map(|c| c.kid.clone()));
-                plan.changes.extend(p.changes);
-                plan.create.extend(p.create);
-            }
-            let after = run_plan(&store, &kek, &plan, "cli").await?;
-            let kid = |alg: Alg, s: KeyState| {
-                after.iter().find(|r| r.alg == alg.as_str() && r.state == s.as_str()).map(|r| r.kid.clone())
-            };
-            let report: Vec<Value> = algs
-                .iter()
-                .zip(&retired)
-                .map(|(a, r)| {
-                    json!({ "alg": a, "active": kid(*a, KeyState::Active), "next": kid(*a, KeyState::Next), "retired": r })
-                })
-                .collect();
-            print(json.json, json!(report), || {
+            let report = keys::rotate(ops, keys::Rotate { alg, force }).await?;
+            let min_age = Policy::from_settings(ops.settings).min_next_age + 1;
+            print(json.json, serde_json::to_value(&report)?, || {
                 report
                     .iter()
                     .map(|r| {
-                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
-                        match r["retired"].as_str() {
+                        let s = |k: &Option<String>| k.clone().unwrap_or_else(|| "-".into());
+                        match &r.retired {
                             Some(old) => {
-                                format!("{}: {} is active, {old} retired, {} is next", s("alg"), s("active"), s("next"))
+                                format!("{}: {} is active, {old} retired, {} is next", r.alg, s(&r.active), s(&r.next))
                             }
                             None => format!(
-                                "{}: created what was missing; {} is active, {} is next (it may sign after {} s)",
-                                s("alg"),
-                                s("active"),
-                                s("next"),
-                                policy.min_next_age + 1
+                                "{}: created what was missing; {} is active, {} is next (it may sign after {min_age} s)",
+                                r.alg,
+                                s(&r.active),
+                                s(&r.next),
                             ),
                         }
                     })
@@ -159,104 +134,44 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             });
         }
         KeysCommand::Retire { kid, force, json } => {
-            let kek = Kek::load_or_create(&settings.keys_dir)?;
-            let plan = lifecycle::retire(&store.signing_keys().await?, &kid, now(), policy, force)?;
-            run_plan(&store, &kek, &plan, "cli").await?;
-            print(json.json, json!({ "kid": kid, "state": "retired" }), || format!("retired {kid}"));
+            let status = keys::retire(ops, &kid, force).await?;
+            print(json.json, serde_json::to_value(&status)?, || format!("retired {kid}"));
         }
         KeysCommand::Revoke { kid, json } => {
-            let kek = Kek::load_or_create(&settings.keys_dir)?;
-            let plan = lifecycle::revoke(&store.signing_keys().await?, &kid, now())?;
-            run_plan(&store, &kek, &plan, "cli").await?;
-            print(json.json, json!({ "kid": kid, "state": "revoked" }), || {
-                format!("revoked {kid}; every node drops it within {} s", keys::REFRESH.as_secs())
+            let status = keys::revoke(ops, &kid).await?;
+            print(json.json, serde_json::to_value(&status)?, || {
+                format!("revoked {kid}; every node drops it within {} s", crate::keys::REFRESH.as_secs())
             });
         }
         KeysCommand::Import { file, alg, json } => {
             let input = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let alg = match alg {
-                Some(a) => Alg::parse(&a).expect("clap checked the value"),
-                None => Alg::of_key(&input).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}: not a key Latchkey can sign with (RSA, P-256 or Ed25519 private key, PEM or JWK)",
-                        file.display()
-                    )
-                })?,
-            };
-            let (pem, jwk) = alg.import(&input).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let kek = Kek::load_or_create(&settings.keys_dir)?;
-            let t = now();
-            let row = keys::record(&kek, alg, &pem, jwk, KeyState::Next, t)?;
-            // The imported key takes the place of the current next key, which never signed.
-            let changes: Vec<KeyChange> = store
-                .signing_keys()
-                .await?
-                .iter()
-                .filter(|r| r.alg == alg.as_str() && r.state == KeyState::Next.as_str())
-                .map(|r| KeyChange {
-                    kid: r.kid.clone(),
-                    from: r.state.clone(),
-                    to: KeyState::Retired.as_str().into(),
-                    activated_at: None,
-                    retires_at: Some(t),
-                })
-                .collect();
-            if !keys::commit(&store, &changes, std::slice::from_ref(&row), t, "cli import").await? {
-                anyhow::bail!("the keys changed while importing; run the command again");
-            }
-            print(json.json, json!({ "kid": row.kid, "alg": alg, "state": "next" }), || {
-                format!("imported {} as the next {alg} key; `keys rotate --alg {alg}` activates it", row.kid)
+            let status = keys::import(ops, &input, alg.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let alg = status.alg.clone().unwrap_or_default();
+            print(json.json, serde_json::to_value(&status)?, || {
+                format!("imported {} as the next {alg} key; `keys rotate --alg {alg}` activates it", status.kid)
             });
         }
         KeysCommand::Export { kid, format, json, .. } => {
-            let row = store
-                .signing_keys()
-                .await?
-                .into_iter()
-                .find(|r| r.kid == kid)
-                .ok_or_else(|| anyhow::anyhow!("no key {kid}"))?;
-            let key: Value = if format == "jwk" {
-                serde_json::from_str(&row.public_jwk)?
-            } else {
-                let alg = Alg::parse(&row.alg).ok_or_else(|| anyhow::anyhow!("key {kid}: unknown algorithm"))?;
-                let kek = Kek::load_or_create(&settings.keys_dir)?;
-                Value::String(String::from_utf8(alg.public_pem(&kek.open(&row.kid, &row.private_enc)?)?)?)
-            };
+            let exported = keys::export(ops, &kid, &format).await?;
             if json.json {
-                print(true, json!({ "kid": row.kid, "alg": row.alg, "format": format, "key": key }), String::new);
+                print(true, serde_json::to_value(&exported)?, String::new);
             } else {
-                match key {
+                match exported.key {
                     Value::String(pem) => print!("{pem}"),
                     jwk => println!("{}", serde_json::to_string_pretty(&jwk)?),
                 }
             }
         }
-        KeysCommand::Rewrap { json } => rewrap(settings, &store, json).await?,
+        KeysCommand::Rewrap { json } => rewrap(ops.settings, ops.store, json).await?,
     }
     Ok(())
 }
 
-/// Keys of one algorithm in the order of their life: the one signing first.
-fn state_rank(state: &str) -> u8 {
-    match KeyState::parse(state) {
-        Some(KeyState::Active) => 0,
-        Some(KeyState::Next) => 1,
-        Some(KeyState::Retired) => 2,
-        Some(KeyState::Revoked) | None => 3,
-    }
-}
-
 /// A Unix time as `2026-12-05 18:20:00Z` (UTC).
-fn readable_time(t: i64) -> String {
+pub(super) fn readable_time(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
-}
-
-/// Applies a plan and returns the keys as they are afterwards.
-async fn run_plan(store: &Store, kek: &Kek, plan: &Plan, by: &str) -> anyhow::Result<Vec<SigningKeyRow>> {
-    if !keys::apply(store, kek, plan, now(), by).await? {
-        anyhow::bail!("the keys changed while this command ran (another node or command); run it again");
-    }
-    Ok(store.signing_keys().await?)
 }
 
 /// `keys rewrap`: every private key and authenticator (TOTP) secret re-sealed under the new KEK. In file

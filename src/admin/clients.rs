@@ -1,0 +1,457 @@
+//! Registered applications: add, list, show, update, remove, and a client's roles. A secret is
+//! generated here, stored only as a hash, and answered once.
+
+use super::{AdminError, Ops};
+use crate::crypto::{hash_secret, random_id, random_token};
+use crate::domain::claims::SCOPES_SUPPORTED;
+use crate::domain::client::{
+    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    validate_web_origin,
+};
+use crate::domain::{AuthMethod, Client, GrantType, is_scope_token};
+use crate::keys::Alg;
+use crate::store::AuditEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The scope a client holds (among its client_credentials scopes) to call the admin API.
+pub const ADMIN_SCOPE: &str = "latchkey:admin";
+
+/// A client to register. Only `name` is required; the rest defaults as `clients add` does.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A public client: no secret, PKCE required.
+    #[serde(default)]
+    pub public: bool,
+    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+    pub auth_method: Option<String>,
+    /// Trusted by the operator: no consent page.
+    #[serde(default)]
+    pub first_party: bool,
+    /// `1` (default) or `2`: the least assurance every sign-in for this client must reach.
+    pub min_acr: Option<String>,
+    /// Default `authorization_code`, `refresh_token`; also `client_credentials`, `device_code`.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// Scopes the client may be granted for itself with client_credentials (`latchkey:admin`
+    /// lets it call this API).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Algorithm of its ID tokens and access tokens (default RS256).
+    pub id_token_alg: Option<String>,
+    /// Origins whose scripts may call the token endpoints (CORS); `+` means those of the
+    /// redirect URIs (the default).
+    #[serde(default)]
+    pub web_origins: Vec<String>,
+    #[serde(default)]
+    pub resource_server: bool,
+    #[serde(default)]
+    pub require_pkce: bool,
+    /// Accept plain-http redirect URIs to any host (development only).
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub keys: KeyInput,
+}
+
+/// A client's own keys and what it signs with them (request objects, private_key_jwt).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct KeyInput {
+    /// Its public keys as a JWK Set. Exclusive with `jwks_uri`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// Its public keys at this URL (https; http only on loopback).
+    pub jwks_uri: Option<String>,
+    /// The only algorithm accepted for its request objects; `none` allows unsigned ones.
+    pub request_object_alg: Option<String>,
+    /// The only algorithm accepted for its private_key_jwt assertions.
+    pub token_auth_alg: Option<String>,
+}
+
+impl KeyInput {
+    fn is_empty(&self) -> bool {
+        self.jwks.is_none()
+            && self.jwks_uri.is_none()
+            && self.request_object_alg.is_none()
+            && self.token_auth_alg.is_none()
+    }
+
+    /// Writes what was given over `keys`: a new JWK Set replaces the old, inline or by URL.
+    fn apply(self, keys: &mut ClientKeys) -> Result<(), AdminError> {
+        if self.jwks.is_some() && self.jwks_uri.is_some() {
+            return Err(AdminError::invalid("give jwks or jwks_uri, not both"));
+        }
+        if let Some(uri) = self.jwks_uri {
+            validate_jwks_uri(&uri).map_err(AdminError::Invalid)?;
+            (keys.jwks, keys.jwks_uri) = (None, Some(uri));
+        }
+        if let Some(set) = self.jwks {
+            let json = set.to_string();
+            validate_jwks(&json).map_err(|e| AdminError::Invalid(format!("jwks: {e}")))?;
+            (keys.jwks, keys.jwks_uri) = (Some(json), None);
+        }
+        if let Some(alg) = self.request_object_alg {
+            let parsed = ObjectAlg::parse(&alg).ok_or_else(|| {
+                AdminError::Invalid(format!("request_object_alg {alg}: not an algorithm Latchkey verifies"))
+            })?;
+            keys.request_object_signing_alg = Some(parsed);
+        }
+        if let Some(alg) = self.token_auth_alg {
+            keys.token_endpoint_auth_signing_alg = Some(parse_alg("token_auth_alg", &alg)?);
+        }
+        Ok(())
+    }
+}
+
+fn parse_alg(what: &str, alg: &str) -> Result<Alg, AdminError> {
+    Alg::parse(alg)
+        .ok_or_else(|| AdminError::Invalid(format!("{what} {alg}: one of {}", Alg::ALL.map(Alg::as_str).join(", "))))
+}
+
+/// A registered client's id and, for a confidential one, its secret: shown only now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+}
+
+/// A registered client as the operator sees it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub auth_method: AuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub first_party: bool,
+    pub id_token_signed_response_alg: String,
+    pub min_acr: u8,
+    pub resource_server: bool,
+    pub require_pkce: bool,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The web origins as registered (`+` stands for the redirect URIs' origins).
+    pub web_origins: Vec<String>,
+    /// The origins CORS answers for.
+    pub allowed_origins: Vec<String>,
+    /// A user in none of these groups is refused (none: anyone).
+    pub required_groups: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// A change to a client: each field given replaces what it names.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdate {
+    pub web_origins: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub resource_server: Option<bool>,
+    pub require_pkce: Option<bool>,
+    /// Accept plain-http redirect URIs to any host (development only).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// The groups the client requires; empty: any user.
+    pub required_groups: Option<Vec<String>>,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub keys: KeyInput,
+}
+
+/// What an update changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Updated {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub keys: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_origins: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uris: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_server: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_pkce: Option<bool>,
+}
+
+/// A client's roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Roles {
+    pub client_id: String,
+    pub roles: Vec<String>,
+}
+
+/// Registers a client, creating the signing keys of its algorithm if it is the first to use it.
+pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
+    let NewClient {
+        name,
+        redirect_uris,
+        post_logout_redirect_uris,
+        public,
+        auth_method,
+        first_party,
+        min_acr,
+        grant_types,
+        scopes,
+        id_token_alg,
+        web_origins,
+        resource_server,
+        require_pkce,
+        allow_http,
+        keys: key_input,
+    } = new;
+    if name.trim().is_empty() {
+        return Err(AdminError::invalid("a client needs a name"));
+    }
+    let mut keys = ClientKeys::default();
+    key_input.apply(&mut keys)?;
+    for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
+        validate_redirect_uri(uri, allow_http).map_err(AdminError::Invalid)?;
+    }
+    for o in &web_origins {
+        validate_web_origin(o).map_err(AdminError::Invalid)?;
+    }
+    let auth_method = match (public, auth_method.as_deref()) {
+        (true, None | Some("none")) => AuthMethod::None,
+        (true, Some(m)) => return Err(AdminError::Invalid(format!("public clients authenticate with none, not {m}"))),
+        (false, Some(m)) => AuthMethod::parse(m).ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "auth method {m}: one of {}",
+                AuthMethod::ALL.map(AuthMethod::as_str).join(", ")
+            ))
+        })?,
+        (false, None) => AuthMethod::ClientSecretBasic,
+    };
+    let grant_types: Vec<GrantType> = if grant_types.is_empty() {
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    } else {
+        grant_types
+            .iter()
+            .map(|g| {
+                GrantType::parse_short(g)
+                    .ok_or_else(|| AdminError::Invalid(format!("grant type {g}: not one Latchkey offers")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(AdminError::invalid("a client using authorization_code needs at least one redirect URI"));
+    }
+    if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
+        return Err(AdminError::invalid("a private_key_jwt client needs its keys: a jwks_uri or a jwks"));
+    }
+    if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(AdminError::invalid("a public client cannot use client_credentials"));
+    }
+    let scopes = crate::domain::parse_scope(&scopes.join(" "));
+    if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
+        return Err(AdminError::Invalid(format!("scope {s}: not a scope a client can hold for itself")));
+    }
+    let min_acr = min_acr.as_deref().unwrap_or("1");
+    let min_acr = crate::login::policy::acr_level(min_acr)
+        .ok_or_else(|| AdminError::Invalid(format!("min_acr {min_acr}: 1 or 2")))?;
+    let alg = parse_alg("id_token_alg", id_token_alg.as_deref().unwrap_or("RS256"))?;
+    // The first client of an algorithm brings its keys into being.
+    let plan = crate::keys::lifecycle::ensure(&ops.store.signing_keys().await?, alg);
+    if !plan.is_empty() {
+        let kek = crate::keys::kek::Kek::load_or_create(&ops.settings.keys_dir)?;
+        crate::keys::apply(ops.store, &kek, &plan, ops.now, &format!("{} clients add", ops.by())).await?;
+    }
+    let secret = auth_method.uses_secret().then(random_token);
+    let client = Client {
+        id: random_id(),
+        name,
+        secret_hash: secret.as_deref().map(hash_secret),
+        auth_method,
+        redirect_uris,
+        post_logout_redirect_uris,
+        grant_types,
+        scopes,
+        first_party,
+        min_acr,
+        resource_server,
+        require_pkce,
+        created_at: ops.now,
+        id_token_signed_response_alg: alg,
+        keys,
+    };
+    ops.store.insert_client(&client).await?;
+    if !web_origins.is_empty() {
+        ops.store.set_client_web_origins(&client.id, &web_origins).await?;
+    }
+    ops.audit(AuditEvent::new("admin.client_added").client(&client.id)).await;
+    Ok(Created { client_id: client.id, client_secret: secret })
+}
+
+pub async fn list(ops: &Ops<'_>) -> Result<Vec<ClientView>, AdminError> {
+    let mut out = Vec::new();
+    for c in ops.store.list_clients().await? {
+        out.push(view(ops, &c).await?);
+    }
+    Ok(out)
+}
+
+pub async fn show(ops: &Ops<'_>, id: &str) -> Result<ClientView, AdminError> {
+    let c = ops.client(id).await?;
+    view(ops, &c).await
+}
+
+async fn view(ops: &Ops<'_>, c: &Client) -> Result<ClientView, AdminError> {
+    let web_origins = ops.store.client_web_origins(&c.id).await?.unwrap_or_default();
+    Ok(ClientView {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        auth_method: c.auth_method,
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        grant_types: c.grant_types.clone(),
+        scopes: c.scopes.clone(),
+        first_party: c.first_party,
+        id_token_signed_response_alg: c.id_token_signed_response_alg.as_str().to_owned(),
+        min_acr: c.min_acr,
+        resource_server: c.resource_server,
+        require_pkce: c.require_pkce,
+        created_at: c.created_at,
+        jwks: c.keys.jwks.clone(),
+        jwks_uri: c.keys.jwks_uri.clone(),
+        request_object_signing_alg: c.keys.request_object_signing_alg.map(|a| a.as_str().to_owned()),
+        token_endpoint_auth_signing_alg: c.keys.token_endpoint_auth_signing_alg.map(|a| a.as_str().to_owned()),
+        allowed_origins: allowed_origins(&web_origins, &c.redirect_uris),
+        web_origins,
+        required_groups: ops.store.required_groups(&c.id).await?,
+        roles: ops.store.client_roles(&c.id).await?,
+    })
+}
+
+/// Changes a client: each field given replaces what it names.
+pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Updated, AdminError> {
+    let ClientUpdate { web_origins, redirect_uris, resource_server, require_pkce, allow_http, required_groups, keys } =
+        change;
+    let nothing = web_origins.is_none()
+        && redirect_uris.is_none()
+        && resource_server.is_none()
+        && require_pkce.is_none()
+        && required_groups.is_none()
+        && keys.is_empty();
+    if nothing {
+        return Err(AdminError::invalid(
+            "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, required groups or keys",
+        ));
+    }
+    let client = ops.client(id).await?;
+    for o in web_origins.iter().flatten() {
+        validate_web_origin(o).map_err(AdminError::Invalid)?;
+    }
+    if redirect_uris.as_ref().is_some_and(Vec::is_empty) {
+        return Err(AdminError::invalid("a client keeps at least one redirect URI"));
+    }
+    for uri in redirect_uris.iter().flatten() {
+        validate_redirect_uri(uri, allow_http).map_err(AdminError::Invalid)?;
+    }
+    for g in required_groups.iter().flatten() {
+        if !ops.store.group_exists(g).await? {
+            return Err(AdminError::Invalid(format!("required group {g}: no such group (add it first)")));
+        }
+    }
+    let mut changed = Updated {
+        client_id: id.to_owned(),
+        keys: None,
+        web_origins: None,
+        required_groups: None,
+        redirect_uris: None,
+        resource_server: None,
+        require_pkce: None,
+    };
+    if !keys.is_empty() {
+        let mut new_keys = client.keys.clone();
+        keys.apply(&mut new_keys)?;
+        ops.store.set_client_keys(id, &new_keys).await?;
+        changed.keys = Some(serde_json::to_value(&new_keys).map_err(anyhow::Error::from)?);
+    }
+    if let Some(origins) = web_origins.filter(|o| !o.is_empty()) {
+        ops.store.set_client_web_origins(id, &origins).await?;
+        changed.web_origins = Some(origins);
+    }
+    if let Some(groups) = required_groups {
+        ops.store.set_required_groups(id, &groups).await?;
+        changed.required_groups = Some(groups);
+    }
+    if redirect_uris.is_some() || resource_server.is_some() || require_pkce.is_some() {
+        let mut c = (*client).clone();
+        if let Some(uris) = redirect_uris {
+            c.redirect_uris = uris.clone();
+            changed.redirect_uris = Some(uris);
+        }
+        if let Some(flag) = resource_server {
+            c.resource_server = flag;
+            changed.resource_server = Some(flag);
+        }
+        if let Some(flag) = require_pkce {
+            c.require_pkce = flag;
+            changed.require_pkce = Some(flag);
+        }
+        ops.store.update_client(&c).await?;
+    }
+    let mut event = AuditEvent::new("admin.client_updated").client(id);
+    if let Value::Object(fields) = serde_json::to_value(&changed).map_err(anyhow::Error::from)? {
+        for (key, v) in fields.into_iter().filter(|(k, _)| k != "client_id") {
+            event = event.detail(&key, v);
+        }
+    }
+    ops.audit(event).await;
+    Ok(changed)
+}
+
+/// Removes a client and revokes everything it holds.
+pub async fn remove(ops: &Ops<'_>, id: &str) -> Result<(), AdminError> {
+    if !ops.store.remove_client(id, ops.now).await? {
+        return Err(AdminError::NotFound(format!("no client {id}")));
+    }
+    ops.audit(AuditEvent::new("admin.client_removed").client(id)).await;
+    Ok(())
+}
+
+pub async fn roles(ops: &Ops<'_>, client_id: &str) -> Result<Roles, AdminError> {
+    ops.client(client_id).await?;
+    Ok(Roles { client_id: client_id.to_owned(), roles: ops.store.client_roles(client_id).await? })
+}
+
+/// Defines a role of a client (released as the `roles` claim to the users who have it).
+pub async fn add_role(ops: &Ops<'_>, client_id: &str, role: &str) -> Result<(), AdminError> {
+    super::check_name("role", role)?;
+    ops.client(client_id).await?;
+    if !ops.store.add_client_role(client_id, role).await? {
+        return Err(AdminError::Conflict(format!("client {client_id} has a role {role} already")));
+    }
+    ops.audit(AuditEvent::new("admin.client_role_added").client(client_id).detail("role", role)).await;
+    Ok(())
+}
+
+/// Removes a role of a client, and takes it from every user who has it.
+pub async fn remove_role(ops: &Ops<'_>, client_id: &str, role: &str) -> Result<(), AdminError> {
+    if !ops.store.remove_client_role(client_id, role).await? {
+        return Err(AdminError::NotFound(format!("client {client_id} has no role {role}")));
+    }
+    ops.audit(AuditEvent::new("admin.client_role_removed").client(client_id).detail("role", role)).await;
+    Ok(())
+}

@@ -25,11 +25,17 @@ impl Format {
 }
 
 pub fn init(format: Format) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        Format::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // The filter is the log lines' own, so the metrics layer (SQL statement times) hears sqlx
+    // whatever the lines show.
+    let lines = match format {
+        Format::Json => lines.json().with_current_span(true).with_span_list(false).with_filter(filter).boxed(),
         // Escape codes only where a person reads them: not in files, journald or pipes.
-        Format::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-    }
+        Format::Text => lines.with_ansi(std::io::stderr().is_terminal()).with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry().with(lines).with(crate::metrics::store_timing()).init();
 }

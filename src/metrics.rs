@@ -9,7 +9,12 @@
 //! - `latchkey_rate_limited_total`, per-IP refusals;
 //! - `latchkey_backend_errors_total{backend}` (`store`, `ephemeral`, `internal`);
 //! - `latchkey_signing_key_age_seconds{kid,alg,state}`, read at each scrape;
-//! - `latchkey_argon2_queue_depth`, hashes waiting for a password worker.
+//! - `latchkey_argon2_queue_depth`, hashes waiting for a password worker;
+//! - `latchkey_store_query_duration_seconds` (histogram), every SQL statement's time as sqlx
+//!   reports it ([`store_timing`], a `tracing` layer on its `sqlx::query` events, listening only
+//!   while the recorder is installed);
+//! - `latchkey_redis_command_duration_seconds` (histogram) and `latchkey_redis_errors_total`,
+//!   every command sent to Redis ([`redis_command`]).
 //!
 //! The `metrics` recorder is process-wide by that crate's design; with none installed (metrics
 //! off, the CLI) every call here costs next to nothing.
@@ -24,15 +29,26 @@ use axum::routing::get;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 pub const PATH: &str = "/metrics";
 
 const REQUEST_DURATION: &str = "latchkey_http_request_duration_seconds";
+const STORE_DURATION: &str = "latchkey_store_query_duration_seconds";
+const REDIS_DURATION: &str = "latchkey_redis_command_duration_seconds";
+
+/// Whether SQL statements are timed: only once the recorder is installed, so that with metrics
+/// off sqlx does not even describe its statements.
+static STORE_TIMING: AtomicBool = AtomicBool::new(false);
 
 /// Latency buckets in seconds: a userinfo call takes well under a millisecond, a password
 /// sign-in tens of milliseconds, a stalled store seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// Store and Redis latency buckets: an indexed lookup takes tens of microseconds, a write that
+/// syncs milliseconds, a stalled backend seconds.
+const BACKEND_BUCKETS: [f64; 12] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -43,7 +59,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(STORE_DURATION.into()), &BACKEND_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(REDIS_DURATION.into()), &BACKEND_BUCKETS)?
         .install_recorder()?;
+    STORE_TIMING.store(true, Ordering::Relaxed);
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
@@ -120,4 +139,56 @@ pub fn backend_error(backend: &'static str) {
 /// A password hash joined (`1.0`) or left (`-1.0`) the argon2 queue.
 pub fn argon2_queue(delta: f64) {
     gauge!("latchkey_argon2_queue_depth").increment(delta);
+}
+
+/// A command sent to Redis took `elapsed` and succeeded or not.
+pub fn redis_command(elapsed: Duration, ok: bool) {
+    histogram!(REDIS_DURATION).record(elapsed.as_secs_f64());
+    if !ok {
+        counter!("latchkey_redis_errors_total").increment(1);
+    }
+}
+
+/// The `tracing` layer that times SQL statements: sqlx reports each one as a `sqlx::query`
+/// event with its `elapsed_secs`. Its filter lets those events through only while metrics are
+/// on, whatever the log filter says.
+pub fn store_timing<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer;
+    let sqlx = |meta: &tracing::Metadata<'_>| meta.target() == "sqlx::query";
+    // sqlx reports statements at DEBUG: the hint lets that level through the global maximum,
+    // and the callsite filter keeps every other callsite's interest `never`, as the log filter
+    // decided it, so no other DEBUG line costs anything.
+    let filter = tracing_subscriber::filter::dynamic_filter_fn(move |meta, _| {
+        sqlx(meta) && STORE_TIMING.load(Ordering::Relaxed)
+    })
+    .with_max_level_hint(tracing::Level::DEBUG)
+    .with_callsite_filter(move |meta| match sqlx(meta) {
+        true => tracing::subscriber::Interest::sometimes(),
+        false => tracing::subscriber::Interest::never(),
+    });
+    StoreTiming.with_filter(filter)
+}
+
+struct StoreTiming;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StoreTiming {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Elapsed(Option<f64>);
+        impl tracing::field::Visit for Elapsed {
+            fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+                if field.name() == "elapsed_secs" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut elapsed = Elapsed(None);
+        event.record(&mut elapsed);
+        if let Some(secs) = elapsed.0 {
+            histogram!(STORE_DURATION).record(secs);
+        }
+    }
 }

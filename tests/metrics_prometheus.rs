@@ -83,3 +83,40 @@ async fn metrics_are_off_unless_enabled() {
     let server = Server::start();
     assert_eq!(server.get("/metrics").await.status, 404);
 }
+
+#[tokio::test]
+async fn store_statements_are_timed() {
+    let server = Server::start_with(&[("LATCHKEY_METRICS_ENABLED", "true")]);
+    server.add_alice();
+    let client = server.first_party_client();
+    let before = scrape(&server).await;
+    server.code_flow(&server.browser(), &client, "openid").await;
+    let after = scrape(&server).await;
+    let name = "latchkey_store_query_duration_seconds_count";
+    assert!(sample(&after, name, &[]) - sample(&before, name, &[]) >= 3.0, "{after}");
+    assert!(after.contains("latchkey_store_query_duration_seconds_bucket{le=\"0.0001\"}"), "{after}");
+    if server.backends().uses_redis() {
+        let name = "latchkey_redis_command_duration_seconds_count";
+        assert!(sample(&after, name, &[]) - sample(&before, name, &[]) >= 3.0, "{after}");
+    }
+}
+
+#[tokio::test]
+async fn redis_commands_are_timed_and_their_failures_counted() {
+    // Nothing listens on port 1: every command fails at once, as with Redis down.
+    let server = Server::start_on(
+        Backends::with_redis(Some("redis://127.0.0.1:1".into())),
+        &[("LATCHKEY_METRICS_ENABLED", "true")],
+    );
+    server.expect_unavailable();
+    let before = scrape(&server).await;
+    server.add_alice();
+    let client = server.first_party_client();
+    let r = server.browser().authorize(&auth_params(&client, "openid", "s", "n")).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    let after = scrape(&server).await;
+    let moved = |name: &str| sample(&after, name, &[]) - sample(&before, name, &[]);
+    assert!(moved("latchkey_redis_errors_total") >= 1.0, "{after}");
+    assert!(moved("latchkey_redis_command_duration_seconds_count") >= 1.0, "{after}");
+    assert!(moved("latchkey_backend_errors_total") >= 1.0, "{after}");
+}

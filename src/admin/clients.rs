@@ -258,7 +258,9 @@ pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
         return Err(AdminError::invalid("a client using authorization_code needs at least one redirect URI"));
     }
     if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
-        return Err(AdminError::invalid("a private_key_jwt client needs its keys: a jwks_uri or a jwks"));
+        return Err(AdminError::invalid(
+            "a private_key_jwt client needs its keys: jwks_uri or jwks (--jwks-uri or --jwks)",
+        ));
     }
     if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(AdminError::invalid("a public client cannot use client_credentials"));

@@ -2,8 +2,8 @@
 //! kind.
 
 use super::{Json, print};
-use crate::admin::Ops;
 use crate::admin::audit::Filter;
+use crate::admin::{AdminError, Ops};
 use clap::Args;
 use serde_json::json;
 
@@ -30,7 +30,11 @@ pub async fn run(ops: &Ops<'_>, args: AuditArgs) -> anyhow::Result<()> {
         anyhow::bail!("--limit must be at least 1");
     }
     let filter = Filter { user: args.user, since: args.since, kind: args.kind, limit: Some(args.limit) };
-    let events = crate::admin::audit::events(ops, filter).await?;
+    let events = match crate::admin::audit::events(ops, filter).await {
+        // The only input the operation can refuse here is the time: name the flag.
+        Err(AdminError::Invalid(message)) => anyhow::bail!("--{message}"),
+        answer => answer?,
+    };
     print(args.json.json, json!(events), || {
         events
             .iter()

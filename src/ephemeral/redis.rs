@@ -247,7 +247,12 @@ impl Connection {
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move { self.manager().await?.req_packed_command(cmd).await })
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let answer = async { self.manager().await?.req_packed_command(cmd).await }.await;
+            crate::metrics::redis_command(started.elapsed(), answer.is_ok());
+            answer
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -256,7 +261,12 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move { self.manager().await?.req_packed_commands(pipeline, offset, count).await })
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let answer = async { self.manager().await?.req_packed_commands(pipeline, offset, count).await }.await;
+            crate::metrics::redis_command(started.elapsed(), answer.is_ok());
+            answer
+        })
     }
 
     fn get_db(&self) -> i64 {

@@ -2,6 +2,7 @@
 //! single-use recovery codes (SHA-256 hashes). Both are consumed by conditional UPDATEs, so two
 //! racing submissions of one code cannot both pass, on any node.
 
+use super::sealed::Column;
 use super::{Result, Store};
 use crate::domain::Credentials;
 
@@ -82,23 +83,24 @@ impl Store {
         })
     }
 
-    /// The address emailed codes go to, when the user turned them on.
+    /// The address emailed codes go to, when the user turned them on (sealed at rest).
     pub async fn email_otp_address(&self, user_id: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT email FROM email_otp_enrolments WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(email,)| email))
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT email, sealed FROM email_otp_enrolments WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(email, sealed)| self.pii.open(Column::EmailCodeAddress, user_id, email, sealed)).transpose()
     }
 
     /// Turns emailed codes on, to `email` (just confirmed by a code sent there).
     pub async fn enable_email_otp(&self, user_id: &str, email: &str, now: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO email_otp_enrolments (user_id, email, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, created_at = excluded.created_at",
+            "INSERT INTO email_otp_enrolments (user_id, email, created_at, sealed) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, created_at = excluded.created_at, sealed = 1",
         )
         .bind(user_id)
-        .bind(email)
+        .bind(self.pii.seal(Column::EmailCodeAddress, user_id, email))
         .bind(now)
         .execute(&self.pool)
         .await?;

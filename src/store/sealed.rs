@@ -207,6 +207,31 @@ impl Store {
     /// None). A run that stops or is interrupted loses nothing: the next one continues with
     /// the rows still flagged in clear.
     pub async fn seal_plain_rows(&self, batch: u64, batches: Option<u64>) -> Result<Sealing> {
+        let mut conn = self.pool.acquire().await?;
+        let sqlite = self.backend == super::Backend::Sqlite;
+        if sqlite {
+            // The text a sealed value replaces is zeroed in the file, not left in a freed cell.
+            sqlx::query("PRAGMA secure_delete = ON").execute(&mut *conn).await?;
+        }
+        let done = self.seal_tables(&mut conn, batch, batches).await;
+        if sqlite {
+            sqlx::query("PRAGMA secure_delete = OFF").execute(&mut *conn).await?;
+            if let Ok(d) = &done
+                && d.rows > 0
+            {
+                if !d.more {
+                    // Pages freed before (the email index migration 0015 dropped) still hold
+                    // text: the file is rewritten once, when the last plain row is sealed.
+                    sqlx::query("VACUUM").execute(&mut *conn).await?;
+                }
+                // And the write-ahead log, which still holds the pages as they were, emptied.
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
+            }
+        }
+        done
+    }
+
+    async fn seal_tables(&self, conn: &mut sqlx::AnyConnection, batch: u64, batches: Option<u64>) -> Result<Sealing> {
         let mut done = Sealing::default();
         let mut left = batches.unwrap_or(u64::MAX);
         for table in [Plain::Users, Plain::Upstream, Plain::EmailCodes, Plain::Sessions, Plain::Audit] {
@@ -215,7 +240,7 @@ impl Store {
                     done.more = self.any_plain(table).await?;
                     return Ok(done);
                 }
-                let n = self.seal_batch(table, batch.max(1)).await?;
+                let n = self.seal_batch(conn, table, batch.max(1)).await?;
                 if n == 0 {
                     break;
                 }
@@ -239,8 +264,8 @@ impl Store {
     }
 
     /// Seals up to `batch` rows of `table` in one transaction; answers how many.
-    async fn seal_batch(&self, table: Plain, batch: u64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+    async fn seal_batch(&self, conn: &mut sqlx::AnyConnection, table: Plain, batch: u64) -> Result<u64> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
         let mut n = 0;
         match table {
             Plain::Users => {

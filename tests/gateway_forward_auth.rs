@@ -429,6 +429,11 @@ async fn nginx_signs_a_browser_in_and_applies_the_rules() {
     assert_eq!(r.json()["user"], USER);
     assert_eq!(api.send(bearer("not-a-token")).await.status, 401);
 
+    // The account's sessions page lists the gateway sessions with their device.
+    let sessions = b.get("/account/sessions").await;
+    assert_eq!(sessions.status, 200, "{sessions:?}");
+    assert!(sessions.body.contains("app.localhost — Firefox 128 on Linux"), "{sessions:?}");
+
     // Sign-out on one subdomain's link ends access on every other.
     let page = b.get(&format!("/gateway/sign-out?rd={}", nginx.url("app.localhost", "/"))).await;
     assert_eq!(page.status, 200, "{page:?}");
@@ -507,18 +512,49 @@ async fn forwarded_headers_from_an_untrusted_client_are_ignored() {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
-#[tokio::test]
-async fn a_session_made_on_one_node_passes_on_another_and_logout_reaches_it_within_the_cache_window() {
-    let (backends, _redis) = match std::env::var("LATCHKEY_TEST_REDIS").ok().filter(|v| !v.is_empty()) {
-        Some(_) => (Backends::fresh(), None),
+/// Signs in at `browser`'s node's `/gateway/sign-in` (as a check would send it there) and
+/// answers the gateway cookie, `name=value`.
+async fn sign_in_directly(browser: &Browser) -> String {
+    let rd = "http://app.localhost/";
+    let url = format!("/gateway/sign-in?rd={}", form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>());
+    let mut r = browser.get(&url).await;
+    let mut seen = vec![r.clone()];
+    while r.location() != Some(rd) {
+        r = if r.is_redirect() { browser.follow(&r).await } else { browser.login(&r, USER, PASSWORD).await };
+        seen.push(r.clone());
+        assert!(seen.len() < 10, "{seen:?}");
+    }
+    gateway_set_cookie(&seen).split(';').next().unwrap().to_owned()
+}
+
+/// What a proxy asks `node` about a browser's request for `http://app.localhost/`.
+fn proxied_check(node: &Server, cookie: &str) -> reqwest::RequestBuilder {
+    node.request(reqwest::Method::GET, "/gateway/auth")
+        .header("Accept", "text/html")
+        .header("User-Agent", FIREFOX)
+        .header("Cookie", cookie)
+        .header("X-Forwarded-Host", "app.localhost")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Uri", "/")
+}
+
+/// Backends with a Redis: the machine's (`LATCHKEY_TEST_REDIS`) or one of the test's own.
+fn with_redis() -> Option<(std::sync::Arc<Backends>, Option<TestRedis>)> {
+    match std::env::var("LATCHKEY_TEST_REDIS").ok().filter(|v| !v.is_empty()) {
+        Some(_) => Some((Backends::fresh(), None)),
         None => {
             let Some(redis) = TestRedis::start() else {
                 eprintln!("skipped: neither LATCHKEY_TEST_REDIS nor redis-server is available");
-                return;
+                return None;
             };
-            (Backends::with_redis(Some(redis.url())), Some(redis))
+            Some((Backends::with_redis(Some(redis.url())), Some(redis)))
         }
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_node_passes_on_another_and_logout_reaches_it_within_the_cache_window() {
+    let Some((backends, _redis)) = with_redis() else { return };
     let config = config("cache_secs = 1");
     let env = [
         ("LATCHKEY_ISSUER", "http://localhost:9"),
@@ -529,45 +565,49 @@ async fn a_session_made_on_one_node_passes_on_another_and_logout_reaches_it_with
     let a = Server::start_on(backends.clone(), &env);
     let b = Server::start_on(backends, &env);
     a.add_alice();
-
-    // Signs in on node A.
     let browser = a.browser_resolving(HOSTS, FIREFOX);
-    let rd = "http://app.localhost/";
-    let mut r = browser
-        .get(&format!("/gateway/sign-in?rd={}", form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()))
-        .await;
-    let mut seen = vec![r.clone()];
-    while r.location() != Some(rd) {
-        r = if r.is_redirect() { browser.follow(&r).await } else { browser.login(&r, USER, PASSWORD).await };
-        seen.push(r.clone());
-        assert!(seen.len() < 10, "{seen:?}");
-    }
-    let cookie = gateway_set_cookie(&seen);
-    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let cookie = sign_in_directly(&browser).await;
 
-    // What the proxy asks each node.
-    let check = |node: &Server| {
-        node.request(reqwest::Method::GET, "/gateway/auth")
-            .header("Accept", "text/html")
-            .header("User-Agent", FIREFOX)
-            .header("Cookie", cookie.clone())
-            .header("X-Forwarded-Host", "app.localhost")
-            .header("X-Forwarded-Proto", "http")
-            .header("X-Forwarded-Uri", "/")
-    };
-    let r = b.send(check(&b)).await;
+    let r = b.send(proxied_check(&b, &cookie)).await;
     assert_eq!(r.status, 200, "made on A, passes on B: {r:?}");
     assert_eq!(r.header("remote-user"), Some(USER));
-    assert_eq!(a.send(check(&a)).await.status, 200);
+    assert_eq!(a.send(proxied_check(&a, &cookie)).await.status, 200);
 
     // Sign-out on node B.
     let on_b = browser.on(&b);
     let page = on_b.get("/gateway/sign-out").await;
     let form = page.forms().into_iter().find(|f| f.action == "/gateway/sign-out").expect("a sign-out form");
     assert_eq!(on_b.submit(&form, &[]).await.status, 200);
-    assert_eq!(b.send(check(&b)).await.status, 302, "at once on B");
+    assert_eq!(b.send(proxied_check(&b, &cookie)).await.status, 302, "at once on B");
     // A may answer from its cache for gateway.cache_secs, not longer.
     a.advance(1);
-    let r = a.send(check(&a)).await;
+    let r = a.send(proxied_check(&a, &cookie)).await;
     assert_eq!(r.status, 302, "enforced on A after the cache window: {r:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_store_fails_closed_after_the_outage_grace() {
+    // A Redis of the test's own, to take away.
+    let Some(mut redis) = TestRedis::start() else {
+        eprintln!("skipped: redis-server is not available");
+        return;
+    };
+    let config = config("outage_grace_secs = 30");
+    let env = [("LATCHKEY_CONFIG", config.to_str().unwrap()), ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1")];
+    let server = Server::start_on(Backends::with_redis(Some(redis.url())), &env);
+    server.add_alice();
+    let cookie = sign_in_directly(&server.browser_resolving(HOSTS, FIREFOX)).await;
+    assert_eq!(server.send(proxied_check(&server, &cookie)).await.status, 200);
+
+    redis.stop();
+    server.expect_unavailable();
+    server.advance(5);
+    let r = server.send(proxied_check(&server, &cookie)).await;
+    assert_eq!(r.status, 200, "verified 5 s ago, within gateway.outage_grace_secs: {r:?}");
+    let stranger = proxied_check(&server, "latchkey_gateway=never-issued");
+    assert_eq!(server.send(stranger).await.status, 503, "nothing to vouch for it: fail closed");
+    server.advance(30);
+    let r = server.send(proxied_check(&server, &cookie)).await;
+    assert_eq!(r.status, 503, "past the grace: fail closed: {r:?}");
+    redis.resume();
 }

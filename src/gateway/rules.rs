@@ -288,11 +288,8 @@ mod tests {
         assert_eq!(need(target("app.example.com", "/admin", "GET", "1.2.3.4")), Policy::TwoFactor);
         assert_eq!(need(target("app.example.com", "/administrator", "GET", "1.2.3.4")), Policy::OneFactor);
         assert_eq!(need(target("app.example.com", "/x", "delete", "1.2.3.4")), Policy::Deny);
-        assert_eq!(
-            need(target("intranet.example.com", "/", "GET", "10.1.2.3")),
-            Policy::OneFactor,
-            "rule 4 is after the * rules"
-        );
+        assert_eq!(need(target("intranet.example.com", "/", "GET", "10.1.2.3")), Policy::Bypass, "from the intranet");
+        assert_eq!(need(target("intranet.example.com", "/", "GET", "1.2.3.4")), Policy::OneFactor, "from elsewhere");
         assert_eq!(need(target("example.com", "/", "GET", "1.2.3.4")), Policy::Deny, "*.x is not x: the default");
         assert_eq!(need(target("other.org", "/", "GET", "1.2.3.4")), Policy::Deny);
         let n = rules.need(&target("app.example.com", "/", "GET", "1.2.3.4"));

@@ -1,6 +1,7 @@
 //! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
+pub mod gateway;
 pub mod upstream;
 
 use serde::Deserialize;
@@ -35,6 +36,8 @@ pub struct Settings {
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
     pub metrics: Metrics,
+    /// `[gateway]`: forward-auth for apps behind a reverse proxy, and its rules.
+    pub gateway: gateway::Gateway,
 }
 
 /// Prometheus metrics (see `crate::metrics`).
@@ -368,6 +371,7 @@ impl Default for Settings {
             http: Http::default(),
             upstream: Vec::new(),
             metrics: Metrics::default(),
+            gateway: gateway::Gateway::default(),
         }
     }
 }
@@ -480,6 +484,12 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_REQUIRE_PKCE",
     "LATCHKEY_LOGIN_PASSWORD_WORKERS",
     "LATCHKEY_LOGIN_PASSWORD_QUEUE",
+    // [gateway]
+    "LATCHKEY_GATEWAY_ENABLED",
+    "LATCHKEY_GATEWAY_COOKIE_DOMAIN",
+    "LATCHKEY_GATEWAY_DEVICE_BINDING",
+    "LATCHKEY_GATEWAY_CACHE_SECS",
+    "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -548,6 +558,11 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
+        "LATCHKEY_GATEWAY_ENABLED" => s.gateway.enabled = flag(&v)?,
+        "LATCHKEY_GATEWAY_COOKIE_DOMAIN" => s.gateway.cookie_domain = Some(v),
+        "LATCHKEY_GATEWAY_DEVICE_BINDING" => s.gateway.device_binding = v.parse()?,
+        "LATCHKEY_GATEWAY_CACHE_SECS" => s.gateway.cache_secs = num(&v)?,
+        "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS" => s.gateway.outage_grace_secs = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -713,6 +728,7 @@ impl Settings {
         }
         out.extend(crate::domain::registration::problems(&self.registration));
         out.extend(upstream::problems(&self.upstream));
+        out.extend(crate::gateway::rules::problems(self));
         out
     }
 

@@ -38,6 +38,8 @@ pub mod dirs;
 pub mod domain;
 /// Short-lived state: authorization codes, login flows, counters.
 pub mod ephemeral;
+/// Forward-auth for apps behind a reverse proxy: rules, the check, gateway sessions, devices.
+pub mod gateway;
 /// HTTP plumbing: middleware, extractors, error responses, cookies.
 pub mod http;
 /// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.

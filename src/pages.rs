@@ -304,6 +304,8 @@ pub struct SessionLine {
     pub remembered: bool,
     /// The applications holding grants from it.
     pub applications: Vec<String>,
+    /// Its gateway sessions (apps behind the reverse proxy), each with its device, in words.
+    pub gateway: Vec<String>,
 }
 
 #[derive(Template)]

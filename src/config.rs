@@ -1,6 +1,7 @@
 //! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
+pub mod phone;
 pub mod upstream;
 
 use serde::Deserialize;
@@ -35,6 +36,8 @@ pub struct Settings {
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
     pub metrics: Metrics,
+    /// `[phone]`: phone numbers and sign-in codes by SMS and WhatsApp (see `config::phone`).
+    pub phone: phone::Phone,
 }
 
 /// Prometheus metrics (see `crate::metrics`).
@@ -368,6 +371,7 @@ impl Default for Settings {
             http: Http::default(),
             upstream: Vec::new(),
             metrics: Metrics::default(),
+            phone: phone::Phone::default(),
         }
     }
 }
@@ -585,6 +589,11 @@ impl Settings {
                 apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
+        for name in phone::ENVIRONMENT {
+            if let Ok(value) = std::env::var(name) {
+                phone::apply_env(&mut settings.phone, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            }
+        }
         Ok(settings)
     }
 
@@ -713,6 +722,7 @@ impl Settings {
         }
         out.extend(crate::domain::registration::problems(&self.registration));
         out.extend(upstream::problems(&self.upstream));
+        out.extend(phone::problems(&self.phone));
         out
     }
 

@@ -271,12 +271,15 @@ pub fn problems(p: &Phone) -> Vec<String> {
             _ => {}
         }
     }
-    for r in p.allowed_regions.iter().chain(&p.default_region) {
+    for r in &p.allowed_regions {
         if crate::phone::region(r).is_none() {
-            out.push(format!(
-                "phone.allowed_regions / default_region: '{r}' is not a region (GB) or calling code (44)"
-            ));
+            out.push(format!("phone.allowed_regions: '{r}' is not a region (GB) or a calling code (+44)"));
         }
+    }
+    if let Some(r) = &p.default_region
+        && !matches!(crate::phone::region(r), Some(crate::phone::Region::Iso(_)))
+    {
+        out.push(format!("phone.default_region: '{r}' is not an ISO 3166 region such as GB"));
     }
     if p.code_ttl <= 0 || p.timeout_secs == 0 {
         out.push("phone.code_ttl and phone.timeout_secs: must be positive".into());

@@ -2,6 +2,7 @@
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
 pub mod gateway;
+pub mod phone;
 pub mod upstream;
 
 use serde::Deserialize;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// `[gateway]`: forward-auth for apps behind a reverse proxy, and its rules.
     pub gateway: gateway::Gateway,
+    /// `[phone]`: phone numbers and sign-in codes by SMS and WhatsApp (see `config::phone`).
+    pub phone: phone::Phone,
 }
 
 /// Prometheus metrics (see `crate::metrics`).
@@ -372,6 +375,7 @@ impl Default for Settings {
             upstream: Vec::new(),
             metrics: Metrics::default(),
             gateway: gateway::Gateway::default(),
+            phone: phone::Phone::default(),
         }
     }
 }
@@ -600,6 +604,11 @@ impl Settings {
                 apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
+        for name in phone::ENVIRONMENT {
+            if let Ok(value) = std::env::var(name) {
+                phone::apply_env(&mut settings.phone, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            }
+        }
         Ok(settings)
     }
 
@@ -729,6 +738,7 @@ impl Settings {
         out.extend(crate::domain::registration::problems(&self.registration));
         out.extend(upstream::problems(&self.upstream));
         out.extend(crate::gateway::rules::problems(self));
+        out.extend(phone::problems(&self.phone));
         out
     }
 

@@ -58,6 +58,8 @@ pub mod oidc;
 pub mod pages;
 /// Argon2id password hashing on a bounded blocking pool.
 pub mod passwords;
+/// Sign-in codes by SMS and WhatsApp: numbers' rules, providers, the development outbox.
+pub mod phone;
 /// Binding, serving and graceful shutdown.
 pub mod server;
 /// Sign-up and email verification, shared by the sign-up step and the account JSON API.

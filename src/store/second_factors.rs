@@ -61,17 +61,20 @@ impl Store {
     /// What the user has to sign in with, in one round trip, as the login policy asks on every
     /// sign-in.
     pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
-        let (password, totp, email, passkeys, upstream, codes): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL),
                     (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
                     (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = $1),
                     (SELECT COUNT(*) FROM passkeys WHERE user_id = $1),
                     (SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL),
+                    (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND sms_codes = 1),
+                    (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND whatsapp_codes = 1)",
         )
         .bind(user_id)
         .fetch_one(&self.pool)
         .await?;
+        let (password, totp, email, passkeys, upstream, codes, sms, whatsapp) = row;
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(Credentials {
             password: password > 0,
@@ -80,6 +83,8 @@ impl Store {
             passkeys: count(passkeys),
             upstream: count(upstream),
             recovery_codes: count(codes),
+            sms_codes: sms > 0,
+            whatsapp_codes: whatsapp > 0,
         })
     }
 
@@ -113,7 +118,12 @@ impl Store {
     }
 
     /// Runs `delete` (one factor of `user_id`) and, when asked, drops the recovery codes.
-    async fn remove_factor(&self, delete: &'static str, user_id: &str, drop_recovery_codes: bool) -> Result<bool> {
+    pub(super) async fn remove_factor(
+        &self,
+        delete: &'static str,
+        user_id: &str,
+        drop_recovery_codes: bool,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
         if drop_recovery_codes {
@@ -133,6 +143,8 @@ impl Store {
             "DELETE FROM totp_credentials WHERE user_id = $1",
             "DELETE FROM email_otp_enrolments WHERE user_id = $1",
             "DELETE FROM passkeys WHERE user_id = $1",
+            "UPDATE phone_numbers SET sms_codes = 0, whatsapp_codes = 0
+             WHERE user_id = $1 AND (sms_codes = 1 OR whatsapp_codes = 1)",
         ] {
             removed += sqlx::query(delete).bind(user_id).execute(&mut *tx).await?.rows_affected();
         }

@@ -315,6 +315,7 @@ impl Store {
             "DELETE FROM webauthn_users WHERE user_id = $1",
             "DELETE FROM upstream_identities WHERE user_id = $1",
             "DELETE FROM email_otp_enrolments WHERE user_id = $1",
+            "DELETE FROM phone_numbers WHERE user_id = $1",
             "DELETE FROM password_history WHERE user_id = $1",
             "UPDATE audit_events SET ip = NULL, detail = '{}' WHERE user_id = $1",
         ] {

@@ -53,11 +53,15 @@ pub struct AccessToken {
     pub client_id: String,
     /// None for client_credentials tokens, which act for the client itself.
     pub grant_id: Option<String>,
+    /// The DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6.1).
+    pub jkt: Option<String>,
     pub exp: i64,
 }
 
 /// Issues an RFC 9068 access token for `sub`, pointing at its grant when there is one, signed
-/// with the client's algorithm.
+/// with the client's algorithm; bound to a DPoP key (`cnf.jkt`, RFC 9449 §6.1) when `dpop`
+/// names one.
+#[allow(clippy::too_many_arguments)] // each is a distinct claim source of RFC 9068 §2.2
 pub fn access_token(
     state: &AppState,
     sub: &str,
@@ -65,6 +69,7 @@ pub fn access_token(
     scope: &[String],
     grant: Option<&Grant>,
     access: &Access,
+    dpop: Option<&str>,
     now: i64,
 ) -> anyhow::Result<String> {
     let client_id = client.id.as_str();
@@ -86,6 +91,9 @@ pub fn access_token(
         }
     }
     c.extend(access.claims());
+    if let Some(jkt) = dpop {
+        c.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     state.keys.sign(&c, Some("at+jwt"), client.id_token_signed_response_alg)
 }
 
@@ -109,7 +117,8 @@ pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<Acce
     let (Some(sub), Some(client_id)) = (s("sub"), s("client_id")) else {
         return Err(BearerError::InvalidToken("the access token is not valid"));
     };
-    Ok(AccessToken { sub, client_id, grant_id: s("gid"), exp, claims })
+    let jkt = claims.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str).map(str::to_owned);
+    Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, exp, claims })
 }
 
 /// The grant behind a user access token, if it is still active.

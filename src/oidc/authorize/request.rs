@@ -163,8 +163,9 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
         }
     } else if client.is_public() {
         return Err(err("invalid_request", "public clients must use PKCE (code_challenge with S256)"));
-    } else if client.require_pkce || state.settings.tokens.require_pkce {
-        // RFC 9700 §2.1.1: confidential clients SHOULD use PKCE too; the operator may insist.
+    } else if client.require_pkce || state.settings.tokens.require_pkce || client.is_fapi2() {
+        // RFC 9700 §2.1.1: confidential clients SHOULD use PKCE too; the operator may insist,
+        // and FAPI 2.0 does (§5.3.2.2-5).
         return Err(err("invalid_request", "this client must use PKCE (code_challenge with S256)"));
     }
     // prompt (OIDC Core §3.1.2.1): none may not be combined with other values.
@@ -202,6 +203,11 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
             _ => return Err(err("invalid_request", "claims must be a JSON object")),
         },
     };
+    // RFC 9449 §10: dpop_jkt binds the code to a DPoP key; it is a JWK thumbprint.
+    let dpop_jkt = p.get("dpop_jkt").map(str::to_owned);
+    if dpop_jkt.as_deref().is_some_and(|j| !crate::oidc::dpop::is_thumbprint(j)) {
+        return Err(err("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint"));
+    }
     let hint_sub = match p.get("id_token_hint") {
         None => None,
         Some(hint) => Some(
@@ -225,6 +231,8 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
             .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default(),
         claims,
+        dpop_jkt,
+        pushed: None,
     })
 }
 

@@ -7,7 +7,12 @@ use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
 use crate::state::AppState;
 
-pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    dpop: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if client.is_public() || !client.allows(GrantType::ClientCredentials) {
         return Err(OAuthError::unauthorized_client("this client may not use the client credentials grant"));
     }
@@ -20,10 +25,11 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         return Err(OAuthError::invalid_scope(format!("scope {s} is not registered for this client")));
     }
     let now = state.now();
-    let access_token = id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), now)?;
+    let access_token =
+        id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), dpop, now)?;
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: super::token_type(dpop),
         expires_in: state.settings.tokens.access_token_ttl,
         scope: scopes.join(" "),
         refresh_token: None,

@@ -1,0 +1,730 @@
+//! Pushed authorization requests (RFC 9126), DPoP (RFC 9449) and the FAPI 2.0 Security Profile
+//! per client, driven over HTTP as a client would: the `request_uri` used once and expiring by
+//! the clock, DPoP proofs built here with josekit (independently of the server's code) and
+//! refused for each broken part (a replayed `jti`, a wrong `htu`, a missing `ath`, ...), tokens
+//! bound to the key at userinfo, introspection and refresh, and a FAPI 2.0 client refused what
+//! the profile forbids (no PAR, no PKCE, `client_secret_basic`, RS256, no DPoP, an assertion
+//! aimed at the token endpoint).
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use josekit::jwk::alg::rsa::RsaKeyPair;
+use josekit::jws::{ES256, JwsHeader, RS256};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const URN: &str = "urn:ietf:params:oauth:request_uri:";
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A client's DPoP key (P-256) and what it signs.
+struct DpopKey {
+    pair: EcKeyPair,
+}
+
+impl DpopKey {
+    fn new() -> DpopKey {
+        DpopKey { pair: EcKeyPair::generate(EcCurve::P256).unwrap() }
+    }
+
+    fn public_jwk(&self) -> Value {
+        serde_json::to_value(self.pair.to_jwk_public_key().as_ref()).unwrap()
+    }
+
+    /// The RFC 7638 thumbprint, computed here from the required members in order.
+    fn jkt(&self) -> String {
+        let j = self.public_jwk();
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            j["crv"].as_str().unwrap(),
+            j["x"].as_str().unwrap(),
+            j["y"].as_str().unwrap()
+        );
+        b64(&Sha256::digest(canonical.as_bytes()))
+    }
+
+    /// A proof for `method` at the server's `path`, with `ath` for `token` when given.
+    fn proof(&self, server: &Server, method: &str, path: &str, token: Option<&str>) -> String {
+        let mut claims = json!({ "jti": random_string(), "htm": method, "htu": server.url(path), "iat": server.now() });
+        if let Some(t) = token {
+            claims["ath"] = json!(b64(&Sha256::digest(t.as_bytes())));
+        }
+        self.sign(&self.header(), &claims)
+    }
+
+    fn header(&self) -> Value {
+        json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": self.public_jwk() })
+    }
+
+    /// `claims` under `header`, signed with this key whatever the header says.
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let h = JwsHeader::from_map(header.as_object().unwrap().clone()).unwrap();
+        let signer = ES256.signer_from_pem(self.pair.to_pem_private_key()).unwrap();
+        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap()
+    }
+}
+
+/// A `private_key_jwt` client's own key (P-256), registered as its JWK Set.
+struct ClientKey {
+    pair: EcKeyPair,
+}
+
+impl ClientKey {
+    fn new() -> ClientKey {
+        ClientKey { pair: EcKeyPair::generate(EcCurve::P256).unwrap() }
+    }
+
+    /// Writes the public JWK Set where `--jwks` reads it and returns the path.
+    fn jwks_file(&self, server: &Server) -> String {
+        let mut jwk = self.pair.to_jwk_public_key();
+        jwk.set_key_id("k1");
+        let set = json!({ "keys": [serde_json::to_value(jwk.as_ref()).unwrap()] });
+        let path = server.data_dir.join(format!("jwks-{}.json", random_string().get(..8).unwrap()));
+        std::fs::write(&path, set.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// A client assertion for `client_id` aimed at `aud`.
+    fn assertion(&self, server: &Server, client_id: &str, aud: Value) -> String {
+        let now = server.now();
+        let claims = json!({ "iss": client_id, "sub": client_id, "aud": aud, "jti": random_string(), "iat": now, "exp": now + 60 });
+        let mut h = JwsHeader::new();
+        h.set_key_id("k1");
+        let signer = ES256.signer_from_pem(self.pair.to_pem_private_key()).unwrap();
+        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap()
+    }
+}
+
+/// POSTs a form to `path` with extra headers (DPoP, Authorization).
+async fn post(server: &Server, path: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Resp {
+    let mut req = server
+        .request(reqwest::Method::POST, path)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(encode_form(params));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    server.send(req).await
+}
+
+/// GETs `path` with extra headers.
+async fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = server.request(reqwest::Method::GET, path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    server.send(req).await
+}
+
+/// The authorization parameters of a code flow for `client` with PKCE S256.
+fn auth_params<'a>(client: &'a TestClient, pkce: &'a Pkce, state: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("scope", "openid email offline_access"),
+        ("state", state),
+        ("nonce", "n-0S6_WzA2Mj"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+/// Pushes `params` for a client_secret_basic client; asserts 201 and returns the request_uri.
+async fn push_basic(server: &Server, client: &TestClient, params: &[(&str, &str)]) -> String {
+    let r = post(server, "/par", params, &[("Authorization", &basic(&client.id, client.secret()))]).await;
+    assert_eq!(r.status, 201, "PAR: {r:?}");
+    assert_eq!(r.media_type(), "application/json");
+    assert!(r.header("cache-control").unwrap_or_default().contains("no-store"), "{r:?}");
+    let v = r.json();
+    assert_eq!(v["expires_in"], 60, "{v}");
+    let uri = v["request_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with(URN), "{uri}");
+    assert!(entropy_bits(&uri[URN.len()..]) > 96.0, "{uri}");
+    uri
+}
+
+fn confidential_client(server: &Server, extra: &[&str]) -> TestClient {
+    let mut args = vec!["--redirect-uri", CALLBACK, "--first-party"];
+    args.extend_from_slice(extra);
+    server.add_client("rp", &args)
+}
+
+#[tokio::test]
+async fn discovery_advertises_par_and_dpop() {
+    let server = Server::start();
+    let d = server.discovery().await;
+    assert_eq!(d["pushed_authorization_request_endpoint"], format!("{}/par", server.issuer));
+    assert_eq!(d["require_pushed_authorization_requests"], false);
+    assert_eq!(d["dpop_signing_alg_values_supported"], json!(["PS256", "ES256", "EdDSA"]));
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    let strict = Server::start_with(&[("LATCHKEY_REQUIRE_PAR", "true")]);
+    assert_eq!(strict.discovery().await["require_pushed_authorization_requests"], true);
+}
+
+/// RFC 9126 §2, §4: the pushed request stands for the query, once; the browser that left the
+/// page without signing in may come back with it (FAPI 2.0 note 3), a completed one may not.
+#[tokio::test]
+async fn par_request_uri_stands_for_the_pushed_request_once() {
+    let server = Server::start();
+    server.add_alice();
+    let client = confidential_client(&server, &["--require-par"]);
+    let browser = server.browser();
+    let (pkce, state) = (Pkce::new(), random_string());
+    let params = auth_params(&client, &pkce, &state);
+
+    // Held to PAR: the plain request is refused at the redirect URI, with iss.
+    let o = browser.authorize_and_complete(&params, None, Decision::NotExpected).await;
+    assert_eq!(check_authorization_error(&o, Some(&state), &server.issuer), "invalid_request");
+
+    let uri = push_basic(&server, &client, &params).await;
+    let by_reference = [("client_id", client.id.as_str()), ("request_uri", uri.as_str())];
+    // A first visit that does not sign in leaves the request_uri usable.
+    let first = browser.authorize(&by_reference).await;
+    assert!(first.is_redirect(), "{first:?}");
+    // Query duplicates of pushed values are ignored: the pushed state comes back.
+    let mut again: Vec<(&str, &str)> = by_reference.to_vec();
+    again.extend([("state", "from-the-query"), ("response_type", "code")]);
+    let o = browser.authorize_and_complete(&again, Some((USER, PASSWORD)), Decision::Allow).await;
+    assert_eq!(o.param("state"), Some(state.as_str()));
+    assert_eq!(o.param("iss"), Some(server.issuer.as_str()));
+    let r = server.redeem(&client, &o.code(), Some(&pkce.verifier)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["token_type"], "Bearer");
+
+    // Used: refused, even with a signed-in browser that would get a code at once.
+    browser.authorize(&by_reference).await.assert_error_page();
+    assert!(browser.authorize(&by_reference).await.body.contains("invalid_request_uri"));
+}
+
+#[tokio::test]
+async fn par_request_uri_expires_by_the_clock() {
+    let server = Server::start();
+    server.add_alice();
+    let client = confidential_client(&server, &[]);
+    let browser = server.browser();
+    let (pkce, state) = (Pkce::new(), random_string());
+    let uri = push_basic(&server, &client, &auth_params(&client, &pkce, &state)).await;
+    server.advance(61);
+    let r = browser.authorize(&[("client_id", client.id.as_str()), ("request_uri", uri.as_str())]).await;
+    r.assert_error_page();
+    assert!(r.body.contains("invalid_request_uri"), "{r:?}");
+}
+
+/// RFC 9126 §2.1–2.3: what the PAR endpoint refuses, each with its error.
+#[tokio::test]
+async fn par_refusals() {
+    let server = Server::start();
+    server.add_alice();
+    let client = confidential_client(&server, &[]);
+    let other = confidential_client(&server, &[]);
+    let (pkce, state) = (Pkce::new(), random_string());
+    let params = auth_params(&client, &pkce, &state);
+    let auth = basic(&client.id, client.secret());
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut p = params.clone();
+        p.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        p.extend_from_slice(extra);
+        p
+    };
+
+    // No client authentication, or a wrong one: invalid_client.
+    post(&server, "/par", &params, &[]).await.assert_invalid_client();
+    post(&server, "/par", &params, &[("Authorization", &basic(&client.id, "wrong"))]).await.assert_invalid_client();
+    // A request_uri in the body (§2.1).
+    let pushed_uri = with(&[("request_uri", "https://rp.example.com/r")]);
+    post(&server, "/par", &pushed_uri, &[("Authorization", &auth)]).await.assert_oauth_error(400, "invalid_request");
+    // The authorization endpoint's own checks, answered as JSON.
+    let r = post(&server, "/par", &with(&[("response_type", "token")]), &[("Authorization", &auth)]).await;
+    r.assert_oauth_error(400, "unsupported_response_type");
+    let no_redirect: Vec<_> = params.iter().filter(|(k, _)| *k != "redirect_uri").cloned().collect();
+    let r = post(&server, "/par", &no_redirect, &[("Authorization", &auth)]).await;
+    r.assert_oauth_error(400, "invalid_request");
+    let r = post(&server, "/par", &with(&[("code_challenge_method", "plain")]), &[("Authorization", &auth)]).await;
+    r.assert_oauth_error(400, "invalid_request");
+    // A client_id other than the authenticated client's.
+    let r = post(&server, "/par", &with(&[("client_id", "someone-else")]), &[("Authorization", &auth)]).await;
+    r.assert_oauth_error(400, "invalid_request");
+    // Only POST (§2: 405 otherwise).
+    let r = server.send(server.request(reqwest::Method::PUT, "/par")).await;
+    assert_eq!(r.status, 405, "{r:?}");
+
+    // A request_uri is bound to its client (§4).
+    let uri = push_basic(&server, &client, &params).await;
+    let r = server.browser().authorize(&[("client_id", other.id.as_str()), ("request_uri", uri.as_str())]).await;
+    r.assert_error_page();
+}
+
+/// RFC 9126 §3: a request object may be pushed; its parameters are the request's.
+#[tokio::test]
+async fn par_accepts_a_signed_request_object() {
+    let server = Server::start();
+    server.add_alice();
+    let key = ClientKey::new();
+    let jwks = key.jwks_file(&server);
+    let client = server.add_client(
+        "rp",
+        &["--redirect-uri", CALLBACK, "--first-party", "--auth-method", "private_key_jwt", "--jwks", &jwks],
+    );
+    let (pkce, state) = (Pkce::new(), random_string());
+    let mut object = json!({ "iss": client.id, "aud": server.issuer, "exp": server.now() + 60 });
+    for (k, v) in auth_params(&client, &pkce, &state) {
+        object[k] = json!(v);
+    }
+    let mut h = JwsHeader::new();
+    h.set_key_id("k1");
+    let signer = ES256.signer_from_pem(key.pair.to_pem_private_key()).unwrap();
+    let request = josekit::jws::serialize_compact(object.to_string().as_bytes(), &h, &signer).unwrap();
+    // The token endpoint's audience serves at PAR too (RFC 9126 §2).
+    let assertion = key.assertion(&server, &client.id, json!(server.issuer));
+    let r = post(
+        &server,
+        "/par",
+        &[
+            ("client_id", &client.id),
+            ("request", &request),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &assertion),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+    let browser = server.browser();
+    let o = browser
+        .authorize_and_complete(
+            &[("client_id", &client.id), ("request_uri", &uri)],
+            Some((USER, PASSWORD)),
+            Decision::Allow,
+        )
+        .await;
+    assert_eq!(o.param("state"), Some(state.as_str()));
+    o.code();
+}
+
+/// Gets a code for `client` through PAR (client_secret_basic), with `extra` pushed and `dpop`
+/// sent at PAR when given.
+async fn code_by_par(
+    server: &Server,
+    client: &TestClient,
+    pkce: &Pkce,
+    extra: &[(&str, &str)],
+    dpop: Option<&DpopKey>,
+) -> Result<String, Resp> {
+    let state = random_string();
+    let mut params = auth_params(client, pkce, &state);
+    params.extend_from_slice(extra);
+    let auth = basic(&client.id, client.secret());
+    let proof = dpop.map(|k| k.proof(server, "POST", "/par", None));
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if let Some(p) = &proof {
+        headers.push(("DPoP", p.as_str()));
+    }
+    let r = post(server, "/par", &params, &headers).await;
+    if r.status != 201 {
+        return Err(r);
+    }
+    let uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+    let o = server
+        .browser()
+        .authorize_and_complete(
+            &[("client_id", &client.id), ("request_uri", &uri)],
+            Some((USER, PASSWORD)),
+            Decision::Allow,
+        )
+        .await;
+    Ok(o.code())
+}
+
+/// Redeems `code` with a DPoP proof by `key` (or none).
+async fn redeem_dpop(server: &Server, client: &TestClient, code: &str, pkce: &Pkce, key: Option<&DpopKey>) -> Resp {
+    let proof = key.map(|k| k.proof(server, "POST", "/token", None));
+    let auth = basic(&client.id, client.secret());
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if let Some(p) = &proof {
+        headers.push(("DPoP", p.as_str()));
+    }
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    post(server, "/token", &params, &headers).await
+}
+
+/// RFC 9449 §5–§7: the access token is bound to the proof's key (`cnf.jkt`, `token_type`
+/// DPoP); userinfo wants the DPoP scheme, a proof by that key and `ath`; introspection says so.
+#[tokio::test]
+async fn dpop_binds_the_access_token_and_userinfo_checks_the_proof() {
+    let server = Server::start();
+    server.add_alice();
+    let client = confidential_client(&server, &["--dpop-bound", "--resource-server"]);
+    let key = DpopKey::new();
+    let pkce = Pkce::new();
+
+    // A client registered for DPoP-bound tokens sends a proof, or is refused.
+    let code = code_by_par(&server, &client, &pkce, &[], None).await.unwrap();
+    redeem_dpop(&server, &client, &code, &pkce, None).await.assert_oauth_error(400, "invalid_dpop_proof");
+
+    let pkce = Pkce::new();
+    let code = code_by_par(&server, &client, &pkce, &[], None).await.unwrap();
+    let r = redeem_dpop(&server, &client, &code, &pkce, Some(&key)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let tokens = r.json();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(at)["cnf"]["jkt"], key.jkt());
+
+    // userinfo: DPoP scheme (any case) + proof with ath.
+    let proof = key.proof(&server, "GET", "/userinfo", Some(at));
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("dpop {at}")), ("DPoP", &proof)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The same proof again: its jti is spent.
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await;
+    assert_dpop_refused(&r);
+    // As a Bearer token: refused with a DPoP challenge.
+    let r = server.userinfo(at).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").unwrap().starts_with("DPoP"), "{r:?}");
+    // No proof, or one without ath, or by another key, or for another URL or method.
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}"))]).await;
+    assert_dpop_refused(&r);
+    let no_ath = key.proof(&server, "GET", "/userinfo", None);
+    assert_dpop_refused(
+        &get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &no_ath)]).await,
+    );
+    let other = DpopKey::new().proof(&server, "GET", "/userinfo", Some(at));
+    assert_dpop_refused(
+        &get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &other)]).await,
+    );
+    let wrong_htu = key.proof(&server, "GET", "/token", Some(at));
+    assert_dpop_refused(
+        &get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &wrong_htu)]).await,
+    );
+    let wrong_htm = key.proof(&server, "POST", "/userinfo", Some(at));
+    assert_dpop_refused(
+        &get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &wrong_htm)]).await,
+    );
+    // htu with a query is the same endpoint (§4.3 item 9).
+    let mut claims = json!({ "jti": random_string(), "htm": "GET", "htu": format!("{}?x=1", server.url("/userinfo")),
+                             "iat": server.now(), "ath": b64(&Sha256::digest(at.as_bytes())) });
+    let with_query = key.sign(&key.header(), &claims);
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &with_query)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Two DPoP headers.
+    let (a, b) = (key.proof(&server, "GET", "/userinfo", Some(at)), key.proof(&server, "GET", "/userinfo", Some(at)));
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &a), ("DPoP", &b)]).await;
+    assert_dpop_refused(&r);
+    // An iat an hour ago.
+    claims["jti"] = json!(random_string());
+    claims["iat"] = json!(server.now() - 3600);
+    let old = key.sign(&key.header(), &claims);
+    assert_dpop_refused(&get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &old)]).await);
+
+    // Introspection reports the binding (§6.2).
+    let r = server.introspect(&client, at).await;
+    let v = r.json();
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    assert_eq!(v["cnf"]["jkt"], key.jkt());
+}
+
+fn assert_dpop_refused(r: &Resp) {
+    assert!(matches!(r.status, 400 | 401), "expected a refusal: {r:?}");
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("DPoP"), "a DPoP challenge is expected: {r:?}");
+}
+
+/// RFC 9449 §4.3: each broken part of a proof at the token endpoint is refused with
+/// `invalid_dpop_proof`, and a refused proof spends nothing.
+#[tokio::test]
+async fn dpop_proofs_are_checked_at_the_token_endpoint() {
+    let server = Server::start();
+    let client = server.add_client("svc", &["--grant-type", "client_credentials", "--scope", "reports"]);
+    let auth = basic(&client.id, client.secret());
+    let key = DpopKey::new();
+    let cc = [("grant_type", "client_credentials")];
+    let send = |proof: String| {
+        let auth = auth.clone();
+        let server = &server;
+        async move { post(server, "/token", &cc, &[("Authorization", &auth), ("DPoP", &proof)]).await }
+    };
+    let now = server.now();
+    let good = || json!({ "jti": random_string(), "htm": "POST", "htu": server.url("/token"), "iat": now });
+    let refused = |r: Resp| r.assert_oauth_error(400, "invalid_dpop_proof");
+
+    // A replayed jti.
+    let proof = key.proof(&server, "POST", "/token", None);
+    let r = send(proof.clone()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["token_type"], "DPoP");
+    assert_eq!(jwt_claims(r.json()["access_token"].as_str().unwrap())["cnf"]["jkt"], key.jkt());
+    refused(send(proof).await);
+    // A wrong htu, htm, a missing claim, an old or future iat.
+    let mut c = good();
+    c["htu"] = json!(server.url("/userinfo"));
+    refused(send(key.sign(&key.header(), &c)).await);
+    let mut c = good();
+    c["htm"] = json!("GET");
+    refused(send(key.sign(&key.header(), &c)).await);
+    let mut c = good();
+    c.as_object_mut().unwrap().remove("jti");
+    refused(send(key.sign(&key.header(), &c)).await);
+    let mut c = good();
+    c["iat"] = json!(now - 3600);
+    refused(send(key.sign(&key.header(), &c)).await);
+    let mut c = good();
+    c["iat"] = json!(now + 3600);
+    refused(send(key.sign(&key.header(), &c)).await);
+    // iat 10 s ahead or behind passes (FAPI 2.0 §5.3.2.1-13).
+    for skew in [10, -10] {
+        let mut c = good();
+        c["iat"] = json!(now + skew);
+        assert_eq!(send(key.sign(&key.header(), &c)).await.status, 200);
+    }
+    // A wrong typ, alg none, a private key in the header, another key's signature.
+    let mut h = key.header();
+    h["typ"] = json!("JWT");
+    refused(send(key.sign(&h, &good())).await);
+    let none = format!(
+        "{}.{}.",
+        b64(json!({"typ": "dpop+jwt", "alg": "none", "jwk": key.public_jwk()}).to_string().as_bytes()),
+        b64(good().to_string().as_bytes())
+    );
+    refused(send(none).await);
+    let mut h = key.header();
+    h["jwk"] = serde_json::to_value(key.pair.to_jwk_private_key().as_ref()).unwrap();
+    refused(send(key.sign(&h, &good())).await);
+    let mut h = key.header();
+    h["jwk"] = DpopKey::new().public_jwk();
+    refused(send(key.sign(&h, &good())).await);
+    // RS256 is not on the allow-list.
+    let rsa = RsaKeyPair::generate(2048).unwrap();
+    let mut h = JwsHeader::new();
+    h.set_token_type("dpop+jwt");
+    h.set_jwk(rsa.to_jwk_public_key());
+    let signer = RS256.signer_from_pem(rsa.to_pem_private_key()).unwrap();
+    refused(send(josekit::jws::serialize_compact(good().to_string().as_bytes(), &h, &signer).unwrap()).await);
+    // Not a JWT.
+    refused(send("not-a-jwt".into()).await);
+}
+
+/// RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+#[tokio::test]
+async fn dpop_binds_a_public_clients_refresh_token() {
+    let server = Server::start();
+    server.add_alice();
+    let client = server.public_client();
+    let key = DpopKey::new();
+    let pkce = Pkce::new();
+    let state = random_string();
+    let o = server
+        .browser()
+        .authorize_and_complete(&auth_params(&client, &pkce, &state), Some((USER, PASSWORD)), Decision::Allow)
+        .await;
+    let proof = key.proof(&server, "POST", "/token", None);
+    let code = o.code();
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client.id.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    let r = post(&server, "/token", &params, &[("DPoP", &proof)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let params = [("grant_type", "refresh_token"), ("client_id", client.id.as_str()), ("refresh_token", &refresh)];
+    // Without a proof, or with another key's: refused, and nothing is spent.
+    post(&server, "/token", &params, &[]).await.assert_oauth_error(400, "invalid_dpop_proof");
+    let other = DpopKey::new().proof(&server, "POST", "/token", None);
+    post(&server, "/token", &params, &[("DPoP", &other)]).await.assert_oauth_error(400, "invalid_grant");
+    let proof = key.proof(&server, "POST", "/token", None);
+    let r = post(&server, "/token", &params, &[("DPoP", &proof)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["token_type"], "DPoP");
+}
+
+/// RFC 9449 §10: `dpop_jkt` (or a proof at PAR) binds the code to a key; the token request's
+/// proof must be by that key.
+#[tokio::test]
+async fn dpop_jkt_binds_the_authorization_code() {
+    let server = Server::start();
+    server.add_alice();
+    let client = confidential_client(&server, &[]);
+    let (k1, k2) = (DpopKey::new(), DpopKey::new());
+
+    // dpop_jkt that is not the PAR proof's key.
+    let pkce = Pkce::new();
+    let wrong = k2.jkt();
+    let r = code_by_par(&server, &client, &pkce, &[("dpop_jkt", &wrong)], Some(&k1)).await.unwrap_err();
+    r.assert_oauth_error(400, "invalid_dpop_proof");
+    // A PAR proof by K1, a token proof by K2 (or none).
+    let code = code_by_par(&server, &client, &pkce, &[], Some(&k1)).await.unwrap();
+    redeem_dpop(&server, &client, &code, &pkce, Some(&k2)).await.assert_oauth_error(400, "invalid_grant");
+    let pkce = Pkce::new();
+    let code = code_by_par(&server, &client, &pkce, &[], Some(&k1)).await.unwrap();
+    redeem_dpop(&server, &client, &code, &pkce, None).await.assert_oauth_error(400, "invalid_dpop_proof");
+    // dpop_jkt alone, at the plain authorization endpoint, then the same key: bound and issued.
+    let pkce = Pkce::new();
+    let state = random_string();
+    let jkt = k1.jkt();
+    let mut params = auth_params(&client, &pkce, &state);
+    params.push(("dpop_jkt", &jkt));
+    let o = server.browser().authorize_and_complete(&params, Some((USER, PASSWORD)), Decision::Allow).await;
+    let r = redeem_dpop(&server, &client, &o.code(), &pkce, Some(&k1)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(jwt_claims(r.json()["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt);
+}
+
+/// RFC 9449 §8: with `tokens.dpop_nonce` the server asks for its nonce, then accepts it.
+#[tokio::test]
+async fn dpop_server_nonce() {
+    let server = Server::start_with(&[("LATCHKEY_DPOP_NONCE", "true")]);
+    let client = server.add_client("svc", &["--grant-type", "client_credentials", "--scope", "reports"]);
+    let auth = basic(&client.id, client.secret());
+    let key = DpopKey::new();
+    let cc = [("grant_type", "client_credentials")];
+    let r = post(
+        &server,
+        "/token",
+        &cc,
+        &[("Authorization", &auth), ("DPoP", &key.proof(&server, "POST", "/token", None))],
+    )
+    .await;
+    r.assert_oauth_error(400, "use_dpop_nonce");
+    let nonce = r.header("dpop-nonce").expect("a DPoP-Nonce header").to_owned();
+    assert!(nonce.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)), "{nonce}");
+    let claims = json!({ "jti": random_string(), "htm": "POST", "htu": server.url("/token"), "iat": server.now(), "nonce": nonce });
+    let r =
+        post(&server, "/token", &cc, &[("Authorization", &auth), ("DPoP", &key.sign(&key.header(), &claims))]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["token_type"], "DPoP");
+}
+
+/// FAPI 2.0 Security Profile as a client's profile: what registration refuses, then each
+/// requirement at run time, then the whole flow (PAR, private_key_jwt, PKCE, DPoP, ES256) and a
+/// refresh token that still works 30 s after it was used (§5.3.2.1-9).
+#[tokio::test]
+async fn fapi2_client_is_held_to_the_profile() {
+    let server = Server::start();
+    server.add_alice();
+    let key = ClientKey::new();
+    let jwks = key.jwks_file(&server);
+    let base = ["--redirect-uri", CALLBACK, "--first-party", "--profile", "fapi2"];
+    let refused = |extra: &[&str], why: &str| {
+        let mut args = vec!["clients", "add", "--name", "fapi"];
+        args.extend_from_slice(&base);
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = server.cli_raw(&args, None);
+        assert!(!ok && stderr.contains(why), "{args:?}: {stderr}");
+    };
+    refused(&["--id-token-alg", "ES256"], "private_key_jwt");
+    refused(&["--auth-method", "client_secret_basic", "--id-token-alg", "ES256"], "private_key_jwt");
+    refused(&["--auth-method", "private_key_jwt", "--jwks", &jwks], "PS256, ES256 or EdDSA");
+
+    let mut args = base.to_vec();
+    args.extend(["--auth-method", "private_key_jwt", "--jwks", &jwks, "--id-token-alg", "ES256"]);
+    let client = server.add_client("fapi", &args);
+    let dpop = DpopKey::new();
+    let (pkce, state) = (Pkce::new(), random_string());
+    let params = owned(&auth_params(&client, &pkce, &state));
+    let assertion = |aud: Value| key.assertion(&server, &client.id, aud);
+    // The parameters with a client assertion for `aud`.
+    let signed = |p: &[(String, String)], aud: Value| {
+        let mut p = p.to_vec();
+        p.push(("client_assertion_type".into(), JWT_BEARER.into()));
+        p.push(("client_assertion".into(), assertion(aud)));
+        p
+    };
+    let issuer = json!(server.issuer);
+
+    // Without PAR (§5.3.2.2-3): invalid_request at the redirect URI.
+    let o = server.browser().authorize_and_complete(&borrowed(&params), None, Decision::NotExpected).await;
+    assert_eq!(check_authorization_error(&o, Some(&state), &server.issuer), "invalid_request");
+    // Without PKCE (§5.3.2.2-5).
+    let no_pkce: Vec<_> = params.iter().filter(|(k, _)| !k.starts_with("code_challenge")).cloned().collect();
+    post_owned(&server, "/par", &signed(&no_pkce, issuer.clone()), None)
+        .await
+        .assert_oauth_error(400, "invalid_request");
+    // An assertion aimed at the token endpoint, or at the issuer inside an array (§5.3.2.1-8).
+    post_owned(&server, "/par", &signed(&params, json!(server.url("/token"))), None).await.assert_invalid_client();
+    post_owned(&server, "/par", &signed(&params, json!([server.issuer])), None).await.assert_invalid_client();
+    // A response_type other than code (§5.3.2.2-1).
+    let hybrid: Vec<_> = params
+        .iter()
+        .map(
+            |(k, v)| {
+                if k == "response_type" { (k.clone(), "code id_token".to_owned()) } else { (k.clone(), v.clone()) }
+            },
+        )
+        .collect();
+    assert_eq!(post_owned(&server, "/par", &signed(&hybrid, issuer.clone()), None).await.status, 400);
+
+    // The whole flow.
+    let r = post_owned(&server, "/par", &signed(&params, issuer.clone()), None).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+    let o = server
+        .browser()
+        .authorize_and_complete(
+            &[("client_id", &client.id), ("request_uri", &uri)],
+            Some((USER, PASSWORD)),
+            Decision::Allow,
+        )
+        .await;
+    assert_eq!(o.param("iss"), Some(server.issuer.as_str()));
+    let code = o.code();
+    let redeem = owned(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", &pkce.verifier),
+    ]);
+    // No DPoP proof (§5.3.2.1-4): refused before the code is spent.
+    post_owned(&server, "/token", &signed(&redeem, issuer.clone()), None)
+        .await
+        .assert_oauth_error(400, "invalid_dpop_proof");
+    let proof = dpop.proof(&server, "POST", "/token", None);
+    let r = post_owned(&server, "/token", &signed(&redeem, issuer.clone()), Some(&proof)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let tokens = r.json();
+    assert_eq!(tokens["token_type"], "DPoP");
+    assert_eq!(jwt_header(tokens["id_token"].as_str().unwrap())["alg"], "ES256");
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token").to_owned();
+
+    // Refresh with a new DPoP key (a confidential client's refresh token is not bound to it),
+    // then the same refresh token again 30 s later: it still works.
+    let again = owned(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
+    let new_key = DpopKey::new();
+    let proof = new_key.proof(&server, "POST", "/token", None);
+    let r = post_owned(&server, "/token", &signed(&again, issuer.clone()), Some(&proof)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    server.advance(30);
+    let proof = new_key.proof(&server, "POST", "/token", None);
+    let r = post_owned(&server, "/token", &signed(&again, issuer.clone()), Some(&proof)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+fn owned(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn borrowed(p: &[(String, String)]) -> Vec<(&str, &str)> {
+    p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// POSTs owned parameters, with a DPoP proof when given.
+async fn post_owned(server: &Server, path: &str, p: &[(String, String)], dpop: Option<&str>) -> Resp {
+    let headers: Vec<(&str, &str)> = dpop.map(|d| ("DPoP", d)).into_iter().collect();
+    post(server, path, &borrowed(p), &headers).await
+}

@@ -7,3 +7,13 @@ ALTER TABLE clients ADD COLUMN require_par BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE clients ADD COLUMN dpop_bound BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE clients ADD COLUMN profile TEXT;
 ALTER TABLE grants ADD COLUMN dpop_jkt TEXT;
+-- Resource servers a token may be issued for (RFC 8707), each with the scopes a token for it may
+-- carry; the resource a grant was given for; and the clients whose tokens a client may exchange
+-- (RFC 8693 policy, a JSON list of client ids).
+CREATE TABLE resources (
+    uri TEXT PRIMARY KEY,
+    scopes TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+ALTER TABLE grants ADD COLUMN resource TEXT;
+ALTER TABLE clients ADD COLUMN exchange_from TEXT NOT NULL DEFAULT '[]';

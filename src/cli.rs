@@ -23,6 +23,7 @@ use std::process::ExitCode;
 mod access;
 mod audit;
 mod keys;
+mod resources;
 
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "An OpenID Connect provider and OAuth 2.0 authorization server")]
@@ -74,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: access::GroupsCommand,
     },
+    /// Manage resource servers tokens may be issued for (RFC 8707)
+    Resources {
+        #[command(subcommand)]
+        command: resources::ResourcesCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,8 +123,8 @@ enum ClientsCommand {
               value_parser = clap::builder::PossibleValuesParser::new(crate::login::policy::ACR_VALUES_SUPPORTED))]
         min_acr: String,
         /// Grant types (default: authorization_code refresh_token); `device_code` is the device
-        /// authorization grant of RFC 8628
-        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code"])]
+        /// authorization grant of RFC 8628, `token_exchange` that of RFC 8693
+        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code", "token_exchange"])]
         grant_types: Vec<String>,
         /// A scope the client may be granted for itself with client_credentials (repeatable)
         #[arg(long = "scope")]
@@ -171,6 +177,10 @@ enum ClientsCommand {
         /// Whether the client's token requests must carry a DPoP proof (RFC 9449)
         #[arg(long = "dpop-bound", value_name = "true|false")]
         dpop_bound: Option<bool>,
+        /// Replaces the clients whose tokens this client may exchange (RFC 8693; repeatable;
+        /// `*` for any; `none` for only its own)
+        #[arg(long = "exchange-from", allow_hyphen_values = true)]
+        exchange_from: Vec<String>,
         /// Accept plain-http redirect URIs to any host (development only)
         #[arg(long = "allow-http")]
         allow_http: bool,
@@ -378,6 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => keys::run(&settings, command).await,
         Command::Audit(args) => audit::run(&open(&settings).await?, args).await,
         Command::Groups { command } => access::groups(&open(&settings).await?, command).await,
+        Command::Resources { command } => resources::resources(&open(&settings).await?, command).await,
     }
 }
 
@@ -448,7 +459,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
         } => {
             let mut keys = ClientKeys::default();
             key_args.apply(&mut keys)?;
-            let security = security.client_security()?;
+            let security = security.client_security();
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
                 validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
             }
@@ -474,6 +485,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             }
             if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
                 anyhow::bail!("a public client cannot use client_credentials");
+            }
+            if auth_method == AuthMethod::None && grant_types.contains(&GrantType::TokenExchange) {
+                anyhow::bail!("a public client cannot use token_exchange");
             }
             let scopes = crate::domain::parse_scope(&scopes.join(" "));
             if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
@@ -545,6 +559,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             require_pkce,
             require_par,
             dpop_bound,
+            exchange_from,
             allow_http,
             required_groups,
             any_group,
@@ -557,13 +572,14 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 && require_pkce.is_none()
                 && require_par.is_none()
                 && dpop_bound.is_none()
+                && exchange_from.is_empty()
                 && required_groups.is_empty()
                 && !any_group
                 && key_args.is_empty();
             if nothing {
                 anyhow::bail!(
                     "nothing to change: give --web-origin, --redirect-uri, --resource-server, --require-pkce, \
-                     --require-par, --dpop-bound, \
+                     --require-par, --dpop-bound, --exchange-from, \
                      --require-group, --any-group, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg"
                 );
             }
@@ -595,7 +611,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 changed["required_groups"] = json!(required_groups);
             }
             let flags = [resource_server, require_pkce, require_par, dpop_bound];
-            if !redirect_uris.is_empty() || flags.iter().any(Option::is_some) {
+            if !redirect_uris.is_empty() || flags.iter().any(Option::is_some) || !exchange_from.is_empty() {
                 let mut c = (*client).clone();
                 if !redirect_uris.is_empty() {
                     c.redirect_uris = redirect_uris;
@@ -617,6 +633,10 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                     c.security.dpop_bound = flag;
                     changed["dpop_bound_access_tokens"] = json!(flag);
                 }
+                if !exchange_from.is_empty() {
+                    c.security.token_exchange_from = exchange_from.into_iter().filter(|c| c != "none").collect();
+                    changed["token_exchange_from"] = json!(c.security.token_exchange_from);
+                }
                 store.update_client(&c).await?;
             }
             let mut event = AuditEvent::new("admin.client_updated").client(&id);
@@ -628,6 +648,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 "require_pkce",
                 "require_pushed_authorization_requests",
                 "dpop_bound_access_tokens",
+                "token_exchange_from",
                 "keys",
             ] {
                 if let Some(v) = changed.get(key) {
@@ -663,15 +684,20 @@ struct SecurityArgs {
     /// PKCE, private_key_jwt, DPoP, PS256/ES256/EdDSA)
     #[arg(long = "profile", value_parser = Profile::ALL.map(Profile::as_str))]
     profile: Option<String>,
+    /// A client whose tokens this client may exchange for tokens of its own (RFC 8693; its own
+    /// always; repeatable; `*` for any)
+    #[arg(long = "exchange-from", allow_hyphen_values = true)]
+    exchange_from: Vec<String>,
 }
 
 impl SecurityArgs {
-    fn client_security(&self) -> anyhow::Result<ClientSecurity> {
-        Ok(ClientSecurity {
+    fn client_security(&self) -> ClientSecurity {
+        ClientSecurity {
             require_par: self.require_par,
             dpop_bound: self.dpop_bound,
             profile: self.profile.as_deref().map(|p| Profile::parse(p).expect("clap checked the value")),
-        })
+            token_exchange_from: self.exchange_from.clone(),
+        }
     }
 }
 

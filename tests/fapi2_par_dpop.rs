@@ -728,3 +728,164 @@ async fn post_owned(server: &Server, path: &str, p: &[(String, String)], dpop: O
     let headers: Vec<(&str, &str)> = dpop.map(|d| ("DPoP", d)).into_iter().collect();
     post(server, path, &borrowed(p), &headers).await
 }
+
+/// RFC 8707: registered resources; `resource` at /authorize and /token makes the access token's
+/// `aud` the resource, with the resource's scopes; anything else is `invalid_target`.
+#[tokio::test]
+async fn resource_indicators_audience_restrict_tokens() {
+    let server = Server::start();
+    server.add_alice();
+    const API: &str = "https://api.example.com/reports";
+    let added = server.cli(&["resources", "add", API, "--scope", "reports.read", "--json"]);
+    assert_eq!(added["uri"], API, "{added}");
+    assert!(!server.cli_raw(&["resources", "add", API], None).0, "registered twice");
+    assert!(!server.cli_raw(&["resources", "add", "/reports"], None).0, "not an absolute URI");
+    assert!(!server.cli_raw(&["resources", "add", "https://api.example.com/#x"], None).0, "a fragment");
+    assert_eq!(server.cli(&["resources", "list", "--json"])[0]["scopes"], json!(["reports.read"]));
+    let client = confidential_client(&server, &[]);
+    let browser = server.browser();
+
+    // An unregistered resource: invalid_target at the redirect URI.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let mut params = auth_params(&client, &pkce, &state);
+    params.push(("resource", "https://elsewhere.example.com"));
+    let o = browser.authorize_and_complete(&params, Some((USER, PASSWORD)), Decision::Allow).await;
+    assert_eq!(check_authorization_error(&o, Some(&state), &server.issuer), "invalid_target");
+
+    // The registered one: its scope is granted, the token is for it.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let mut params = auth_params(&client, &pkce, &state);
+    params.retain(|(k, _)| *k != "scope");
+    params.extend([("resource", API), ("scope", "openid reports.read offline_access")]);
+    let o = browser.authorize_and_complete(&params, Some((USER, PASSWORD)), Decision::Allow).await;
+    let r = server.redeem(&client, &o.code(), Some(&pkce.verifier)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let at = jwt_claims(r.json()["access_token"].as_str().unwrap());
+    assert_eq!(at["aud"], API);
+    assert!(at["scope"].as_str().unwrap().split(' ').any(|s| s == "reports.read"), "{at}");
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    // A refresh for another resource is refused; for the same one it is issued.
+    let other = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("resource", "https://elsewhere.example.com"),
+    ];
+    server.token(&client.auth(), &other).await.assert_oauth_error(400, "invalid_target");
+    let same = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("resource", API)];
+    let r = server.token(&client.auth(), &same).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(jwt_claims(r.json()["access_token"].as_str().unwrap())["aud"], API);
+
+    // client_credentials for the resource: only the resource's scopes.
+    let svc = server
+        .add_client("svc", &["--grant-type", "client_credentials", "--scope", "reports.read", "--scope", "billing"]);
+    let r = server.token(&svc.auth(), &[("grant_type", "client_credentials"), ("resource", API)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let at = jwt_claims(r.json()["access_token"].as_str().unwrap());
+    assert_eq!((at["aud"].as_str(), at["scope"].as_str()), (Some(API), Some("reports.read")));
+    let r = server
+        .token(&svc.auth(), &[("grant_type", "client_credentials"), ("resource", API), ("scope", "billing")])
+        .await;
+    r.assert_oauth_error(400, "invalid_scope");
+    let r = server.token(&svc.auth(), &[("grant_type", "client_credentials"), ("resource", "urn:unknown")]).await;
+    r.assert_oauth_error(400, "invalid_target");
+    assert_eq!(server.cli(&["resources", "remove", API, "--json"])["removed"], API);
+}
+
+/// RFC 8693: a back end exchanges the front end's access token (or ID token) for one to call a
+/// resource, as the user or on their behalf (`act`), as far as its policy allows.
+#[tokio::test]
+async fn token_exchange_by_policy() {
+    let server = Server::start();
+    server.add_alice();
+    const API: &str = "https://api.example.com/reports";
+    const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+    const IDT: &str = "urn:ietf:params:oauth:token-type:id_token";
+    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    server.cli(&["resources", "add", API, "--scope", "reports.read", "--json"]);
+    let front = confidential_client(&server, &[]);
+    let back = server.add_client(
+        "back end",
+        &[
+            "--grant-type",
+            "token_exchange",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "reports.read",
+            "--exchange-from",
+            &front.id,
+        ],
+    );
+    let stranger = server.add_client("stranger", &["--grant-type", "token_exchange"]);
+    let (ok, _, stderr) =
+        server.cli_raw(&["clients", "add", "--name", "spa", "--public", "--grant-type", "token_exchange"], None);
+    assert!(!ok && stderr.contains("public client"), "{stderr}");
+
+    // The front end's tokens for the API, as alice.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let mut params = auth_params(&front, &pkce, &state);
+    params.retain(|(k, _)| *k != "scope");
+    params.extend([("resource", API), ("scope", "openid reports.read")]);
+    let o = server.browser().authorize_and_complete(&params, Some((USER, PASSWORD)), Decision::Allow).await;
+    let r = server.redeem(&front, &o.code(), Some(&pkce.verifier)).await;
+    let (subject, id_token) =
+        (r.json()["access_token"].as_str().unwrap().to_owned(), r.json()["id_token"].as_str().unwrap().to_owned());
+    let alice = jwt_claims(&subject)["sub"].as_str().unwrap().to_owned();
+
+    let exchange = |client: &TestClient, extra: &[(&str, &str)]| {
+        let mut p = vec![("grant_type", EXCHANGE), ("subject_token", subject.as_str()), ("subject_token_type", AT)];
+        p.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        p.extend_from_slice(extra);
+        let (server, auth) = (&server, client.auth());
+        let p: Vec<(String, String)> = p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        async move { server.token(&auth, &borrowed(&p)).await }
+    };
+
+    // A client whose policy does not name the front end: refused.
+    exchange(&stranger, &[("resource", API)]).await.assert_oauth_error(400, "invalid_request");
+    // No target, an unknown one, a scope beyond the subject's.
+    exchange(&back, &[]).await.assert_oauth_error(400, "invalid_target");
+    exchange(&back, &[("audience", "urn:unknown")]).await.assert_oauth_error(400, "invalid_target");
+    exchange(&back, &[("resource", API), ("scope", "reports.write")]).await.assert_oauth_error(400, "invalid_scope");
+    exchange(&back, &[("resource", API), ("subject_token", "not-a-token")])
+        .await
+        .assert_oauth_error(400, "invalid_request");
+
+    // Impersonation: the user's token for the API, issued to the back end.
+    let r = exchange(&back, &[("resource", API)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["issued_token_type"], AT);
+    let exchanged = r.json()["access_token"].as_str().unwrap().to_owned();
+    let c = jwt_claims(&exchanged);
+    assert_eq!(
+        (c["sub"].as_str(), c["aud"].as_str(), c["client_id"].as_str()),
+        (Some(alice.as_str()), Some(API), Some(back.id.as_str()))
+    );
+    assert_eq!(c["scope"], "reports.read");
+    assert!(c.get("act").is_none(), "{c}");
+
+    // Delegation: the back end's own token as the actor.
+    let actor = server.token(&back.auth(), &[("grant_type", "client_credentials")]).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = exchange(&back, &[("audience", API), ("actor_token", &actor), ("actor_token_type", AT)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let c = jwt_claims(r.json()["access_token"].as_str().unwrap());
+    assert_eq!((c["sub"].as_str(), c["act"]["sub"].as_str()), (Some(alice.as_str()), Some(back.id.as_str())));
+    // Another client's token is no actor of the back end's.
+    let r = exchange(&back, &[("resource", API), ("actor_token", &subject), ("actor_token_type", AT)]).await;
+    r.assert_oauth_error(400, "invalid_request");
+
+    // An ID token as the subject.
+    let r = exchange(&back, &[("resource", API), ("subject_token", &id_token), ("subject_token_type", IDT)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(jwt_claims(r.json()["access_token"].as_str().unwrap())["sub"], alice);
+
+    // The exchanged token lives on the user's grant: revoked with it.
+    let back_rs = TestClient { ..back.clone() };
+    assert_eq!(server.introspect(&back_rs, &exchanged).await.json()["active"], true);
+    assert_eq!(server.revoke(&front, &subject).await.status, 200);
+    assert_eq!(server.introspect(&back_rs, &exchanged).await.json()["active"], false);
+}

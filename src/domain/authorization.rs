@@ -53,6 +53,9 @@ pub struct AuthRequest {
     /// The hash of the pushed request's reference (RFC 9126), spent when a code is issued.
     #[serde(default)]
     pub pushed: Option<String>,
+    /// The resource server the tokens are for (RFC 8707): their `aud`.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl AuthRequest {

@@ -45,11 +45,14 @@ pub enum GrantType {
     ClientCredentials,
     /// The device authorization grant (RFC 8628): TVs, consoles, command-line tools.
     DeviceCode,
+    /// Token exchange (RFC 8693): a service trades a token it was given for one to call
+    /// another service, as the user (impersonation) or on their behalf (delegation).
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] =
-        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials, Self::DeviceCode];
+    pub const ALL: [GrantType; 5] =
+        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials, Self::DeviceCode, Self::TokenExchange];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +60,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -64,9 +68,14 @@ impl GrantType {
         Self::ALL.into_iter().find(|g| g.as_str() == s)
     }
 
-    /// The operator's short name: the grant type, or `device_code` for the device grant's URN.
+    /// The operator's short name: the grant type, or `device_code` and `token_exchange` for the
+    /// URNs.
     pub fn parse_short(s: &str) -> Option<Self> {
-        if s == "device_code" { Some(Self::DeviceCode) } else { Self::parse(s) }
+        match s {
+            "device_code" => Some(Self::DeviceCode),
+            "token_exchange" => Some(Self::TokenExchange),
+            _ => Self::parse(s),
+        }
     }
 }
 
@@ -112,6 +121,9 @@ pub struct ClientSecurity {
     pub dpop_bound: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// Token exchange policy (RFC 8693): the clients whose tokens this client may exchange
+    /// (its own always); `*` for any.
+    pub token_exchange_from: Vec<String>,
 }
 
 /// A security profile a client is registered under.

@@ -41,5 +41,6 @@ pub fn request() -> AuthRequest {
         claims: None,
         dpop_jkt: None,
         pushed: None,
+        resource: None,
     }
 }

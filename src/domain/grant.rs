@@ -24,6 +24,8 @@ pub struct Grant {
     /// client's (RFC 9449 §5); confidential clients' refresh tokens are bound by their
     /// authentication instead.
     pub dpop_jkt: Option<String>,
+    /// The resource its access tokens are for (RFC 8707), their `aud`; none: the client.
+    pub resource: Option<String>,
 }
 
 impl Grant {

@@ -61,6 +61,10 @@ impl OAuthError {
     pub fn unsupported_token_type(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
     }
+    /// The resource asked for is not one a token may be issued for (RFC 8707 §2).
+    pub fn invalid_target(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", d)
+    }
     pub fn invalid_scope(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
     }

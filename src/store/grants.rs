@@ -35,6 +35,7 @@ struct Row {
     expires_at: i64,
     revoked_at: Option<i64>,
     dpop_jkt: Option<String>,
+    resource: Option<String>,
 }
 
 impl From<Row> for Grant {
@@ -54,6 +55,7 @@ impl From<Row> for Grant {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             dpop_jkt: r.dpop_jkt,
+            resource: r.resource,
         }
     }
 }
@@ -65,8 +67,8 @@ impl Store {
         let g = new.grant;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&g.id)
         .bind(&g.client_id)
@@ -81,6 +83,7 @@ impl Store {
         .bind(g.created_at)
         .bind(g.expires_at)
         .bind(&g.dpop_jkt)
+        .bind(&g.resource)
         .execute(&mut *tx)
         .await?;
         if let Some(hash) = new.refresh_hash {
@@ -96,7 +99,7 @@ impl Store {
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         let row: Option<Row> = sqlx::query_as(
-            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt
+            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource
              FROM grants WHERE id = $1",
         )
         .bind(id)

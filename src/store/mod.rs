@@ -9,6 +9,7 @@ mod grants;
 mod passkeys;
 mod password_history;
 pub mod purge;
+mod resources;
 mod second_factors;
 mod sessions;
 mod signing_keys;

@@ -29,6 +29,9 @@ pub struct CodeGrant {
     /// The DPoP key the code is bound to (RFC 9449 §10.1).
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// The resource server the tokens are for (RFC 8707).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 fn key(code: &str) -> String {
@@ -57,6 +60,7 @@ pub async fn issue(
         amr: session.amr.clone(),
         issued_at: state.now(),
         dpop_jkt: req.dpop_jkt.clone(),
+        resource: req.resource.clone(),
     };
     let ttl = Duration::from_secs(state.settings.tokens.code_ttl as u64);
     let json = serde_json::to_string(&grant).expect("a code grant serialises");

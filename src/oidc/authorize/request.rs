@@ -5,6 +5,7 @@
 use super::request_object;
 pub use crate::domain::authorization::{AuthRequest, Prompt, ResponseMode, Target};
 use crate::domain::claims::SCOPES_SUPPORTED;
+use crate::domain::resource::Resource;
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{PageError, Params};
 use crate::state::AppState;
@@ -76,7 +77,18 @@ pub async fn validate(state: &AppState, query: &Params) -> Result<(Arc<Client>, 
     if let Some(e) = refused {
         return Err(Rejection::Redirect(target, e));
     }
-    match check_rest(state, &client, p, &target) {
+    // RFC 8707 §2: a resource indicator names a registered resource server, else invalid_target.
+    let resource = match p.get("resource") {
+        None => None,
+        Some(uri) => match state.store.resource(uri).await.map_err(PageError::from)? {
+            Some(r) => Some(r),
+            None => {
+                let e = err("invalid_target", "resource is not a resource server registered here");
+                return Err(Rejection::Redirect(target, e));
+            }
+        },
+    };
+    match check_rest(state, &client, p, &target, resource.as_ref()) {
         Ok(req) => Ok((client, req)),
         Err(e) => Err(Rejection::Redirect(target, e)),
     }
@@ -120,7 +132,13 @@ fn check_redirect_uri(client: &Client, p: &Params) -> Result<String, Rejection> 
     Ok(uri.to_owned())
 }
 
-fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) -> Result<AuthRequest, AuthzError> {
+fn check_rest(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    target: &Target,
+    resource: Option<&Resource>,
+) -> Result<AuthRequest, AuthzError> {
     // Response mode (OAuth 2.0 Multiple Response Types §2.1, Form Post Response Mode).
     if let Some(mode) = p.get("response_mode")
         && !ResponseMode::SUPPORTED.contains(&mode)
@@ -140,11 +158,12 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(err("unauthorized_client", "this client may not use the authorization code grant"));
     }
-    // Scope: unknown values are ignored (RFC 6749 §3.3 lets the server narrow it);
-    // offline_access only for clients that may hold refresh tokens.
+    // Scope: unknown values are ignored (RFC 6749 §3.3 lets the server narrow it), the
+    // resource's own scopes are known when one is named; offline_access only for clients that
+    // may hold refresh tokens.
     let scopes: Vec<String> = parse_scope(p.get("scope").unwrap_or_default())
         .into_iter()
-        .filter(|s| SCOPES_SUPPORTED.contains(&s.as_str()))
+        .filter(|s| SCOPES_SUPPORTED.contains(&s.as_str()) || resource.is_some_and(|r| r.scopes.contains(s)))
         .filter(|s| s != "offline_access" || client.allows(GrantType::RefreshToken))
         .collect();
     // PKCE (RFC 7636 §4.3): S256 only; required for public clients (RFC 9700 §2.1.1).
@@ -233,6 +252,7 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
         claims,
         dpop_jkt,
         pushed: None,
+        resource: resource.map(|r| r.uri.clone()),
     })
 }
 

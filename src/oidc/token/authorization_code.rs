@@ -64,6 +64,8 @@ pub async fn exchange(
         }
         (None, None) => {}
     }
+    // …to the resource it was issued for (RFC 8707 §2.2)…
+    super::same_resource(p, c.resource.as_deref())?;
     // …to the DPoP key named at the authorization request (RFC 9449 §10.1: the proof here
     // MUST use that key)…
     if let Some(bound) = &c.dpop_jkt {
@@ -101,6 +103,7 @@ pub async fn exchange(
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
         dpop_jkt: bound_refresh(client, dpop),
+        resource: c.resource.clone(),
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);

@@ -44,6 +44,7 @@ pub async fn exchange(
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
         dpop_jkt: bound_refresh(client, dpop),
+        resource: None,
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);

@@ -7,8 +7,10 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod device_code;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use crate::domain::claims::Access;
+use crate::domain::resource::Resource;
 use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
 use crate::oidc::{dpop, id_token};
@@ -50,6 +52,7 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
         "refresh_token" => refresh_token::exchange(state, &client, &p, dpop).await,
         "client_credentials" => client_credentials::exchange(state, &client, &p, dpop).await,
         "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p, dpop).await,
+        "urn:ietf:params:oauth:grant-type:token-exchange" => token_exchange::exchange(state, &client, &p, dpop).await,
         other => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported"))),
     }?;
     crate::metrics::token_issued(grant_type);
@@ -68,6 +71,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// What token exchange issued (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -97,7 +103,8 @@ pub async fn user_tokens(
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let access = access(state, &user.id, &client.id, scopes).await?;
-    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, dpop, now)?;
+    let bound = id_token::Binding { dpop, resource: grant.resource.as_deref(), act: None };
+    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, bound, now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_signed_response_alg;
         Some(id_token::id_token(state, grant, user, nonce, &access_token, &access, alg, now)?)
@@ -111,6 +118,7 @@ pub async fn user_tokens(
         scope: scopes.join(" "),
         refresh_token,
         id_token,
+        issued_token_type: None,
     })
 }
 
@@ -124,6 +132,26 @@ pub fn token_type(dpop: Option<&str>) -> &'static str {
 /// DPoP key (the FAPI 2.0 plan refreshes with one).
 pub fn bound_refresh(client: &Client, dpop: Option<&str>) -> Option<String> {
     dpop.filter(|_| client.is_public()).map(str::to_owned)
+}
+
+/// The registered resource server a token request names (RFC 8707 §2: `resource`), or
+/// `invalid_target`.
+pub async fn resource(state: &AppState, p: &Params) -> Result<Option<Resource>, OAuthError> {
+    let Some(uri) = p.get("resource") else { return Ok(None) };
+    match state.store.resource(uri).await? {
+        Some(r) => Ok(Some(r)),
+        None => Err(OAuthError::invalid_target("resource is not a resource server registered here")),
+    }
+}
+
+/// RFC 8707 §2.2: a token request for a grant may name its resource again, not another one.
+pub fn same_resource(p: &Params, granted: Option<&str>) -> Result<(), OAuthError> {
+    match p.get("resource") {
+        Some(asked) if Some(asked) != granted => {
+            Err(OAuthError::invalid_target("resource is not the one this grant was given for"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The groups and roles the scopes ask for, read only when asked.

@@ -34,6 +34,8 @@ pub async fn exchange(
         {
             return Err(OAuthError::invalid_scope("the requested scope exceeds what was granted"));
         }
+        // RFC 8707 §2.2: the grant's resource, no other.
+        super::same_resource(p, grant.resource.as_deref())?;
         // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
         if let Some(bound) = &grant.dpop_jkt {
             match dpop {

@@ -889,3 +889,315 @@ async fn token_exchange_by_policy() {
     assert_eq!(server.revoke(&front, &subject).await.status, 200);
     assert_eq!(server.introspect(&back_rs, &exchanged).await.json()["active"], false);
 }
+
+/// A FAPI 2.0 client as the conformance suite registers it: `private_key_jwt` with an EC key,
+/// ES256 ID tokens, its own DPoP key; every call authenticated with a fresh assertion.
+struct Fapi<'a> {
+    server: &'a Server,
+    key: ClientKey,
+    client: TestClient,
+    dpop: DpopKey,
+}
+
+impl<'a> Fapi<'a> {
+    fn register(server: &'a Server, redirect_uri: &str) -> Fapi<'a> {
+        let key = ClientKey::new();
+        let jwks = key.jwks_file(server);
+        let args =
+            ["--redirect-uri", redirect_uri, "--first-party", "--profile", "fapi2", "--auth-method", "private_key_jwt"];
+        let mut args = args.to_vec();
+        args.extend(["--jwks", &jwks, "--id-token-alg", "ES256"]);
+        let client = server.add_client("fapi", &args);
+        Fapi { server, key, client, dpop: DpopKey::new() }
+    }
+
+    /// `p` with client authentication: an assertion for `aud` (the issuer by default).
+    fn signed(&self, p: &[(&str, &str)], aud: Option<Value>) -> Vec<(String, String)> {
+        let aud = aud.unwrap_or_else(|| json!(self.server.issuer));
+        let mut p = owned(p);
+        p.push(("client_assertion_type".into(), JWT_BEARER.into()));
+        p.push(("client_assertion".into(), self.key.assertion(self.server, &self.client.id, aud)));
+        p
+    }
+
+    /// The suite's PAR parameters, with `edit` applied (a value of "" removes a parameter).
+    fn params(&self, pkce: &Pkce, state: &str, edit: &[(&'static str, &str)]) -> Vec<(String, String)> {
+        let mut p = owned(&auth_params(&self.client, pkce, state));
+        for (k, v) in edit {
+            p.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                p.push((k.to_string(), v.to_string()));
+            }
+        }
+        p
+    }
+
+    async fn par(&self, p: &[(String, String)], proof: Option<&str>) -> Resp {
+        post_owned(self.server, "/par", &self.signed(&borrowed(p), None), proof).await
+    }
+
+    /// PAR, then the browser signs in; the redirect back.
+    async fn authorize(&self, p: &[(String, String)], query: &[(&str, &str)]) -> Outcome {
+        let r = self.par(p, None).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+        let mut q = vec![("client_id", self.client.id.as_str()), ("request_uri", uri.as_str())];
+        q.extend_from_slice(query);
+        self.server.browser().authorize_and_complete(&q, Some((USER, PASSWORD)), Decision::Allow).await
+    }
+
+    /// The token request for `code` with this client's DPoP key.
+    async fn redeem(&self, code: &str, verifier: Option<&str>) -> Resp {
+        let mut p = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.client.redirect_uri.as_str()),
+        ];
+        if let Some(v) = verifier {
+            p.push(("code_verifier", v));
+        }
+        let proof = self.dpop.proof(self.server, "POST", "/token", None);
+        post_owned(self.server, "/token", &self.signed(&p, None), Some(&proof)).await
+    }
+}
+
+/// The FAPI 2.0 Security Profile plan's authorization modules (fapi2.md §3), each by its row.
+#[tokio::test]
+async fn fapi2_plan_authorization_modules() {
+    let server = Server::start();
+    server.add_alice();
+    let one = Fapi::register(&server, CALLBACK);
+    let two = Fapi::register(&server, "https://rp2.example.com/callback?dummy1=lorem&dummy2=ipsum");
+    let pkce = Pkce::new();
+
+    // Row 2, happy-flow: client 2's long state, a redirect URI with its own query, the query
+    // parameters repeated in another order.
+    let long_state: String = std::iter::repeat_n('s', 128).collect();
+    let o =
+        two.authorize(&two.params(&pkce, &long_state, &[]), &[("scope", "openid"), ("response_type", "code")]).await;
+    assert_eq!((o.param("dummy1"), o.param("dummy2")), (Some("lorem"), Some("ipsum")), "{o:?}");
+    assert_eq!(o.param("state"), Some(long_state.as_str()));
+    let r = two.redeem(&o.code(), Some(&pkce.verifier)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    // The token in the URL query is refused (§5.3.4-2); client 1's key with client 2's token too.
+    let r = server.get(&format!("/userinfo?access_token={at}")).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let proof = one.dpop.proof(&server, "GET", "/userinfo", Some(&at));
+    assert_eq!(
+        get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await.status,
+        401
+    );
+    // Row 10, check-dpop-proof-nbf-exp: extra nbf and exp in the proof are accepted.
+    let claims = json!({ "jti": random_string(), "htm": "GET", "htu": server.url("/userinfo"), "iat": server.now(),
+                         "nbf": server.now(), "exp": server.now() + 300, "ath": b64(&Sha256::digest(at.as_bytes())) });
+    let proof = two.dpop.sign(&two.dpop.header(), &claims);
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.header("date").is_some(), "resource responses carry Date");
+
+    // Row 4: no state; row 5: no nonce; row 6: a 64-character nonce; row 7: scopes reversed.
+    let pkce = Pkce::new();
+    let o = one.authorize(&one.params(&pkce, "", &[("state", ""), ("nonce", "")]), &[]).await;
+    assert!(o.param("state").is_none(), "{o:?}");
+    let r = one.redeem(&o.code(), Some(&pkce.verifier)).await;
+    assert!(jwt_claims(r.json()["id_token"].as_str().unwrap()).get("nonce").is_none());
+    let nonce64: String = std::iter::repeat_n('n', 64).collect();
+    let nonce384: String = std::iter::repeat_n('m', 384).collect();
+    for (nonce, scope) in [(&nonce64, "offline_access email openid"), (&nonce384, "openid")] {
+        let (pkce, state) = (Pkce::new(), random_string());
+        let o = one.authorize(&one.params(&pkce, &state, &[("nonce", nonce), ("scope", scope)]), &[]).await;
+        let r = one.redeem(&o.code(), Some(&pkce.verifier)).await;
+        assert_eq!(jwt_claims(r.json()["id_token"].as_str().unwrap())["nonce"], nonce.as_str(), "rows 6 and 21");
+    }
+
+    // Rows 19, 20, 23: a nonce or state only in (or different in) the query is not used.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let o = one.authorize(&one.params(&pkce, &state, &[]), &[("state", "outside"), ("nonce", "outside")]).await;
+    assert_eq!(o.param("state"), Some(state.as_str()));
+    let r = one.redeem(&o.code(), Some(&pkce.verifier)).await;
+    assert_eq!(jwt_claims(r.json()["id_token"].as_str().unwrap())["nonce"], "n-0S6_WzA2Mj");
+    let pkce = Pkce::new();
+    let o = one.authorize(&one.params(&pkce, "", &[("state", "")]), &[("state", "outside")]).await;
+    assert!(o.param("state").is_none(), "row 23: {o:?}");
+    // Row 22: a 1000-character state comes back whole.
+    let (pkce, state) = (Pkce::new(), std::iter::repeat_n('t', 1000).collect::<String>());
+    let o = one.authorize(&one.params(&pkce, &state, &[]), &[]).await;
+    assert_eq!(o.param("state"), Some(state.as_str()));
+
+    // Rows 24 and 28: no redirect_uri; row 26: an unregistered one; rows 29, 30: other
+    // response types; row 56, 57: no or plain PKCE — all refused at PAR with 400.
+    let pkce = Pkce::new();
+    for (edit, error) in [
+        (vec![("redirect_uri", "")], "invalid_request"),
+        (vec![("redirect_uri", "https://rp.example.com/callback/elsewhere")], "invalid_request"),
+        (vec![("response_type", "code id_token")], "unsupported_response_type"),
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("code_challenge", ""), ("code_challenge_method", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+    ] {
+        one.par(&one.params(&pkce, "s", &edit), None).await.assert_oauth_error(400, error);
+    }
+
+    // Rows 13, 15, 16, 17: DPoP and dpop_jkt at PAR.
+    let k = DpopKey::new();
+    let pkce = Pkce::new();
+    let proof = k.proof(&server, "POST", "/par", None);
+    let wrong = DpopKey::new().jkt();
+    one.par(&one.params(&pkce, "s", &[("dpop_jkt", &wrong)]), Some(&proof))
+        .await
+        .assert_oauth_error(400, "invalid_dpop_proof");
+    let o = one.authorize(&one.params(&pkce, "s", &[("dpop_jkt", &wrong)]), &[]).await;
+    one.redeem(&o.code(), Some(&pkce.verifier)).await.assert_oauth_error(400, "invalid_grant");
+    let jkt = one.dpop.jkt();
+    let proof = one.dpop.proof(&server, "POST", "/par", None);
+    let pkce = Pkce::new();
+    let r = one.par(&one.params(&pkce, "s", &[("dpop_jkt", &jkt)]), Some(&proof)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+    let o = server
+        .browser()
+        .authorize_and_complete(
+            &[("client_id", &one.client.id), ("request_uri", &uri)],
+            Some((USER, PASSWORD)),
+            Decision::Allow,
+        )
+        .await;
+    assert_eq!(one.redeem(&o.code(), Some(&pkce.verifier)).await.status, 200, "rows 16 and 17");
+
+    // Rows 45–49: PAR assertions — 8 s ahead accepted, 62 s ahead refused, the PAR endpoint or
+    // token endpoint as audience refused.
+    let pkce = Pkce::new();
+    let p = one.params(&pkce, "s", &[]);
+    let ahead = |secs: i64| {
+        let now = server.now() + secs;
+        let claims = json!({ "iss": one.client.id, "sub": one.client.id, "aud": server.issuer, "jti": random_string(),
+                             "iat": now, "nbf": now, "exp": now + 60 });
+        let mut h = JwsHeader::new();
+        h.set_key_id("k1");
+        let signer = ES256.signer_from_pem(one.key.pair.to_pem_private_key()).unwrap();
+        let jwt = josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap();
+        let mut p = p.clone();
+        p.extend([("client_assertion_type".to_owned(), JWT_BEARER.to_owned()), ("client_assertion".to_owned(), jwt)]);
+        p
+    };
+    assert_eq!(post_owned(&server, "/par", &ahead(8), None).await.status, 201, "row 45");
+    post_owned(&server, "/par", &ahead(62), None).await.assert_invalid_client();
+    let to = |aud: &str| one.signed(&borrowed(&p), Some(json!(server.url(aud))));
+    post_owned(&server, "/par", &to("/par"), None).await.assert_invalid_client();
+    post_owned(&server, "/par", &to("/token"), None).await.assert_invalid_client();
+}
+
+/// The FAPI 2.0 Security Profile plan's token-endpoint modules (fapi2.md §3), each by its row.
+#[tokio::test]
+async fn fapi2_plan_token_modules() {
+    let server = Server::start();
+    server.add_alice();
+    let one = Fapi::register(&server, CALLBACK);
+    let two = Fapi::register(&server, CALLBACK2);
+
+    // Row 32: client 1's code, client 2's client_id, signed with client 1's key: invalid_client.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let o = one.authorize(&one.params(&pkce, &state, &[]), &[]).await;
+    let code = o.code();
+    let p = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    let forged = {
+        let now = server.now();
+        let claims = json!({ "iss": two.client.id, "sub": two.client.id, "aud": server.issuer, "jti": random_string(), "iat": now, "exp": now + 60 });
+        let mut h = JwsHeader::new();
+        h.set_key_id("k1");
+        let signer = ES256.signer_from_pem(one.key.pair.to_pem_private_key()).unwrap();
+        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap()
+    };
+    let mut with_forged = owned(&p);
+    with_forged.extend([("client_assertion_type".into(), JWT_BEARER.into()), ("client_assertion".into(), forged)]);
+    let proof = two.dpop.proof(&server, "POST", "/token", None);
+    post_owned(&server, "/token", &with_forged, Some(&proof)).await.assert_invalid_client();
+    // Row 41: client_id and no assertion; rows 42–44: expired, another audience, no sub.
+    let mut bare = owned(&p);
+    bare.push(("client_id".into(), one.client.id.clone()));
+    let proof = one.dpop.proof(&server, "POST", "/token", None);
+    post_owned(&server, "/token", &bare, Some(&proof)).await.assert_invalid_client();
+    let now = server.now();
+    for claims in [
+        json!({ "iss": one.client.id, "sub": one.client.id, "aud": server.issuer, "jti": random_string(), "iat": now - 360, "exp": now - 300 }),
+        json!({ "iss": one.client.id, "sub": one.client.id, "aud": "https://elsewhere.example.com", "jti": random_string(), "iat": now, "exp": now + 60 }),
+        json!({ "iss": one.client.id, "aud": server.issuer, "jti": random_string(), "iat": now, "exp": now + 60 }),
+    ] {
+        let mut h = JwsHeader::new();
+        h.set_key_id("k1");
+        let signer = ES256.signer_from_pem(one.key.pair.to_pem_private_key()).unwrap();
+        let jwt = josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap();
+        let mut q = owned(&p);
+        q.extend([
+            ("client_id".into(), one.client.id.clone()),
+            ("client_assertion_type".into(), JWT_BEARER.into()),
+            ("client_assertion".into(), jwt),
+        ]);
+        let proof = one.dpop.proof(&server, "POST", "/token", None);
+        let r = post_owned(&server, "/token", &q, Some(&proof)).await;
+        assert!(matches!(r.json()["error"].as_str(), Some("invalid_client" | "invalid_request")), "{r:?}");
+    }
+    // Row 34: client 2, with its own credentials, redeems client 1's code: invalid_grant.
+    let proof = two.dpop.proof(&server, "POST", "/token", None);
+    let r = post_owned(&server, "/token", &two.signed(&p, None), Some(&proof)).await;
+    r.assert_oauth_error(400, "invalid_grant");
+
+    // Row 37: no verifier; row 38: a wrong one — invalid_grant.
+    for verifier in [None, Some(Pkce::new().verifier)] {
+        let (pkce, state) = (Pkce::new(), random_string());
+        let o = one.authorize(&one.params(&pkce, &state, &[]), &[]).await;
+        one.redeem(&o.code(), verifier.as_deref()).await.assert_oauth_error(400, "invalid_grant");
+    }
+    // Row 36: the code's first use after 62 s.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let o = one.authorize(&one.params(&pkce, &state, &[]), &[]).await;
+    server.advance(62);
+    one.redeem(&o.code(), Some(&pkce.verifier)).await.assert_oauth_error(400, "invalid_grant");
+    // Row 35: the same code again after 1 s: invalid_grant, and the first token stops working.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let o = one.authorize(&one.params(&pkce, &state, &[]), &[]).await;
+    let code = o.code();
+    let r = one.redeem(&code, Some(&pkce.verifier)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let first = r.json();
+    server.advance(1);
+    one.redeem(&code, Some(&pkce.verifier)).await.assert_oauth_error(400, "invalid_grant");
+    let at = first["access_token"].as_str().unwrap();
+    let proof = one.dpop.proof(&server, "GET", "/userinfo", Some(at));
+    assert_eq!(
+        get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await.status,
+        401
+    );
+
+    // Row 39, refresh-token: no-store; without client authentication, or without a proof:
+    // refused; client 2's refresh token by client 1: invalid_grant.
+    let (pkce, state) = (Pkce::new(), random_string());
+    let o = one.authorize(&one.params(&pkce, &state, &[]), &[]).await;
+    let r = one.redeem(&o.code(), Some(&pkce.verifier)).await;
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let p = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("scope", "openid email")];
+    let proof = one.dpop.proof(&server, "POST", "/token", None);
+    let mut unauthenticated = owned(&p);
+    unauthenticated.push(("client_id".into(), one.client.id.clone()));
+    let r = post_owned(&server, "/token", &unauthenticated, Some(&proof)).await;
+    assert!(
+        matches!(r.json()["error"].as_str(), Some("invalid_client" | "invalid_grant" | "invalid_request")),
+        "{r:?}"
+    );
+    post_owned(&server, "/token", &one.signed(&p, None), None).await.assert_oauth_error(400, "invalid_dpop_proof");
+    let proof = two.dpop.proof(&server, "POST", "/token", None);
+    post_owned(&server, "/token", &two.signed(&p, None), Some(&proof)).await.assert_oauth_error(400, "invalid_grant");
+    let proof = one.dpop.proof(&server, "POST", "/token", None);
+    let r = post_owned(&server, "/token", &one.signed(&p, None), Some(&proof)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.header("cache-control").unwrap_or_default().contains("no-store"));
+    assert_eq!(r.json()["token_type"], "DPoP");
+    let id = jwt_claims(r.json()["id_token"].as_str().unwrap());
+    assert_eq!((id["iss"].as_str(), id["aud"].as_str()), (Some(server.issuer.as_str()), Some(one.client.id.as_str())));
+}

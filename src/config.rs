@@ -270,6 +270,15 @@ pub struct Tokens {
     /// How long a password reset link works (it works once, and only while the password is
     /// the one it was issued for).
     pub reset_ttl: i64,
+    /// How long a pushed authorization request's `request_uri` works (RFC 9126 §2.2
+    /// `expires_in`; FAPI 2.0 §5.3.2.2 asks for under 600 s).
+    pub par_ttl: i64,
+    /// Require pushed authorization requests of every client (RFC 9126 §5); a client may be
+    /// held to them alone (`clients add --require-par`).
+    pub require_par: bool,
+    /// Ask for a server nonce in every DPoP proof (RFC 9449 §8): `use_dpop_nonce` until the
+    /// client sends the one in `DPoP-Nonce`.
+    pub dpop_nonce: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -398,6 +407,9 @@ impl Default for Tokens {
             require_pkce: false,
             device_code_ttl: 10 * 60,
             reset_ttl: 30 * 60,
+            par_ttl: 60,
+            require_par: false,
+            dpop_nonce: false,
         }
     }
 }
@@ -486,6 +498,9 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER",
     "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP",
     "LATCHKEY_REQUIRE_PKCE",
+    "LATCHKEY_PAR_TTL",
+    "LATCHKEY_REQUIRE_PAR",
+    "LATCHKEY_DPOP_NONCE",
     "LATCHKEY_LOGIN_PASSWORD_WORKERS",
     "LATCHKEY_LOGIN_PASSWORD_QUEUE",
     // [gateway]
@@ -560,6 +575,9 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER" => s.login.max_flows_per_browser = num(&v)?,
         "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP" => s.login.max_new_browsers_per_ip = num(&v)?,
         "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
+        "LATCHKEY_PAR_TTL" => s.tokens.par_ttl = num(&v)?,
+        "LATCHKEY_REQUIRE_PAR" => s.tokens.require_par = flag(&v)?,
+        "LATCHKEY_DPOP_NONCE" => s.tokens.dpop_nonce = flag(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
         "LATCHKEY_GATEWAY_ENABLED" => s.gateway.enabled = flag(&v)?,
@@ -672,6 +690,9 @@ impl Settings {
             if v <= 0 {
                 out.push(format!("{name}: must be positive"));
             }
+        }
+        if !(5..600).contains(&t.par_ttl) {
+            out.push("tokens.par_ttl: 5 to 599 seconds (RFC 9126 §2.2, FAPI 2.0 §5.3.2.2)".into());
         }
         if t.code_ttl > 600 {
             out.push("tokens.code_ttl: at most 600 seconds (RFC 6749 §4.1.2)".into());

@@ -34,6 +34,8 @@ struct Row {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    dpop_jkt: Option<String>,
+    resource: Option<String>,
 }
 
 impl From<Row> for Grant {
@@ -52,6 +54,8 @@ impl From<Row> for Grant {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            dpop_jkt: r.dpop_jkt,
+            resource: r.resource,
         }
     }
 }
@@ -63,8 +67,8 @@ impl Store {
         let g = new.grant;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&g.id)
         .bind(&g.client_id)
@@ -78,6 +82,8 @@ impl Store {
         .bind(g.offline as i64)
         .bind(g.created_at)
         .bind(g.expires_at)
+        .bind(&g.dpop_jkt)
+        .bind(&g.resource)
         .execute(&mut *tx)
         .await?;
         if let Some(hash) = new.refresh_hash {
@@ -93,7 +99,7 @@ impl Store {
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         let row: Option<Row> = sqlx::query_as(
-            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at
+            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource
              FROM grants WHERE id = $1",
         )
         .bind(id)

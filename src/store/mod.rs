@@ -11,6 +11,7 @@ mod password_history;
 mod phone_numbers;
 pub mod purge;
 pub mod sealed;
+mod resources;
 mod second_factors;
 mod sessions;
 mod signing_keys;

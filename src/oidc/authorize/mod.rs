@@ -4,6 +4,7 @@
 
 pub mod code;
 pub mod consent;
+pub mod par;
 pub mod request;
 pub mod request_object;
 pub mod response;
@@ -51,11 +52,22 @@ pub async fn post(
 }
 
 async fn authorize(state: AppState, client_addr: IpAddr, headers: HeaderMap, p: Params) -> Response {
-    let (client, req) = match request::validate(&state, &p).await {
+    // A pushed request (RFC 9126 §4) stands in for the query.
+    let (p, pushed) = match par::resolve(&state, p).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let (client, mut req) = match request::validate(&state, &p).await {
         Ok(v) => v,
         Err(Rejection::Page(e)) => return e.into_response(),
         Err(Rejection::Redirect(target, e)) => return response::error(&state, &target, &e),
     };
+    // RFC 9126 §5, FAPI 2.0 §5.3.2.2-3: a client held to PAR is refused anything else.
+    if pushed.is_none() && par::required(&state, &client) {
+        let e = err("invalid_request", "this client must push its authorization requests (PAR)");
+        return response::error(&state, &req.target, &e);
+    }
+    req.pushed = pushed;
     let browser = Browser { headers: &headers, addr: client_addr };
     match decide(&state, &browser, &client, req).await {
         Ok(resp) => resp,
@@ -89,8 +101,7 @@ async fn decide(
             }
             let consented = state.store.consented_scopes(&s.user_id, &client.id).await?;
             if !consent::needed(&req, client, &consented) {
-                let code = code::issue(state, &req, &s).await?;
-                return Ok(response::code(state, &req.target, &code));
+                return Ok(resume::issue(state, &req, &s).await?);
             }
             // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
             if req.prompt.none {

@@ -126,6 +126,16 @@ pub async fn decide(
 async fn complete(state: &AppState, flow: &Flow, session: &Session) -> Result<Response, PageError> {
     let req = request(flow);
     flow::end(state, flow).await?;
+    issue(state, req, session).await
+}
+
+/// Answers the client with a code for `req` — unless it was pushed and its `request_uri` was
+/// used meanwhile (RFC 9126 §4: one-time), which gets `invalid_request_uri`.
+pub async fn issue(state: &AppState, req: &AuthRequest, session: &Session) -> Result<Response, PageError> {
+    if !super::par::spend(state, req).await? {
+        let e = err("invalid_request_uri", "the request_uri was already used");
+        return Ok(response::error(state, &req.target, &e));
+    }
     let code = code::issue(state, req, session).await?;
     Ok(response::code(state, &req.target, &code))
 }

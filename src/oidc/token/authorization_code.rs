@@ -1,6 +1,6 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
-use super::{TokenResponse, live_user, user_tokens};
+use super::{TokenResponse, bound_refresh, live_user, user_tokens};
 use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -9,7 +9,15 @@ use crate::oidc::authorize::request::is_pkce_value;
 use crate::state::AppState;
 use crate::store::{AuditEvent, NewGrant};
 
-pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+/// The longest a FAPI 2.0 client's code lives (Security Profile §5.3.2.1-11).
+const FAPI2_CODE_TTL: i64 = 60;
+
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    dpop: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
     }
@@ -56,6 +64,24 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         }
         (None, None) => {}
     }
+    // …to the resource it was issued for (RFC 8707 §2.2)…
+    super::same_resource(p, c.resource.as_deref())?;
+    // …to the DPoP key named at the authorization request (RFC 9449 §10.1: the proof here
+    // MUST use that key)…
+    if let Some(bound) = &c.dpop_jkt {
+        match dpop {
+            None => return Err(OAuthError::invalid_dpop_proof("the authorization code is bound to a DPoP key")),
+            Some(jkt) if jkt != bound => {
+                return Err(OAuthError::invalid_grant("the DPoP proof's key is not the one the code is bound to"));
+            }
+            Some(_) => {}
+        }
+    }
+    // …and, under FAPI 2.0, to a lifetime of 60 s at most (§5.3.2.1-11) whatever
+    // tokens.code_ttl says.
+    if client.is_fapi2() && now - c.issued_at > FAPI2_CODE_TTL {
+        return Err(OAuthError::invalid_grant("the authorization code is invalid or expired"));
+    }
     let user = live_user(state, &c.user_id).await?;
     if state.store.session(&c.session_id, now).await?.is_none() {
         return Err(OAuthError::invalid_grant("the session this code came from has ended"));
@@ -76,6 +102,8 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         expires_at: now
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
+        dpop_jkt: bound_refresh(client, dpop),
+        resource: c.resource.clone(),
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
@@ -85,5 +113,5 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
     if code::reuse_seen(state, &grant.id).await? {
         state.store.revoke_grant(&grant.id, now).await?;
     }
-    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now).await
+    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, dpop, now).await
 }

@@ -14,7 +14,9 @@
 # Environment: BENCH_DURATION (s, default 10), BENCH_CONCURRENCY (default 1,16,64),
 # BENCH_SCENARIOS (default the driver's protocol scenarios), BENCH_ALG (RS256 or ES256 for ID
 # and access tokens, default RS256), BENCH_REPEAT (default 1), BENCH_OUT (a directory for the
-# raw JSON; default a temporary one), BENCH_PEER_DIR (an installed copy of peer-node to reuse).
+# raw JSON; default a temporary one), BENCH_PEER_DIR (an installed copy of peer-node to reuse),
+# BENCH_BIN (a Latchkey binary to measure instead of building this tree's), BENCH_LD_PRELOAD (an
+# allocator library to run Latchkey with, e.g. libmimalloc.so.2), BENCH_NODE=0 (Latchkey alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -30,10 +32,13 @@ driver_dir="$root/../shared/tools/oidc-bench"
 [ -d "$driver_dir" ] || driver_dir="/work/shared/tools/oidc-bench"
 peer_src="$(dirname "$driver_dir")/peer-node"
 
-cargo build --release --quiet
+bin="${BENCH_BIN:-}"
+if [ -z "$bin" ]; then
+    cargo build --release --quiet
+    bin="$target/release/latchkey"
+fi
 (cd "$driver_dir" && CARGO_TARGET_DIR="$target" cargo build --release --quiet)
 driver="$target/release/oidc-bench"
-bin="$target/release/latchkey"
 
 work="$(mktemp -d)"
 out="${BENCH_OUT:-$work/out}"
@@ -101,7 +106,7 @@ client_json="$("$bin" clients add --name bench --redirect-uri "$redirect" --firs
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$client_json"; }
 echo 'violet hammer quiz 1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
 
-"$bin" serve >"$work/latchkey.log" 2>&1 &
+env ${BENCH_LD_PRELOAD:+LD_PRELOAD="$BENCH_LD_PRELOAD"} "$bin" serve >"$work/latchkey.log" 2>&1 &
 server_pid=$!
 wait_ready "http://127.0.0.1:$port/readyz"
 pids="$server_pid"
@@ -121,6 +126,8 @@ after_latchkey="$(rss_kb "$server_pid")"
 stop_server
 
 # --- node-oidc-provider --------------------------------------------------------------------
+idle_node=0 after_node=0
+if [ "${BENCH_NODE:-1}" = 1 ]; then
 node_port=$((port + 1))
 node_env=(PORT="$node_port" ISSUER="http://127.0.0.1:$node_port" REDIRECT_URI="$redirect"
     ID_TOKEN_ALG="$alg" CC_JWT_ALG="$alg" CC_JWT=1)
@@ -136,12 +143,15 @@ idle_node="$(rss_kb "$server_pid")"
 cc_scope=api:read drive "node-$backend" "http://127.0.0.1:$node_port" bench-client bench-secret demo demo "$pids"
 after_node="$(rss_kb "$server_pid")"
 stop_server
+fi
 
 # --- The table -----------------------------------------------------------------------------
 python3 - "$out/latchkey-$backend.json" "$out/node-$backend.json" "$backend" "$alg" \
     "$idle_latchkey" "$after_latchkey" "$idle_node" "$after_node" <<'EOF'
 import json, sys
-lk, nd = (json.load(open(p)) for p in sys.argv[1:3])
+import os
+lk = json.load(open(sys.argv[1]))
+nd = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else {"results": []}
 backend, alg = sys.argv[3], sys.argv[4]
 idle_lk, after_lk, idle_nd, after_nd = (int(x) / 1024 for x in sys.argv[5:9])
 
@@ -176,5 +186,5 @@ for key in sorted(a, key=lambda k: (list(dict.fromkeys(s for s, _ in a)).index(k
         f"{x['server_rss_peak_mb']:.0f}", f"{y['server_rss_peak_mb']:.0f}" if y else "-",
         f"{x['errors']}/{y['errors'] if y else '-'}"))
 print(f"RSS MB idle / after the run: Latchkey {idle_lk:.1f} / {after_lk:.1f}, node {idle_nd:.1f} / {after_nd:.1f}"
-      f" (ratio after the run {ratio(after_lk, after_nd)})")
+      f" (ratio after the run {ratio(after_lk, after_nd)})" if b else f"RSS MB idle / after the run: Latchkey {idle_lk:.1f} / {after_lk:.1f}")
 EOF

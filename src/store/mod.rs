@@ -1,6 +1,58 @@
 //! Durable state over sqlx: SQLite by default, Postgres when `database.url` says so. One set of
 //! portable SQL (`$n` placeholders, BIGINT times, TEXT ids) serves both through `sqlx::Any`.
 
+/// What a user has to sign in with, counted in six subqueries over the user id `$user` (an SQL
+/// expression): the columns of [`Credentials`](crate::domain::Credentials), in its order.
+macro_rules! credential_counts {
+    ($user:literal) => {
+        concat!(
+            "(SELECT COUNT(*) FROM users WHERE id = ",
+            $user,
+            " AND password_hash IS NOT NULL),
+             (SELECT COUNT(*) FROM totp_credentials WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM passkeys WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM upstream_identities WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ",
+            $user,
+            " AND used_at IS NULL),
+             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
+            $user,
+            " AND sms_codes = 1),
+             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
+            $user,
+            " AND whatsapp_codes = 1)"
+        )
+    };
+}
+
+/// The required-group rule as one BIGINT (1: may use): the client `$client` requires no group,
+/// or the user `$user` is in one of those it requires.
+macro_rules! may_use_client {
+    ($client:literal, $user:literal) => {
+        concat!(
+            "CAST(CASE WHEN NOT EXISTS (SELECT 1 FROM client_required_groups WHERE client_id = ",
+            $client,
+            ")
+                  OR EXISTS (SELECT 1 FROM client_required_groups r JOIN group_members m
+                             ON m.group_name = r.group_name WHERE r.client_id = ",
+            $client,
+            " AND m.user_id = ",
+            $user,
+            ")
+                THEN 1 ELSE 0 END AS BIGINT)"
+        )
+    };
+}
+
 mod access;
 mod audit;
 mod clients;
@@ -26,7 +78,7 @@ pub use passkeys::{NewPasskey, PasskeyRow};
 pub use password_history::SignOut;
 pub use phone_numbers::PhoneNumber;
 pub use second_factors::TotpCredential;
-pub use sessions::SessionClient;
+pub use sessions::{SessionAtClient, SessionClient};
 pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::LinkedIdentity;
 pub use users::KeyConflict;
@@ -67,7 +119,17 @@ impl Store {
             std::fs::create_dir_all(&settings.data_dir)?;
         }
         let mut options = AnyPoolOptions::new()
-            .max_connections(settings.database.max_connections)
+            .max_connections(match backend {
+                // One connection, so one writer: SQLite lets one writer in at a time and makes
+                // the others sleep and retry (its busy handler: 1 ms, 2 ms, … 100 ms), which is
+                // the token endpoint's long tail. Reads queue behind it for microseconds.
+                Backend::Sqlite => 1,
+                Backend::Postgres => settings.database.max_connections,
+            })
+            // No ping before every acquire: it is a round trip per statement (to Postgres, or to
+            // SQLite's worker thread). A broken connection fails its statement (a 503) and is
+            // closed when it goes back to the pool, which pings it then.
+            .test_before_acquire(false)
             .acquire_timeout(std::time::Duration::from_secs(settings.database.acquire_timeout));
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {

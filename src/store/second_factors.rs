@@ -61,31 +61,9 @@ impl Store {
     /// What the user has to sign in with, in one round trip, as the login policy asks on every
     /// sign-in.
     pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
-        let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL),
-                    (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM passkeys WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL),
-                    (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND sms_codes = 1),
-                    (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND whatsapp_codes = 1)",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await?;
-        let (password, totp, email, passkeys, upstream, codes, sms, whatsapp) = row;
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        Ok(Credentials {
-            password: password > 0,
-            totp: totp > 0,
-            email_otp: email > 0,
-            passkeys: count(passkeys),
-            upstream: count(upstream),
-            recovery_codes: count(codes),
-            sms_codes: sms > 0,
-            whatsapp_codes: whatsapp > 0,
-        })
+        let counts: (i64, i64, i64, i64, i64, i64, i64, i64) =
+            sqlx::query_as(concat!("SELECT ", credential_counts!("$1"))).bind(user_id).fetch_one(&self.pool).await?;
+        Ok(credentials(counts))
     }
 
     /// The address emailed codes go to, when the user turned them on (sealed at rest).
@@ -200,5 +178,22 @@ impl Store {
     /// holds `old`; returns how many changed.
     pub async fn reseal_totp_secrets(&self, sealed: &[(String, String, String)]) -> Result<usize> {
         self.reseal("UPDATE totp_credentials SET secret_enc = $1 WHERE user_id = $2 AND secret_enc = $3", sealed).await
+    }
+}
+
+/// [`Credentials`] from the columns of `credential_counts!`, in order.
+pub(super) fn credentials(
+    (password, totp, email, passkeys, upstream, codes, sms, whatsapp): (i64, i64, i64, i64, i64, i64, i64, i64),
+) -> Credentials {
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Credentials {
+        password: password > 0,
+        totp: totp > 0,
+        email_otp: email > 0,
+        passkeys: count(passkeys),
+        upstream: count(upstream),
+        recovery_codes: count(codes),
+        sms_codes: sms > 0,
+        whatsapp_codes: whatsapp > 0,
     }
 }

@@ -55,10 +55,20 @@ pub async fn outside_required_groups(
     if state.store.may_use_client(&session.user_id, &client.id).await? {
         return Ok(None);
     }
+    Ok(Some(refuse_outside_required_groups(state, session, client, target).await))
+}
+
+/// The refusal of a user outside the groups the client requires: audited, and `access_denied`.
+pub async fn refuse_outside_required_groups(
+    state: &AppState,
+    session: &Session,
+    client: &Client,
+    target: &Target,
+) -> Response {
     let event = AuditEvent::new("login.refused_group").user(&session.user_id).client(&client.id);
     state.store.audit(event, state.now()).await;
     let e = err("access_denied", "the user is not in a group this application requires");
-    Ok(Some(response::error(state, target, &e)))
+    response::error(state, target, &e)
 }
 
 fn request(flow: &Flow) -> &AuthRequest {

@@ -83,9 +83,6 @@ pub async fn exchange(
         return Err(OAuthError::invalid_grant("the authorization code is invalid or expired"));
     }
     let user = live_user(state, &c.user_id).await?;
-    if state.store.session(&c.session_id, now).await?.is_none() {
-        return Err(OAuthError::invalid_grant("the session this code came from has ended"));
-    }
     let offline = c.scopes.iter().any(|s| s == "offline_access") && client.allows(GrantType::RefreshToken);
     let grant = Grant {
         id: c.grant_id.clone(),
@@ -107,7 +104,10 @@ pub async fn exchange(
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
-    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
+    // Written only while the session the code came from is live (checked in the same write).
+    if !state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await? {
+        return Err(OAuthError::invalid_grant("the session this code came from has ended"));
+    }
     // A second redemption racing this one (possibly on another node) revoked before the grant
     // existed: honour it now. The answer stays 200, as if this redemption had come first.
     if code::reuse_seen(state, &grant.id).await? {

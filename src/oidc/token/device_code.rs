@@ -48,7 +48,8 @@ pub async fn exchange(
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
-    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
+    // No session to outlive: always written.
+    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
     state.store.audit(AuditEvent::new("device.tokens_issued").client(&client.id).user(&user.id), now).await;
     user_tokens(state, client, &grant, &user, &grant.scopes, None, refresh, dpop, now).await
 }

@@ -55,8 +55,12 @@ pub async fn exchange(
     } else {
         state.settings.tokens.refresh_reuse_grace_secs
     };
-    let grant = match state.store.rotate_refresh_token(&old, &hash_secret(&new), &client.id, now, grace).await? {
-        RotateOutcome::Rotated(g) => g,
+    let (grant, may_use_client) = match state
+        .store
+        .rotate_refresh_token(&old, &hash_secret(&new), &client.id, now, grace)
+        .await?
+    {
+        RotateOutcome::Rotated { grant, may_use_client } => (grant, may_use_client),
         RotateOutcome::Reused => {
             state
                 .store
@@ -69,8 +73,9 @@ pub async fn exchange(
         }
     };
     let user = live_user(state, &grant.user_id).await?;
-    // A user no longer in any group the client requires keeps no access through old grants.
-    if !state.store.may_use_client(&user.id, &client.id).await? {
+    // A user no longer in any group the client requires keeps no access through old grants
+    // (read with the token).
+    if !may_use_client {
         return Err(OAuthError::invalid_grant("the user is not in a group this client requires"));
     }
     let scopes = requested.unwrap_or_else(|| grant.scopes.clone());

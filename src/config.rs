@@ -35,6 +35,18 @@ pub struct Settings {
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
     pub metrics: Metrics,
+    /// `[dynamic_registration]`: clients registering themselves (RFC 7591).
+    pub dynamic_registration: DynamicRegistration,
+}
+
+/// The registration endpoint (RFC 7591, see `oidc::register`). It always takes an initial
+/// access token from `latchkey clients token`; `open` lets anyone register without one.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DynamicRegistration {
+    /// Anyone may register a client, with no initial access token. Off by default: a public
+    /// provider open to registration is open to spam clients and phishing names.
+    pub open: bool,
 }
 
 /// Prometheus metrics (see `crate::metrics`).
@@ -368,6 +380,7 @@ impl Default for Settings {
             http: Http::default(),
             upstream: Vec::new(),
             metrics: Metrics::default(),
+            dynamic_registration: DynamicRegistration::default(),
         }
     }
 }
@@ -480,6 +493,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_REQUIRE_PKCE",
     "LATCHKEY_LOGIN_PASSWORD_WORKERS",
     "LATCHKEY_LOGIN_PASSWORD_QUEUE",
+    "LATCHKEY_DYNAMIC_REGISTRATION_OPEN",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -548,6 +562,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
+        "LATCHKEY_DYNAMIC_REGISTRATION_OPEN" => s.dynamic_registration.open = flag(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())

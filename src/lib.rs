@@ -24,6 +24,8 @@ pub mod account;
 pub mod app;
 /// The operator's command line: serve, migrate, clients, users, keys.
 pub mod cli;
+/// Creating a client: one implementation behind `clients add` and dynamic registration.
+pub mod clients;
 /// Time as an input, so logic never reads the wall clock itself.
 pub mod clock;
 /// One typed settings value: defaults < latchkey.toml < LATCHKEY_* environment.

@@ -95,6 +95,9 @@ pub struct Client {
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub keys: ClientKeys,
+    /// What the client said of itself at registration (dynamic registration, or the CLI).
+    #[serde(flatten)]
+    pub metadata: crate::domain::client_metadata::ClientMetadata,
 }
 
 /// The client's own public keys and what it signs with them (OIDC Dynamic Client Registration

@@ -21,6 +21,7 @@ pub fn client(first_party: bool) -> Client {
         created_at: 0,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),
+        metadata: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::client::{ClientKeys, ObjectAlg};
+use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// A std mutex is right here: it is held only for a map lookup, never across an await.
 #[derive(Default)]
-pub(super) struct Cache(Mutex<HashMap<String, (Arc<Client>, Instant)>>);
+pub(super) struct Cache(pub(super) Mutex<HashMap<String, (Arc<Client>, Instant)>>);
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -35,6 +36,7 @@ struct Row {
     jwks_uri: Option<String>,
     request_object_signing_alg: Option<String>,
     token_endpoint_auth_signing_alg: Option<String>,
+    metadata: Option<String>,
 }
 
 impl From<Row> for Client {
@@ -60,6 +62,7 @@ impl From<Row> for Client {
                 request_object_signing_alg: r.request_object_signing_alg.as_deref().and_then(ObjectAlg::parse),
                 token_endpoint_auth_signing_alg: r.token_endpoint_auth_signing_alg.as_deref().and_then(Alg::parse),
             },
+            metadata: ClientMetadata::from_stored(r.metadata.as_deref()),
         }
     }
 }
@@ -67,7 +70,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, metadata FROM clients ",
             $tail
         )
     };
@@ -77,8 +80,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -98,6 +101,7 @@ impl Store {
         .bind(c.keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
         .bind(c.resource_server as i64)
         .bind(c.require_pkce as i64)
+        .bind(c.metadata.to_stored())
         .execute(&self.pool)
         .await?;
         Ok(())

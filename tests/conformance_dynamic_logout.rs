@@ -232,6 +232,27 @@ async fn oidcc_idtoken_unsigned() {
     assert!(!algs.iter().any(|a| a == "none"), "{algs:?}");
 }
 
+/// 7.1 row 3: userinfo as a JWT signed RS256 with the OP's key, for its client, no nonce.
+#[tokio::test]
+async fn oidcc_userinfo_rs256() {
+    let d = dyn_op().await;
+    let algs = d.discovery["userinfo_signing_alg_values_supported"].as_array().unwrap();
+    assert!(algs.iter().any(|a| a == "RS256"), "{algs:?}");
+    let reg = d.register(&d.suite_body(json!({ "userinfo_signed_response_alg": "RS256" }))).await;
+    assert_eq!(reg.json["userinfo_signed_response_alg"], "RS256");
+    let (_, t) = d.std_flow(&reg, &[]).await;
+    let r = d.server.userinfo(&t.access_token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.media_type(), "application/jwt", "{r:?}");
+    assert_eq!(verify_rs256(&r.body, &d.jwks)["alg"], "RS256");
+    let c = jwt_claims(&r.body);
+    assert_eq!(c["iss"], d.server.issuer);
+    assert_eq!(c["aud"], json!(reg.client.id));
+    assert!(c.get("nonce").is_none(), "{c}");
+    assert_eq!(c["sub"], t.id_claims()["sub"], "{c}");
+    d.delete(&reg).await;
+}
+
 /// 7.1 row 4: two registered redirect URIs and none in the request: an error page, never a
 /// redirect.
 #[tokio::test]
@@ -799,4 +820,74 @@ async fn back_channel_logout_follows_disable_and_password_reset() {
     assert_eq!(failed().len(), 1, "given up once");
     assert_eq!(d.rp.logouts("op").len(), 2 + 6, "two delivered, then six tries");
     assert!(d.server.db_strings("SELECT id FROM logout_deliveries").is_empty());
+}
+
+// ---- Pairwise subjects and registered defaults (OIDC Core §8, Dynamic Registration §2) ----
+
+/// Pairwise clients of different sectors see different `sub`s for one user, none of them the
+/// account's id; ID token and userinfo agree; their `id_token_hint` still names the session (a
+/// `prompt=none` sign-in, a logout without confirmation).
+#[tokio::test]
+async fn pairwise_subjects_differ_between_sectors_and_hints_still_name_the_user() {
+    let d = dyn_op().await;
+    let pairwise = |callback: &str| {
+        d.suite_body(json!({
+            "subject_type": "pairwise", "redirect_uris": [callback], "post_logout_redirect_uris": [POST_LOGOUT],
+        }))
+    };
+    let a = d.register(&pairwise(CALLBACK)).await;
+    let b = d.register(&pairwise(CALLBACK2)).await;
+    let a2 = d.register(&pairwise("https://rp.example.com/other-callback")).await;
+    let public = d.register(&d.suite_body(json!({ "redirect_uris": [CALLBACK] }))).await;
+    let browser = d.server.browser();
+    let (_, ta) = d.std_flow_in(&browser, &a, &[]).await;
+    let (_, tb) = d.std_flow_in(&browser, &b, &[]).await;
+    let (_, ta2) = d.std_flow_in(&browser, &a2, &[]).await;
+    let (_, tp) = d.std_flow_in(&browser, &public, &[]).await;
+    let sub = |t: &Tokens| t.id_claims()["sub"].as_str().unwrap().to_owned();
+    let alice = d.server.cli(&["users", "show", USER, "--json"])["id"].as_str().unwrap().to_owned();
+    assert_eq!(sub(&tp), alice, "a public client sees the account's id");
+    assert_ne!(sub(&ta), alice);
+    assert_ne!(sub(&ta), sub(&tb), "another sector, another sub");
+    assert_eq!(sub(&ta), sub(&ta2), "one sector, one sub");
+    assert_eq!(d.server.userinfo(&ta.access_token).await.json()["sub"], json!(sub(&ta)));
+    // prompt=none with A's hint signs in silently: the hint names this session's user.
+    let (state, nonce) = (alnum10(), alnum10());
+    let mut p = auth_params(&a.client, "openid", &state, &nonce);
+    p.push(("prompt", "none"));
+    p.push(("id_token_hint", ta.id_token()));
+    browser.authorize_and_complete(&p, None, Decision::NotExpected).await.code();
+    // And logout with it needs no confirmation.
+    let r = end_session(&browser, &ta, "bye").await;
+    assert!(r.is_redirect(), "{r:?}");
+    assert_post_logout(r.location().unwrap(), "bye");
+}
+
+/// Dynamic Registration §2 `default_max_age`: a request without `max_age` is held to it.
+#[tokio::test]
+async fn default_max_age_asks_for_a_fresh_sign_in() {
+    let d = dyn_op().await;
+    let reg = d.register(&d.suite_body(json!({ "default_max_age": 60, "require_auth_time": true }))).await;
+    assert_eq!(reg.json["require_auth_time"], true);
+    let browser = d.server.browser();
+    let (_, t) = d.std_flow_in(&browser, &reg, &[]).await;
+    assert!(t.id_claims()["auth_time"].as_i64().is_some(), "auth_time is always sent");
+    // How many times the person is asked to sign in for one authorization (the clock moves, so
+    // the ID token checks, which read the real time, stay with the first flow).
+    let logins = |extra: &'static [(&'static str, &'static str)]| {
+        let browser = &browser;
+        let reg = &reg;
+        async move {
+            let mut p = auth_params(&reg.client, "openid", "st", "nn");
+            p.extend_from_slice(extra);
+            let o = browser.authorize_and_complete(&p, Some((USER, PASSWORD)), Decision::Allow).await;
+            o.code();
+            o.logins
+        }
+    };
+    assert_eq!(logins(&[]).await, 0, "within the minute, the session is enough");
+    d.server.advance(120);
+    assert_eq!(logins(&[]).await, 1, "older than default_max_age: sign in again");
+    d.server.advance(120);
+    assert_eq!(logins(&[("max_age", "3600")]).await, 0, "a max_age in the request wins over the default");
 }

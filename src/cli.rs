@@ -144,6 +144,14 @@ enum ClientsCommand {
         allow_http: bool,
         #[command(flatten)]
         keys: KeyArgs,
+        /// Where logout tokens are POSTed when a session it signed in with ends (OIDC
+        /// Back-Channel Logout; https, http only on loopback)
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
+        /// Loaded in a frame of the signed-out page with iss and sid (OIDC Front-Channel Logout;
+        /// https, http only on loopback)
+        #[arg(long = "frontchannel-logout-uri")]
+        frontchannel_logout_uri: Option<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -445,8 +453,20 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             resource_server,
             require_pkce,
             allow_http,
+            backchannel_logout_uri,
+            frontchannel_logout_uri,
             json,
         } => {
+            for (flag, uri) in [
+                ("--backchannel-logout-uri", &backchannel_logout_uri),
+                ("--frontchannel-logout-uri", &frontchannel_logout_uri),
+            ] {
+                if let Some(u) = uri
+                    && !crate::domain::client::is_fetchable(u)
+                {
+                    anyhow::bail!("{flag} '{u}' must be an https URL (http only on loopback)");
+                }
+            }
             let mut keys = ClientKeys::default();
             key_args.apply(&mut keys)?;
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
@@ -483,7 +503,13 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 require_pkce,
                 id_token_signed_response_alg: Alg::parse(&id_token_alg).expect("clap checked the value"),
                 keys,
-                metadata: Default::default(),
+                metadata: crate::domain::client_metadata::ClientMetadata {
+                    backchannel_logout_session_required: backchannel_logout_uri.is_some(),
+                    backchannel_logout_uri,
+                    frontchannel_logout_session_required: frontchannel_logout_uri.is_some(),
+                    frontchannel_logout_uri,
+                    ..Default::default()
+                },
             };
             // The rules between the flags, before any key is made for the client.
             new.check().map_err(anyhow::Error::msg)?;

@@ -753,10 +753,16 @@ async fn back_channel_logout_reaches_every_client_once_from_any_node_despite_fai
     let a = d.register(&body("a", CALLBACK)).await;
     let b = d.register(&body("b", CALLBACK2)).await;
     let quiet = d.register(&d.suite_body(json!({}))).await; // registered no back-channel URI
+    // A client the operator added with its back-channel URI is told like the others.
+    let cli_uri = d.rp.backchannel_uri("cli");
+    let cli = d
+        .server
+        .add_client("operator's", &["--redirect-uri", CALLBACK, "--first-party", "--backchannel-logout-uri", &cli_uri]);
     let browser = d.server.browser();
     let (_, ta) = d.std_flow_in(&browser, &a, &[]).await;
     let (_, tb) = d.std_flow_in(&browser, &b, &[]).await;
     d.std_flow_in(&browser, &quiet, &[]).await;
+    let tc = d.server.code_flow(&browser, &cli, "openid").await;
     d.rp.fail_first("a", 2);
     // The logout lands on another node of the deployment.
     let peer = d.server.start_peer();
@@ -765,6 +771,7 @@ async fn back_channel_logout_reaches_every_client_once_from_any_node_despite_fai
     assert!(r.is_redirect(), "{r:?}");
     let got_b = await_logout_tokens(&d, "b", 1).await;
     let got_a = await_logout_tokens(&d, "a", 1).await;
+    let got_cli = await_logout_tokens(&d, "cli", 1).await;
     // Give any duplicate the time to arrive: past every retry delay, over a few polls.
     for _ in 0..3 {
         d.server.advance(40);
@@ -772,6 +779,8 @@ async fn back_channel_logout_reaches_every_client_once_from_any_node_despite_fai
     }
     assert_eq!(d.rp.accepted_logout_tokens("a"), got_a, "exactly one for a");
     assert_eq!(d.rp.accepted_logout_tokens("b"), got_b, "exactly one for b");
+    assert_eq!(d.rp.accepted_logout_tokens("cli"), got_cli, "exactly one for the operator's client");
+    check_logout_token(&d, &got_cli[0], &cli.id, &tc.id_claims());
     assert_eq!(d.rp.logouts("a").len(), 3, "a failed twice, then took it: {:?}", d.rp.logouts("a"));
     check_logout_token(&d, &got_a[0], &a.client.id, &ta.id_claims());
     check_logout_token(&d, &got_b[0], &b.client.id, &tb.id_claims());

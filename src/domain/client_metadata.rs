@@ -186,6 +186,25 @@ pub struct Offered<'a> {
     pub signing_algs: &'a [Alg],
     /// Algorithms accepted for request objects (`none` among them).
     pub request_object_algs: &'a [&'a str],
+    /// Whether URLs the provider fetches or sends to may be loopback ones: only where the
+    /// provider itself is a local development one (a plain-http issuer). Elsewhere a registering
+    /// client must not make the provider call its own host.
+    pub loopback: bool,
+}
+
+impl Offered<'_> {
+    /// A URL the provider will call (keys, sector document, logout tokens): https, or http on a
+    /// loopback host in development; never a loopback host in production.
+    fn callable(&self, uri: &str) -> bool {
+        let Ok(u) = url::Url::parse(uri) else { return false };
+        let loopback = match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            None => true,
+        };
+        is_fetchable(uri) && (self.loopback || (u.scheme() == "https" && !loopback))
+    }
 }
 
 /// Reads a registration request (or an RFC 7592 update, which replaces every field) into a new
@@ -270,6 +289,9 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
         }
         (None, Some(uri)) => {
             validate_jwks_uri(&uri).map_err(bad)?;
+            if !offered.callable(&uri) {
+                return Err(bad("jwks_uri must be an https URL of another host"));
+            }
             keys.jwks_uri = Some(uri);
         }
         (None, None) => {}
@@ -304,7 +326,7 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
     };
     let sector_identifier_uri = str_of("sector_identifier_uri")?;
     if let Some(u) = &sector_identifier_uri
-        && !is_fetchable(u)
+        && !offered.callable(u)
     {
         return Err(bad("sector_identifier_uri must be an https URL"));
     }
@@ -324,7 +346,7 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
     let logout_uri = |k: &str| -> Result<Option<String>, Refusal> {
         let uri = url_of(k)?;
         match uri {
-            Some(u) if !is_fetchable(&u) => Err(bad(format!("{k} must be an https URL"))),
+            Some(u) if !offered.callable(&u) => Err(bad(format!("{k} must be an https URL"))),
             u => Ok(u),
         }
     };
@@ -444,7 +466,7 @@ mod tests {
     use super::*;
 
     const ALGS: &[Alg] = &[Alg::Rs256];
-    const OFFERED: Offered = Offered { signing_algs: ALGS, request_object_algs: &["RS256", "none"] };
+    const OFFERED: Offered = Offered { signing_algs: ALGS, request_object_algs: &["RS256", "none"], loopback: false };
 
     fn code(body: Value) -> &'static str {
         read(&body, &OFFERED).unwrap_err().code
@@ -496,6 +518,21 @@ mod tests {
         assert_eq!(code(both), "invalid_client_metadata");
         let no_keys = json!({ "redirect_uris": cb, "token_endpoint_auth_method": "private_key_jwt" });
         assert_eq!(code(no_keys), "invalid_client_metadata");
+    }
+
+    #[test]
+    fn a_production_provider_calls_no_loopback_url() {
+        let cb = json!(["https://rp.example.com/cb"]);
+        for (k, v) in [
+            ("jwks_uri", "https://127.0.0.1/jwks"),
+            ("jwks_uri", "http://localhost:8080/jwks"),
+            ("backchannel_logout_uri", "https://localhost/bc"),
+            ("sector_identifier_uri", "https://[::1]/s.json"),
+        ] {
+            assert_eq!(code(json!({ "redirect_uris": cb, k: v })), "invalid_client_metadata", "{k}: {v}");
+            let dev = Offered { loopback: true, ..OFFERED };
+            assert!(read(&json!({ "redirect_uris": cb, k: v }), &dev).is_ok(), "development: {k}: {v}");
+        }
     }
 
     #[test]

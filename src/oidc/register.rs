@@ -214,7 +214,9 @@ async fn read_metadata(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
         .map_err(|_| Refusal { code: "invalid_client_metadata", description: "the body is not JSON".into() })?;
     let algs = state.keys.algs();
     let request_object_algs = crate::oidc::authorize::request_object::algs_supported();
-    let offered = Offered { signing_algs: &algs, request_object_algs: &request_object_algs };
+    // A development provider (plain http) may call its own host: the clients there are too.
+    let loopback = state.issuer.starts_with("http://");
+    let offered = Offered { signing_algs: &algs, request_object_algs: &request_object_algs, loopback };
     let new = client_metadata::read(&value, &offered)?;
     check_sector(state, &new).await?;
     Ok(new)

@@ -8,9 +8,10 @@ use crate::domain::client::{
     ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, validate_jwks, validate_jwks_uri,
     validate_redirect_uri, validate_web_origin,
 };
+use crate::domain::client_metadata::NewClient;
 use crate::domain::password_policy;
 use crate::domain::user::parse_claim;
-use crate::domain::{AuthMethod, Client, GrantType, User, is_scope_token};
+use crate::domain::{AuthMethod, GrantType, User, is_scope_token};
 use crate::keys::Alg;
 use crate::passwords::Passwords;
 use crate::store::{AuditEvent, Store};
@@ -157,6 +158,14 @@ enum ClientsCommand {
         security: SecurityArgs,
         #[command(flatten)]
         keys: KeyArgs,
+        /// Where logout tokens are POSTed when a session it signed in with ends (OIDC
+        /// Back-Channel Logout; https, http only on loopback)
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
+        /// Loaded in a frame of the signed-out page with iss and sid (OIDC Front-Channel Logout;
+        /// https, http only on loopback)
+        #[arg(long = "frontchannel-logout-uri")]
+        frontchannel_logout_uri: Option<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -199,6 +208,15 @@ enum ClientsCommand {
         any_group: bool,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Issue an initial access token for the registration endpoint (RFC 7591 §3): whoever holds
+    /// it may register clients there until it expires; printed once, kept only as a hash
+    Token {
+        /// How long it works: seconds, or a number followed by s, m, h or d
+        #[arg(long, default_value = "1h", value_parser = duration_secs)]
+        expires: i64,
         #[command(flatten)]
         json: Json,
     },
@@ -468,8 +486,20 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             require_pkce,
             allow_http,
             security,
+            backchannel_logout_uri,
+            frontchannel_logout_uri,
             json,
         } => {
+            for (flag, uri) in [
+                ("--backchannel-logout-uri", &backchannel_logout_uri),
+                ("--frontchannel-logout-uri", &frontchannel_logout_uri),
+            ] {
+                if let Some(u) = uri
+                    && !crate::domain::client::is_fetchable(u)
+                {
+                    anyhow::bail!("{flag} '{u}' must be an https URL (http only on loopback)");
+                }
+            }
             let mut keys = ClientKeys::default();
             key_args.apply(&mut keys)?;
             let security = security.client_security();
@@ -490,18 +520,6 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             } else {
                 grant_types.iter().filter_map(|g| GrantType::parse_short(g)).collect()
             };
-            if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-                anyhow::bail!("a client using authorization_code needs at least one --redirect-uri");
-            }
-            if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
-                anyhow::bail!("a private_key_jwt client needs its keys: --jwks-uri or --jwks");
-            }
-            if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
-                anyhow::bail!("a public client cannot use client_credentials");
-            }
-            if auth_method == AuthMethod::None && grant_types.contains(&GrantType::TokenExchange) {
-                anyhow::bail!("a public client cannot use token_exchange");
-            }
             let scopes = crate::domain::parse_scope(&scopes.join(" "));
             if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
                 anyhow::bail!("--scope {s}: not a scope a client can hold for itself");
@@ -510,17 +528,8 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             if security.profile == Some(Profile::Fapi2) {
                 fapi2_registration(auth_method, alg, &keys, allow_http)?;
             }
-            // The first client of an algorithm brings its keys into being.
-            let plan = crate::keys::lifecycle::ensure(&store.signing_keys().await?, alg);
-            if !plan.is_empty() {
-                let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
-                crate::keys::apply(store, &kek, &plan, now(), "cli clients add").await?;
-            }
-            let secret = auth_method.uses_secret().then(random_token);
-            let client = Client {
-                id: random_id(),
+            let new = NewClient {
                 name,
-                secret_hash: secret.as_deref().map(hash_secret),
                 auth_method,
                 redirect_uris,
                 post_logout_redirect_uris,
@@ -530,16 +539,30 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
                 resource_server,
                 require_pkce,
-                created_at: now(),
                 id_token_signed_response_alg: alg,
                 keys,
                 security,
+                metadata: crate::domain::client_metadata::ClientMetadata {
+                    backchannel_logout_session_required: backchannel_logout_uri.is_some(),
+                    backchannel_logout_uri,
+                    frontchannel_logout_session_required: frontchannel_logout_uri.is_some(),
+                    frontchannel_logout_uri,
+                    ..Default::default()
+                },
             };
-            store.insert_client(&client).await?;
+            // The rules between the flags, before any key is made for the client.
+            new.check().map_err(anyhow::Error::msg)?;
+            // The first client of an algorithm brings its keys into being.
+            let plan = crate::keys::lifecycle::ensure(&store.signing_keys().await?, new.id_token_signed_response_alg);
+            if !plan.is_empty() {
+                let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
+                crate::keys::apply(store, &kek, &plan, now(), "cli clients add").await?;
+            }
+            let crate::clients::Created { client, secret } =
+                crate::clients::create(store, new, None, now(), "cli").await?;
             if !web_origins.is_empty() {
                 store.set_client_web_origins(&client.id, &web_origins).await?;
             }
-            store.audit(AuditEvent::new("admin.client_added").client(&client.id), now()).await;
             print(json.json, json!({ "client_id": client.id, "client_secret": secret }), || match &secret {
                 Some(s) => format!("client_id:     {}\nclient_secret: {s}\n(the secret is shown only now)", client.id),
                 None => format!("client_id: {}", client.id),
@@ -671,6 +694,18 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             store.audit(event, now()).await;
             print(json.json, changed.clone(), || format!("updated client {id}: {changed}"));
         }
+        ClientsCommand::Token { expires, json } => {
+            let token = random_token();
+            let expires_at = now() + expires;
+            store.insert_initial_access_token(&hash_secret(&token), now(), expires_at).await?;
+            store.audit(AuditEvent::new("admin.initial_access_token").detail("expires_at", expires_at), now()).await;
+            print(json.json, json!({ "initial_access_token": token, "expires_at": expires_at }), || {
+                format!(
+                    "initial access token: {token}
+(valid {expires} s; shown only now)"
+                )
+            });
+        }
         ClientsCommand::Roles { command } => access::roles(store, command).await?,
         ClientsCommand::Remove { id, json } => {
             if !store.remove_client(&id, now()).await? {
@@ -734,6 +769,25 @@ fn fapi2_registration(auth_method: AuthMethod, alg: Alg, keys: &ClientKeys, allo
         anyhow::bail!("--profile fapi2: no plain-http redirect URIs (FAPI 2.0 §5.3.2.2-8)");
     }
     Ok(())
+}
+
+/// `90`, `90s`, `15m`, `1h`, `7d`: a positive number of seconds.
+fn duration_secs(v: &str) -> Result<i64, String> {
+    let (n, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{v}': give seconds, or a number followed by s, m, h or d")),
+    };
+    match n.parse::<i64>() {
+        Ok(n) if n > 0 => n.checked_mul(scale).ok_or_else(|| format!("'{v}' is too long")),
+        _ => Err(format!("'{v}' is not a positive duration")),
+    }
 }
 
 /// A new password from standard input, checked against the password policy like any other.

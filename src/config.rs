@@ -41,6 +41,18 @@ pub struct Settings {
     pub gateway: gateway::Gateway,
     /// `[phone]`: phone numbers and sign-in codes by SMS and WhatsApp (see `config::phone`).
     pub phone: phone::Phone,
+    /// `[dynamic_registration]`: clients registering themselves (RFC 7591).
+    pub dynamic_registration: DynamicRegistration,
+}
+
+/// The registration endpoint (RFC 7591, see `oidc::register`). It always takes an initial
+/// access token from `latchkey clients token`; `open` lets anyone register without one.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DynamicRegistration {
+    /// Anyone may register a client, with no initial access token. Off by default: a public
+    /// provider open to registration is open to spam clients and phishing names.
+    pub open: bool,
 }
 
 /// Prometheus metrics (see `crate::metrics`).
@@ -385,6 +397,7 @@ impl Default for Settings {
             metrics: Metrics::default(),
             gateway: gateway::Gateway::default(),
             phone: phone::Phone::default(),
+            dynamic_registration: DynamicRegistration::default(),
         }
     }
 }
@@ -509,6 +522,7 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_GATEWAY_DEVICE_BINDING",
     "LATCHKEY_GATEWAY_CACHE_SECS",
     "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS",
+    "LATCHKEY_DYNAMIC_REGISTRATION_OPEN",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -585,6 +599,7 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_GATEWAY_DEVICE_BINDING" => s.gateway.device_binding = v.parse()?,
         "LATCHKEY_GATEWAY_CACHE_SECS" => s.gateway.cache_secs = num(&v)?,
         "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS" => s.gateway.outage_grace_secs = num(&v)?,
+        "LATCHKEY_DYNAMIC_REGISTRATION_OPEN" => s.dynamic_registration.open = flag(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())

@@ -66,6 +66,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),
         security: Default::default(),
+        metadata: Default::default(),
     };
     state.store.insert_client(&client).await?;
     let mut url = url::Url::parse(&state.url("/authorize"))?;

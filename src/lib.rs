@@ -18,12 +18,17 @@
 //! [`state`] is what every handler shares; [`app`] assembles the routers; [`server`] binds and
 //! runs them; [`cli`] is the operator's interface to the same state.
 
+// The discovery document is one `json!` literal, deeper than the macro's default limit.
+#![recursion_limit = "256"]
+
 /// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;
 /// Router assembly only.
 pub mod app;
 /// The operator's command line: serve, migrate, clients, users, keys.
 pub mod cli;
+/// Creating a client: one implementation behind `clients add` and dynamic registration.
+pub mod clients;
 /// Time as an input, so logic never reads the wall clock itself.
 pub mod clock;
 /// One typed settings value: defaults < latchkey.toml < LATCHKEY_* environment.

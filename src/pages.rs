@@ -315,6 +315,9 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<ScopeLine>,
+    /// The client's privacy policy and terms of service, as it registered them.
+    pub policy_uri: Option<&'a str>,
+    pub tos_uri: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -326,7 +329,12 @@ pub struct LogoutConfirmPage<'a> {
 
 #[derive(Template)]
 #[template(path = "logged_out.html")]
-pub struct LoggedOutPage;
+pub struct LoggedOutPage<'a> {
+    /// Front-channel logout URIs to load in frames (OIDC Front-Channel Logout 1.0 §4).
+    pub frames: &'a [String],
+    /// Where the page goes once they are loaded: the client's post-logout redirect URI.
+    pub next: Option<&'a str>,
+}
 
 #[derive(Template)]
 #[template(path = "form_post.html")]

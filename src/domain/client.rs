@@ -106,6 +106,9 @@ pub struct Client {
     pub keys: ClientKeys,
     #[serde(flatten)]
     pub security: ClientSecurity,
+    /// What the client said of itself at registration (dynamic registration, or the CLI).
+    #[serde(flatten)]
+    pub metadata: crate::domain::client_metadata::ClientMetadata,
 }
 
 /// What a high-security client is held to (issue #17): pushed authorization requests (RFC 9126

@@ -22,6 +22,7 @@ pub fn client(first_party: bool) -> Client {
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),
         security: Default::default(),
+        metadata: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod authorization;
 pub mod claims;
 pub mod client;
+pub mod client_metadata;
 pub mod credentials;
 #[cfg(test)]
 pub mod fixtures;

@@ -186,7 +186,7 @@ pub async fn sign_out_page(
     let rd = p.get("rd").filter(|rd| returnable(&state, &gw, rd).is_some());
     match csrf(&state, &headers) {
         Some(csrf) => crate::pages::render(StatusCode::OK, &SignOutPage { csrf: &csrf, rd }),
-        None => crate::pages::render(StatusCode::OK, &crate::pages::LoggedOutPage),
+        None => crate::pages::render(StatusCode::OK, &crate::pages::LoggedOutPage { frames: &[], next: None }),
     }
 }
 
@@ -226,7 +226,7 @@ async fn run_sign_out(
     }
     let mut resp = match p.get("rd").and_then(|rd| returnable(state, gw, rd)) {
         Some((url, _)) => see_other(url.as_str()),
-        None => crate::pages::render(StatusCode::OK, &crate::pages::LoggedOutPage),
+        None => crate::pages::render(StatusCode::OK, &crate::pages::LoggedOutPage { frames: &[], next: None }),
     };
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, gateway_cookie(state, "", Some(0)));

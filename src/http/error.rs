@@ -73,6 +73,10 @@ impl OAuthError {
     pub fn device(code: &'static str, d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, d)
     }
+    /// A registration refused (RFC 7591 §3.2.2): `invalid_redirect_uri`, `invalid_client_metadata`.
+    pub fn registration(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, d)
+    }
     pub fn server_error() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server could not complete the request.")
     }

@@ -38,12 +38,15 @@ pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
         "introspection_endpoint": url(INTROSPECT),
         "end_session_endpoint": url(END_SESSION),
         "device_authorization_endpoint": url(device::AUTHORIZATION),
+        "registration_endpoint": url(register::PATH),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": authorize::ResponseMode::SUPPORTED,
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
-        "subject_types_supported": ["public"],
+        "subject_types_supported": crate::domain::client_metadata::SubjectType::SUPPORTED,
         "id_token_signing_alg_values_supported": algs,
+        // Signed userinfo (OIDC Core §5.3.2) for a client registered with an algorithm.
+        "userinfo_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "introspection_endpoint_auth_methods_supported": INTROSPECTION_AUTH_METHODS.map(AuthMethod::as_str),
@@ -70,6 +73,12 @@ pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
         "pushed_authorization_request_endpoint": url(authorize::par::PATH),
         "require_pushed_authorization_requests": require_par,
         "dpop_signing_alg_values_supported": dpop::ALGS.map(Alg::as_str),
+        // Logout (OIDC Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3): both carry
+        // the session's `sid`, so RPs can end just that session.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
     })
 }
 

@@ -16,6 +16,7 @@ pub fn id_token(
     state: &AppState,
     grant: &Grant,
     user: &User,
+    sub: &str,
     nonce: Option<&str>,
     access_token: &str,
     access: &Access,
@@ -24,7 +25,7 @@ pub fn id_token(
 ) -> anyhow::Result<String> {
     let mut c = Map::new();
     c.insert("iss".into(), json!(state.issuer));
-    c.insert("sub".into(), json!(user.id));
+    c.insert("sub".into(), json!(sub));
     c.insert("aud".into(), json!(grant.client_id));
     c.insert("exp".into(), json!(now + state.settings.tokens.id_token_ttl));
     c.insert("iat".into(), json!(now));

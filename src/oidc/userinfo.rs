@@ -39,12 +39,13 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 }
 
 /// An access token as presented: by the `DPoP` scheme, or as a Bearer token.
-struct Presented {
-    token: String,
-    dpop: bool,
+pub struct Presented {
+    pub token: String,
+    pub dpop: bool,
 }
 
-fn bearer_header(headers: &HeaderMap) -> Result<Option<Presented>, BearerError> {
+/// The access token of the `Authorization` header, if any (RFC 6750 §2.1, RFC 9449 §7.1).
+pub fn bearer_header(headers: &HeaderMap) -> Result<Option<Presented>, BearerError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let v = v.to_str().map_err(|_| BearerError::InvalidRequest("the Authorization header is malformed"))?;
     match v.trim().split_once(' ') {
@@ -75,13 +76,24 @@ async fn respond(
         Some(Ok(t)) => claims(state, headers, method, &t).await,
     };
     match result {
-        Ok(body) => {
+        Ok(Answer::Json(body)) => {
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
+        Ok(Answer::Signed(jwt)) => {
+            let h = [(header::CONTENT_TYPE, "application/jwt"), (header::CACHE_CONTROL, "no-store")];
+            (h, jwt).into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// The claims as JSON, or as a JWT signed with the algorithm the client registered as its
+/// `userinfo_signed_response_alg` (OIDC Core §5.3.2).
+enum Answer {
+    Json(Value),
+    Signed(String),
 }
 
 async fn claims(
@@ -89,7 +101,7 @@ async fn claims(
     headers: &HeaderMap,
     method: &str,
     presented: &Presented,
-) -> Result<Value, BearerError> {
+) -> Result<Answer, BearerError> {
     let now = state.now();
     let token = presented.token.as_str();
     let at = read_access_token(state, token, now)?;
@@ -126,6 +138,16 @@ async fn claims(
     names.extend(requested_names(grant.claims.as_deref(), Target::UserInfo));
     let mut body = release(&user, &names);
     body.extend(crate::oidc::token::access(state, &user.id, &grant.client_id, &scopes).await?.claims());
-    body.insert("sub".into(), json!(user.id));
-    Ok(Value::Object(body))
+    let client = state
+        .store
+        .client(&grant.client_id)
+        .await?
+        .ok_or(BearerError::InvalidToken("the client of this token is no longer registered"))?;
+    body.insert("sub".into(), json!(crate::oidc::subject::for_client(state, &client, &user.id).await?));
+    let Some(alg) = client.metadata.userinfo_signed_response_alg else { return Ok(Answer::Json(Value::Object(body))) };
+    // §5.3.2: a signed response SHOULD carry iss and aud; it carries no nonce.
+    body.insert("iss".into(), json!(state.issuer));
+    body.insert("aud".into(), json!(client.id));
+    body.insert("iat".into(), json!(now));
+    Ok(Answer::Signed(state.keys.sign(&body, None, alg)?))
 }

@@ -3,6 +3,7 @@
 
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::client::{ClientKeys, ClientSecurity, ObjectAlg, Profile};
+use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// A std mutex is right here: it is held only for a map lookup, never across an await.
 #[derive(Default)]
-pub(super) struct Cache(Mutex<HashMap<String, (Arc<Client>, Instant)>>);
+pub(super) struct Cache(pub(super) Mutex<HashMap<String, (Arc<Client>, Instant)>>);
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -39,6 +40,7 @@ struct Row {
     dpop_bound: i64,
     profile: Option<String>,
     exchange_from: String,
+    metadata: Option<String>,
 }
 
 impl From<Row> for Client {
@@ -70,6 +72,7 @@ impl From<Row> for Client {
                 profile: r.profile.as_deref().and_then(Profile::parse),
                 token_exchange_from: parse_list(&r.exchange_from),
             },
+            metadata: ClientMetadata::from_stored(r.metadata.as_deref()),
         }
     }
 }
@@ -77,7 +80,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata FROM clients ",
             $tail
         )
     };
@@ -87,8 +90,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -112,6 +115,7 @@ impl Store {
         .bind(c.security.dpop_bound as i64)
         .bind(c.security.profile.map(Profile::as_str))
         .bind(json_list(&c.security.token_exchange_from))
+        .bind(c.metadata.to_stored())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -202,6 +202,7 @@ impl Store {
 
     async fn end_session_revoking(&self, session_id: &str, now: i64, offline_too: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        super::logouts::enqueue(&mut tx, super::logouts::Ending::Session(session_id), now).await?;
         sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(session_id)
@@ -268,6 +269,7 @@ pub(super) async fn end_others(
 ) -> Result<()> {
     // No session has the empty id, so `None` keeps none.
     let keep = keep.unwrap_or("");
+    super::logouts::enqueue(tx, super::logouts::Ending::AllOfBut(user_id, keep), now).await?;
     sqlx::query(
         "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL
          AND session_id IS NOT NULL AND session_id <> $3",

@@ -353,6 +353,7 @@ pub(super) async fn sign_out_everywhere(
     user_id: &str,
     now: i64,
 ) -> Result<()> {
+    super::logouts::enqueue(tx, super::logouts::Ending::AllOf(user_id), now).await?;
     sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
         .bind(now)
         .bind(user_id)

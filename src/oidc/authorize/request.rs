@@ -89,9 +89,29 @@ pub async fn validate(state: &AppState, query: &Params) -> Result<(Arc<Client>, 
         },
     };
     match check_rest(state, &client, p, &target, resource.as_ref()) {
-        Ok(req) => Ok((client, req)),
+        Ok(req) => Ok((client.clone(), registered_defaults(state, &client, p, req).await?)),
         Err(e) => Err(Rejection::Redirect(target, e)),
     }
+}
+
+/// What the client registered for requests that do not say (OIDC Dynamic Registration §2):
+/// its `default_max_age` when the request names no `max_age`; and, for a pairwise client, the
+/// account its `id_token_hint` names by its pairwise `sub` (OIDC Core §8.1).
+async fn registered_defaults(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    mut req: AuthRequest,
+) -> Result<AuthRequest, Rejection> {
+    if req.max_age.is_none() {
+        req.max_age = client.metadata.default_max_age;
+    }
+    let pairwise = client.metadata.subject_type() == crate::domain::client_metadata::SubjectType::Pairwise;
+    if pairwise && let Some(hint) = p.get("id_token_hint").and_then(|h| super::super::id_token::verify_hint(state, h)) {
+        let account = crate::oidc::subject::account_of(state, client, &hint.sub, hint.sid.as_deref()).await;
+        req.hint_sub = Some(account.map_err(PageError::from)?);
+    }
+    Ok(req)
 }
 
 fn response_mode(p: &Params) -> ResponseMode {

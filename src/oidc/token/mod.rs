@@ -107,7 +107,8 @@ pub async fn user_tokens(
     let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, bound, now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_signed_response_alg;
-        Some(id_token::id_token(state, grant, user, nonce, &access_token, &access, alg, now)?)
+        let sub = super::subject::for_client(state, client, &user.id).await?;
+        Some(id_token::id_token(state, grant, user, &sub, nonce, &access_token, &access, alg, now)?)
     } else {
         None
     };

@@ -308,6 +308,16 @@ async fn with_sms_and_whatsapp_on_the_user_picks() {
     assert_eq!(r.status, 303, "{r:?}");
     let page = owner.get("/account/security").await;
     assert!(element_text(&page, "whatsapp-status").unwrap().starts_with("Off"), "{page:?}");
+
+    // A new number: codes by phone, confirmed for the old one, are off, and the user is told.
+    let sent =
+        owner.submit(&account_form(&page, "phone-begin"), &[("phone", "+447400123457"), ("channel", "sms")]).await;
+    let code = latest(&server, "+447400123457", "sms").code();
+    let ok = owner.submit(&account_form(&sent, "phone-confirm"), &[("code", &code)]).await;
+    assert_eq!(element_text(&ok, "phone-status").unwrap(), "Verified: +44 ••• •••457.", "{ok:?}");
+    assert!(element_text(&ok, "sms-status").unwrap().starts_with("Off"), "{ok:?}");
+    let changes = server.db_strings("SELECT detail FROM audit_events WHERE kind = 'account.methods_changed'");
+    assert!(changes.iter().any(|d| d.contains("phone_changed")), "{changes:?}");
 }
 
 // --- First factor ----------------------------------------------------------------------------

@@ -308,22 +308,36 @@ async fn with_sms_and_whatsapp_on_the_user_picks() {
     assert_eq!(r.status, 303, "{r:?}");
     let page = owner.get("/account/security").await;
     assert!(element_text(&page, "whatsapp-status").unwrap().starts_with("Off"), "{page:?}");
+
+    // A new number: codes by phone, confirmed for the old one, are off, and the user is told.
+    let sent =
+        owner.submit(&account_form(&page, "phone-begin"), &[("phone", "+447400123457"), ("channel", "sms")]).await;
+    let code = latest(&server, "+447400123457", "sms").code();
+    let ok = owner.submit(&account_form(&sent, "phone-confirm"), &[("code", &code)]).await;
+    assert_eq!(element_text(&ok, "phone-status").unwrap(), "Verified: +44 ••• •••457.", "{ok:?}");
+    assert!(element_text(&ok, "sms-status").unwrap().starts_with("Off"), "{ok:?}");
+    let changes = server.db_strings("SELECT detail FROM audit_events WHERE kind = 'account.methods_changed'");
+    assert!(changes.iter().any(|d| d.contains("phone_changed")), "{changes:?}");
 }
 
 // --- First factor ----------------------------------------------------------------------------
 
 async fn number_form(server: &Server, browser: &Browser, c: &TestClient, pkce: &Pkce) -> Form {
+    number_form_of(server, browser, c, pkce, "sms").await
+}
+
+/// The first page of the first-factor step `step` (`sms` or `whatsapp`): the number form.
+async fn number_form_of(_server: &Server, browser: &Browser, c: &TestClient, pkce: &Pkce, step: &str) -> Form {
     let mut p = auth_params(c, "openid", "st", "n");
     p.push(("code_challenge", &pkce.challenge));
     p.push(("code_challenge_method", "S256"));
     let login = browser.follow(&browser.authorize(&p).await).await;
-    let page = browser.switch_to(&login, "sms").await;
-    let _ = server;
+    let page = browser.switch_to(&login, step).await;
     form_with(&page, "/login/", "phone").unwrap_or_else(|| panic!("number form: {page:?}"))
 }
 
 #[tokio::test]
-async fn sms_as_first_factor_does_not_reveal_numbers() {
+async fn codes_by_phone_as_first_factor_do_not_reveal_numbers() {
     let (server, c, _) = with_sms_codes(&[("LATCHKEY_PHONE_FIRST_FACTOR", "true")]).await;
     let before = phone_outbox(&server).len();
     let pkce = Pkce::new();
@@ -346,6 +360,26 @@ async fn sms_as_first_factor_does_not_reveal_numbers() {
     let claims = id_claims(&server, &c, &browser, ok, &pkce).await;
     assert_eq!(claims["acr"], "1", "one factor: {claims}");
     assert_eq!(claims["amr"], json!(["sms"]), "{claims}");
+
+    // By WhatsApp: a verified number is enough to start a sign-in with a code on either channel.
+    let browser = server.browser();
+    let pkce = Pkce::new();
+    let form = number_form_of(&server, &browser, &c, &pkce, "whatsapp").await;
+    let sent = count(&server, MOBILE, "whatsapp");
+    let page = browser.submit(&form, &[("phone", MOBILE_TYPED)]).await;
+    assert!(page.body.contains(&format!("We sent a code by WhatsApp to {MASKED}")), "{page:?}");
+    let code = next(&server, MOBILE, "whatsapp", sent).code();
+    let sms_sent = count(&server, MOBILE, "sms");
+    let r = browser.submit(&code_form(&page).unwrap(), &[("code", &code)]).await;
+    // Alice's second factor, SMS, is still asked: a step not yet taken in this sign-in. Two
+    // possession factors are not two kinds, so acr stays 1.
+    let page = browser.follow(&r).await;
+    assert!(page.body.contains("We sent a code by SMS"), "{page:?}");
+    let code = next(&server, MOBILE, "sms", sms_sent).code();
+    let ok = browser.submit(&code_form(&page).unwrap(), &[("code", &code)]).await;
+    let claims = id_claims(&server, &c, &browser, ok, &pkce).await;
+    assert_eq!(claims["acr"], "1", "{claims}");
+    assert_eq!(claims["amr"], json!(["otp", "whatsapp", "sms"]), "{claims}");
 }
 
 // --- Limits -----------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ pub enum Change {
     PhoneCodesOn(crate::phone::Channel),
     PhoneCodesOff(crate::phone::Channel),
     PhoneRemoved,
+    /// A new number verified: codes by phone, confirmed for the old one, are off.
+    PhoneChanged,
 }
 
 /// The sentence of a reset by link (no session stays, so it is not a [`Change`]).
@@ -47,6 +49,9 @@ impl Change {
             Change::PhoneCodesOff(Channel::Sms) => "Sign-in codes by SMS were turned off for your account.",
             Change::PhoneCodesOff(Channel::Whatsapp) => "Sign-in codes by WhatsApp were turned off for your account.",
             Change::PhoneRemoved => "The phone number of your account was removed.",
+            Change::PhoneChanged => {
+                "The phone number of your account was changed; sign-in codes by phone are off until turned on again."
+            }
         }
     }
 
@@ -66,6 +71,7 @@ impl Change {
             Change::PhoneCodesOff(Channel::Sms) => "sms_codes_off",
             Change::PhoneCodesOff(Channel::Whatsapp) => "whatsapp_codes_off",
             Change::PhoneRemoved => "phone_removed",
+            Change::PhoneChanged => "phone_changed",
         }
     }
 }

@@ -180,6 +180,8 @@ pub async fn change(
     let code = p.get("code").unwrap_or_default();
     // The channel a phone confirmation turns on, if that is what it confirms.
     let mut confirming = None;
+    // Whether codes by phone were on before a confirmation: a new number turns them off.
+    let mut codes_before = false;
     let done = match action {
         Action::BeginTotp => totp::begin(&account).await?,
         Action::ConfirmTotp => totp::confirm(&account, code).await?,
@@ -221,6 +223,7 @@ pub async fn change(
         }
         Action::ConfirmPhone => {
             confirming = phone_code::confirming(&account).await?;
+            codes_before = state.store.phone_number(user_id).await?.is_some_and(|n| n.sms_codes || n.whatsapp_codes);
             phone_code::confirm(&account, code).await?
         }
         Action::RemovePhone => return remove(&account, &signed, None).await,
@@ -237,6 +240,10 @@ pub async fn change(
         (Action::FinishPasskey, Enrolment::Enabled(_)) => Some(Change::PasskeyAdded),
         (Action::ConfirmPhone, Enrolment::Enabled(_)) => confirming.map(Change::PhoneCodesOn),
         (Action::RecoveryCodes, Enrolment::Show(_)) => Some(Change::RecoveryCodes),
+        (Action::ConfirmPhone, Enrolment::Notice(_)) if codes_before => {
+            let after = state.store.phone_number(user_id).await?;
+            after.is_some_and(|n| !n.sms_codes && !n.whatsapp_codes).then_some(Change::PhoneChanged)
+        }
         _ => None,
     };
     if let Some(change) = change {

@@ -47,7 +47,8 @@ impl Store {
     }
 
     /// `number` is verified for the user (a code sent to it came back): it replaces any earlier
-    /// one, with every code channel off (they were confirmed for the old number), and becomes
+    /// one — a different one with every code channel off (they were confirmed for the old
+    /// number) — and becomes
     /// the `phone_number` claim, `phone_number_verified` true.
     pub async fn set_phone_number(&self, user_id: &str, number: &str, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -55,7 +56,9 @@ impl Store {
             "INSERT INTO phone_numbers (user_id, number, verified_at, sms_codes, whatsapp_codes)
              VALUES ($1, $2, $3, 0, 0)
              ON CONFLICT (user_id) DO UPDATE SET number = excluded.number, verified_at = excluded.verified_at,
-             sms_codes = 0, whatsapp_codes = 0",
+             sms_codes = CASE WHEN phone_numbers.number = excluded.number THEN phone_numbers.sms_codes ELSE 0 END,
+             whatsapp_codes =
+                 CASE WHEN phone_numbers.number = excluded.number THEN phone_numbers.whatsapp_codes ELSE 0 END",
         )
         .bind(user_id)
         .bind(number)

@@ -1,10 +1,11 @@
 //! The operator's command line. Every command works against the same settings and database as
 //! a running server, and every command that prints can print JSON (`--json`).
 
-use crate::admin::clients::{ClientUpdate, KeyInput, NewClient};
+use crate::admin::clients::{ClientUpdate, KeyInput, NewClient, SecurityInput};
 use crate::admin::{self, Actor, Ops};
 use crate::config::Settings;
 use crate::domain::AuthMethod;
+use crate::domain::client::Profile;
 use crate::keys::Alg;
 use crate::passwords::Passwords;
 use crate::store::Store;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 mod access;
 mod audit;
 mod keys;
+mod resources;
 
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "An OpenID Connect provider and OAuth 2.0 authorization server")]
@@ -36,8 +38,14 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Create or update the database schema
+    /// Create or update the database schema, and seal personal data still stored in clear
     Migrate {
+        /// Rows sealed per transaction
+        #[arg(long, default_value_t = crate::store::sealed::BATCH)]
+        batch_size: u64,
+        /// Seal at most this many batches, then stop (the next run or start seals the rest)
+        #[arg(long)]
+        batches: Option<u64>,
         #[command(flatten)]
         json: Json,
     },
@@ -67,6 +75,11 @@ enum Command {
     Groups {
         #[command(subcommand)]
         command: access::GroupsCommand,
+    },
+    /// Manage resource servers tokens may be issued for (RFC 8707)
+    Resources {
+        #[command(subcommand)]
+        command: resources::ResourcesCommand,
     },
 }
 
@@ -111,8 +124,8 @@ enum ClientsCommand {
               value_parser = clap::builder::PossibleValuesParser::new(crate::login::policy::ACR_VALUES_SUPPORTED))]
         min_acr: String,
         /// Grant types (default: authorization_code refresh_token); `device_code` is the device
-        /// authorization grant of RFC 8628
-        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code"])]
+        /// authorization grant of RFC 8628, `token_exchange` that of RFC 8693
+        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code", "token_exchange"])]
         grant_types: Vec<String>,
         /// A scope the client may be granted for itself with client_credentials (repeatable)
         #[arg(long = "scope")]
@@ -136,7 +149,17 @@ enum ClientsCommand {
         #[arg(long = "allow-http")]
         allow_http: bool,
         #[command(flatten)]
+        security: SecurityArgs,
+        #[command(flatten)]
         keys: KeyArgs,
+        /// Where logout tokens are POSTed when a session it signed in with ends (OIDC
+        /// Back-Channel Logout; https, http only on loopback)
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
+        /// Loaded in a frame of the signed-out page with iss and sid (OIDC Front-Channel Logout;
+        /// https, http only on loopback)
+        #[arg(long = "frontchannel-logout-uri")]
+        frontchannel_logout_uri: Option<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -157,6 +180,16 @@ enum ClientsCommand {
         /// Whether PKCE is required of the client even though it is confidential
         #[arg(long = "require-pkce", value_name = "true|false")]
         require_pkce: Option<bool>,
+        /// Whether the client must push its authorization requests (RFC 9126)
+        #[arg(long = "require-par", value_name = "true|false")]
+        require_par: Option<bool>,
+        /// Whether the client's token requests must carry a DPoP proof (RFC 9449)
+        #[arg(long = "dpop-bound", value_name = "true|false")]
+        dpop_bound: Option<bool>,
+        /// Replaces the clients whose tokens this client may exchange (RFC 8693; repeatable;
+        /// `*` for any; `none` for only its own)
+        #[arg(long = "exchange-from", allow_hyphen_values = true)]
+        exchange_from: Vec<String>,
         /// Accept plain-http redirect URIs to any host (development only)
         #[arg(long = "allow-http")]
         allow_http: bool,
@@ -169,6 +202,15 @@ enum ClientsCommand {
         any_group: bool,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Issue an initial access token for the registration endpoint (RFC 7591 §3): whoever holds
+    /// it may register clients there until it expires; printed once, kept only as a hash
+    Token {
+        /// How long it works: seconds, or a number followed by s, m, h or d
+        #[arg(long, default_value = "1h", value_parser = duration_secs)]
+        expires: i64,
         #[command(flatten)]
         json: Json,
     },
@@ -353,16 +395,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
         Command::Config { .. } => unreachable!("answered above"),
-        Command::Migrate { json } => {
+        Command::Migrate { batch_size, batches, json } => {
             let store = Store::connect(&settings).await?;
-            let conflicts = store.migrate().await?;
+            let (conflicts, sealing) = store.migrate_sealing(batch_size, batches).await?;
             // Accounts that differ only in case: the operator renames one of each pair.
             for c in &conflicts {
                 eprintln!("warning: {c}");
             }
             let listed: Vec<_> =
                 conflicts.iter().map(|c| json!({ "user": c.user_id, "field": c.field, "same_as": c.holder })).collect();
-            print(json.json, json!({ "migrated": true, "conflicts": listed }), || "database is up to date".into());
+            let value =
+                json!({ "migrated": true, "conflicts": listed, "sealed": sealing.rows, "plain_left": sealing.more });
+            print(json.json, value, || match (sealing.rows, sealing.more) {
+                (0, false) => "database is up to date".into(),
+                (n, false) => format!("database is up to date; sealed the personal data of {n} rows written in clear"),
+                (n, true) => format!(
+                    "schema up to date; sealed the personal data of {n} rows, more rows are still in clear (the next migrate or start seals them)"
+                ),
+            });
             Ok(())
         }
         command => {
@@ -375,6 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Keys { command } => keys::run(&ops, command).await,
                 Command::Audit(args) => audit::run(&ops, args).await,
                 Command::Groups { command } => access::groups(&ops, command).await,
+                Command::Resources { command } => resources::resources(ops.store, command).await,
                 Command::Serve { .. } | Command::Migrate { .. } | Command::Config { .. } => {
                     unreachable!("answered above")
                 }
@@ -456,6 +507,9 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             resource_server,
             require_pkce,
             allow_http,
+            security,
+            backchannel_logout_uri,
+            frontchannel_logout_uri,
             json,
         } => {
             let new = NewClient {
@@ -474,6 +528,9 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pkce,
                 allow_http,
                 keys: keys.input()?,
+                security: security.input(),
+                backchannel_logout_uri,
+                frontchannel_logout_uri,
             };
             let created = admin::clients::add(ops, new).await?;
             show(json, &created, || match &created.client_secret {
@@ -502,6 +559,9 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             redirect_uris,
             resource_server,
             require_pkce,
+            require_par,
+            dpop_bound,
+            exchange_from,
             allow_http,
             required_groups,
             any_group,
@@ -515,11 +575,20 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pkce,
                 allow_http,
                 required_groups: (any_group || !required_groups.is_empty()).then_some(required_groups),
+                require_pushed_authorization_requests: require_par,
+                dpop_bound_access_tokens: dpop_bound,
+                token_exchange_from: (!exchange_from.is_empty()).then_some(exchange_from),
                 keys: keys.input()?,
             };
             let changed = admin::clients::update(ops, &id, change).await?;
             let line = serde_json::to_string(&changed)?;
             show(json, &changed, || format!("updated client {id}: {line}"))?;
+        }
+        ClientsCommand::Token { expires, json } => {
+            let issued = admin::clients::initial_access_token(ops, expires).await?;
+            show(json, &issued, || {
+                format!("initial access token: {}\n(valid {expires} s; shown only now)", issued.initial_access_token)
+            })?;
         }
         ClientsCommand::Roles { command } => access::roles(ops, command).await?,
         ClientsCommand::Remove { id, json } => {
@@ -528,6 +597,56 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A client's high-security options at registration (issue #17).
+#[derive(Args)]
+struct SecurityArgs {
+    /// The client must push its authorization requests (RFC 9126)
+    #[arg(long = "require-par")]
+    require_par: bool,
+    /// The client's token requests must carry a DPoP proof; its tokens are bound to the key
+    /// (RFC 9449)
+    #[arg(long = "dpop-bound")]
+    dpop_bound: bool,
+    /// A security profile: `fapi2` holds the client to the FAPI 2.0 Security Profile (PAR,
+    /// PKCE, private_key_jwt, DPoP, PS256/ES256/EdDSA)
+    #[arg(long = "profile", value_parser = Profile::ALL.map(Profile::as_str))]
+    profile: Option<String>,
+    /// A client whose tokens this client may exchange for tokens of its own (RFC 8693; its own
+    /// always; repeatable; `*` for any)
+    #[arg(long = "exchange-from", allow_hyphen_values = true)]
+    exchange_from: Vec<String>,
+}
+
+impl SecurityArgs {
+    fn input(self) -> SecurityInput {
+        SecurityInput {
+            require_pushed_authorization_requests: self.require_par,
+            dpop_bound_access_tokens: self.dpop_bound,
+            profile: self.profile,
+            token_exchange_from: self.exchange_from,
+        }
+    }
+}
+
+/// `90`, `90s`, `15m`, `1h`, `7d`: a positive number of seconds.
+fn duration_secs(v: &str) -> Result<i64, String> {
+    let (n, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{v}': give seconds, or a number followed by s, m, h or d")),
+    };
+    match n.parse::<i64>() {
+        Ok(n) if n > 0 => n.checked_mul(scale).ok_or_else(|| format!("'{v}' is too long")),
+        _ => Err(format!("'{v}' is not a positive duration")),
+    }
 }
 
 /// A new password from standard input (the operation checks it against the policy).

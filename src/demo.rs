@@ -65,6 +65,8 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         created_at: now,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),
+        security: Default::default(),
+        metadata: Default::default(),
     };
     state.store.insert_client(&client).await?;
     let mut url = url::Url::parse(&state.url("/authorize"))?;

@@ -18,6 +18,9 @@
 //! [`state`] is what every handler shares; [`app`] assembles the routers; [`server`] binds and
 //! runs them; [`cli`] is the operator's interface to the same state.
 
+// The discovery document is one `json!` literal, deeper than the macro's default limit.
+#![recursion_limit = "256"]
+
 /// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;
 /// The operator's operations, one implementation behind the CLI and the admin REST API.
@@ -26,6 +29,8 @@ pub mod admin;
 pub mod app;
 /// The operator's command line: serve, migrate, clients, users, keys.
 pub mod cli;
+/// Creating a client: one implementation behind `clients add` and dynamic registration.
+pub mod clients;
 /// Time as an input, so logic never reads the wall clock itself.
 pub mod clock;
 /// One typed settings value: defaults < latchkey.toml < LATCHKEY_* environment.
@@ -40,6 +45,8 @@ pub mod dirs;
 pub mod domain;
 /// Short-lived state: authorization codes, login flows, counters.
 pub mod ephemeral;
+/// Forward-auth for apps behind a reverse proxy: rules, the check, gateway sessions, devices.
+pub mod gateway;
 /// HTTP plumbing: middleware, extractors, error responses, cookies.
 pub mod http;
 /// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.
@@ -58,6 +65,8 @@ pub mod oidc;
 pub mod pages;
 /// Argon2id password hashing on a bounded blocking pool.
 pub mod passwords;
+/// Sign-in codes by SMS and WhatsApp: numbers' rules, providers, the development outbox.
+pub mod phone;
 /// Binding, serving and graceful shutdown.
 pub mod server;
 /// Sign-up and email verification, shared by the sign-up step and the account JSON API.

@@ -87,6 +87,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     drop(out);
 
     crate::store::purge::spawn(state.store.clone(), state.settings.clone(), state.clock.clone());
+    crate::oidc::backchannel::spawn(state.clone());
     serve(listener, router, &state.settings.http).await;
     Ok(())
 }

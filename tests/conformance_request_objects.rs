@@ -10,119 +10,12 @@
 
 mod common;
 
-use axum::extract::{Path, State};
-use axum::http::header;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::relying_party::*;
 use common::*;
 use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jws::{JwsHeader, RS256};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// The RP's key (kid and pair), the request objects it serves, and how often its JWKS was read.
-#[derive(Default)]
-struct RpInner {
-    key: Option<(String, Arc<RsaKeyPair>)>,
-    objects: HashMap<String, String>,
-    jwks_reads: usize,
-}
-
-/// A relying party's server: `/jwks` (its public keys) and `/request/{name}` (request objects
-/// served as `application/oauth-authz-req+jwt`).
-#[derive(Clone)]
-struct Rp {
-    url: String,
-    inner: Arc<Mutex<RpInner>>,
-}
-
-impl Rp {
-    async fn start() -> Rp {
-        let inner = Arc::new(Mutex::new(RpInner::default()));
-        let rp = Rp { url: String::new(), inner };
-        rp.rotate("key-1");
-        let router = axum::Router::new()
-            .route("/jwks", get(rp_jwks))
-            .route("/request/{name}", get(rp_object))
-            .with_state(rp.inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Rp { url, ..rp }
-    }
-
-    /// Replaces the key with a new one named `kid`, as an RP rotating its keys does.
-    fn rotate(&self, kid: &str) {
-        self.inner.lock().unwrap().key = Some((kid.into(), Arc::new(RsaKeyPair::generate(2048).unwrap())));
-    }
-
-    fn key(&self) -> (String, Arc<RsaKeyPair>) {
-        self.inner.lock().unwrap().key.clone().unwrap()
-    }
-
-    fn jwks_uri(&self) -> String {
-        format!("{}/jwks", self.url)
-    }
-
-    fn jwks_reads(&self) -> usize {
-        self.inner.lock().unwrap().jwks_reads
-    }
-
-    /// Serves `jwt` at a new URL and returns it.
-    fn serve(&self, jwt: &str) -> String {
-        let name = random_string().chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>();
-        self.inner.lock().unwrap().objects.insert(name.clone(), jwt.into());
-        format!("{}/request/{name}", self.url)
-    }
-
-    /// `claims` signed RS256 with the current key; the kid in the header only when asked (the
-    /// conformance suite sends none).
-    fn sign(&self, claims: &Value, with_kid: bool) -> String {
-        let (kid, key) = self.key();
-        sign_with(&key, with_kid.then_some(kid.as_str()), claims)
-    }
-}
-
-fn sign_with(key: &RsaKeyPair, kid: Option<&str>, claims: &Value) -> String {
-    let mut h = JwsHeader::new();
-    h.set_token_type("JWT");
-    if let Some(k) = kid {
-        h.set_key_id(k);
-    }
-    let signer = RS256.signer_from_pem(key.to_pem_private_key()).unwrap();
-    josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap()
-}
-
-async fn rp_jwks(State(inner): State<Arc<Mutex<RpInner>>>) -> axum::Json<Value> {
-    let mut inner = inner.lock().unwrap();
-    inner.jwks_reads += 1;
-    let (kid, key) = inner.key.clone().unwrap();
-    let mut jwk = key.to_jwk_public_key();
-    jwk.set_key_id(kid);
-    jwk.set_key_use("sig");
-    jwk.set_algorithm("RS256");
-    axum::Json(json!({ "keys": [serde_json::to_value(jwk.as_ref()).unwrap()] }))
-}
-
-async fn rp_object(State(inner): State<Arc<Mutex<RpInner>>>, Path(name): Path<String>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match inner.lock().unwrap().objects.get(&name) {
-        Some(jwt) => ([(header::CONTENT_TYPE, "application/oauth-authz-req+jwt")], jwt.clone()).into_response(),
-        None => axum::http::StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-fn unsigned(claims: &Value) -> String {
-    format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()))
-}
-
-fn alnum10() -> String {
-    random_string().chars().filter(char::is_ascii_alphanumeric).take(10).collect()
-}
 
 /// One module's world: the OP with alice, the RP's server, and the OP's discovery and JWKS.
 struct World {

@@ -28,6 +28,7 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
         ("introspection_endpoint", "/introspect"),
         ("end_session_endpoint", "/logout"),
         ("device_authorization_endpoint", "/device_authorization"),
+        ("registration_endpoint", "/register"),
     ] {
         assert_eq!(d[member], format!("{base}{path}"), "{member} in {d}");
     }
@@ -51,7 +52,8 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
             "authorization_code",
             "refresh_token",
             "client_credentials",
-            "urn:ietf:params:oauth:grant-type:device_code"
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
         ])
     );
     assert_eq!(set("code_challenge_methods_supported"), of(&["S256"]));
@@ -62,7 +64,16 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
     assert_eq!(set("token_endpoint_auth_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
     // Every algorithm has an active key from the first start.
     assert_eq!(set("id_token_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
-    assert_eq!(set("subject_types_supported"), of(&["public"]));
+    assert_eq!(set("subject_types_supported"), of(&["public", "pairwise"]));
+    assert_eq!(set("userinfo_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
+    for logout in [
+        "backchannel_logout_supported",
+        "backchannel_logout_session_supported",
+        "frontchannel_logout_supported",
+        "frontchannel_logout_session_supported",
+    ] {
+        assert_eq!(d[logout], json!(true), "{logout}");
+    }
     let claims = set("claims_supported");
     for c in ["sub", "iss", "auth_time", "acr", "name", "email", "email_verified"] {
         assert!(claims.contains(c), "claims_supported lacks {c}: {claims:?}");

@@ -31,6 +31,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/clients", get(list_clients).post(add_client))
         .route("/clients/{id}", get(show_client).patch(update_client).delete(remove_client))
         .route("/clients/{id}/roles", get(client_roles))
+        .route("/initial-access-tokens", post(issue_initial_access_token))
         .route("/clients/{id}/roles/{role}", put(add_role).delete(remove_role))
         .route("/users", get(list_users).post(add_user))
         .route("/users/{user}", get(show_user).delete(remove_user))
@@ -82,6 +83,7 @@ pub fn openapi_document(issuer: &str) -> utoipa::openapi::OpenApi {
     ),
     paths(
         list_clients, add_client, show_client, update_client, remove_client, client_roles, add_role, remove_role,
+        issue_initial_access_token,
         list_users, add_user, show_user, remove_user, set_password, disable_user, enable_user, reset_factors,
         add_to_group, remove_from_group, grant_role, revoke_role, list_sessions, end_sessions, end_session,
         list_groups, add_group, remove_group,
@@ -375,6 +377,28 @@ async fn remove_client(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     done(clients::remove(&admin.ops(&state), &id).await)
+}
+
+/// How long an initial access token works.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewInitialAccessToken {
+    /// Seconds (default 3600).
+    expires_in: Option<i64>,
+}
+
+/// Issues an initial access token for the registration endpoint (RFC 7591 §3): whoever holds it
+/// may register clients there until it expires. Shown only now, kept as a hash.
+#[utoipa::path(post, path = "/admin/api/v1/initial-access-tokens", tag = "clients",
+    request_body = NewInitialAccessToken,
+    responses((status = 201, body = clients::InitialAccessToken), (status = 400, body = Problem)))]
+async fn issue_initial_access_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    Body(new): Body<NewInitialAccessToken>,
+) -> Result<(StatusCode, Json<clients::InitialAccessToken>), Problem> {
+    let issued = clients::initial_access_token(&admin.ops(&state), new.expires_in.unwrap_or(3600)).await;
+    answer(issued).map(|j| (StatusCode::CREATED, j))
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/clients/{id}/roles", tag = "clients", params(("id" = String, Path)),

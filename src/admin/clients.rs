@@ -1,13 +1,16 @@
-//! Registered applications: add, list, show, update, remove, and a client's roles. A secret is
-//! generated here, stored only as a hash, and answered once.
+//! Registered applications: add, list, show, update, remove, and a client's roles. `add` reads
+//! the operator's input into the domain's `NewClient` and creates it through `crate::clients`,
+//! the creation dynamic registration uses too; the secret is stored only as a hash and answered
+//! once.
 
 use super::{AdminError, Ops};
-use crate::crypto::{hash_secret, random_id, random_token};
+use crate::crypto::{hash_secret, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri,
-    validate_web_origin,
+    ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
+    validate_jwks_uri, validate_redirect_uri, validate_web_origin,
 };
+use crate::domain::client_metadata::{self, ClientMetadata};
 use crate::domain::{AuthMethod, Client, GrantType, is_scope_token};
 use crate::keys::Alg;
 use crate::store::AuditEvent;
@@ -37,7 +40,8 @@ pub struct NewClient {
     pub first_party: bool,
     /// `1` (default) or `2`: the least assurance every sign-in for this client must reach.
     pub min_acr: Option<String>,
-    /// Default `authorization_code`, `refresh_token`; also `client_credentials`, `device_code`.
+    /// Default `authorization_code`, `refresh_token`; also `client_credentials`, `device_code`,
+    /// `token_exchange`.
     #[serde(default)]
     pub grant_types: Vec<String>,
     /// Scopes the client may be granted for itself with client_credentials (`latchkey:admin`
@@ -60,6 +64,84 @@ pub struct NewClient {
     #[serde(flatten)]
     #[schema(inline)]
     pub keys: KeyInput,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub security: SecurityInput,
+    /// Where logout tokens are POSTed when a session the client signed in with ends (OIDC
+    /// Back-Channel Logout; https, http only on loopback).
+    pub backchannel_logout_uri: Option<String>,
+    /// Loaded in a frame of the signed-out page with `iss` and `sid` (OIDC Front-Channel Logout;
+    /// https, http only on loopback).
+    pub frontchannel_logout_uri: Option<String>,
+}
+
+/// A client's high-security options at registration (RFC 9126, RFC 9449, FAPI 2.0, RFC 8693).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SecurityInput {
+    /// The client must push its authorization requests (RFC 9126).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// The client's token requests must carry a DPoP proof; its tokens are bound to the key
+    /// (RFC 9449).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// `fapi2` holds the client to the FAPI 2.0 Security Profile (PAR, PKCE, private_key_jwt,
+    /// DPoP, PS256/ES256/EdDSA).
+    pub profile: Option<String>,
+    /// Clients whose tokens this client may exchange for tokens of its own (RFC 8693; its own
+    /// always; `*` for any).
+    #[serde(default)]
+    pub token_exchange_from: Vec<String>,
+}
+
+impl SecurityInput {
+    fn read(self) -> Result<ClientSecurity, AdminError> {
+        let profile = match self.profile.as_deref() {
+            None => None,
+            Some(p) => Some(Profile::parse(p).ok_or_else(|| {
+                AdminError::Invalid(format!("profile {p}: one of {}", Profile::ALL.map(Profile::as_str).join(", ")))
+            })?),
+        };
+        Ok(ClientSecurity {
+            require_par: self.require_pushed_authorization_requests,
+            dpop_bound: self.dpop_bound_access_tokens,
+            profile,
+            token_exchange_from: exchange_list(self.token_exchange_from),
+        })
+    }
+}
+
+/// The clients a client may exchange tokens of; `none` (the CLI's word for "only its own") is
+/// the empty list.
+fn exchange_list(from: Vec<String>) -> Vec<String> {
+    from.into_iter().filter(|c| c != "none").collect()
+}
+
+/// What the FAPI 2.0 Security Profile asks of a client's registration, each refused with the
+/// clause that asks it.
+fn fapi2_registration(new: &client_metadata::NewClient, allow_http: bool) -> Result<(), AdminError> {
+    let fapi_alg = |a: Alg| FAPI2_ALGS.contains(&a);
+    if new.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(AdminError::Invalid(format!(
+            "profile fapi2: the client authenticates with private_key_jwt (FAPI 2.0 §5.3.2.1-6), not {}",
+            new.auth_method.as_str()
+        )));
+    }
+    if !fapi_alg(new.id_token_signed_response_alg) {
+        return Err(AdminError::Invalid(format!(
+            "profile fapi2: id_token_alg (--id-token-alg) PS256, ES256 or EdDSA (FAPI 2.0 §5.4.1), not {}",
+            new.id_token_signed_response_alg
+        )));
+    }
+    if new.keys.token_endpoint_auth_signing_alg.is_some_and(|a| !fapi_alg(a)) {
+        return Err(AdminError::invalid(
+            "profile fapi2: token_auth_alg (--token-auth-alg) PS256, ES256 or EdDSA (FAPI 2.0 §5.4.1)",
+        ));
+    }
+    if allow_http {
+        return Err(AdminError::invalid("profile fapi2: no plain-http redirect URIs (FAPI 2.0 §5.3.2.2-8)"));
+    }
+    Ok(())
 }
 
 /// A client's own keys and what it signs with them (request objects, private_key_jwt).
@@ -149,6 +231,19 @@ pub struct ClientView {
     pub request_object_signing_alg: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// `require_pushed_authorization_requests` (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
+    /// The security profile the client is held to (`fapi2`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The clients whose tokens this client may exchange (RFC 8693; its own always).
+    pub token_exchange_from: Vec<String>,
+    /// What the client said of itself at registration (logout URIs, names and links, subject
+    /// type, ...).
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
     /// The web origins as registered (`+` stands for the redirect URIs' origins).
     pub web_origins: Vec<String>,
     /// The origins CORS answers for.
@@ -171,6 +266,13 @@ pub struct ClientUpdate {
     pub allow_http: bool,
     /// The groups the client requires; empty: any user.
     pub required_groups: Option<Vec<String>>,
+    /// Whether the client must push its authorization requests (RFC 9126).
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// Whether the client's token requests must carry a DPoP proof (RFC 9449).
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Replaces the clients whose tokens this client may exchange (RFC 8693; `*` for any; empty
+    /// or `none` for only its own).
+    pub token_exchange_from: Option<Vec<String>>,
     #[serde(flatten)]
     #[schema(inline)]
     pub keys: KeyInput,
@@ -193,6 +295,12 @@ pub struct Updated {
     pub resource_server: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_pkce: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange_from: Option<Vec<String>>,
 }
 
 /// A client's roles.
@@ -204,6 +312,24 @@ pub struct Roles {
 
 /// Registers a client, creating the signing keys of its algorithm if it is the first to use it.
 pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
+    let (new, web_origins) = read_new(new)?;
+    // The first client of an algorithm brings its keys into being.
+    let plan = crate::keys::lifecycle::ensure(&ops.store.signing_keys().await?, new.id_token_signed_response_alg);
+    if !plan.is_empty() {
+        let kek = crate::keys::kek::Kek::load_or_create(&ops.settings.keys_dir)?;
+        crate::keys::apply(ops.store, &kek, &plan, ops.now, &format!("{} clients add", ops.by())).await?;
+    }
+    let crate::clients::Created { client, secret } =
+        crate::clients::create(ops.store, new, None, ops.now, |e| ops.stamp(e)).await?;
+    if !web_origins.is_empty() {
+        ops.store.set_client_web_origins(&client.id, &web_origins).await?;
+    }
+    Ok(Created { client_id: client.id, client_secret: secret })
+}
+
+/// The operator's input as the domain's new client (checked as dynamic registration's is, by
+/// `NewClient::check`), and its web origins.
+fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>), AdminError> {
     let NewClient {
         name,
         redirect_uris,
@@ -220,12 +346,25 @@ pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
         require_pkce,
         allow_http,
         keys: key_input,
+        security,
+        backchannel_logout_uri,
+        frontchannel_logout_uri,
     } = new;
     if name.trim().is_empty() {
         return Err(AdminError::invalid("a client needs a name"));
     }
+    for (what, uri) in
+        [("backchannel_logout_uri", &backchannel_logout_uri), ("frontchannel_logout_uri", &frontchannel_logout_uri)]
+    {
+        if let Some(u) = uri
+            && !is_fetchable(u)
+        {
+            return Err(AdminError::Invalid(format!("{what} '{u}' must be an https URL (http only on loopback)")));
+        }
+    }
     let mut keys = ClientKeys::default();
     key_input.apply(&mut keys)?;
+    let security = security.read()?;
     for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
         validate_redirect_uri(uri, allow_http).map_err(AdminError::Invalid)?;
     }
@@ -254,17 +393,6 @@ pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
             })
             .collect::<Result<_, _>>()?
     };
-    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        return Err(AdminError::invalid("a client using authorization_code needs at least one redirect URI"));
-    }
-    if auth_method == AuthMethod::PrivateKeyJwt && !keys.has_keys() {
-        return Err(AdminError::invalid(
-            "a private_key_jwt client needs its keys: jwks_uri or jwks (--jwks-uri or --jwks)",
-        ));
-    }
-    if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(AdminError::invalid("a public client cannot use client_credentials"));
-    }
     let scopes = crate::domain::parse_scope(&scopes.join(" "));
     if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
         return Err(AdminError::Invalid(format!("scope {s}: not a scope a client can hold for itself")));
@@ -273,17 +401,8 @@ pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
     let min_acr = crate::login::policy::acr_level(min_acr)
         .ok_or_else(|| AdminError::Invalid(format!("min_acr {min_acr}: 1 or 2")))?;
     let alg = parse_alg("id_token_alg", id_token_alg.as_deref().unwrap_or("RS256"))?;
-    // The first client of an algorithm brings its keys into being.
-    let plan = crate::keys::lifecycle::ensure(&ops.store.signing_keys().await?, alg);
-    if !plan.is_empty() {
-        let kek = crate::keys::kek::Kek::load_or_create(&ops.settings.keys_dir)?;
-        crate::keys::apply(ops.store, &kek, &plan, ops.now, &format!("{} clients add", ops.by())).await?;
-    }
-    let secret = auth_method.uses_secret().then(random_token);
-    let client = Client {
-        id: random_id(),
+    let new = client_metadata::NewClient {
         name,
-        secret_hash: secret.as_deref().map(hash_secret),
         auth_method,
         redirect_uris,
         post_logout_redirect_uris,
@@ -293,16 +412,23 @@ pub async fn add(ops: &Ops<'_>, new: NewClient) -> Result<Created, AdminError> {
         min_acr,
         resource_server,
         require_pkce,
-        created_at: ops.now,
         id_token_signed_response_alg: alg,
         keys,
+        security,
+        metadata: ClientMetadata {
+            backchannel_logout_session_required: backchannel_logout_uri.is_some(),
+            backchannel_logout_uri,
+            frontchannel_logout_session_required: frontchannel_logout_uri.is_some(),
+            frontchannel_logout_uri,
+            ..Default::default()
+        },
     };
-    ops.store.insert_client(&client).await?;
-    if !web_origins.is_empty() {
-        ops.store.set_client_web_origins(&client.id, &web_origins).await?;
+    if new.security.profile == Some(Profile::Fapi2) {
+        fapi2_registration(&new, allow_http)?;
     }
-    ops.audit(AuditEvent::new("admin.client_added").client(&client.id)).await;
-    Ok(Created { client_id: client.id, client_secret: secret })
+    // The rules between the fields, before any key is made for the client.
+    new.check().map_err(AdminError::Invalid)?;
+    Ok((new, web_origins))
 }
 
 pub async fn list(ops: &Ops<'_>) -> Result<Vec<ClientView>, AdminError> {
@@ -338,6 +464,11 @@ async fn view(ops: &Ops<'_>, c: &Client) -> Result<ClientView, AdminError> {
         jwks_uri: c.keys.jwks_uri.clone(),
         request_object_signing_alg: c.keys.request_object_signing_alg.map(|a| a.as_str().to_owned()),
         token_endpoint_auth_signing_alg: c.keys.token_endpoint_auth_signing_alg.map(|a| a.as_str().to_owned()),
+        require_pushed_authorization_requests: c.security.require_par,
+        dpop_bound_access_tokens: c.security.dpop_bound,
+        profile: c.security.profile.map(|p| p.as_str().to_owned()),
+        token_exchange_from: c.security.token_exchange_from.clone(),
+        metadata: c.metadata.clone(),
         allowed_origins: allowed_origins(&web_origins, &c.redirect_uris),
         web_origins,
         required_groups: ops.store.required_groups(&c.id).await?,
@@ -347,17 +478,32 @@ async fn view(ops: &Ops<'_>, c: &Client) -> Result<ClientView, AdminError> {
 
 /// Changes a client: each field given replaces what it names.
 pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Updated, AdminError> {
-    let ClientUpdate { web_origins, redirect_uris, resource_server, require_pkce, allow_http, required_groups, keys } =
-        change;
+    let ClientUpdate {
+        web_origins,
+        redirect_uris,
+        resource_server,
+        require_pkce,
+        allow_http,
+        required_groups,
+        require_pushed_authorization_requests: require_par,
+        dpop_bound_access_tokens: dpop_bound,
+        token_exchange_from,
+        keys,
+    } = change;
+    let flags = [resource_server, require_pkce, require_par, dpop_bound];
     let nothing = web_origins.is_none()
         && redirect_uris.is_none()
-        && resource_server.is_none()
-        && require_pkce.is_none()
+        && flags.iter().all(Option::is_none)
+        && token_exchange_from.is_none()
         && required_groups.is_none()
         && keys.is_empty();
     if nothing {
         return Err(AdminError::invalid(
-            "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, required groups or keys",
+            "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, \
+             require_pushed_authorization_requests, dpop_bound_access_tokens, token_exchange_from, \
+             required groups or keys (--web-origin, --redirect-uri, --resource-server, --require-pkce, \
+             --require-par, --dpop-bound, --exchange-from, --require-group, --any-group, --jwks-uri, --jwks, \
+             --request-object-alg or --token-auth-alg)",
         ));
     }
     let client = ops.client(id).await?;
@@ -383,6 +529,9 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         redirect_uris: None,
         resource_server: None,
         require_pkce: None,
+        require_pushed_authorization_requests: None,
+        dpop_bound_access_tokens: None,
+        token_exchange_from: None,
     };
     if !keys.is_empty() {
         let mut new_keys = client.keys.clone();
@@ -398,7 +547,7 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         ops.store.set_required_groups(id, &groups).await?;
         changed.required_groups = Some(groups);
     }
-    if redirect_uris.is_some() || resource_server.is_some() || require_pkce.is_some() {
+    if redirect_uris.is_some() || flags.iter().any(Option::is_some) || token_exchange_from.is_some() {
         let mut c = (*client).clone();
         if let Some(uris) = redirect_uris {
             c.redirect_uris = uris.clone();
@@ -412,6 +561,18 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
             c.require_pkce = flag;
             changed.require_pkce = Some(flag);
         }
+        if let Some(flag) = require_par {
+            c.security.require_par = flag;
+            changed.require_pushed_authorization_requests = Some(flag);
+        }
+        if let Some(flag) = dpop_bound {
+            c.security.dpop_bound = flag;
+            changed.dpop_bound_access_tokens = Some(flag);
+        }
+        if let Some(from) = token_exchange_from {
+            c.security.token_exchange_from = exchange_list(from);
+            changed.token_exchange_from = Some(c.security.token_exchange_from.clone());
+        }
         ops.store.update_client(&c).await?;
     }
     let mut event = AuditEvent::new("admin.client_updated").client(id);
@@ -422,6 +583,27 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
     }
     ops.audit(event).await;
     Ok(changed)
+}
+
+/// An initial access token for the registration endpoint (RFC 7591 §3): shown only now, kept as
+/// a hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InitialAccessToken {
+    pub initial_access_token: String,
+    pub expires_at: i64,
+}
+
+/// Issues an initial access token that lets whoever holds it register clients at the
+/// registration endpoint for `expires_in` seconds.
+pub async fn initial_access_token(ops: &Ops<'_>, expires_in: i64) -> Result<InitialAccessToken, AdminError> {
+    if expires_in <= 0 {
+        return Err(AdminError::invalid("an initial access token lasts a positive number of seconds"));
+    }
+    let token = random_token();
+    let expires_at = ops.now.saturating_add(expires_in);
+    ops.store.insert_initial_access_token(&hash_secret(&token), ops.now, expires_at).await?;
+    ops.audit(AuditEvent::new("admin.initial_access_token").detail("expires_at", expires_at)).await;
+    Ok(InitialAccessToken { initial_access_token: token, expires_at })
 }
 
 /// Removes a client and revokes everything it holds.

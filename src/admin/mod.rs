@@ -39,13 +39,18 @@ pub struct Ops<'a> {
 impl Ops<'_> {
     /// Records an operator's change, stamped with who made it.
     pub async fn audit(&self, event: AuditEvent) {
-        let event = match &self.actor {
+        self.store.audit(self.stamp(event), self.now).await;
+    }
+
+    /// An event stamped with who acts: `by` (`cli` or `api`), and the admin client and its
+    /// address for the API.
+    pub fn stamp(&self, event: AuditEvent) -> AuditEvent {
+        match &self.actor {
             Actor::Cli => event.detail("by", "cli"),
             Actor::Api { client_id, ip } => {
                 event.detail("by", "api").detail("admin_client", client_id.as_str()).ip(ip.clone())
             }
-        };
-        self.store.audit(event, self.now).await;
+        }
     }
 
     /// The `by` word key changes are recorded with.

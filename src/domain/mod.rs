@@ -3,12 +3,14 @@
 pub mod authorization;
 pub mod claims;
 pub mod client;
+pub mod client_metadata;
 pub mod credentials;
 #[cfg(test)]
 pub mod fixtures;
 pub mod grant;
 pub mod password_policy;
 pub mod registration;
+pub mod resource;
 pub mod session;
 pub mod user;
 pub mod user_agent;

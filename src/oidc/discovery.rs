@@ -24,8 +24,8 @@ const INTROSPECTION_AUTH_METHODS: [AuthMethod; 3] =
     [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt];
 
 /// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
-/// algorithms that have an active key.
-pub fn document(issuer: &str, algs: &[Alg]) -> Value {
+/// algorithms that have an active key; `require_par` is `tokens.require_par`.
+pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
     let algs: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
     let url = |p: &str| format!("{issuer}{p}");
     json!({
@@ -38,12 +38,15 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
         "introspection_endpoint": url(INTROSPECT),
         "end_session_endpoint": url(END_SESSION),
         "device_authorization_endpoint": url(device::AUTHORIZATION),
+        "registration_endpoint": url(register::PATH),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": authorize::ResponseMode::SUPPORTED,
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
-        "subject_types_supported": ["public"],
+        "subject_types_supported": crate::domain::client_metadata::SubjectType::SUPPORTED,
         "id_token_signing_alg_values_supported": algs,
+        // Signed userinfo (OIDC Core §5.3.2) for a client registered with an algorithm.
+        "userinfo_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "introspection_endpoint_auth_methods_supported": INTROSPECTION_AUTH_METHODS.map(AuthMethod::as_str),
@@ -66,11 +69,22 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": true,
+        // Pushed authorization requests (RFC 9126 §5) and DPoP (RFC 9449 §5.1).
+        "pushed_authorization_request_endpoint": url(authorize::par::PATH),
+        "require_pushed_authorization_requests": require_par,
+        "dpop_signing_alg_values_supported": dpop::ALGS.map(Alg::as_str),
+        // Logout (OIDC Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3): both carry
+        // the session's `sid`, so RPs can end just that session.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
     })
 }
 
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
-    let doc = state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs).to_string());
+    let require_par = state.settings.tokens.require_par;
+    let doc = state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs, require_par).to_string());
     json_bytes(doc, "public, max-age=3600".into())
 }
 

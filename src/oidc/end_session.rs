@@ -118,6 +118,14 @@ async fn start(state: &AppState, headers: &HeaderMap, addr: IpAddr, p: &Params) 
         (Some(_), None) => None,
     };
     let current = session::current(state, headers, state.now()).await?;
+    // A pairwise client's hint names the account by its pairwise `sub` (OIDC Core §8.1).
+    let hint = match (hint, &client) {
+        (Some(mut h), Some(c)) => {
+            h.sub = crate::oidc::subject::account_of(state, c, &h.sub, h.sid.as_deref()).await?;
+            Some(h)
+        }
+        (h, _) => h,
+    };
     if let (Some(h), Some(s)) = (&hint, &current)
         && hint_names(h, s)
     {
@@ -159,26 +167,70 @@ async fn confirm(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Re
     finish(state, current, pending.ret).await
 }
 
-/// Ends `session` (and the grants bound to it), then returns or shows a page.
+/// Ends `session` (and the grants bound to it), then returns or shows a page. Back-channel
+/// logouts are queued by the store as the session ends (`oidc::backchannel`); clients that
+/// registered a `frontchannel_logout_uri` are told by frames of the signed-out page, which then
+/// returns to the client by itself (a meta refresh: no script needed).
 async fn finish(state: &AppState, session: Option<Session>, ret: Option<Return>) -> Result<Response, PageError> {
     let now = state.now();
+    let mut frames = Vec::new();
     if let Some(s) = session {
+        frames = front_channel(state, &s, now).await?;
         state.store.end_session(&s.id, now).await?;
+        // The gateway sessions made from it end too, on every node at once.
+        crate::gateway::session::end_for(state, &s.user_id, Some(&s.id)).await?;
         state.store.audit(AuditEvent::new("logout").user(&s.user_id).detail("sid", s.id.clone()), now).await;
     }
-    let mut resp = match ret {
+    let next = match ret {
         Some(r) => {
             let mut url = url::Url::parse(&r.uri).map_err(anyhow::Error::from)?;
             if let Some(s) = &r.state {
                 url.query_pairs_mut().append_pair("state", s);
             }
+            Some(url.to_string())
+        }
+        None => None,
+    };
+    let mut resp = match (next, frames.is_empty()) {
+        (Some(next), true) => {
             let mut resp = StatusCode::FOUND.into_response();
-            resp.headers_mut()
-                .insert(header::LOCATION, HeaderValue::from_str(url.as_str()).map_err(anyhow::Error::from)?);
+            resp.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&next).map_err(anyhow::Error::from)?);
             resp
         }
-        None => pages::render(StatusCode::OK, &pages::LoggedOutPage),
+        (next, _) => {
+            let mut resp =
+                pages::render(StatusCode::OK, &pages::LoggedOutPage { frames: &frames, next: next.as_deref() });
+            if !frames.is_empty() {
+                // The frames' own origins may be framed here, nothing else.
+                let origins: Vec<String> = frames
+                    .iter()
+                    .filter_map(|f| url::Url::parse(f).ok())
+                    .map(|u| u.origin().ascii_serialization())
+                    .collect();
+                let csp = format!("{}; frame-src {}", crate::http::middleware::DEFAULT_CSP, origins.join(" "));
+                resp.headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(anyhow::Error::from)?);
+            }
+            resp
+        }
     };
     resp.headers_mut().append(header::SET_COOKIE, cookies::clear(cookies::SESSION, state.secure_cookies));
     Ok(resp)
+}
+
+/// OIDC Front-Channel Logout 1.0 §2–§4: the `frontchannel_logout_uri` of each client that
+/// signed in with `session`, with `iss` and `sid` added.
+async fn front_channel(state: &AppState, session: &Session, now: i64) -> Result<Vec<String>, PageError> {
+    let mut frames = Vec::new();
+    for sc in state.store.session_clients(&session.user_id, now).await? {
+        if sc.session_id != session.id {
+            continue;
+        }
+        let Some(client) = state.store.client(&sc.client_id).await? else { continue };
+        let Some(uri) = &client.metadata.frontchannel_logout_uri else { continue };
+        let Ok(mut url) = url::Url::parse(uri) else { continue };
+        url.query_pairs_mut().append_pair("iss", &state.issuer).append_pair("sid", &session.id);
+        frames.push(url.to_string());
+    }
+    Ok(frames)
 }

@@ -13,7 +13,8 @@
 //! stores a test can take away), `client` (RP side: clients, auth, PKCE, tokens), `browser`
 //! (responses, the browser, outcomes), `html` (forms and text, parsed with `scraper`), `checks`
 //! (JWT and conformance checks), `factors` (TOTP, account security and second-factor forms);
-//! `authenticator`, `chromium`, `keys`, `mail` and `upstream` are named by their module.
+//! `authenticator`, `chromium`, `keys`, `mail`, `relying_party` (an RP's own server: keys, request
+//! objects, documents) and `upstream` are named by their module.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +33,7 @@ mod factors;
 mod html;
 pub mod keys;
 pub mod mail;
+pub mod relying_party;
 mod server;
 pub mod upstream;
 

@@ -24,7 +24,15 @@ pub fn needed(req: &AuthRequest, client: &Client, consented: &[String]) -> bool 
 
 /// The page: who asks, for whom, and what each scope means.
 pub fn page(action: &str, csrf: &str, client: &Client, username: &str, req: &AuthRequest) -> View {
-    View::ok(&pages::ConsentPage { action, csrf, client_name: &client.name, username, scopes: lines(&asked(req)) })
+    View::ok(&pages::ConsentPage {
+        action,
+        csrf,
+        client_name: &client.name,
+        username,
+        scopes: lines(&asked(req)),
+        policy_uri: client.metadata.policy_uri.as_deref(),
+        tos_uri: client.metadata.tos_uri.as_deref(),
+    })
 }
 
 /// Each scope with what it means in words, for the pages that ask for approval.

@@ -5,8 +5,8 @@ use crate::config::{PasswordPolicy, Settings};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    ClientKeys, ObjectAlg, allowed_origins, validate_jwks, validate_jwks_uri, validate_redirect_uri,
-    validate_web_origin,
+    ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, validate_jwks, validate_jwks_uri,
+    validate_redirect_uri, validate_web_origin,
 };
 use crate::domain::client_metadata::NewClient;
 use crate::domain::password_policy;
@@ -24,6 +24,7 @@ use std::process::ExitCode;
 mod access;
 mod audit;
 mod keys;
+mod resources;
 
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "An OpenID Connect provider and OAuth 2.0 authorization server")]
@@ -43,8 +44,14 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Create or update the database schema
+    /// Create or update the database schema, and seal personal data still stored in clear
     Migrate {
+        /// Rows sealed per transaction
+        #[arg(long, default_value_t = crate::store::sealed::BATCH)]
+        batch_size: u64,
+        /// Seal at most this many batches, then stop (the next run or start seals the rest)
+        #[arg(long)]
+        batches: Option<u64>,
         #[command(flatten)]
         json: Json,
     },
@@ -74,6 +81,11 @@ enum Command {
     Groups {
         #[command(subcommand)]
         command: access::GroupsCommand,
+    },
+    /// Manage resource servers tokens may be issued for (RFC 8707)
+    Resources {
+        #[command(subcommand)]
+        command: resources::ResourcesCommand,
     },
 }
 
@@ -118,8 +130,8 @@ enum ClientsCommand {
               value_parser = clap::builder::PossibleValuesParser::new(crate::login::policy::ACR_VALUES_SUPPORTED))]
         min_acr: String,
         /// Grant types (default: authorization_code refresh_token); `device_code` is the device
-        /// authorization grant of RFC 8628
-        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code"])]
+        /// authorization grant of RFC 8628, `token_exchange` that of RFC 8693
+        #[arg(long = "grant-type", value_parser = ["authorization_code", "refresh_token", "client_credentials", "device_code", "token_exchange"])]
         grant_types: Vec<String>,
         /// A scope the client may be granted for itself with client_credentials (repeatable)
         #[arg(long = "scope")]
@@ -142,6 +154,8 @@ enum ClientsCommand {
         /// always accepted)
         #[arg(long = "allow-http")]
         allow_http: bool,
+        #[command(flatten)]
+        security: SecurityArgs,
         #[command(flatten)]
         keys: KeyArgs,
         /// Where logout tokens are POSTed when a session it signed in with ends (OIDC
@@ -172,6 +186,16 @@ enum ClientsCommand {
         /// Whether PKCE is required of the client even though it is confidential
         #[arg(long = "require-pkce", value_name = "true|false")]
         require_pkce: Option<bool>,
+        /// Whether the client must push its authorization requests (RFC 9126)
+        #[arg(long = "require-par", value_name = "true|false")]
+        require_par: Option<bool>,
+        /// Whether the client's token requests must carry a DPoP proof (RFC 9449)
+        #[arg(long = "dpop-bound", value_name = "true|false")]
+        dpop_bound: Option<bool>,
+        /// Replaces the clients whose tokens this client may exchange (RFC 8693; repeatable;
+        /// `*` for any; `none` for only its own)
+        #[arg(long = "exchange-from", allow_hyphen_values = true)]
+        exchange_from: Vec<String>,
         /// Accept plain-http redirect URIs to any host (development only)
         #[arg(long = "allow-http")]
         allow_http: bool,
@@ -371,16 +395,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
         Command::Config { .. } => unreachable!("answered above"),
-        Command::Migrate { json } => {
+        Command::Migrate { batch_size, batches, json } => {
             let store = Store::connect(&settings).await?;
-            let conflicts = store.migrate().await?;
+            let (conflicts, sealing) = store.migrate_sealing(batch_size, batches).await?;
             // Accounts that differ only in case: the operator renames one of each pair.
             for c in &conflicts {
                 eprintln!("warning: {c}");
             }
             let listed: Vec<_> =
                 conflicts.iter().map(|c| json!({ "user": c.user_id, "field": c.field, "same_as": c.holder })).collect();
-            print(json.json, json!({ "migrated": true, "conflicts": listed }), || "database is up to date".into());
+            let value =
+                json!({ "migrated": true, "conflicts": listed, "sealed": sealing.rows, "plain_left": sealing.more });
+            print(json.json, value, || match (sealing.rows, sealing.more) {
+                (0, false) => "database is up to date".into(),
+                (n, false) => format!("database is up to date; sealed the personal data of {n} rows written in clear"),
+                (n, true) => format!(
+                    "schema up to date; sealed the personal data of {n} rows, more rows are still in clear (the next migrate or start seals them)"
+                ),
+            });
             Ok(())
         }
         Command::Clients { command } => clients(&open(&settings).await?, &settings, *command).await,
@@ -388,6 +420,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => keys::run(&settings, command).await,
         Command::Audit(args) => audit::run(&open(&settings).await?, args).await,
         Command::Groups { command } => access::groups(&open(&settings).await?, command).await,
+        Command::Resources { command } => resources::resources(&open(&settings).await?, command).await,
     }
 }
 
@@ -453,6 +486,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             resource_server,
             require_pkce,
             allow_http,
+            security,
             backchannel_logout_uri,
             frontchannel_logout_uri,
             json,
@@ -469,6 +503,7 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             }
             let mut keys = ClientKeys::default();
             key_args.apply(&mut keys)?;
+            let security = security.client_security();
             for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
                 validate_redirect_uri(uri, allow_http).map_err(anyhow::Error::msg)?;
             }
@@ -490,6 +525,10 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             if let Some(s) = scopes.iter().find(|s| !is_scope_token(s) || SCOPES_SUPPORTED.contains(&s.as_str())) {
                 anyhow::bail!("--scope {s}: not a scope a client can hold for itself");
             }
+            let alg = Alg::parse(&id_token_alg).expect("clap checked the value");
+            if security.profile == Some(Profile::Fapi2) {
+                fapi2_registration(auth_method, alg, &keys, allow_http)?;
+            }
             let new = NewClient {
                 name,
                 auth_method,
@@ -501,8 +540,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 min_acr: crate::login::policy::acr_level(&min_acr).expect("clap checked the value"),
                 resource_server,
                 require_pkce,
-                id_token_signed_response_alg: Alg::parse(&id_token_alg).expect("clap checked the value"),
+                id_token_signed_response_alg: alg,
                 keys,
+                security,
                 metadata: crate::domain::client_metadata::ClientMetadata {
                     backchannel_logout_session_required: backchannel_logout_uri.is_some(),
                     backchannel_logout_uri,
@@ -554,6 +594,9 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             redirect_uris,
             resource_server,
             require_pkce,
+            require_par,
+            dpop_bound,
+            exchange_from,
             allow_http,
             required_groups,
             any_group,
@@ -564,12 +607,16 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 && redirect_uris.is_empty()
                 && resource_server.is_none()
                 && require_pkce.is_none()
+                && require_par.is_none()
+                && dpop_bound.is_none()
+                && exchange_from.is_empty()
                 && required_groups.is_empty()
                 && !any_group
                 && key_args.is_empty();
             if nothing {
                 anyhow::bail!(
                     "nothing to change: give --web-origin, --redirect-uri, --resource-server, --require-pkce, \
+                     --require-par, --dpop-bound, --exchange-from, \
                      --require-group, --any-group, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg"
                 );
             }
@@ -600,7 +647,8 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                 store.set_required_groups(&id, &required_groups).await?;
                 changed["required_groups"] = json!(required_groups);
             }
-            if !redirect_uris.is_empty() || resource_server.is_some() || require_pkce.is_some() {
+            let flags = [resource_server, require_pkce, require_par, dpop_bound];
+            if !redirect_uris.is_empty() || flags.iter().any(Option::is_some) || !exchange_from.is_empty() {
                 let mut c = (*client).clone();
                 if !redirect_uris.is_empty() {
                     c.redirect_uris = redirect_uris;
@@ -614,10 +662,32 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
                     c.require_pkce = flag;
                     changed["require_pkce"] = json!(flag);
                 }
+                if let Some(flag) = require_par {
+                    c.security.require_par = flag;
+                    changed["require_pushed_authorization_requests"] = json!(flag);
+                }
+                if let Some(flag) = dpop_bound {
+                    c.security.dpop_bound = flag;
+                    changed["dpop_bound_access_tokens"] = json!(flag);
+                }
+                if !exchange_from.is_empty() {
+                    c.security.token_exchange_from = exchange_from.into_iter().filter(|c| c != "none").collect();
+                    changed["token_exchange_from"] = json!(c.security.token_exchange_from);
+                }
                 store.update_client(&c).await?;
             }
             let mut event = AuditEvent::new("admin.client_updated").client(&id);
-            for key in ["web_origins", "required_groups", "redirect_uris", "resource_server", "require_pkce", "keys"] {
+            for key in [
+                "web_origins",
+                "required_groups",
+                "redirect_uris",
+                "resource_server",
+                "require_pkce",
+                "require_pushed_authorization_requests",
+                "dpop_bound_access_tokens",
+                "token_exchange_from",
+                "keys",
+            ] {
                 if let Some(v) = changed.get(key) {
                     event = event.detail(key, v.clone());
                 }
@@ -645,6 +715,59 @@ async fn clients(store: &Store, settings: &Settings, command: ClientsCommand) ->
             store.audit(AuditEvent::new("admin.client_removed").client(&id), now()).await;
             print(json.json, json!({ "removed": id }), || format!("removed client {id}"));
         }
+    }
+    Ok(())
+}
+
+/// A client's high-security options at registration (issue #17).
+#[derive(Args)]
+struct SecurityArgs {
+    /// The client must push its authorization requests (RFC 9126)
+    #[arg(long = "require-par")]
+    require_par: bool,
+    /// The client's token requests must carry a DPoP proof; its tokens are bound to the key
+    /// (RFC 9449)
+    #[arg(long = "dpop-bound")]
+    dpop_bound: bool,
+    /// A security profile: `fapi2` holds the client to the FAPI 2.0 Security Profile (PAR,
+    /// PKCE, private_key_jwt, DPoP, PS256/ES256/EdDSA)
+    #[arg(long = "profile", value_parser = Profile::ALL.map(Profile::as_str))]
+    profile: Option<String>,
+    /// A client whose tokens this client may exchange for tokens of its own (RFC 8693; its own
+    /// always; repeatable; `*` for any)
+    #[arg(long = "exchange-from", allow_hyphen_values = true)]
+    exchange_from: Vec<String>,
+}
+
+impl SecurityArgs {
+    fn client_security(&self) -> ClientSecurity {
+        ClientSecurity {
+            require_par: self.require_par,
+            dpop_bound: self.dpop_bound,
+            profile: self.profile.as_deref().map(|p| Profile::parse(p).expect("clap checked the value")),
+            token_exchange_from: self.exchange_from.clone(),
+        }
+    }
+}
+
+/// What the FAPI 2.0 Security Profile asks of a client's registration, each refused with the
+/// clause that asks it.
+fn fapi2_registration(auth_method: AuthMethod, alg: Alg, keys: &ClientKeys, allow_http: bool) -> anyhow::Result<()> {
+    let fapi_alg = |a: Alg| FAPI2_ALGS.contains(&a);
+    if auth_method != AuthMethod::PrivateKeyJwt {
+        anyhow::bail!(
+            "--profile fapi2: the client authenticates with private_key_jwt (FAPI 2.0 §5.3.2.1-6), not {}",
+            auth_method.as_str()
+        );
+    }
+    if !fapi_alg(alg) {
+        anyhow::bail!("--profile fapi2: --id-token-alg PS256, ES256 or EdDSA (FAPI 2.0 §5.4.1), not {alg}");
+    }
+    if keys.token_endpoint_auth_signing_alg.is_some_and(|a| !fapi_alg(a)) {
+        anyhow::bail!("--profile fapi2: --token-auth-alg PS256, ES256 or EdDSA (FAPI 2.0 §5.4.1)");
+    }
+    if allow_http {
+        anyhow::bail!("--profile fapi2: no plain-http redirect URIs (FAPI 2.0 §5.3.2.2-8)");
     }
     Ok(())
 }

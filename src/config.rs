@@ -1,6 +1,8 @@
 //! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
+pub mod gateway;
+pub mod phone;
 pub mod upstream;
 
 use serde::Deserialize;
@@ -35,6 +37,10 @@ pub struct Settings {
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
     pub metrics: Metrics,
+    /// `[gateway]`: forward-auth for apps behind a reverse proxy, and its rules.
+    pub gateway: gateway::Gateway,
+    /// `[phone]`: phone numbers and sign-in codes by SMS and WhatsApp (see `config::phone`).
+    pub phone: phone::Phone,
     /// `[dynamic_registration]`: clients registering themselves (RFC 7591).
     pub dynamic_registration: DynamicRegistration,
 }
@@ -276,6 +282,15 @@ pub struct Tokens {
     /// How long a password reset link works (it works once, and only while the password is
     /// the one it was issued for).
     pub reset_ttl: i64,
+    /// How long a pushed authorization request's `request_uri` works (RFC 9126 §2.2
+    /// `expires_in`; FAPI 2.0 §5.3.2.2 asks for under 600 s).
+    pub par_ttl: i64,
+    /// Require pushed authorization requests of every client (RFC 9126 §5); a client may be
+    /// held to them alone (`clients add --require-par`).
+    pub require_par: bool,
+    /// Ask for a server nonce in every DPoP proof (RFC 9449 §8): `use_dpop_nonce` until the
+    /// client sends the one in `DPoP-Nonce`.
+    pub dpop_nonce: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -380,6 +395,8 @@ impl Default for Settings {
             http: Http::default(),
             upstream: Vec::new(),
             metrics: Metrics::default(),
+            gateway: gateway::Gateway::default(),
+            phone: phone::Phone::default(),
             dynamic_registration: DynamicRegistration::default(),
         }
     }
@@ -403,6 +420,9 @@ impl Default for Tokens {
             require_pkce: false,
             device_code_ttl: 10 * 60,
             reset_ttl: 30 * 60,
+            par_ttl: 60,
+            require_par: false,
+            dpop_nonce: false,
         }
     }
 }
@@ -491,8 +511,17 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER",
     "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP",
     "LATCHKEY_REQUIRE_PKCE",
+    "LATCHKEY_PAR_TTL",
+    "LATCHKEY_REQUIRE_PAR",
+    "LATCHKEY_DPOP_NONCE",
     "LATCHKEY_LOGIN_PASSWORD_WORKERS",
     "LATCHKEY_LOGIN_PASSWORD_QUEUE",
+    // [gateway]
+    "LATCHKEY_GATEWAY_ENABLED",
+    "LATCHKEY_GATEWAY_COOKIE_DOMAIN",
+    "LATCHKEY_GATEWAY_DEVICE_BINDING",
+    "LATCHKEY_GATEWAY_CACHE_SECS",
+    "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS",
     "LATCHKEY_DYNAMIC_REGISTRATION_OPEN",
 ];
 
@@ -560,8 +589,16 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_LOGIN_MAX_FLOWS_PER_BROWSER" => s.login.max_flows_per_browser = num(&v)?,
         "LATCHKEY_LOGIN_MAX_NEW_BROWSERS_PER_IP" => s.login.max_new_browsers_per_ip = num(&v)?,
         "LATCHKEY_REQUIRE_PKCE" => s.tokens.require_pkce = flag(&v)?,
+        "LATCHKEY_PAR_TTL" => s.tokens.par_ttl = num(&v)?,
+        "LATCHKEY_REQUIRE_PAR" => s.tokens.require_par = flag(&v)?,
+        "LATCHKEY_DPOP_NONCE" => s.tokens.dpop_nonce = flag(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
+        "LATCHKEY_GATEWAY_ENABLED" => s.gateway.enabled = flag(&v)?,
+        "LATCHKEY_GATEWAY_COOKIE_DOMAIN" => s.gateway.cookie_domain = Some(v),
+        "LATCHKEY_GATEWAY_DEVICE_BINDING" => s.gateway.device_binding = v.parse()?,
+        "LATCHKEY_GATEWAY_CACHE_SECS" => s.gateway.cache_secs = num(&v)?,
+        "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS" => s.gateway.outage_grace_secs = num(&v)?,
         "LATCHKEY_DYNAMIC_REGISTRATION_OPEN" => s.dynamic_registration.open = flag(&v)?,
         _ => return Err("unknown variable".into()),
     }
@@ -598,6 +635,11 @@ impl Settings {
         for name in ENVIRONMENT {
             if let Ok(value) = std::env::var(name) {
                 apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            }
+        }
+        for name in phone::ENVIRONMENT {
+            if let Ok(value) = std::env::var(name) {
+                phone::apply_env(&mut settings.phone, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
         Ok(settings)
@@ -664,6 +706,9 @@ impl Settings {
                 out.push(format!("{name}: must be positive"));
             }
         }
+        if !(5..600).contains(&t.par_ttl) {
+            out.push("tokens.par_ttl: 5 to 599 seconds (RFC 9126 §2.2, FAPI 2.0 §5.3.2.2)".into());
+        }
         if t.code_ttl > 600 {
             out.push("tokens.code_ttl: at most 600 seconds (RFC 6749 §4.1.2)".into());
         }
@@ -728,6 +773,8 @@ impl Settings {
         }
         out.extend(crate::domain::registration::problems(&self.registration));
         out.extend(upstream::problems(&self.upstream));
+        out.extend(crate::gateway::rules::problems(self));
+        out.extend(phone::problems(&self.phone));
         out
     }
 

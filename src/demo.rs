@@ -65,6 +65,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         created_at: now,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),
+        security: Default::default(),
         metadata: Default::default(),
     };
     state.store.insert_client(&client).await?;

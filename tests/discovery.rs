@@ -52,7 +52,8 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
             "authorization_code",
             "refresh_token",
             "client_credentials",
-            "urn:ietf:params:oauth:grant-type:device_code"
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
         ])
     );
     assert_eq!(set("code_challenge_methods_supported"), of(&["S256"]));

@@ -46,6 +46,16 @@ pub struct AuthRequest {
     pub acr_values: Vec<String>,
     /// The `claims` parameter (OIDC Core §5.5), re-serialised.
     pub claims: Option<String>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10): `dpop_jkt`, or the
+    /// key of the proof sent with the pushed request.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
+    /// The hash of the pushed request's reference (RFC 9126), spent when a code is issued.
+    #[serde(default)]
+    pub pushed: Option<String>,
+    /// The resource server the tokens are for (RFC 8707): their `aud`.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl AuthRequest {

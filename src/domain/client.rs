@@ -45,11 +45,14 @@ pub enum GrantType {
     ClientCredentials,
     /// The device authorization grant (RFC 8628): TVs, consoles, command-line tools.
     DeviceCode,
+    /// Token exchange (RFC 8693): a service trades a token it was given for one to call
+    /// another service, as the user (impersonation) or on their behalf (delegation).
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] =
-        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials, Self::DeviceCode];
+    pub const ALL: [GrantType; 5] =
+        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials, Self::DeviceCode, Self::TokenExchange];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +60,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -64,9 +68,14 @@ impl GrantType {
         Self::ALL.into_iter().find(|g| g.as_str() == s)
     }
 
-    /// The operator's short name: the grant type, or `device_code` for the device grant's URN.
+    /// The operator's short name: the grant type, or `device_code` and `token_exchange` for the
+    /// URNs.
     pub fn parse_short(s: &str) -> Option<Self> {
-        if s == "device_code" { Some(Self::DeviceCode) } else { Self::parse(s) }
+        match s {
+            "device_code" => Some(Self::DeviceCode),
+            "token_exchange" => Some(Self::TokenExchange),
+            _ => Self::parse(s),
+        }
     }
 }
 
@@ -95,10 +104,56 @@ pub struct Client {
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub keys: ClientKeys,
+    #[serde(flatten)]
+    pub security: ClientSecurity,
     /// What the client said of itself at registration (dynamic registration, or the CLI).
     #[serde(flatten)]
     pub metadata: crate::domain::client_metadata::ClientMetadata,
 }
+
+/// What a high-security client is held to (issue #17): pushed authorization requests (RFC 9126
+/// §5), DPoP-bound access tokens (RFC 9449 §5.2), and a security profile that implies both and
+/// more.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClientSecurity {
+    /// `require_pushed_authorization_requests` (RFC 9126 §6).
+    #[serde(rename = "require_pushed_authorization_requests")]
+    pub require_par: bool,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2): every token request carries a DPoP proof.
+    #[serde(rename = "dpop_bound_access_tokens")]
+    pub dpop_bound: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    /// Token exchange policy (RFC 8693): the clients whose tokens this client may exchange
+    /// (its own always); `*` for any.
+    pub token_exchange_from: Vec<String>,
+}
+
+/// A security profile a client is registered under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// FAPI 2.0 Security Profile (Final): PAR, PKCE S256, `private_key_jwt`, DPoP-bound tokens,
+    /// PS256/ES256/EdDSA, codes of 60 s at most, refresh tokens that survive a retry.
+    Fapi2,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 1] = [Self::Fapi2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fapi2 => "fapi2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// The algorithms FAPI 2.0 allows (Security Profile §5.4.1): PS256, ES256, EdDSA.
+pub const FAPI2_ALGS: [Alg; 3] = [Alg::Ps256, Alg::Es256, Alg::EdDsa];
 
 /// The client's own public keys and what it signs with them (OIDC Dynamic Client Registration
 /// 1.0 §2): request objects and `private_key_jwt` assertions.
@@ -187,6 +242,26 @@ impl Client {
     /// A public client has no secret and must use PKCE (RFC 7636, RFC 9700 §2.1.1).
     pub fn is_public(&self) -> bool {
         self.auth_method == AuthMethod::None
+    }
+
+    pub fn is_fapi2(&self) -> bool {
+        self.security.profile == Some(Profile::Fapi2)
+    }
+
+    /// Must this client push its authorization requests (RFC 9126 §5)?
+    pub fn requires_par(&self) -> bool {
+        self.security.require_par || self.is_fapi2()
+    }
+
+    /// Must this client's token requests carry a DPoP proof (RFC 9449 §5.2)?
+    pub fn requires_dpop(&self) -> bool {
+        self.security.dpop_bound || self.is_fapi2()
+    }
+
+    /// May this client sign (assertions, request objects) with `alg`? Any of ours, except
+    /// under FAPI 2.0 (§5.4.1: PS256, ES256 or EdDSA only).
+    pub fn may_sign_with(&self, alg: Alg) -> bool {
+        !self.is_fapi2() || FAPI2_ALGS.contains(&alg)
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {

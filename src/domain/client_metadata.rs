@@ -4,7 +4,7 @@
 //! operator's `clients add` builds, so both go through one creation (`crate::clients`).
 
 use crate::domain::client::{
-    ClientKeys, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -123,6 +123,8 @@ pub struct NewClient {
     pub require_pkce: bool,
     pub id_token_signed_response_alg: Alg,
     pub keys: ClientKeys,
+    /// What a high-security client is held to (PAR, DPoP, profile, token exchange).
+    pub security: ClientSecurity,
     pub metadata: ClientMetadata,
 }
 
@@ -139,6 +141,9 @@ impl NewClient {
         }
         if self.auth_method == AuthMethod::None && self.grant_types.contains(&GrantType::ClientCredentials) {
             return Err("a public client cannot use client_credentials".into());
+        }
+        if self.auth_method == AuthMethod::None && self.grant_types.contains(&GrantType::TokenExchange) {
+            return Err("a public client cannot use token_exchange".into());
         }
         Ok(())
     }
@@ -160,6 +165,7 @@ impl NewClient {
             created_at,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             keys: self.keys,
+            security: self.security,
             metadata: self.metadata,
         }
     }
@@ -377,6 +383,12 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
         require_pkce: false,
         id_token_signed_response_alg,
         keys,
+        // RFC 9126 §6 and RFC 9449 §5.2 registration metadata.
+        security: ClientSecurity {
+            require_par: flag("require_pushed_authorization_requests")?,
+            dpop_bound: flag("dpop_bound_access_tokens")?,
+            ..Default::default()
+        },
         metadata: ClientMetadata {
             application_type,
             client_uri: url_of("client_uri")?,

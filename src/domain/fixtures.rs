@@ -21,6 +21,7 @@ pub fn client(first_party: bool) -> Client {
         created_at: 0,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),
+        security: Default::default(),
         metadata: Default::default(),
     }
 }
@@ -39,5 +40,8 @@ pub fn request() -> AuthRequest {
         hint_sub: None,
         acr_values: vec![],
         claims: None,
+        dpop_jkt: None,
+        pushed: None,
+        resource: None,
     }
 }

@@ -20,6 +20,12 @@ pub struct Grant {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The JWK thumbprint (RFC 7638) of the DPoP key its refresh tokens are bound to: a public
+    /// client's (RFC 9449 §5); confidential clients' refresh tokens are bound by their
+    /// authentication instead.
+    pub dpop_jkt: Option<String>,
+    /// The resource its access tokens are for (RFC 8707), their `aud`; none: the client.
+    pub resource: Option<String>,
 }
 
 impl Grant {

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod grant;
 pub mod password_policy;
 pub mod registration;
+pub mod resource;
 pub mod session;
 pub mod user;
 pub mod user_agent;

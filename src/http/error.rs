@@ -19,11 +19,29 @@ pub struct OAuthError {
     pub description: String,
     /// Set for `invalid_client`: the auth scheme the client tried (RFC 6749 §5.2).
     pub challenge: Option<&'static str>,
+    /// Set for `use_dpop_nonce`: the nonce the next DPoP proof must carry (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), challenge: None }
+        Self { status, code, description: description.into(), challenge: None, dpop_nonce: None }
+    }
+    /// A 400 with the code a specification names (RFC 9126 §2.3: the authorization endpoint's
+    /// codes at the PAR endpoint).
+    pub fn bad_request(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, d)
+    }
+    /// A DPoP proof is missing or refused (RFC 9449 §5, §7.1).
+    pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d)
+    }
+    /// The proof must carry the server's nonce (RFC 9449 §8).
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        Self {
+            dpop_nonce: Some(nonce),
+            ..Self::new(StatusCode::BAD_REQUEST, "use_dpop_nonce", "the DPoP proof must carry the server's nonce")
+        }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
@@ -42,6 +60,10 @@ impl OAuthError {
     }
     pub fn unsupported_token_type(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
+    }
+    /// The resource asked for is not one a token may be issued for (RFC 8707 §2).
+    pub fn invalid_target(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", d)
     }
     pub fn invalid_scope(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
@@ -76,6 +98,9 @@ impl IntoResponse for OAuthError {
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(challenge) = self.challenge {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            h.insert("dpop-nonce", nonce);
         }
         resp
     }
@@ -248,6 +273,12 @@ pub enum BearerError {
     Missing,
     InvalidRequest(&'static str),
     InvalidToken(&'static str),
+    /// A DPoP-bound token presented without its proof, or with a refused one (RFC 9449 §7.1).
+    InvalidDpopProof(&'static str),
+    /// The proof must carry the server's nonce (RFC 9449 §9).
+    UseDpopNonce(String),
+    /// A DPoP-bound token presented as a Bearer token (RFC 9449 §7.2).
+    DpopBound,
     Unavailable,
     Internal,
 }
@@ -273,16 +304,49 @@ impl IntoResponse for BearerError {
                 "invalid_token",
                 d,
             ),
+            Self::InvalidDpopProof(d) => (
+                StatusCode::UNAUTHORIZED,
+                format!("DPoP algs=\"{}\", error=\"invalid_dpop_proof\", error_description=\"{d}\"", dpop_algs()),
+                "invalid_dpop_proof",
+                d,
+            ),
+            Self::UseDpopNonce(nonce) => {
+                let d = "the DPoP proof must carry the server's nonce";
+                let challenge =
+                    format!("DPoP algs=\"{}\", error=\"use_dpop_nonce\", error_description=\"{d}\"", dpop_algs());
+                let mut resp = bearer_response(StatusCode::UNAUTHORIZED, &challenge, "use_dpop_nonce", d);
+                if let Ok(v) = HeaderValue::from_str(&nonce) {
+                    resp.headers_mut().insert("dpop-nonce", v);
+                }
+                return resp;
+            }
+            Self::DpopBound => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "DPoP algs=\"{}\", error=\"invalid_token\", error_description=\"this token is DPoP-bound: send it with the DPoP scheme and a proof\"",
+                    dpop_algs()
+                ),
+                "invalid_token",
+                "this token is DPoP-bound: send it with the DPoP scheme and a proof",
+            ),
             Self::Unavailable => return OAuthError::temporarily_unavailable().into_response(),
             Self::Internal => return OAuthError::server_error().into_response(),
         };
-        let body = serde_json::json!({ "error": code, "error_description": description });
-        let mut resp = (status, axum::Json(body)).into_response();
-        let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            h.insert(header::WWW_AUTHENTICATE, v);
-        }
-        resp
+        bearer_response(status, &challenge, code, description)
     }
+}
+
+fn dpop_algs() -> String {
+    crate::oidc::dpop::ALGS.map(crate::keys::Alg::as_str).join(" ")
+}
+
+fn bearer_response(status: StatusCode, challenge: &str, code: &str, description: &str) -> Response {
+    let body = serde_json::json!({ "error": code, "error_description": description });
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(challenge) {
+        h.insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
 }

@@ -58,7 +58,7 @@ pub async fn by_surface(State(protocol): State<&'static [&'static str]>, req: Re
         ("temporarily_unavailable", "Too many requests", format!("Too many requests; retry after {seconds} s."))
     };
     let mut out = if protocol {
-        OAuthError { status, code, description: message, challenge: None }.into_response()
+        OAuthError { status, code, description: message, challenge: None, dpop_nonce: None }.into_response()
     } else {
         PageError { status, title: title.into(), message, code: None }.into_response()
     };

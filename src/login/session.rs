@@ -6,6 +6,7 @@ use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::Session;
 use crate::http::cookies;
 use crate::state::AppState;
+use crate::store::SessionAtClient;
 use axum::http::{HeaderMap, HeaderValue, header};
 
 /// The longest `User-Agent` kept with a session.
@@ -14,18 +15,40 @@ const MAX_USER_AGENT: usize = 512;
 /// The live session of this browser, if any. A session unused for longer than the idle
 /// timeout is over, as if it had expired; a used one notes it (at most once a minute).
 pub async fn current(state: &AppState, headers: &HeaderMap, now: i64) -> crate::store::Result<Option<Session>> {
-    let Some(token) = cookies::get(headers, cookies::SESSION, state.secure_cookies).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let Some(mut s) = state.store.session_by_token(&hash_secret(token), now).await? else { return Ok(None) };
+    let Some(token) = cookie_token(state, headers) else { return Ok(None) };
+    let Some(mut s) = state.store.session_by_token(&token, now).await? else { return Ok(None) };
+    Ok(in_use(state, &mut s, now).await?.then_some(s))
+}
+
+/// [`current`], with what the authorization endpoint decides on for `client_id` (the user's
+/// credentials, the client's required groups, the user's consent), read in the same statement.
+pub async fn current_at_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    client_id: &str,
+    now: i64,
+) -> crate::store::Result<Option<SessionAtClient>> {
+    let Some(token) = cookie_token(state, headers) else { return Ok(None) };
+    let Some(mut at) = state.store.session_at_client(&token, client_id, now).await? else { return Ok(None) };
+    Ok(in_use(state, &mut at.session, now).await?.then_some(at))
+}
+
+/// The hash of the session cookie's token, if the browser sent one.
+fn cookie_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookies::get(headers, cookies::SESSION, state.secure_cookies).filter(|t| !t.is_empty()).map(hash_secret)
+}
+
+/// False when the session has been idle too long; otherwise notes the use (at most once a
+/// minute).
+async fn in_use(state: &AppState, s: &mut Session, now: i64) -> crate::store::Result<bool> {
     if s.idle(state.settings.login.idle_timeout, now) {
-        return Ok(None);
+        return Ok(false);
     }
     if s.due_touch(now) {
         state.store.touch_session(&s.id, now).await?;
         s.last_seen_at = now;
     }
-    Ok(Some(s))
+    Ok(true)
 }
 
 /// The browser a request came from, as its `User-Agent` says.

@@ -24,8 +24,8 @@ const INTROSPECTION_AUTH_METHODS: [AuthMethod; 3] =
     [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt];
 
 /// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
-/// algorithms that have an active key.
-pub fn document(issuer: &str, algs: &[Alg]) -> Value {
+/// algorithms that have an active key; `require_par` is `tokens.require_par`.
+pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
     let algs: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
     let url = |p: &str| format!("{issuer}{p}");
     json!({
@@ -69,6 +69,10 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": true,
+        // Pushed authorization requests (RFC 9126 §5) and DPoP (RFC 9449 §5.1).
+        "pushed_authorization_request_endpoint": url(authorize::par::PATH),
+        "require_pushed_authorization_requests": require_par,
+        "dpop_signing_alg_values_supported": dpop::ALGS.map(Alg::as_str),
         // Logout (OIDC Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3): both carry
         // the session's `sid`, so RPs can end just that session.
         "backchannel_logout_supported": true,
@@ -79,7 +83,8 @@ pub fn document(issuer: &str, algs: &[Alg]) -> Value {
 }
 
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
-    let doc = state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs).to_string());
+    let require_par = state.settings.tokens.require_par;
+    let doc = state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs, require_par).to_string());
     json_bytes(doc, "public, max-age=3600".into())
 }
 

@@ -54,11 +54,25 @@ pub struct AccessToken {
     pub client_id: String,
     /// None for client_credentials tokens, which act for the client itself.
     pub grant_id: Option<String>,
+    /// The DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6.1).
+    pub jkt: Option<String>,
     pub exp: i64,
 }
 
+/// What an access token is bound to besides its grant.
+#[derive(Default, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The DPoP key's thumbprint (`cnf.jkt`, RFC 9449 §6.1).
+    pub dpop: Option<&'a str>,
+    /// The resource server it is for (RFC 8707 §2): its `aud`, instead of the client.
+    pub resource: Option<&'a str>,
+    /// Who acts for the subject (`act`, RFC 8693 §4.1): set by a delegating token exchange.
+    pub act: Option<&'a Value>,
+}
+
 /// Issues an RFC 9068 access token for `sub`, pointing at its grant when there is one, signed
-/// with the client's algorithm.
+/// with the client's algorithm, with what `bound` names.
+#[allow(clippy::too_many_arguments)] // each is a distinct claim source of RFC 9068 §2.2
 pub fn access_token(
     state: &AppState,
     sub: &str,
@@ -66,13 +80,14 @@ pub fn access_token(
     scope: &[String],
     grant: Option<&Grant>,
     access: &Access,
+    bound: Binding<'_>,
     now: i64,
 ) -> anyhow::Result<String> {
     let client_id = client.id.as_str();
     let mut c = Map::new();
     c.insert("iss".into(), json!(state.issuer));
     c.insert("sub".into(), json!(sub));
-    c.insert("aud".into(), json!(client_id));
+    c.insert("aud".into(), json!(bound.resource.unwrap_or(client_id)));
     c.insert("client_id".into(), json!(client_id));
     c.insert("exp".into(), json!(now + state.settings.tokens.access_token_ttl));
     c.insert("iat".into(), json!(now));
@@ -87,6 +102,12 @@ pub fn access_token(
         }
     }
     c.extend(access.claims());
+    if let Some(jkt) = bound.dpop {
+        c.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
+    if let Some(act) = bound.act {
+        c.insert("act".into(), act.clone());
+    }
     state.keys.sign(&c, Some("at+jwt"), client.id_token_signed_response_alg)
 }
 
@@ -110,7 +131,8 @@ pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<Acce
     let (Some(sub), Some(client_id)) = (s("sub"), s("client_id")) else {
         return Err(BearerError::InvalidToken("the access token is not valid"));
     };
-    Ok(AccessToken { sub, client_id, grant_id: s("gid"), exp, claims })
+    let jkt = claims.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str).map(str::to_owned);
+    Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, exp, claims })
 }
 
 /// The grant behind a user access token, if it is still active.

@@ -57,7 +57,8 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
         let mut out = at.claims.clone();
         out.remove("gid");
         out.insert("active".into(), json!(true));
-        out.insert("token_type".into(), json!("Bearer"));
+        // RFC 9449 §6.2: a DPoP-bound token says so, with its `cnf` (kept from the claims).
+        out.insert("token_type".into(), json!(if at.jkt.is_some() { "DPoP" } else { "Bearer" }));
         return Ok(Value::Object(out));
     }
     // A refresh token: by its hash, live only while unused and its grant is active.

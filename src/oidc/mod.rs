@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod backchannel;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod end_session;
 pub mod id_token;
 pub mod introspect;
@@ -30,7 +31,8 @@ pub const END_SESSION: &str = "/logout";
 
 /// Endpoints whose callers are programs (an RP's back end, a resource server) that parse OAuth
 /// JSON errors, even from the layers in front of them.
-pub const BACK_CHANNEL: &[&str] = &[TOKEN, USERINFO, REVOKE, INTROSPECT, device::AUTHORIZATION, register::PATH];
+pub const BACK_CHANNEL: &[&str] =
+    &[TOKEN, USERINFO, REVOKE, INTROSPECT, device::AUTHORIZATION, authorize::par::PATH, register::PATH];
 
 /// The endpoints; those a browser client calls answer CORS for the `origins` clients allow.
 pub fn router(origins: &WebOrigins) -> Router<AppState> {
@@ -42,6 +44,7 @@ pub fn router(origins: &WebOrigins) -> Router<AppState> {
         .route(REVOKE, post(revoke::handle).layer(browser(&[Method::POST])))
         .route(INTROSPECT, post(introspect::handle))
         .route(device::AUTHORIZATION, post(device::authorize))
+        .route(authorize::par::PATH, post(authorize::par::push))
         .route(END_SESSION, get(end_session::get).post(end_session::post))
         // Dynamic client registration (RFC 7591) and its management (RFC 7592).
         .route(register::PATH, post(register::create))

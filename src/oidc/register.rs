@@ -182,7 +182,10 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, heade
 
 /// The Bearer token of the request, if any (RFC 6750 §2.1).
 fn bearer(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
-    crate::oidc::userinfo::bearer_header(headers)
+    match crate::oidc::userinfo::bearer_header(headers)? {
+        Some(p) if p.dpop => Err(BearerError::InvalidRequest("the registration access token is a Bearer token")),
+        p => Ok(p.map(|p| p.token)),
+    }
 }
 
 /// RFC 7592 §2: the registration access token must be the one issued for this client. An

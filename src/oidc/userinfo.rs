@@ -1,5 +1,8 @@
 //! UserInfo endpoint (OIDC Core §5.3): the claims a grant releases, for a Bearer access token
-//! sent in the header (any scheme case) or, for POST, in the form body (RFC 6750 §2.1–2.2).
+//! sent in the header (any scheme case) or, for POST, in the form body (RFC 6750 §2.1–2.2), or
+//! a DPoP-bound one with the `DPoP` scheme and a proof of its key (RFC 9449 §7).
+
+use crate::oidc::dpop;
 
 use crate::domain::claims::{Target, names_for_scopes, release, requested_names};
 use crate::http::{BearerError, Params};
@@ -12,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    respond(&state, bearer_header(&headers).transpose()).await
+    respond(&state, &headers, "GET", bearer_header(&headers).transpose()).await
 }
 
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -24,7 +27,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                     Some(Err(BearerError::InvalidRequest("use one way of sending the token, not two")))
                 }
                 (Some(h), None) => Some(h),
-                (None, Some(t)) => Some(Ok(t.to_owned())),
+                (None, Some(t)) => Some(Ok(Presented { token: t.to_owned(), dpop: false })),
                 (None, None) => None,
             },
             Err(_) => Some(Err(BearerError::InvalidRequest("the request body is malformed"))),
@@ -32,26 +35,45 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     } else {
         from_header
     };
-    respond(&state, token).await
+    respond(&state, &headers, "POST", token).await
 }
 
-/// The Bearer token of the `Authorization` header, if any (RFC 6750 §2.1).
-pub fn bearer_header(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
+/// An access token as presented: by the `DPoP` scheme, or as a Bearer token.
+pub struct Presented {
+    pub token: String,
+    pub dpop: bool,
+}
+
+/// The access token of the `Authorization` header, if any (RFC 6750 §2.1, RFC 9449 §7.1).
+pub fn bearer_header(headers: &HeaderMap) -> Result<Option<Presented>, BearerError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let v = v.to_str().map_err(|_| BearerError::InvalidRequest("the Authorization header is malformed"))?;
     match v.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-            Ok(Some(token.trim().to_owned()))
+        // Schemes are case-insensitive (RFC 9110 §11.1).
+        Some((scheme, token)) if !token.trim().is_empty() => {
+            let token = token.trim().to_owned();
+            if scheme.eq_ignore_ascii_case("bearer") {
+                Ok(Some(Presented { token, dpop: false }))
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Ok(Some(Presented { token, dpop: true }))
+            } else {
+                Err(BearerError::InvalidRequest("the Authorization header must be Bearer or DPoP"))
+            }
         }
-        _ => Err(BearerError::InvalidRequest("the Authorization header must be Bearer")),
+        _ => Err(BearerError::InvalidRequest("the Authorization header must be Bearer or DPoP")),
     }
 }
 
-async fn respond(state: &AppState, token: Option<Result<String, BearerError>>) -> Response {
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    token: Option<Result<Presented, BearerError>>,
+) -> Response {
     let result = match token {
         None => Err(BearerError::Missing),
         Some(Err(e)) => Err(e),
-        Some(Ok(t)) => claims(state, &t).await,
+        Some(Ok(t)) => claims(state, headers, method, &t).await,
     };
     match result {
         Ok(Answer::Json(body)) => {
@@ -74,9 +96,30 @@ enum Answer {
     Signed(String),
 }
 
-async fn claims(state: &AppState, token: &str) -> Result<Answer, BearerError> {
+async fn claims(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    presented: &Presented,
+) -> Result<Answer, BearerError> {
     let now = state.now();
+    let token = presented.token.as_str();
     let at = read_access_token(state, token, now)?;
+    // RFC 9449 §7.1: a DPoP-bound token needs the DPoP scheme and a proof, with `ath`, by the
+    // key it is bound to; a Bearer one is not to be sent with that scheme.
+    match (&at.jkt, presented.dpop) {
+        (Some(bound), true) => {
+            let proof = dpop::verify(state, headers, method, crate::oidc::USERINFO, Some(token))
+                .await?
+                .ok_or(BearerError::InvalidDpopProof("a DPoP proof is required with this token"))?;
+            if &proof.jkt != bound {
+                return Err(BearerError::InvalidDpopProof("the proof's key is not the one the token is bound to"));
+            }
+        }
+        (Some(_), false) => return Err(BearerError::DpopBound),
+        (None, true) => return Err(BearerError::InvalidToken("this token is not DPoP-bound; send it as Bearer")),
+        (None, false) => {}
+    }
     let grant = active_grant(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

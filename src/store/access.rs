@@ -200,16 +200,11 @@ impl Store {
     /// The required-group rule, in one indexed query: the client requires no group, or the
     /// user is in one of those it requires.
     pub async fn may_use_client(&self, user_id: &str, client_id: &str) -> Result<bool> {
-        let row: (i64,) = sqlx::query_as(
-            "SELECT CAST(CASE WHEN NOT EXISTS (SELECT 1 FROM client_required_groups WHERE client_id = $1)
-                      OR EXISTS (SELECT 1 FROM client_required_groups r JOIN group_members m
-                                 ON m.group_name = r.group_name WHERE r.client_id = $1 AND m.user_id = $2)
-                    THEN 1 ELSE 0 END AS BIGINT)",
-        )
-        .bind(client_id)
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let row: (i64,) = sqlx::query_as(concat!("SELECT ", may_use_client!("$1", "$2")))
+            .bind(client_id)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.0 == 1)
     }
 }

@@ -2,7 +2,7 @@
 //! every call, and a removal through the CLI must still take effect within seconds.
 
 use super::{Result, Store, json_list, parse_list};
-use crate::domain::client::{ClientKeys, ObjectAlg};
+use crate::domain::client::{ClientKeys, ClientSecurity, ObjectAlg, Profile};
 use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -36,6 +36,10 @@ struct Row {
     jwks_uri: Option<String>,
     request_object_signing_alg: Option<String>,
     token_endpoint_auth_signing_alg: Option<String>,
+    require_par: i64,
+    dpop_bound: i64,
+    profile: Option<String>,
+    exchange_from: String,
     metadata: Option<String>,
 }
 
@@ -62,6 +66,12 @@ impl From<Row> for Client {
                 request_object_signing_alg: r.request_object_signing_alg.as_deref().and_then(ObjectAlg::parse),
                 token_endpoint_auth_signing_alg: r.token_endpoint_auth_signing_alg.as_deref().and_then(Alg::parse),
             },
+            security: ClientSecurity {
+                require_par: r.require_par != 0,
+                dpop_bound: r.dpop_bound != 0,
+                profile: r.profile.as_deref().and_then(Profile::parse),
+                token_exchange_from: parse_list(&r.exchange_from),
+            },
             metadata: ClientMetadata::from_stored(r.metadata.as_deref()),
         }
     }
@@ -70,7 +80,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, metadata FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata FROM clients ",
             $tail
         )
     };
@@ -80,8 +90,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -101,6 +111,10 @@ impl Store {
         .bind(c.keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
         .bind(c.resource_server as i64)
         .bind(c.require_pkce as i64)
+        .bind(c.security.require_par as i64)
+        .bind(c.security.dpop_bound as i64)
+        .bind(c.security.profile.map(Profile::as_str))
+        .bind(json_list(&c.security.token_exchange_from))
         .bind(c.metadata.to_stored())
         .execute(&self.pool)
         .await?;
@@ -110,14 +124,18 @@ impl Store {
     /// Writes what `clients update` may change: redirect URIs and flags. Returns whether the
     /// client exists.
     pub async fn update_client(&self, c: &Client) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3 WHERE id = $4")
-                .bind(json_list(&c.redirect_uris))
-                .bind(c.resource_server as i64)
-                .bind(c.require_pkce as i64)
-                .bind(&c.id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6 WHERE id = $7",
+        )
+        .bind(json_list(&c.redirect_uris))
+        .bind(c.resource_server as i64)
+        .bind(c.require_pkce as i64)
+        .bind(c.security.require_par as i64)
+        .bind(c.security.dpop_bound as i64)
+        .bind(json_list(&c.security.token_exchange_from))
+        .bind(&c.id)
+        .execute(&self.pool)
+        .await?;
         self.clients.0.lock().unwrap().remove(&c.id);
         Ok(done.rows_affected() > 0)
     }

@@ -12,7 +12,8 @@ pub struct NewGrant<'a> {
 
 #[derive(Debug)]
 pub enum RotateOutcome {
-    Rotated(Box<Grant>),
+    /// Rotated; and whether the grant's user may still use the client (its required groups).
+    Rotated { grant: Box<Grant>, may_use_client: bool },
     /// The token was already rotated: the family is now revoked.
     Reused,
     /// Unknown, expired, revoked or not this client's.
@@ -34,6 +35,22 @@ struct Row {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    dpop_jkt: Option<String>,
+    resource: Option<String>,
+}
+
+/// A grant with one of its refresh tokens and the required-group rule.
+struct TokenRow {
+    grant: Row,
+    used_at: Option<i64>,
+    may_use: i64,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for TokenRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(Self { grant: Row::from_row(row)?, used_at: row.try_get("used_at")?, may_use: row.try_get("may_use")? })
+    }
 }
 
 impl From<Row> for Grant {
@@ -52,19 +69,24 @@ impl From<Row> for Grant {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            dpop_jkt: r.dpop_jkt,
+            resource: r.resource,
         }
     }
 }
 
 impl Store {
     /// Writes a grant and its first refresh token in one transaction: the one durable write of
-    /// a code exchange.
-    pub async fn insert_grant(&self, new: NewGrant<'_>) -> Result<()> {
+    /// a code exchange. A grant of a browser session is written only while that session is
+    /// live at `now` (checked in the same statement); false when it has ended.
+    pub async fn insert_grant(&self, new: NewGrant<'_>, now: i64) -> Result<bool> {
         let g = new.grant;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        let written = sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+             WHERE $4 IS NULL
+                OR EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $15)",
         )
         .bind(&g.id)
         .bind(&g.client_id)
@@ -78,8 +100,15 @@ impl Store {
         .bind(g.offline as i64)
         .bind(g.created_at)
         .bind(g.expires_at)
+        .bind(&g.dpop_jkt)
+        .bind(&g.resource)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
+        if written.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         if let Some(hash) = new.refresh_hash {
             sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)")
                 .bind(hash)
@@ -88,12 +117,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         let row: Option<Row> = sqlx::query_as(
-            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at
+            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource
              FROM grants WHERE id = $1",
         )
         .bind(id)
@@ -114,18 +144,22 @@ impl Store {
 
     /// The grant a refresh token belongs to, whether or not the token was already rotated.
     pub async fn grant_by_refresh_token(&self, hash: &str) -> Result<Option<(Grant, bool)>> {
-        Ok(self.refresh_token(hash).await?.map(|(g, used_at)| (g, used_at.is_some())))
+        Ok(self.refresh_token(hash).await?.map(|(g, used_at, _)| (g, used_at.is_some())))
     }
 
-    /// The grant a refresh token belongs to, and when the token was rotated (if it was).
-    async fn refresh_token(&self, hash: &str) -> Result<Option<(Grant, Option<i64>)>> {
-        let row: Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT grant_id, used_at FROM refresh_tokens WHERE token_hash = $1")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((grant_id, used_at)) = row else { return Ok(None) };
-        Ok(self.grant(&grant_id).await?.map(|g| (g, used_at)))
+    /// The grant a refresh token belongs to, when the token was rotated (if it was), and whether
+    /// the grant's user may still use its client (the required-group rule), in one statement.
+    async fn refresh_token(&self, hash: &str) -> Result<Option<(Grant, Option<i64>, bool)>> {
+        let row: Option<TokenRow> = sqlx::query_as(concat!(
+            "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
+                    g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, r.used_at, ",
+            may_use_client!("g.client_id", "g.user_id"),
+            " AS may_use FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.grant.into(), r.used_at, r.may_use == 1)))
     }
 
     /// Rotates a refresh token (RFC 9700 §4.14.2): marks `old` used and stores `new`, atomically,
@@ -140,7 +174,7 @@ impl Store {
         now: i64,
         grace: i64,
     ) -> Result<RotateOutcome> {
-        let Some((grant, used_at)) = self.refresh_token(old).await? else {
+        let Some((grant, used_at, may_use_client)) = self.refresh_token(old).await? else {
             return Ok(RotateOutcome::Invalid);
         };
         if grant.client_id != client_id || !grant.is_active(now) {
@@ -170,7 +204,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(RotateOutcome::Rotated(Box::new(grant)))
+        Ok(RotateOutcome::Rotated { grant: Box::new(grant), may_use_client })
     }
 
     /// Was a refresh token of the grant issued at or after `since` (other than `old`) used?

@@ -1,6 +1,58 @@
 //! Durable state over sqlx: SQLite by default, Postgres when `database.url` says so. One set of
 //! portable SQL (`$n` placeholders, BIGINT times, TEXT ids) serves both through `sqlx::Any`.
 
+/// What a user has to sign in with, counted in six subqueries over the user id `$user` (an SQL
+/// expression): the columns of [`Credentials`](crate::domain::Credentials), in its order.
+macro_rules! credential_counts {
+    ($user:literal) => {
+        concat!(
+            "(SELECT COUNT(*) FROM users WHERE id = ",
+            $user,
+            " AND password_hash IS NOT NULL),
+             (SELECT COUNT(*) FROM totp_credentials WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM passkeys WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM upstream_identities WHERE user_id = ",
+            $user,
+            "),
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ",
+            $user,
+            " AND used_at IS NULL),
+             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
+            $user,
+            " AND sms_codes = 1),
+             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
+            $user,
+            " AND whatsapp_codes = 1)"
+        )
+    };
+}
+
+/// The required-group rule as one BIGINT (1: may use): the client `$client` requires no group,
+/// or the user `$user` is in one of those it requires.
+macro_rules! may_use_client {
+    ($client:literal, $user:literal) => {
+        concat!(
+            "CAST(CASE WHEN NOT EXISTS (SELECT 1 FROM client_required_groups WHERE client_id = ",
+            $client,
+            ")
+                  OR EXISTS (SELECT 1 FROM client_required_groups r JOIN group_members m
+                             ON m.group_name = r.group_name WHERE r.client_id = ",
+            $client,
+            " AND m.user_id = ",
+            $user,
+            ")
+                THEN 1 ELSE 0 END AS BIGINT)"
+        )
+    };
+}
+
 mod access;
 mod audit;
 mod clients;
@@ -9,7 +61,10 @@ mod grants;
 mod logouts;
 mod passkeys;
 mod password_history;
+mod phone_numbers;
 pub mod purge;
+pub mod sealed;
+mod resources;
 mod registrations;
 mod second_factors;
 mod sessions;
@@ -24,8 +79,9 @@ pub use grants::{NewGrant, RotateOutcome};
 pub use logouts::LogoutDelivery;
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use password_history::SignOut;
+pub use phone_numbers::PhoneNumber;
 pub use second_factors::TotpCredential;
-pub use sessions::SessionClient;
+pub use sessions::{SessionAtClient, SessionClient};
 pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::LinkedIdentity;
 pub use users::KeyConflict;
@@ -48,6 +104,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     clients: Arc<clients::Cache>,
+    /// Seals and opens personal data, under the KEK (see [`sealed`]).
+    pii: Arc<sealed::Pii>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -64,7 +122,17 @@ impl Store {
             std::fs::create_dir_all(&settings.data_dir)?;
         }
         let mut options = AnyPoolOptions::new()
-            .max_connections(settings.database.max_connections)
+            .max_connections(match backend {
+                // One connection, so one writer: SQLite lets one writer in at a time and makes
+                // the others sleep and retry (its busy handler: 1 ms, 2 ms, … 100 ms), which is
+                // the token endpoint's long tail. Reads queue behind it for microseconds.
+                Backend::Sqlite => 1,
+                Backend::Postgres => settings.database.max_connections,
+            })
+            // No ping before every acquire: it is a round trip per statement (to Postgres, or to
+            // SQLite's worker thread). A broken connection fails its statement (a 503) and is
+            // closed when it goes back to the pool, which pings it then.
+            .test_before_acquire(false)
             .acquire_timeout(std::time::Duration::from_secs(settings.database.acquire_timeout));
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
@@ -79,23 +147,38 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?;
-        Ok(Self { pool, backend, clients: Arc::default() })
+        let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
+        Ok(Self { pool, backend, clients: Arc::default(), pii: Arc::new(sealed::Pii::new(kek)) })
     }
 
-    /// Brings the schema up to date, then fills the accounts' lookup keys; answers the
-    /// accounts that conflict by case (each also logged as a warning), which a migration never
-    /// fails over.
+    /// Brings the schema up to date, seals the personal data still in clear (see [`sealed`]),
+    /// then fills the accounts' lookup keys; answers the accounts that conflict by case (each
+    /// also logged as a warning), which a migration never fails over.
     pub async fn migrate(&self) -> anyhow::Result<Vec<KeyConflict>> {
+        Ok(self.migrate_sealing(sealed::BATCH, None).await?.0)
+    }
+
+    /// [`Store::migrate`], sealing in batches of `batch` rows and at most `batches` of them
+    /// (`latchkey migrate --batches`); what is left is sealed by the next run or start.
+    pub async fn migrate_sealing(
+        &self,
+        batch: u64,
+        batches: Option<u64>,
+    ) -> anyhow::Result<(Vec<KeyConflict>, sealed::Sealing)> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await?;
+        let sealing = self.seal_plain_rows(batch, batches).await?;
+        if sealing.rows > 0 {
+            tracing::info!(rows = sealing.rows, more = sealing.more, "sealed personal data written in clear");
+        }
         let conflicts = self.fill_login_keys().await?;
         for c in &conflicts {
             tracing::warn!(user = %c.user_id, holder = %c.holder, field = c.field, "{c}");
         }
-        Ok(conflicts)
+        Ok((conflicts, sealing))
     }
 
     pub fn backend(&self) -> Backend {

@@ -26,6 +26,12 @@ pub struct CodeGrant {
     pub acr: String,
     pub amr: Vec<String>,
     pub issued_at: i64,
+    /// The DPoP key the code is bound to (RFC 9449 §10.1).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
+    /// The resource server the tokens are for (RFC 8707).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 fn key(code: &str) -> String {
@@ -53,6 +59,8 @@ pub async fn issue(
         acr: session.acr.clone(),
         amr: session.amr.clone(),
         issued_at: state.now(),
+        dpop_jkt: req.dpop_jkt.clone(),
+        resource: req.resource.clone(),
     };
     let ttl = Duration::from_secs(state.settings.tokens.code_ttl as u64);
     let json = serde_json::to_string(&grant).expect("a code grant serialises");

@@ -4,6 +4,7 @@
 
 pub mod code;
 pub mod consent;
+pub mod par;
 pub mod request;
 pub mod request_object;
 pub mod response;
@@ -15,7 +16,7 @@ use crate::http::client_ip::ClientAddr;
 use crate::http::{PageError, Params};
 use crate::login::flow::{self, Entry, HandBack};
 use crate::login::routes::see_other;
-use crate::login::{policy, session};
+use crate::login::{policy, session, steps};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -51,11 +52,22 @@ pub async fn post(
 }
 
 async fn authorize(state: AppState, client_addr: IpAddr, headers: HeaderMap, p: Params) -> Response {
-    let (client, req) = match request::validate(&state, &p).await {
+    // A pushed request (RFC 9126 §4) stands in for the query.
+    let (p, pushed) = match par::resolve(&state, p).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let (client, mut req) = match request::validate(&state, &p).await {
         Ok(v) => v,
         Err(Rejection::Page(e)) => return e.into_response(),
         Err(Rejection::Redirect(target, e)) => return response::error(&state, &target, &e),
     };
+    // RFC 9126 §5, FAPI 2.0 §5.3.2.2-3: a client held to PAR is refused anything else.
+    if pushed.is_none() && par::required(&state, &client) {
+        let e = err("invalid_request", "this client must push its authorization requests (PAR)");
+        return response::error(&state, &req.target, &e);
+    }
+    req.pushed = pushed;
     let browser = Browser { headers: &headers, addr: client_addr };
     match decide(&state, &browser, &client, req).await {
         Ok(resp) => resp,
@@ -77,20 +89,19 @@ async fn decide(
 ) -> Result<Response, PageError> {
     use policy::Decision;
     let now = state.now();
-    let current = session::current(state, browser.headers, now).await?;
-    let factors = match &current {
-        Some(s) => flow::factors_of(state, &s.user_id).await?,
-        None => Default::default(),
-    };
-    Ok(match (policy::decide(&req, client, current.as_ref(), &factors, now), current) {
-        (Decision::Issue, Some(s)) => {
-            if let Some(refusal) = resume::outside_required_groups(state, &s, client, &req.target).await? {
-                return Ok(refusal);
+    // The session with the user's factors, the client's group rule and the user's consent: one
+    // read of the store.
+    let at = session::current_at_client(state, browser.headers, &client.id, now).await?;
+    let factors = at.as_ref().map(|a| steps::enrolled(state, &a.credentials)).unwrap_or_default();
+    let current = at.as_ref().map(|a| &a.session);
+    Ok(match (policy::decide(&req, client, current, &factors, now), at) {
+        (Decision::Issue, Some(at)) => {
+            let s = at.session;
+            if !at.may_use_client {
+                return Ok(resume::refuse_outside_required_groups(state, &s, client, &req.target).await);
             }
-            let consented = state.store.consented_scopes(&s.user_id, &client.id).await?;
-            if !consent::needed(&req, client, &consented) {
-                let code = code::issue(state, &req, &s).await?;
-                return Ok(response::code(state, &req.target, &code));
+            if !consent::needed(&req, client, &at.consented) {
+                return Ok(resume::issue(state, &req, &s).await?);
             }
             // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
             if req.prompt.none {
@@ -106,7 +117,7 @@ async fn decide(
             &req.target,
             &err("interaction_required", "the requested authentication context needs the user's second factor"),
         ),
-        (Decision::StepUp(step), Some(s)) => start(state, browser, req, Entry::StepUp(s, step)).await?,
+        (Decision::StepUp(step), Some(at)) => start(state, browser, req, Entry::StepUp(at.session, step)).await?,
         (_, _) if req.prompt.none => {
             response::error(state, &req.target, &err("login_required", "the user is not signed in"))
         }

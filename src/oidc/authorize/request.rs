@@ -5,6 +5,7 @@
 use super::request_object;
 pub use crate::domain::authorization::{AuthRequest, Prompt, ResponseMode, Target};
 use crate::domain::claims::SCOPES_SUPPORTED;
+use crate::domain::resource::Resource;
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{PageError, Params};
 use crate::state::AppState;
@@ -76,7 +77,18 @@ pub async fn validate(state: &AppState, query: &Params) -> Result<(Arc<Client>, 
     if let Some(e) = refused {
         return Err(Rejection::Redirect(target, e));
     }
-    match check_rest(state, &client, p, &target) {
+    // RFC 8707 §2: a resource indicator names a registered resource server, else invalid_target.
+    let resource = match p.get("resource") {
+        None => None,
+        Some(uri) => match state.store.resource(uri).await.map_err(PageError::from)? {
+            Some(r) => Some(r),
+            None => {
+                let e = err("invalid_target", "resource is not a resource server registered here");
+                return Err(Rejection::Redirect(target, e));
+            }
+        },
+    };
+    match check_rest(state, &client, p, &target, resource.as_ref()) {
         Ok(req) => Ok((client.clone(), registered_defaults(state, &client, p, req).await?)),
         Err(e) => Err(Rejection::Redirect(target, e)),
     }
@@ -140,7 +152,13 @@ fn check_redirect_uri(client: &Client, p: &Params) -> Result<String, Rejection> 
     Ok(uri.to_owned())
 }
 
-fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) -> Result<AuthRequest, AuthzError> {
+fn check_rest(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    target: &Target,
+    resource: Option<&Resource>,
+) -> Result<AuthRequest, AuthzError> {
     // Response mode (OAuth 2.0 Multiple Response Types §2.1, Form Post Response Mode).
     if let Some(mode) = p.get("response_mode")
         && !ResponseMode::SUPPORTED.contains(&mode)
@@ -160,11 +178,12 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(err("unauthorized_client", "this client may not use the authorization code grant"));
     }
-    // Scope: unknown values are ignored (RFC 6749 §3.3 lets the server narrow it);
-    // offline_access only for clients that may hold refresh tokens.
+    // Scope: unknown values are ignored (RFC 6749 §3.3 lets the server narrow it), the
+    // resource's own scopes are known when one is named; offline_access only for clients that
+    // may hold refresh tokens.
     let scopes: Vec<String> = parse_scope(p.get("scope").unwrap_or_default())
         .into_iter()
-        .filter(|s| SCOPES_SUPPORTED.contains(&s.as_str()))
+        .filter(|s| SCOPES_SUPPORTED.contains(&s.as_str()) || resource.is_some_and(|r| r.scopes.contains(s)))
         .filter(|s| s != "offline_access" || client.allows(GrantType::RefreshToken))
         .collect();
     // PKCE (RFC 7636 §4.3): S256 only; required for public clients (RFC 9700 §2.1.1).
@@ -183,8 +202,9 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
         }
     } else if client.is_public() {
         return Err(err("invalid_request", "public clients must use PKCE (code_challenge with S256)"));
-    } else if client.require_pkce || state.settings.tokens.require_pkce {
-        // RFC 9700 §2.1.1: confidential clients SHOULD use PKCE too; the operator may insist.
+    } else if client.require_pkce || state.settings.tokens.require_pkce || client.is_fapi2() {
+        // RFC 9700 §2.1.1: confidential clients SHOULD use PKCE too; the operator may insist,
+        // and FAPI 2.0 does (§5.3.2.2-5).
         return Err(err("invalid_request", "this client must use PKCE (code_challenge with S256)"));
     }
     // prompt (OIDC Core §3.1.2.1): none may not be combined with other values.
@@ -222,6 +242,11 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
             _ => return Err(err("invalid_request", "claims must be a JSON object")),
         },
     };
+    // RFC 9449 §10: dpop_jkt binds the code to a DPoP key; it is a JWK thumbprint.
+    let dpop_jkt = p.get("dpop_jkt").map(str::to_owned);
+    if dpop_jkt.as_deref().is_some_and(|j| !crate::oidc::dpop::is_thumbprint(j)) {
+        return Err(err("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint"));
+    }
     let hint_sub = match p.get("id_token_hint") {
         None => None,
         Some(hint) => Some(
@@ -245,6 +270,9 @@ fn check_rest(state: &AppState, client: &Client, p: &Params, target: &Target) ->
             .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default(),
         claims,
+        dpop_jkt,
+        pushed: None,
+        resource: resource.map(|r| r.uri.clone()),
     })
 }
 

@@ -55,10 +55,20 @@ pub async fn outside_required_groups(
     if state.store.may_use_client(&session.user_id, &client.id).await? {
         return Ok(None);
     }
+    Ok(Some(refuse_outside_required_groups(state, session, client, target).await))
+}
+
+/// The refusal of a user outside the groups the client requires: audited, and `access_denied`.
+pub async fn refuse_outside_required_groups(
+    state: &AppState,
+    session: &Session,
+    client: &Client,
+    target: &Target,
+) -> Response {
     let event = AuditEvent::new("login.refused_group").user(&session.user_id).client(&client.id);
     state.store.audit(event, state.now()).await;
     let e = err("access_denied", "the user is not in a group this application requires");
-    Ok(Some(response::error(state, target, &e)))
+    response::error(state, target, &e)
 }
 
 fn request(flow: &Flow) -> &AuthRequest {
@@ -126,6 +136,16 @@ pub async fn decide(
 async fn complete(state: &AppState, flow: &Flow, session: &Session) -> Result<Response, PageError> {
     let req = request(flow);
     flow::end(state, flow).await?;
+    issue(state, req, session).await
+}
+
+/// Answers the client with a code for `req` — unless it was pushed and its `request_uri` was
+/// used meanwhile (RFC 9126 §4: one-time), which gets `invalid_request_uri`.
+pub async fn issue(state: &AppState, req: &AuthRequest, session: &Session) -> Result<Response, PageError> {
+    if !super::par::spend(state, req).await? {
+        let e = err("invalid_request_uri", "the request_uri was already used");
+        return Ok(response::error(state, &req.target, &e));
+    }
     let code = code::issue(state, req, session).await?;
     Ok(response::code(state, &req.target, &code))
 }

@@ -1,6 +1,6 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
-use super::{TokenResponse, live_user, user_tokens};
+use super::{TokenResponse, bound_refresh, live_user, user_tokens};
 use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -9,7 +9,15 @@ use crate::oidc::authorize::request::is_pkce_value;
 use crate::state::AppState;
 use crate::store::{AuditEvent, NewGrant};
 
-pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+/// The longest a FAPI 2.0 client's code lives (Security Profile §5.3.2.1-11).
+const FAPI2_CODE_TTL: i64 = 60;
+
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    dpop: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
     }
@@ -56,10 +64,25 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         }
         (None, None) => {}
     }
-    let user = live_user(state, &c.user_id).await?;
-    if state.store.session(&c.session_id, now).await?.is_none() {
-        return Err(OAuthError::invalid_grant("the session this code came from has ended"));
+    // …to the resource it was issued for (RFC 8707 §2.2)…
+    super::same_resource(p, c.resource.as_deref())?;
+    // …to the DPoP key named at the authorization request (RFC 9449 §10.1: the proof here
+    // MUST use that key)…
+    if let Some(bound) = &c.dpop_jkt {
+        match dpop {
+            None => return Err(OAuthError::invalid_dpop_proof("the authorization code is bound to a DPoP key")),
+            Some(jkt) if jkt != bound => {
+                return Err(OAuthError::invalid_grant("the DPoP proof's key is not the one the code is bound to"));
+            }
+            Some(_) => {}
+        }
     }
+    // …and, under FAPI 2.0, to a lifetime of 60 s at most (§5.3.2.1-11) whatever
+    // tokens.code_ttl says.
+    if client.is_fapi2() && now - c.issued_at > FAPI2_CODE_TTL {
+        return Err(OAuthError::invalid_grant("the authorization code is invalid or expired"));
+    }
+    let user = live_user(state, &c.user_id).await?;
     let offline = c.scopes.iter().any(|s| s == "offline_access") && client.allows(GrantType::RefreshToken);
     let grant = Grant {
         id: c.grant_id.clone(),
@@ -76,14 +99,19 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         expires_at: now
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
+        dpop_jkt: bound_refresh(client, dpop),
+        resource: c.resource.clone(),
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
-    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
+    // Written only while the session the code came from is live (checked in the same write).
+    if !state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await? {
+        return Err(OAuthError::invalid_grant("the session this code came from has ended"));
+    }
     // A second redemption racing this one (possibly on another node) revoked before the grant
     // existed: honour it now. The answer stays 200, as if this redemption had come first.
     if code::reuse_seen(state, &grant.id).await? {
         state.store.revoke_grant(&grant.id, now).await?;
     }
-    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, now).await
+    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, dpop, now).await
 }

@@ -4,6 +4,7 @@
 use crate::crypto::hash_secret;
 use crate::domain::Client;
 use crate::keys::JsonObject;
+use crate::oidc::authorize::par;
 use crate::oidc::{INTROSPECT, REVOKE, TOKEN};
 use crate::state::AppState;
 use serde_json::Value;
@@ -16,6 +17,10 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// would make the replay cache hold it for as long.
 pub const MAX_LIFETIME: i64 = 600;
 
+/// How far ahead of our clock an assertion's `nbf` or `iat` may be: clocks differ, and FAPI 2.0
+/// §5.3.2.1-13 asks that 10 s pass.
+pub const MAX_SKEW: i64 = 10;
+
 /// Why an assertion was refused: logged, never told to the client (it gets `invalid_client`).
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
@@ -27,7 +32,7 @@ pub enum Refused {
     Audience,
     #[error("exp is missing, past, or more than {MAX_LIFETIME} seconds ahead")]
     Expiry,
-    #[error("nbf is in the future")]
+    #[error("nbf or iat is more than {MAX_SKEW} seconds in the future")]
     NotYetValid,
     #[error("jti is missing")]
     NoJti,
@@ -49,7 +54,8 @@ pub async fn verify(
     assertion: &str,
 ) -> Result<Result<(), Refused>, crate::ephemeral::Unavailable> {
     let now = state.now();
-    let allowed = |alg| client.keys.token_endpoint_auth_signing_alg.is_none_or(|a| a == alg);
+    let allowed =
+        |alg| client.keys.token_endpoint_auth_signing_alg.is_none_or(|a| a == alg) && client.may_sign_with(alg);
     let claims = match state.client_keys.verify(&state.upstream_http, &client.keys, assertion, allowed, now).await {
         Ok((_, claims)) => claims,
         Err(e) => return Ok(Err(e.into())),
@@ -78,11 +84,13 @@ fn check_claims(state: &AppState, client: &Client, claims: &JsonObject, now: i64
         return Err(Refused::Subject);
     }
     // aud MUST identify the authorization server: its issuer or the endpoint the assertion is
-    // sent to (§3 item 3; OIDC Core §9 names the token endpoint URL).
-    let ours = |a: &str| a == state.issuer || [TOKEN, REVOKE, INTROSPECT].iter().any(|p| a == state.url(p));
+    // sent to (§3 item 3; OIDC Core §9 names the token endpoint URL, RFC 9126 §2 the PAR
+    // endpoint). FAPI 2.0 §5.3.2.1-8: the issuer alone, as a string.
+    let ours = |a: &str| a == state.issuer || [TOKEN, REVOKE, INTROSPECT, par::PATH].iter().any(|p| a == state.url(p));
     let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) if client.is_fapi2() => *a == state.issuer,
         Some(Value::String(a)) => ours(a),
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
+        Some(Value::Array(list)) if !client.is_fapi2() => list.iter().filter_map(Value::as_str).any(ours),
         _ => false,
     };
     if !aud_ok {
@@ -93,8 +101,10 @@ fn check_claims(state: &AppState, client: &Client, claims: &JsonObject, now: i64
         Some(exp) if exp > now && exp - now <= MAX_LIFETIME => {}
         _ => return Err(Refused::Expiry),
     }
-    // nbf, if present, not in the future (§3 item 5).
-    if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now) {
+    // nbf, if present, not in the future (§3 item 5), nor iat (§3 item 6), give or take
+    // MAX_SKEW.
+    let ahead = |name| claims.get(name).and_then(Value::as_i64).is_some_and(|t| t > now + MAX_SKEW);
+    if ahead("nbf") || ahead("iat") {
         return Err(Refused::NotYetValid);
     }
     Ok(())

@@ -123,6 +123,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, p: &Params) -> 
         (None, _) => false,
     };
     match client {
+        // FAPI 2.0 §5.3.2.1-6: private_key_jwt (or mTLS) only, whatever was registered.
+        Some(c) if ok && c.is_fapi2() && c.auth_method != AuthMethod::PrivateKeyJwt => {
+            Err(OAuthError::invalid_client("a FAPI 2.0 client authenticates with private_key_jwt"))
+        }
         Some(c) if ok => Ok(c),
         _ => Err(OAuthError::invalid_client("client authentication failed")),
     }

@@ -3,7 +3,7 @@
 //! device's own, tied to no browser session: signing out on the phone that approved it does not
 //! sign the television out (revoking the grant does, as does the user's account page).
 
-use super::{TokenResponse, live_user, user_tokens};
+use super::{TokenResponse, bound_refresh, live_user, user_tokens};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -11,7 +11,12 @@ use crate::oidc::device::{self, Decision};
 use crate::state::AppState;
 use crate::store::{AuditEvent, NewGrant};
 
-pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    dpop: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client("this client may not use the device authorization grant"));
     }
@@ -38,10 +43,13 @@ pub async fn exchange(state: &AppState, client: &Client, p: &Params) -> Result<T
         expires_at: now
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
+        dpop_jkt: bound_refresh(client, dpop),
+        resource: None,
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
-    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }).await?;
+    // No session to outlive: always written.
+    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
     state.store.audit(AuditEvent::new("device.tokens_issued").client(&client.id).user(&user.id), now).await;
-    user_tokens(state, client, &grant, &user, &grant.scopes, None, refresh, now).await
+    user_tokens(state, client, &grant, &user, &grant.scopes, None, refresh, dpop, now).await
 }

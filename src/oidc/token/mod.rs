@@ -7,11 +7,13 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod device_code;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use crate::domain::claims::Access;
+use crate::domain::resource::Resource;
 use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
-use crate::oidc::id_token;
+use crate::oidc::{dpop, id_token};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -33,16 +35,24 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
     }
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     let client = client_auth::authenticate(state, headers, &p).await?;
+    // RFC 9449 §5: a proof binds what is issued to its key; a client registered for DPoP-bound
+    // tokens (or under FAPI 2.0, §5.3.2.1-4) must send one.
+    let proof = dpop::verify(state, headers, "POST", crate::oidc::TOKEN, None).await?;
+    if proof.is_none() && client.requires_dpop() {
+        return Err(OAuthError::invalid_dpop_proof("this client's token requests need a DPoP proof"));
+    }
+    let dpop = proof.as_ref().map(|p| p.jkt.as_str());
     // A client registered with an algorithm this node has no key for yet (`clients add
     // --id-token-alg` created it moments ago): read the keys now rather than at the next tick.
     if !state.keys.can_sign(client.id_token_signed_response_alg) {
         state.keys.refresh(state.now()).await?;
     }
     let issued = match grant_type {
-        "authorization_code" => authorization_code::exchange(state, &client, &p).await,
-        "refresh_token" => refresh_token::exchange(state, &client, &p).await,
-        "client_credentials" => client_credentials::exchange(state, &client, &p).await,
-        "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p).await,
+        "authorization_code" => authorization_code::exchange(state, &client, &p, dpop).await,
+        "refresh_token" => refresh_token::exchange(state, &client, &p, dpop).await,
+        "client_credentials" => client_credentials::exchange(state, &client, &p, dpop).await,
+        "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p, dpop).await,
+        "urn:ietf:params:oauth:grant-type:token-exchange" => token_exchange::exchange(state, &client, &p, dpop).await,
         other => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported"))),
     }?;
     crate::metrics::token_issued(grant_type);
@@ -61,6 +71,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// What token exchange issued (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -75,7 +88,8 @@ impl IntoResponse for TokenResponse {
 
 /// Tokens for a user grant: an access token, an ID token when `openid` was granted, and the
 /// refresh token the caller minted (if any), signed with the client's algorithm. Both tokens
-/// carry the user's groups and roles at this client when those scopes were granted.
+/// carry the user's groups and roles at this client when those scopes were granted. With a
+/// DPoP proof (`dpop`: its key's thumbprint) the access token is bound to the key (RFC 9449 §6).
 #[allow(clippy::too_many_arguments)] // each is a distinct input of OIDC Core §3.1.3.3
 pub async fn user_tokens(
     state: &AppState,
@@ -85,10 +99,12 @@ pub async fn user_tokens(
     scopes: &[String],
     nonce: Option<&str>,
     refresh_token: Option<String>,
+    dpop: Option<&str>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let access = access(state, &user.id, &client.id, scopes).await?;
-    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, now)?;
+    let bound = id_token::Binding { dpop, resource: grant.resource.as_deref(), act: None };
+    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, bound, now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_signed_response_alg;
         let sub = super::subject::for_client(state, client, &user.id).await?;
@@ -98,12 +114,45 @@ pub async fn user_tokens(
     };
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: token_type(dpop),
         expires_in: state.settings.tokens.access_token_ttl,
         scope: scopes.join(" "),
         refresh_token,
         id_token,
+        issued_token_type: None,
     })
+}
+
+/// `DPoP` for a token bound to a DPoP key (RFC 9449 §5), else `Bearer`.
+pub fn token_type(dpop: Option<&str>) -> &'static str {
+    if dpop.is_some() { "DPoP" } else { "Bearer" }
+}
+
+/// The DPoP key a new grant's refresh tokens are bound to: a public client's (RFC 9449 §5); a
+/// confidential client's refresh tokens are bound by its authentication, and may move to a new
+/// DPoP key (the FAPI 2.0 plan refreshes with one).
+pub fn bound_refresh(client: &Client, dpop: Option<&str>) -> Option<String> {
+    dpop.filter(|_| client.is_public()).map(str::to_owned)
+}
+
+/// The registered resource server a token request names (RFC 8707 §2: `resource`), or
+/// `invalid_target`.
+pub async fn resource(state: &AppState, p: &Params) -> Result<Option<Resource>, OAuthError> {
+    let Some(uri) = p.get("resource") else { return Ok(None) };
+    match state.store.resource(uri).await? {
+        Some(r) => Ok(Some(r)),
+        None => Err(OAuthError::invalid_target("resource is not a resource server registered here")),
+    }
+}
+
+/// RFC 8707 §2.2: a token request for a grant may name its resource again, not another one.
+pub fn same_resource(p: &Params, granted: Option<&str>) -> Result<(), OAuthError> {
+    match p.get("resource") {
+        Some(asked) if Some(asked) != granted => {
+            Err(OAuthError::invalid_target("resource is not the one this grant was given for"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The groups and roles the scopes ask for, read only when asked.

@@ -101,7 +101,7 @@ async fn decide(
             }
             let consented = state.store.consented_scopes(&s.user_id, &client.id).await?;
             if !consent::needed(&req, client, &consented) {
-                return Ok(resume::issue(state, &req, &s).await?);
+                return resume::issue(state, &req, &s).await;
             }
             // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
             if req.prompt.none {

@@ -16,8 +16,17 @@ pub fn router(state: AppState) -> Router {
         .merge(login::router())
         .merge(account::router())
         .merge(account::api::router(&origins));
+    // The forward-auth gateway: its pages limited like the others, its checks not.
+    let gateway = crate::gateway::routers(&state);
+    let limited = match &gateway {
+        Some((_, pages)) => limited.merge(pages.clone()),
+        None => limited,
+    };
     let limited = middleware::rate_limited(limited, &state.settings.rate_limit);
     let mut router = Router::new();
+    if let Some((checks, _)) = gateway {
+        router = router.merge(checks);
+    }
     if state.settings.metrics.enabled {
         match crate::metrics::install() {
             Ok(handle) => router = router.merge(crate::metrics::router(handle)),

@@ -43,8 +43,14 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Create or update the database schema
+    /// Create or update the database schema, and seal personal data still stored in clear
     Migrate {
+        /// Rows sealed per transaction
+        #[arg(long, default_value_t = crate::store::sealed::BATCH)]
+        batch_size: u64,
+        /// Seal at most this many batches, then stop (the next run or start seals the rest)
+        #[arg(long)]
+        batches: Option<u64>,
         #[command(flatten)]
         json: Json,
     },
@@ -371,16 +377,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
         Command::Config { .. } => unreachable!("answered above"),
-        Command::Migrate { json } => {
+        Command::Migrate { batch_size, batches, json } => {
             let store = Store::connect(&settings).await?;
-            let conflicts = store.migrate().await?;
+            let (conflicts, sealing) = store.migrate_sealing(batch_size, batches).await?;
             // Accounts that differ only in case: the operator renames one of each pair.
             for c in &conflicts {
                 eprintln!("warning: {c}");
             }
             let listed: Vec<_> =
                 conflicts.iter().map(|c| json!({ "user": c.user_id, "field": c.field, "same_as": c.holder })).collect();
-            print(json.json, json!({ "migrated": true, "conflicts": listed }), || "database is up to date".into());
+            let value = json!({ "migrated": true, "conflicts": listed, "sealed": sealing.rows, "plain_left": sealing.more });
+            print(json.json, value, || match (sealing.rows, sealing.more) {
+                (0, false) => "database is up to date".into(),
+                (n, false) => format!("database is up to date; sealed the personal data of {n} rows written in clear"),
+                (n, true) => format!(
+                    "schema up to date; sealed the personal data of {n} rows, more rows are still in clear (the next migrate or start seals them)"
+                ),
+            });
             Ok(())
         }
         Command::Clients { command } => clients(&open(&settings).await?, &settings, *command).await,

@@ -1,6 +1,8 @@
 //! Settings: built-in defaults, overridden by `latchkey.toml` (or `--config FILE`), overridden by
 //! `LATCHKEY_*` environment variables. Every knob has exactly one name in each layer.
 
+pub mod gateway;
+pub mod phone;
 pub mod upstream;
 
 use serde::Deserialize;
@@ -35,6 +37,10 @@ pub struct Settings {
     /// `[[upstream]]`: identity providers to sign in with (Google, Facebook, any OIDC issuer).
     pub upstream: Vec<Upstream>,
     pub metrics: Metrics,
+    /// `[gateway]`: forward-auth for apps behind a reverse proxy, and its rules.
+    pub gateway: gateway::Gateway,
+    /// `[phone]`: phone numbers and sign-in codes by SMS and WhatsApp (see `config::phone`).
+    pub phone: phone::Phone,
 }
 
 /// Prometheus metrics (see `crate::metrics`).
@@ -377,6 +383,8 @@ impl Default for Settings {
             http: Http::default(),
             upstream: Vec::new(),
             metrics: Metrics::default(),
+            gateway: gateway::Gateway::default(),
+            phone: phone::Phone::default(),
         }
     }
 }
@@ -495,6 +503,12 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_DPOP_NONCE",
     "LATCHKEY_LOGIN_PASSWORD_WORKERS",
     "LATCHKEY_LOGIN_PASSWORD_QUEUE",
+    // [gateway]
+    "LATCHKEY_GATEWAY_ENABLED",
+    "LATCHKEY_GATEWAY_COOKIE_DOMAIN",
+    "LATCHKEY_GATEWAY_DEVICE_BINDING",
+    "LATCHKEY_GATEWAY_CACHE_SECS",
+    "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -566,6 +580,11 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_DPOP_NONCE" => s.tokens.dpop_nonce = flag(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_WORKERS" => s.login.password_workers = num(&v)?,
         "LATCHKEY_LOGIN_PASSWORD_QUEUE" => s.login.password_queue = num(&v)?,
+        "LATCHKEY_GATEWAY_ENABLED" => s.gateway.enabled = flag(&v)?,
+        "LATCHKEY_GATEWAY_COOKIE_DOMAIN" => s.gateway.cookie_domain = Some(v),
+        "LATCHKEY_GATEWAY_DEVICE_BINDING" => s.gateway.device_binding = v.parse()?,
+        "LATCHKEY_GATEWAY_CACHE_SECS" => s.gateway.cache_secs = num(&v)?,
+        "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS" => s.gateway.outage_grace_secs = num(&v)?,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -601,6 +620,11 @@ impl Settings {
         for name in ENVIRONMENT {
             if let Ok(value) = std::env::var(name) {
                 apply_env(&mut settings, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            }
+        }
+        for name in phone::ENVIRONMENT {
+            if let Ok(value) = std::env::var(name) {
+                phone::apply_env(&mut settings.phone, name, value).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             }
         }
         Ok(settings)
@@ -734,6 +758,8 @@ impl Settings {
         }
         out.extend(crate::domain::registration::problems(&self.registration));
         out.extend(upstream::problems(&self.upstream));
+        out.extend(crate::gateway::rules::problems(self));
+        out.extend(phone::problems(&self.phone));
         out
     }
 

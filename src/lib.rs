@@ -38,6 +38,8 @@ pub mod dirs;
 pub mod domain;
 /// Short-lived state: authorization codes, login flows, counters.
 pub mod ephemeral;
+/// Forward-auth for apps behind a reverse proxy: rules, the check, gateway sessions, devices.
+pub mod gateway;
 /// HTTP plumbing: middleware, extractors, error responses, cookies.
 pub mod http;
 /// Signing keys: generation, encryption at rest, JWKS, JWS sign and verify.
@@ -56,6 +58,8 @@ pub mod oidc;
 pub mod pages;
 /// Argon2id password hashing on a bounded blocking pool.
 pub mod passwords;
+/// Sign-in codes by SMS and WhatsApp: numbers' rules, providers, the development outbox.
+pub mod phone;
 /// Binding, serving and graceful shutdown.
 pub mod server;
 /// Sign-up and email verification, shared by the sign-up step and the account JSON API.

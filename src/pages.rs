@@ -201,6 +201,63 @@ pub struct SecurityPage<'a> {
     pub notice: Option<&'a str>,
     /// None when WebAuthn is off on this server.
     pub passkeys: Option<Vec<PasskeyLine>>,
+    /// None when no channel sends codes by phone on this server.
+    pub phone: Option<PhoneSection>,
+}
+
+impl SecurityPage<'_> {
+    /// Whether a second factor is on, for recovery codes to stand in for.
+    pub fn has_second_factor(&self) -> bool {
+        self.totp || self.email.is_some() || self.phone.as_ref().is_some_and(PhoneSection::codes_on)
+    }
+}
+
+/// The security page's phone number: the verified number (masked) and each offered channel.
+pub struct PhoneSection {
+    pub number: Option<String>,
+    pub channels: Vec<PhoneChannel>,
+}
+
+impl PhoneSection {
+    /// Whether any channel's codes are on (recovery codes then stand in for them).
+    pub fn codes_on(&self) -> bool {
+        self.channels.iter().any(|c| c.on)
+    }
+}
+
+pub struct PhoneChannel {
+    /// `sms` or `whatsapp`: names its forms and actions.
+    pub name: &'static str,
+    pub label: &'static str,
+    pub on: bool,
+}
+
+/// A code just sent to a phone, to verify the number or to turn a channel's codes on.
+#[derive(Template)]
+#[template(path = "account_phone_confirm.html")]
+pub struct PhoneConfirmPage<'a> {
+    pub csrf: &'a str,
+    pub heading: &'a str,
+    pub to: &'a str,
+    pub channel: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Signing in with a code by phone, before a code is sent: the number to send it to (first
+/// factor), or, for a user with codes by SMS and by WhatsApp, a button to send it this way.
+#[derive(Template)]
+#[template(path = "login_phone.html")]
+pub struct PhonePage<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub channel: &'a str,
+    /// The user's number, masked; None: ask for it.
+    pub number: Option<&'a str>,
+    /// What was typed, to show again.
+    pub phone: &'a str,
+    pub error: Option<&'a str>,
+    pub switches: Vec<Switch>,
 }
 
 /// A registered passkey as the security page lists it (dates as YYYY-MM-DD, UTC).
@@ -304,6 +361,8 @@ pub struct SessionLine {
     pub remembered: bool,
     /// The applications holding grants from it.
     pub applications: Vec<String>,
+    /// Its gateway sessions (apps behind the reverse proxy), each with its device, in words.
+    pub gateway: Vec<String>,
 }
 
 #[derive(Template)]

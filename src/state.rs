@@ -35,6 +35,8 @@ pub struct Inner {
     pub client_keys: crate::keys::client_keys::ClientKeyCache,
     /// The WebAuthn relying party; none when the issuer cannot be one (an IP address).
     pub webauthn: Option<webauthn_rs::Webauthn>,
+    /// Sign-in codes by SMS and WhatsApp (`[phone]`).
+    pub phone: crate::phone::PhoneSender,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,6 +60,7 @@ impl AppState {
         let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
         let webauthn =
             crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
+        let phone = crate::phone::PhoneSender::from_settings(&settings, clock.clone());
         Self(Arc::new(Inner {
             settings,
             issuer,
@@ -72,6 +75,7 @@ impl AppState {
             upstream_http: upstream_http(),
             client_keys: Default::default(),
             webauthn,
+            phone,
         }))
     }
 

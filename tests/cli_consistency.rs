@@ -43,6 +43,9 @@ fn config_check_refuses_each_bad_setting_with_one_line() {
         ("LATCHKEY_METRICS_ENABLED", "perhaps", "LATCHKEY_METRICS_ENABLED"),
         ("LATCHKEY_LOGIN_IDLE_TIMEOUT", "30", "login.idle_timeout"),
         ("LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT", "maybe", "LATCHKEY_LOGIN_REMEMBER_ME_DEFAULT"),
+        ("LATCHKEY_PHONE_SMS", "twilio", "phone.twilio: account_sid, auth_token and from are needed"),
+        ("LATCHKEY_PHONE_WHATSAPP", "pigeon", "LATCHKEY_PHONE_WHATSAPP: 'pigeon' is not off, outbox"),
+        ("LATCHKEY_PHONE_ALLOWED_REGIONS", "GB,Narnia", "phone.allowed_regions: 'Narnia'"),
     ];
     for (name, value, expected) in cases {
         let (ok, stdout, stderr) = latchkey(&[(name, value)], &["config", "check"]);

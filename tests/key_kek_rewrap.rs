@@ -21,7 +21,7 @@ async fn rewrap_reseals_every_key_and_the_running_node_follows() {
     let totp_before = server.db_strings("SELECT secret_enc FROM totp_credentials");
 
     let out = server.cli_text(&["keys", "rewrap"], None);
-    assert!(out.contains("re-sealed 8 keys and 1 authenticator secrets"), "{out}");
+    assert!(out.contains("re-sealed 8 keys, 1 authenticator secrets"), "{out}");
     let new_kek = std::fs::read_to_string(keys_dir.join("kek")).unwrap();
     assert_ne!(new_kek, old_kek);
     assert_eq!(std::fs::read_to_string(keys_dir.join("kek.previous")).unwrap(), old_kek);

@@ -113,6 +113,20 @@ async fn a_link_opened_on_another_device_signs_in_the_waiting_browser_only() {
 }
 
 #[tokio::test]
+async fn an_expired_link_signs_nobody_in() {
+    let (server, _c, browser, form, _pkce) = address_form().await;
+    browser.submit(&form, &[("email", EMAIL)]).await;
+    let link = link_in(&server.await_mail_to(EMAIL, 1)[0]);
+    let confirm = opened(&browser, &link).await;
+    server.advance(601); // past tokens.email_code_ttl, the link's 10 minutes
+    let late = browser.submit(&confirm, &[]).await;
+    assert_eq!(late.status, 400, "{late:?}");
+    assert!(late.body.contains("no longer works"), "{late:?}");
+    let again = browser.get(&link).await;
+    assert_eq!(again.status, 400, "{again:?}");
+}
+
+#[tokio::test]
 async fn an_unknown_address_gets_the_same_page_and_no_mail() {
     let (server, _c, browser, form, _pkce) = address_form().await;
     let nobody = browser.submit(&form, &[("email", "nobody@example.com")]).await;

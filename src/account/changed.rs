@@ -6,6 +6,7 @@
 
 use super::mail;
 use crate::http::PageError;
+use crate::phone::Channel;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 
@@ -21,6 +22,9 @@ pub enum Change {
     PasskeyRemoved,
     RecoveryCodes,
     Unlinked,
+    PhoneCodesOn(crate::phone::Channel),
+    PhoneCodesOff(crate::phone::Channel),
+    PhoneRemoved,
 }
 
 /// The sentence of a reset by link (no session stays, so it is not a [`Change`]).
@@ -38,6 +42,11 @@ impl Change {
             Change::PasskeyRemoved => "A passkey was removed from your account.",
             Change::RecoveryCodes => "New recovery codes were made for your account; the old ones no longer work.",
             Change::Unlinked => "An account at another provider was unlinked from your account.",
+            Change::PhoneCodesOn(Channel::Sms) => "Sign-in codes by SMS were turned on for your account.",
+            Change::PhoneCodesOn(Channel::Whatsapp) => "Sign-in codes by WhatsApp were turned on for your account.",
+            Change::PhoneCodesOff(Channel::Sms) => "Sign-in codes by SMS were turned off for your account.",
+            Change::PhoneCodesOff(Channel::Whatsapp) => "Sign-in codes by WhatsApp were turned off for your account.",
+            Change::PhoneRemoved => "The phone number of your account was removed.",
         }
     }
 
@@ -52,6 +61,11 @@ impl Change {
             Change::PasskeyRemoved => "passkey_removed",
             Change::RecoveryCodes => "recovery_codes",
             Change::Unlinked => "unlinked",
+            Change::PhoneCodesOn(Channel::Sms) => "sms_codes_on",
+            Change::PhoneCodesOn(Channel::Whatsapp) => "whatsapp_codes_on",
+            Change::PhoneCodesOff(Channel::Sms) => "sms_codes_off",
+            Change::PhoneCodesOff(Channel::Whatsapp) => "whatsapp_codes_off",
+            Change::PhoneRemoved => "phone_removed",
         }
     }
 }

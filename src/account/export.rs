@@ -90,6 +90,9 @@ pub async fn export(state: &AppState, user_id: &str) -> Result<Value, PageError>
             "password": user.password_hash.is_some(),
             "authenticator_app": totp,
             "email_codes": store.email_otp_address(user_id).await?,
+            "phone_codes": store.phone_number(user_id).await?.map(|n| serde_json::json!({
+                "number": n.number, "sms": n.sms_codes, "whatsapp": n.whatsapp_codes,
+            })),
             "passkeys": passkeys,
             "recovery_codes_left": store.recovery_codes_left(user_id).await?,
         },

@@ -12,8 +12,9 @@ use crate::http::form::page_form;
 use crate::login::flow;
 use crate::login::routes::see_other;
 use crate::login::step::{Account, Enrolment};
-use crate::login::steps::{StepKind, email_otp, passkey, recovery_code, totp};
+use crate::login::steps::{StepKind, email_otp, passkey, phone_code, recovery_code, totp};
 use crate::pages;
+use crate::phone::Channel;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -31,6 +32,7 @@ pub(super) async fn render(state: &AppState, signed: &Signed, notice: Option<&st
         Some(_) => Some(passkey::enrol::lines(state, &user.id).await?),
         None => None,
     };
+    let phone = phone_section(state, &user.id).await?;
     let page = pages::SecurityPage {
         username: &user.username,
         csrf: &signed.csrf,
@@ -39,8 +41,27 @@ pub(super) async fn render(state: &AppState, signed: &Signed, notice: Option<&st
         codes_left,
         notice,
         passkeys,
+        phone,
     };
     Ok(pages::render(StatusCode::OK, &page))
+}
+
+/// The phone number section, when a channel sends codes here.
+async fn phone_section(state: &AppState, user_id: &str) -> Result<Option<pages::PhoneSection>, PageError> {
+    let offered: Vec<Channel> = Channel::ALL.into_iter().filter(|c| state.phone.offers(*c)).collect();
+    if offered.is_empty() {
+        return Ok(None);
+    }
+    let number = state.store.phone_number(user_id).await?;
+    let channels = offered
+        .into_iter()
+        .map(|c| pages::PhoneChannel {
+            name: c.name(),
+            label: c.label(),
+            on: number.as_ref().is_some_and(|n| n.codes(c)),
+        })
+        .collect();
+    Ok(Some(pages::PhoneSection { number: number.map(|n| crate::phone::mask(&n.number)), channels }))
 }
 
 /// What a form on the page asks for (its `action` field).
@@ -66,6 +87,15 @@ enum Action {
     FinishPasskey,
     RenamePasskey,
     RemovePasskey,
+    /// Send a code to a typed number, to verify it.
+    BeginPhone,
+    /// Verify the number, or turn a channel's codes on, with that code.
+    ConfirmPhone,
+    /// Forget the number (and its codes).
+    RemovePhone,
+    /// Send a code by this channel to the verified number, to turn its codes on.
+    BeginPhoneCodes(Channel),
+    RemovePhoneCodes(Channel),
 }
 
 impl Action {
@@ -82,13 +112,27 @@ impl Action {
             "passkey-finish" => Some(Self::FinishPasskey),
             "passkey-rename" => Some(Self::RenamePasskey),
             "passkey-remove" => Some(Self::RemovePasskey),
-            _ => None,
+            "phone-begin" => Some(Self::BeginPhone),
+            "phone-confirm" => Some(Self::ConfirmPhone),
+            "phone-remove" => Some(Self::RemovePhone),
+            _ => {
+                let (channel, what) = s.split_once('-')?;
+                let channel = Channel::parse(channel)?;
+                match what {
+                    "begin" => Some(Self::BeginPhoneCodes(channel)),
+                    "remove" => Some(Self::RemovePhoneCodes(channel)),
+                    _ => None,
+                }
+            }
         }
     }
 
     /// Confirming only finishes what a fresh begin started; a name changes no factor.
     fn needs_fresh_sign_in(self) -> bool {
-        !matches!(self, Self::ConfirmTotp | Self::ConfirmEmail | Self::FinishPasskey | Self::RenamePasskey)
+        !matches!(
+            self,
+            Self::ConfirmTotp | Self::ConfirmEmail | Self::FinishPasskey | Self::RenamePasskey | Self::ConfirmPhone
+        )
     }
 }
 
@@ -134,17 +178,19 @@ pub async fn change(
         now,
     };
     let code = p.get("code").unwrap_or_default();
+    // The channel a phone confirmation turns on, if that is what it confirms.
+    let mut confirming = None;
     let done = match action {
         Action::BeginTotp => totp::begin(&account).await?,
         Action::ConfirmTotp => totp::confirm(&account, code).await?,
-        Action::RemoveTotp => return remove(&account, &signed, StepKind::Totp).await,
+        Action::RemoveTotp => return remove(&account, &signed, Some(StepKind::Totp)).await,
         Action::BeginEmail => email_otp::begin(&account).await?,
         Action::ConfirmEmail => email_otp::confirm(&account, code).await?,
-        Action::RemoveEmail => return remove(&account, &signed, StepKind::EmailOtp).await,
+        Action::RemoveEmail => return remove(&account, &signed, Some(StepKind::EmailOtp)).await,
         // Codes stand in for a second factor, so there must be one.
         Action::RecoveryCodes => {
             if !flow::factors_of(&state, user_id).await?.keeps_fallbacks() {
-                Enrolment::Notice("Turn on an authenticator app or emailed codes first.")
+                Enrolment::Notice("Turn on an authenticator app, emailed codes or codes by phone first.")
             } else {
                 recovery_code::issue(&account).await?
             }
@@ -170,12 +216,26 @@ pub async fn change(
             }
             return Ok(see_other(PAGE));
         }
+        Action::BeginPhone => {
+            phone_code::begin_number(&account, p.get("phone").unwrap_or_default(), p.get("channel")).await?
+        }
+        Action::ConfirmPhone => {
+            confirming = phone_code::confirming(&account).await?;
+            phone_code::confirm(&account, code).await?
+        }
+        Action::RemovePhone => return remove(&account, &signed, None).await,
+        Action::BeginPhoneCodes(channel) => phone_code::begin_codes(&account, channel).await?,
+        Action::RemovePhoneCodes(Channel::Sms) => return remove(&account, &signed, Some(StepKind::Sms)).await,
+        Action::RemovePhoneCodes(Channel::Whatsapp) => {
+            return remove(&account, &signed, Some(StepKind::Whatsapp)).await;
+        }
     };
     // A factor on, or new recovery codes: other sessions end and the user is told.
     let change = match (action, &done) {
         (Action::ConfirmTotp, Enrolment::Enabled(_)) => Some(Change::TotpOn),
         (Action::ConfirmEmail, Enrolment::Enabled(_)) => Some(Change::EmailCodesOn),
         (Action::FinishPasskey, Enrolment::Enabled(_)) => Some(Change::PasskeyAdded),
+        (Action::ConfirmPhone, Enrolment::Enabled(_)) => confirming.map(Change::PhoneCodesOn),
         (Action::RecoveryCodes, Enrolment::Show(_)) => Some(Change::RecoveryCodes),
         _ => None,
     };
@@ -199,26 +259,46 @@ pub async fn change(
     }
 }
 
-/// Turns the factor `step` off, if the account keeps a way in; its fallbacks go with the last
-/// factor they stand in for.
-async fn remove(account: &Account<'_>, signed: &Signed, step: StepKind) -> Result<Response, PageError> {
+/// Turns the factor `step` off — or, with none, the phone number and both its channels — if
+/// the account keeps a way in; its fallbacks go with the last factor they stand in for.
+async fn remove(account: &Account<'_>, signed: &Signed, step: Option<StepKind>) -> Result<Response, PageError> {
     let state = account.state;
     let removed = |c: &mut crate::domain::Credentials| match step {
-        StepKind::Totp => c.totp = false,
-        _ => c.email_otp = false,
+        Some(StepKind::Totp) => c.totp = false,
+        Some(StepKind::EmailOtp) => c.email_otp = false,
+        Some(StepKind::Sms) => c.sms_codes = false,
+        Some(StepKind::Whatsapp) => c.whatsapp_codes = false,
+        _ => (c.sms_codes, c.whatsapp_codes) = (false, false),
     };
     if !keeps_a_way_in(state, account.user_id, removed).await? {
         return render(state, signed, Some(LAST_WAY_IN)).await;
     }
-    let drop_fallbacks = !flow::factors_of(state, account.user_id).await?.without(step).keeps_fallbacks();
+    let gone: &[StepKind] = match &step {
+        Some(step) => std::slice::from_ref(step),
+        None => &[StepKind::Sms, StepKind::Whatsapp],
+    };
+    let left = gone.iter().fold(flow::factors_of(state, account.user_id).await?, |f, s| f.without(*s));
+    let drop_fallbacks = !left.keeps_fallbacks();
     let change = match step {
-        StepKind::Totp => {
+        Some(StepKind::Totp) => {
             totp::remove(account, drop_fallbacks).await?;
             Change::TotpOff
         }
-        _ => {
+        Some(StepKind::EmailOtp) => {
             email_otp::remove(account, drop_fallbacks).await?;
             Change::EmailCodesOff
+        }
+        Some(StepKind::Sms) => {
+            phone_code::remove_codes(account, Channel::Sms, drop_fallbacks).await?;
+            Change::PhoneCodesOff(Channel::Sms)
+        }
+        Some(StepKind::Whatsapp) => {
+            phone_code::remove_codes(account, Channel::Whatsapp, drop_fallbacks).await?;
+            Change::PhoneCodesOff(Channel::Whatsapp)
+        }
+        _ => {
+            phone_code::remove_number(account, drop_fallbacks).await?;
+            Change::PhoneRemoved
         }
     };
     changed::methods_changed(state, account.user_id, Some(account.session_id), change, account.ip.clone()).await?;

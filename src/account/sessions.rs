@@ -26,6 +26,10 @@ async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Resu
     let user = state.store.user(&signed.session.user_id).await?.ok_or_else(PageError::expired)?;
     let idle = state.settings.login.idle_timeout;
     let clients = state.store.session_clients(&user.id, now).await?;
+    let gateway = match state.settings.gateway.enabled {
+        true => crate::gateway::session::of_user(state, &user.id).await?,
+        false => Vec::new(),
+    };
     let mut lines = Vec::new();
     for s in state.store.user_sessions(&user.id, now).await?.into_iter().filter(|s| !s.idle(idle, now)) {
         let mut applications = Vec::new();
@@ -41,6 +45,20 @@ async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Resu
             last_used: when(s.last_seen_at),
             remembered: s.persistent,
             applications,
+            gateway: gateway
+                .iter()
+                .filter(|(_, g)| g.sid == s.id)
+                .map(|(_, g)| {
+                    let device = g.device.get(..8).unwrap_or_default();
+                    format!(
+                        "{} — {} from {}, device {device}, last used {}",
+                        g.host,
+                        g.browser,
+                        g.ip,
+                        when(g.last_seen_at)
+                    )
+                })
+                .collect(),
             id: s.id,
         });
     }
@@ -90,6 +108,7 @@ pub async fn end(
     let ip = Some(client.to_string());
     for id in &targets {
         state.store.end_device_session(id, now).await?;
+        crate::gateway::session::end_for(&state, user_id, Some(id)).await?;
         let event = AuditEvent::new("session.ended").user(user_id).ip(ip.clone()).detail("sid", *id);
         state.store.audit(event.detail("by", "user"), now).await;
     }

@@ -259,7 +259,8 @@ async fn run_plan(store: &Store, kek: &Kek, plan: &Plan, by: &str) -> anyhow::Re
     Ok(store.signing_keys().await?)
 }
 
-/// `keys rewrap`: every private key and authenticator (TOTP) secret re-sealed under the new KEK. In file
+/// `keys rewrap`: every private key, authenticator (TOTP) secret and sealed personal datum
+/// (`store::sealed`, lookup hashes included) re-sealed under the new KEK. In file
 /// mode the new KEK is written to `kek.next` first and becomes `kek` only after the commit (the
 /// old one stays as `kek.previous`, which running nodes still open with); so a crash at any
 /// point leaves every record readable.
@@ -277,7 +278,7 @@ async fn rewrap(settings: &Settings, store: &Store, json: Json) -> anyhow::Resul
         kek::stage_file(dir, text)?;
     }
     // A record created meanwhile by a node sealing with the old KEK is caught by another pass.
-    let (mut total, mut secrets_total) = (0, 0);
+    let (mut total, mut secrets_total, mut personal_total) = (0, 0, 0);
     for _ in 0..5 {
         let mut sealed = Vec::new();
         for r in store.signing_keys().await?.iter().filter(|r| !target.is_current(&r.kid, &r.private_enc)) {
@@ -292,7 +293,10 @@ async fn rewrap(settings: &Settings, store: &Store, json: Json) -> anyhow::Resul
                 secrets.push((user_id, enc, target.seal(&aad, &plain)));
             }
         }
-        if sealed.is_empty() && secrets.is_empty() {
+        // Personal data (store::sealed): its rows and lookup hashes, in one transaction.
+        let personal = store.reseal_personal_data(&target).await?;
+        personal_total += personal;
+        if sealed.is_empty() && secrets.is_empty() && personal == 0 {
             break;
         }
         total += store.reseal_signing_keys(&sealed).await?;
@@ -302,22 +306,29 @@ async fn rewrap(settings: &Settings, store: &Store, json: Json) -> anyhow::Resul
         kek::promote_file(dir)?;
     }
     store
-        .audit(AuditEvent::new("key.kek_rewrapped").detail("keys", total).detail("totp_secrets", secrets_total), now())
+        .audit(
+            AuditEvent::new("key.kek_rewrapped")
+                .detail("keys", total)
+                .detail("totp_secrets", secrets_total)
+                .detail("personal_data_rows", personal_total),
+            now(),
+        )
         .await;
     if json.json {
-        print(true, json!({ "keys": total, "totp_secrets": secrets_total }), String::new);
+        let value = json!({ "keys": total, "totp_secrets": secrets_total, "personal_data_rows": personal_total });
+        print(true, value, String::new);
         return Ok(());
     }
     match (&file_mode, new_env) {
         (Some(dir), _) => println!(
-            "re-sealed {total} keys and {secrets_total} authenticator secrets; {} now holds the new key-encryption key, the old one stays in kek.previous (running nodes switch on their own; delete it once all have)",
+            "re-sealed {total} keys, {secrets_total} authenticator secrets and the personal data of {personal_total} rows; {} now holds the new key-encryption key, the old one stays in kek.previous (running nodes switch on their own; delete it once all have)",
             dir.join("kek").display()
         ),
         (None, Some(_)) => println!(
-            "re-sealed {total} keys and {secrets_total} authenticator secrets under LATCHKEY_NEW_KEK; restart every node with LATCHKEY_KEK set to it and LATCHKEY_KEK_PREVIOUS to the old one"
+            "re-sealed {total} keys, {secrets_total} authenticator secrets and the personal data of {personal_total} rows under LATCHKEY_NEW_KEK; restart every node with LATCHKEY_KEK set to it and LATCHKEY_KEK_PREVIOUS to the old one"
         ),
         (None, None) => println!(
-            "re-sealed {total} keys and {secrets_total} authenticator secrets under LATCHKEY_KEK; LATCHKEY_KEK_PREVIOUS may now be removed"
+            "re-sealed {total} keys, {secrets_total} authenticator secrets and the personal data of {personal_total} rows under LATCHKEY_KEK; LATCHKEY_KEK_PREVIOUS may now be removed"
         ),
     }
     Ok(())

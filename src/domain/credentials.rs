@@ -9,6 +9,9 @@ pub struct Credentials {
     pub totp: bool,
     /// Emailed one-time codes, to an address confirmed for them.
     pub email_otp: bool,
+    /// Codes by SMS / by WhatsApp, to the verified phone number.
+    pub sms_codes: bool,
+    pub whatsapp_codes: bool,
     pub passkeys: u32,
     /// Identities at upstream providers linked to the account.
     pub upstream: u32,

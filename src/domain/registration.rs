@@ -212,7 +212,7 @@ fn gender(v: &str, genders: &[String]) -> Result<String, String> {
 }
 
 /// Parsed in `region` when typed without a country code; stored as E.164.
-fn phone(v: &str, region: Option<&str>, mobile_only: bool) -> Result<String, String> {
+pub(crate) fn phone(v: &str, region: Option<&str>, mobile_only: bool) -> Result<String, String> {
     let region = region.and_then(|r| r.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok());
     let Ok(number) = phonenumber::parse(region, v) else {
         return Err(match region {

@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 pub struct Kek {
     current: Aes256Gcm,
     previous: Option<Aes256Gcm>,
+    /// Keys derived from the current and previous KEK for the lookup hashes of sealed personal
+    /// data (`store::sealed`): equality without the plain text.
+    lookup: [u8; 32],
+    previous_lookup: Option<[u8; 32]>,
     /// The keys directory when the KEK came from files, so that a node can re-read it after a
     /// rewrap replaced the file under it.
     dir: Option<PathBuf>,
@@ -68,7 +72,7 @@ pub fn problems(keys_dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for name in ["LATCHKEY_KEK", "LATCHKEY_KEK_PREVIOUS"] {
         if let Ok(v) = std::env::var(name)
-            && cipher(&v).is_none()
+            && material(&v).is_none()
         {
             out.push(format!("{name}: not base64url of 32 bytes"));
         }
@@ -77,7 +81,7 @@ pub fn problems(keys_dir: &Path) -> Vec<String> {
         for file in [FILE, PREVIOUS_FILE] {
             let path = keys_dir.join(file);
             match std::fs::read_to_string(&path) {
-                Ok(t) if cipher(&t).is_none() => out.push(format!("{}: not a key-encryption key", path.display())),
+                Ok(t) if material(&t).is_none() => out.push(format!("{}: not a key-encryption key", path.display())),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => out.push(format!("{}: cannot read: {e}", path.display())),
@@ -92,27 +96,45 @@ impl Kek {
         if let Ok(v) = std::env::var("LATCHKEY_KEK") {
             let previous = match std::env::var("LATCHKEY_KEK_PREVIOUS") {
                 Ok(p) => Some(
-                    cipher(&p).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK_PREVIOUS: not base64url of 32 bytes"))?,
+                    material(&p).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK_PREVIOUS: not base64url of 32 bytes"))?,
                 ),
                 Err(_) => None,
             };
-            let current = cipher(&v).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK: not base64url of 32 bytes"))?;
-            return Ok(Self { current, previous, dir: None });
+            let current = material(&v).ok_or_else(|| anyhow::anyhow!("LATCHKEY_KEK: not base64url of 32 bytes"))?;
+            return Ok(Self::from_material(current, previous, None));
         }
         let path = keys_dir.join(FILE);
         if !path.exists() && write_new(&path, &generate())? {
             tracing::warn!(path = %path.display(), "generated a development key-encryption key; set LATCHKEY_KEK in production");
         }
         let text = read_settled(&path)?;
-        let current = cipher(&text).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", path.display()))?;
+        let current = material(&text).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", path.display()))?;
         let previous_path = keys_dir.join(PREVIOUS_FILE);
         let previous = match std::fs::read_to_string(&previous_path) {
             Ok(t) => Some(
-                cipher(&t).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", previous_path.display()))?,
+                material(&t).ok_or_else(|| anyhow::anyhow!("{}: not a key-encryption key", previous_path.display()))?,
             ),
             Err(_) => None,
         };
-        Ok(Self { current, previous, dir: Some(keys_dir.to_owned()) })
+        Ok(Self::from_material(current, previous, Some(keys_dir.to_owned())))
+    }
+
+    fn from_material(current: Material, previous: Option<Material>, dir: Option<PathBuf>) -> Self {
+        let (previous, previous_lookup) = previous.unzip();
+        Self { current: current.0, previous, lookup: current.1, previous_lookup, dir }
+    }
+
+    /// When the KEK file was last replaced (file mode), so that a node can notice a rewrap
+    /// before a lookup hash computed under the old KEK misses.
+    pub fn file_stamp(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.dir.as_deref()?.join(FILE)).and_then(|m| m.modified()).ok()
+    }
+
+    /// HMAC-SHA256 of `message` under the lookup key of the current KEK, and of the previous
+    /// one while there is one (rows written before a rewrap finished still carry those).
+    pub fn lookup_hashes(&self, message: &[u8]) -> (String, Option<String>) {
+        let hash = |key: &[u8; 32]| b64url(&crate::crypto::hmac_sha256(key, message));
+        (hash(&self.lookup), self.previous_lookup.as_ref().map(hash))
     }
 
     /// The same source read again: after `keys rewrap` replaced `<keys_dir>/kek`, a running node
@@ -123,8 +145,8 @@ impl Kek {
 
     /// A KEK that seals with `new` and still opens what `self` sealed.
     pub fn successor(&self, new: &str) -> anyhow::Result<Self> {
-        let current = cipher(new).ok_or_else(|| anyhow::anyhow!("the new KEK is not base64url of 32 bytes"))?;
-        Ok(Self { current, previous: Some(self.current.clone()), dir: self.dir.clone() })
+        let current = material(new).ok_or_else(|| anyhow::anyhow!("the new KEK is not base64url of 32 bytes"))?;
+        Ok(Self::from_material(current, Some((self.current.clone(), self.lookup)), self.dir.clone()))
     }
 
     /// Whether the KEK lives in `<keys_dir>` (and `keys rewrap` must replace the file).
@@ -192,8 +214,15 @@ pub fn promote_file(keys_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cipher(s: &str) -> Option<Aes256Gcm> {
-    Aes256Gcm::new_from_slice(&b64url_decode(s.trim())?).ok()
+/// What one KEK gives: the AES-256-GCM key, and the key of the lookup hashes derived from it
+/// (HMAC-SHA256 of a fixed label under the KEK), so one secret serves both and a rewrap
+/// replaces both.
+type Material = (Aes256Gcm, [u8; 32]);
+
+fn material(s: &str) -> Option<Material> {
+    let bytes = b64url_decode(s.trim())?;
+    let aes = Aes256Gcm::new_from_slice(&bytes).ok()?;
+    Some((aes, crate::crypto::hmac_sha256(&bytes, b"latchkey personal data lookup v1")))
 }
 
 /// Writes a secret file with mode 0600, only if it does not exist. Returns whether it wrote:

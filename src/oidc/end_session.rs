@@ -164,6 +164,8 @@ async fn finish(state: &AppState, session: Option<Session>, ret: Option<Return>)
     let now = state.now();
     if let Some(s) = session {
         state.store.end_session(&s.id, now).await?;
+        // The gateway sessions made from it end too, on every node at once.
+        crate::gateway::session::end_for(state, &s.user_id, Some(&s.id)).await?;
         state.store.audit(AuditEvent::new("logout").user(&s.user_id).detail("sid", s.id.clone()), now).await;
     }
     let mut resp = match ret {

@@ -1,5 +1,7 @@
-//! The audit log: one row per security event, never updated.
+//! The audit log: one row per security event, never updated (but for the sealing of rows
+//! written in clear, and a rewrap). The client address is sealed (see [`super::sealed`]).
 
+use super::sealed::Column;
 use super::{Result, Store};
 use serde::Serialize;
 
@@ -40,15 +42,17 @@ impl Store {
     /// Records an event. A failure to write the audit log is logged, not raised: the action it
     /// describes has already happened.
     pub async fn audit(&self, event: AuditEvent, now: i64) {
+        let id = crate::crypto::random_id();
         let result: Result<_> = sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, user_id, client_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_events (id, at, kind, user_id, client_id, ip, detail, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
         )
-        .bind(crate::crypto::random_id())
+        .bind(&id)
         .bind(now)
         .bind(event.kind)
         .bind(&event.user_id)
         .bind(&event.client_id)
-        .bind(&event.ip)
+        .bind(self.pii.seal_opt(Column::AuditIp, &id, event.ip.as_deref()))
         .bind(event.detail.to_string())
         .execute(&self.pool)
         .await;
@@ -69,7 +73,7 @@ impl Store {
 }
 
 /// An event as read back, for the activity page, the data export and `latchkey audit`.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize)]
 pub struct AuditRow {
     pub at: i64,
     pub kind: String,
@@ -78,6 +82,18 @@ pub struct AuditRow {
     pub ip: Option<String>,
     #[serde(serialize_with = "as_json")]
     pub detail: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    at: i64,
+    kind: String,
+    user_id: Option<String>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    detail: String,
+    sealed: i64,
 }
 
 fn as_json<S: serde::Serializer>(detail: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -106,7 +122,7 @@ pub struct AuditQuery {
 
 impl Store {
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-        let mut sql = String::from("SELECT at, kind, user_id, client_id, ip, detail FROM audit_events WHERE 1 = 1");
+        let mut sql = String::from("SELECT id, at, kind, user_id, client_id, ip, detail, sealed FROM audit_events WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         let param = |binds: &mut Vec<String>, v: String| {
             binds.push(v);
@@ -132,10 +148,22 @@ impl Store {
         }
         sql += &format!(" ORDER BY at DESC, id DESC LIMIT {}", q.limit.max(1));
         // Built from fixed fragments and numbered placeholders only; every value is bound.
-        let mut query = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql));
         for b in binds {
             query = query.bind(b);
         }
-        query.fetch_all(&self.pool).await
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    ip: self.pii.open_opt(Column::AuditIp, &r.id, r.ip, r.sealed)?,
+                    at: r.at,
+                    kind: r.kind,
+                    user_id: r.user_id,
+                    client_id: r.client_id,
+                    detail: r.detail,
+                })
+            })
+            .collect()
     }
 }

@@ -8,7 +8,9 @@ mod consents;
 mod grants;
 mod passkeys;
 mod password_history;
+mod phone_numbers;
 pub mod purge;
+pub mod sealed;
 mod resources;
 mod second_factors;
 mod sessions;
@@ -22,6 +24,7 @@ pub use consents::ConsentRow;
 pub use grants::{NewGrant, RotateOutcome};
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use password_history::SignOut;
+pub use phone_numbers::PhoneNumber;
 pub use second_factors::TotpCredential;
 pub use sessions::SessionClient;
 pub use signing_keys::{KeyChange, SigningKeyRow};
@@ -46,6 +49,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     clients: Arc<clients::Cache>,
+    /// Seals and opens personal data, under the KEK (see [`sealed`]).
+    pii: Arc<sealed::Pii>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -77,23 +82,38 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?;
-        Ok(Self { pool, backend, clients: Arc::default() })
+        let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
+        Ok(Self { pool, backend, clients: Arc::default(), pii: Arc::new(sealed::Pii::new(kek)) })
     }
 
-    /// Brings the schema up to date, then fills the accounts' lookup keys; answers the
-    /// accounts that conflict by case (each also logged as a warning), which a migration never
-    /// fails over.
+    /// Brings the schema up to date, seals the personal data still in clear (see [`sealed`]),
+    /// then fills the accounts' lookup keys; answers the accounts that conflict by case (each
+    /// also logged as a warning), which a migration never fails over.
     pub async fn migrate(&self) -> anyhow::Result<Vec<KeyConflict>> {
+        Ok(self.migrate_sealing(sealed::BATCH, None).await?.0)
+    }
+
+    /// [`Store::migrate`], sealing in batches of `batch` rows and at most `batches` of them
+    /// (`latchkey migrate --batches`); what is left is sealed by the next run or start.
+    pub async fn migrate_sealing(
+        &self,
+        batch: u64,
+        batches: Option<u64>,
+    ) -> anyhow::Result<(Vec<KeyConflict>, sealed::Sealing)> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await?;
+        let sealing = self.seal_plain_rows(batch, batches).await?;
+        if sealing.rows > 0 {
+            tracing::info!(rows = sealing.rows, more = sealing.more, "sealed personal data written in clear");
+        }
         let conflicts = self.fill_login_keys().await?;
         for c in &conflicts {
             tracing::warn!(user = %c.user_id, holder = %c.holder, field = c.field, "{c}");
         }
-        Ok(conflicts)
+        Ok((conflicts, sealing))
     }
 
     pub fn backend(&self) -> Backend {

@@ -2,6 +2,7 @@
 //! single-use recovery codes (SHA-256 hashes). Both are consumed by conditional UPDATEs, so two
 //! racing submissions of one code cannot both pass, on any node.
 
+use super::sealed::Column;
 use super::{Result, Store};
 use crate::domain::Credentials;
 
@@ -60,17 +61,20 @@ impl Store {
     /// What the user has to sign in with, in one round trip, as the login policy asks on every
     /// sign-in.
     pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
-        let (password, totp, email, passkeys, upstream, codes): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL),
                     (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
                     (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = $1),
                     (SELECT COUNT(*) FROM passkeys WHERE user_id = $1),
                     (SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1),
-                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL),
+                    (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND sms_codes = 1),
+                    (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND whatsapp_codes = 1)",
         )
         .bind(user_id)
         .fetch_one(&self.pool)
         .await?;
+        let (password, totp, email, passkeys, upstream, codes, sms, whatsapp) = row;
         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(Credentials {
             password: password > 0,
@@ -79,26 +83,29 @@ impl Store {
             passkeys: count(passkeys),
             upstream: count(upstream),
             recovery_codes: count(codes),
+            sms_codes: sms > 0,
+            whatsapp_codes: whatsapp > 0,
         })
     }
 
-    /// The address emailed codes go to, when the user turned them on.
+    /// The address emailed codes go to, when the user turned them on (sealed at rest).
     pub async fn email_otp_address(&self, user_id: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT email FROM email_otp_enrolments WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(email,)| email))
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT email, sealed FROM email_otp_enrolments WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(email, sealed)| self.pii.open(Column::EmailCodeAddress, user_id, email, sealed)).transpose()
     }
 
     /// Turns emailed codes on, to `email` (just confirmed by a code sent there).
     pub async fn enable_email_otp(&self, user_id: &str, email: &str, now: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO email_otp_enrolments (user_id, email, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, created_at = excluded.created_at",
+            "INSERT INTO email_otp_enrolments (user_id, email, created_at, sealed) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, created_at = excluded.created_at, sealed = 1",
         )
         .bind(user_id)
-        .bind(email)
+        .bind(self.pii.seal(Column::EmailCodeAddress, user_id, email))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -111,7 +118,12 @@ impl Store {
     }
 
     /// Runs `delete` (one factor of `user_id`) and, when asked, drops the recovery codes.
-    async fn remove_factor(&self, delete: &'static str, user_id: &str, drop_recovery_codes: bool) -> Result<bool> {
+    pub(super) async fn remove_factor(
+        &self,
+        delete: &'static str,
+        user_id: &str,
+        drop_recovery_codes: bool,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
         if drop_recovery_codes {
@@ -131,6 +143,8 @@ impl Store {
             "DELETE FROM totp_credentials WHERE user_id = $1",
             "DELETE FROM email_otp_enrolments WHERE user_id = $1",
             "DELETE FROM passkeys WHERE user_id = $1",
+            "UPDATE phone_numbers SET sms_codes = 0, whatsapp_codes = 0
+             WHERE user_id = $1 AND (sms_codes = 1 OR whatsapp_codes = 1)",
         ] {
             removed += sqlx::query(delete).bind(user_id).execute(&mut *tx).await?.rows_affected();
         }

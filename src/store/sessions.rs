@@ -1,5 +1,7 @@
-//! Browser sessions. The cookie carries a random token; only its hash is stored.
+//! Browser sessions. The cookie carries a random token; only its hash is stored. The client
+//! address is sealed (see [`super::sealed`]).
 
+use super::sealed::Column;
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::Session;
 
@@ -16,11 +18,14 @@ struct Row {
     user_agent: Option<String>,
     ip: Option<String>,
     persistent: i64,
+    sealed: i64,
 }
 
-impl From<Row> for Session {
-    fn from(r: Row) -> Self {
-        Session {
+impl Store {
+    /// Opens a session row: one AES-GCM open, of its address.
+    fn session_from(&self, r: Row) -> Result<Session> {
+        Ok(Session {
+            ip: self.pii.open_opt(Column::SessionIp, &r.id, r.ip, r.sealed)?,
             id: r.id,
             user_id: r.user_id,
             auth_time: r.auth_time,
@@ -30,9 +35,8 @@ impl From<Row> for Session {
             created_at: r.created_at,
             last_seen_at: r.last_seen_at,
             user_agent: r.user_agent,
-            ip: r.ip,
             persistent: r.persistent != 0,
-        }
+        })
     }
 }
 
@@ -40,7 +44,7 @@ impl From<Row> for Session {
 macro_rules! select_live {
     ($by:literal) => {
         concat!(
-            "SELECT id, user_id, auth_time, amr, acr, expires_at, created_at, last_seen_at, user_agent, ip, persistent
+            "SELECT id, user_id, auth_time, amr, acr, expires_at, created_at, last_seen_at, user_agent, ip, persistent, sealed
              FROM sessions WHERE ",
             $by,
             " AND ended_at IS NULL AND expires_at > $2"
@@ -59,8 +63,8 @@ impl Store {
     pub async fn insert_session(&self, s: &Session, token_hash: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
-                                   last_seen_at, user_agent, ip, persistent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                   last_seen_at, user_agent, ip, persistent, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
         )
         .bind(&s.id)
         .bind(token_hash)
@@ -72,7 +76,7 @@ impl Store {
         .bind(s.expires_at)
         .bind(s.last_seen_at)
         .bind(&s.user_agent)
-        .bind(&s.ip)
+        .bind(self.pii.seal_opt(Column::SessionIp, &s.id, s.ip.as_deref()))
         .bind(s.persistent as i64)
         .execute(&self.pool)
         .await?;
@@ -84,7 +88,7 @@ impl Store {
     pub async fn reauthenticate_session(&self, s: &Session, token_hash: &str) -> Result<()> {
         sqlx::query(
             "UPDATE sessions SET token_hash = $1, auth_time = $2, amr = $3, acr = $4, expires_at = $5,
-                                 last_seen_at = $6, user_agent = $7, ip = $8, persistent = $9
+                                 last_seen_at = $6, user_agent = $7, ip = $8, persistent = $9, sealed = 1
              WHERE id = $10",
         )
         .bind(token_hash)
@@ -94,7 +98,7 @@ impl Store {
         .bind(s.expires_at)
         .bind(s.last_seen_at)
         .bind(&s.user_agent)
-        .bind(&s.ip)
+        .bind(self.pii.seal_opt(Column::SessionIp, &s.id, s.ip.as_deref()))
         .bind(s.persistent as i64)
         .bind(&s.id)
         .execute(&self.pool)
@@ -119,7 +123,7 @@ impl Store {
             .bind(now)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(Session::from))
+        row.map(|r| self.session_from(r)).transpose()
     }
 
     /// Ends a session and revokes the grants that live only as long as it (not `offline_access`
@@ -155,7 +159,7 @@ impl Store {
     pub async fn session(&self, id: &str, now: i64) -> Result<Option<Session>> {
         let row: Option<Row> =
             sqlx::query_as(select_live!("id = $1")).bind(id).bind(now).fetch_optional(&self.pool).await?;
-        Ok(row.map(Session::from))
+        row.map(|r| self.session_from(r)).transpose()
     }
 
     /// A user's live sessions, the most recently used first.
@@ -165,7 +169,7 @@ impl Store {
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(Session::from).collect())
+        rows.into_iter().map(|r| self.session_from(r)).collect()
     }
 
     /// The clients holding grants issued in a user's live sessions.

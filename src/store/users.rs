@@ -1,8 +1,11 @@
-//! Local user accounts.
+//! Local user accounts. The email and the claims are sealed (see [`super::sealed`]); the
+//! username is not (a handle the person chose, sent as `preferred_username`); both are found
+//! ignoring case through keyed hashes (`username_key`, `email_key`).
 
+use super::sealed::{Column, Hashes, Lookup};
 use super::{Result, Store};
 use crate::domain::User;
-use crate::domain::user::{Status, login_key};
+use crate::domain::user::Status;
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -15,53 +18,68 @@ struct Row {
     status: String,
     created_at: i64,
     updated_at: i64,
-}
-
-impl From<Row> for User {
-    fn from(r: Row) -> Self {
-        User {
-            id: r.id,
-            username: r.username,
-            email: r.email,
-            password_hash: r.password_hash,
-            claims: serde_json::from_str(&r.claims).unwrap_or_default(),
-            disabled: r.disabled != 0,
-            status: Status::parse(&r.status),
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
+    sealed: i64,
 }
 
 macro_rules! select_users {
     ($tail:literal) => {
         concat!(
-            "SELECT id, username, email, password_hash, claims, disabled, status, created_at, updated_at FROM users ",
+            "SELECT id, username, email, password_hash, claims, disabled, status, created_at, updated_at, sealed FROM users ",
             $tail
         )
     };
 }
 
 impl Store {
+    /// Opens a user row.
+    fn user_from(&self, r: Row) -> Result<User> {
+        let email = self.pii.open(Column::UserEmail, &r.id, r.email, r.sealed)?;
+        let claims = self.pii.open(Column::UserClaims, &r.id, r.claims, r.sealed)?;
+        Ok(User {
+            id: r.id,
+            username: r.username,
+            email,
+            password_hash: r.password_hash,
+            claims: serde_json::from_str(&claims).unwrap_or_default(),
+            disabled: r.disabled != 0,
+            status: Status::parse(&r.status),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+
+    fn users_from(&self, rows: Vec<Row>) -> Result<Vec<User>> {
+        rows.into_iter().map(|r| self.user_from(r)).collect()
+    }
+
+    /// The sealed email and claims of `u`, as written.
+    pub(super) fn sealed_user(&self, u: &User) -> (String, String) {
+        let claims = serde_json::Value::Object(u.claims.clone()).to_string();
+        (self.pii.seal(Column::UserEmail, &u.id, &u.email), self.pii.seal(Column::UserClaims, &u.id, &claims))
+    }
+}
+
+impl Store {
     /// Writes a new account; its password, if it has one, is the first entry of its history.
     pub async fn insert_user(&self, u: &User) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let (email, claims) = self.sealed_user(u);
         sqlx::query(
             "INSERT INTO users (id, username, email, password_hash, claims, disabled, status, created_at, updated_at,
-                                username_key, email_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                username_key, email_key, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)",
         )
         .bind(&u.id)
         .bind(&u.username)
-        .bind(&u.email)
+        .bind(email)
         .bind(&u.password_hash)
-        .bind(serde_json::Value::Object(u.claims.clone()).to_string())
+        .bind(claims)
         .bind(u.disabled as i64)
         .bind(u.status.as_str())
         .bind(u.created_at)
         .bind(u.updated_at)
-        .bind(login_key(&u.username))
-        .bind(login_key(&u.email))
+        .bind(self.pii.hash(Lookup::Username(&u.username)))
+        .bind(self.pii.hash(Lookup::Email(&u.email)))
         .execute(&mut *tx)
         .await?;
         if let Some(hash) = &u.password_hash {
@@ -82,19 +100,20 @@ impl Store {
 
     /// Which of `username` and `email` another account holds already, ignoring case.
     pub async fn login_taken(&self, username: &str, email: &str) -> Result<(bool, bool)> {
-        let username = match login_key(username) {
-            Some(k) => {
-                sqlx::query("SELECT id FROM users WHERE username_key = $1").bind(k).fetch_optional(&self.pool).await?
-            }
+        let username = match self.pii.hashes(Lookup::Username(username)) {
+            Some(h) => self.holder("SELECT id FROM users WHERE username_key IN ($1, $2)", &h).await?,
             None => None,
         };
-        let email = match login_key(email) {
-            Some(k) => {
-                sqlx::query("SELECT id FROM users WHERE email_key = $1").bind(k).fetch_optional(&self.pool).await?
-            }
+        let email = match self.pii.hashes(Lookup::Email(email)) {
+            Some(h) => self.holder("SELECT id FROM users WHERE email_key IN ($1, $2)", &h).await?,
             None => None,
         };
         Ok((username.is_some(), email.is_some()))
+    }
+
+    /// The account `query` finds by a lookup hash (current or previous KEK's).
+    pub(super) async fn holder(&self, query: &'static str, h: &Hashes) -> Result<Option<String>> {
+        sqlx::query_scalar(query).bind(&h.current).bind(&h.previous).fetch_optional(&self.pool).await
     }
 
     /// A pending account has confirmed `email`: active, `email_verified` true. False when the
@@ -105,8 +124,9 @@ impl Store {
             return Ok(false);
         }
         user.claims.insert("email_verified".into(), serde_json::Value::Bool(true));
-        let r = sqlx::query("UPDATE users SET status = 'active', claims = $1, updated_at = $2 WHERE id = $3")
-            .bind(serde_json::Value::Object(user.claims).to_string())
+        let (_, claims) = self.sealed_user(&user);
+        let r = sqlx::query("UPDATE users SET status = 'active', claims = $1, updated_at = $2 WHERE id = $3 AND sealed = 1")
+            .bind(claims)
             .bind(now)
             .bind(user_id)
             .execute(&self.pool)
@@ -123,10 +143,12 @@ impl Store {
         claims: &serde_json::Map<String, serde_json::Value>,
         now: i64,
     ) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET email = $1, email_key = $2, claims = $3, updated_at = $4 WHERE id = $5")
-            .bind(email)
-            .bind(login_key(email))
-            .bind(serde_json::Value::Object(claims.clone()).to_string())
+        let r = sqlx::query(
+            "UPDATE users SET email = $1, email_key = $2, claims = $3, updated_at = $4 WHERE id = $5 AND sealed = 1",
+        )
+        .bind(self.pii.seal(Column::UserEmail, user_id, email))
+        .bind(self.pii.hash(Lookup::Email(email)))
+        .bind(self.pii.seal(Column::UserClaims, user_id, &serde_json::Value::Object(claims.clone()).to_string()))
             .bind(now)
             .bind(user_id)
             .execute(&self.pool)
@@ -138,88 +160,116 @@ impl Store {
         }
     }
 
-    /// Fills the lookup keys of rows that have none (accounts from before migration 0009), in
-    /// the order they were created: the first account with a key keeps it, a later one that
-    /// differs from it only in case keeps none and is reported. Runs after every migration, so
+    /// Fills the lookup keys of rows that have none (accounts from before migration 0009, or
+    /// made by federation), in the order they were created: the first account with a key keeps
+    /// it, a later one that differs from it only in case gets the key of its exact spelling
+    /// (marked `=`). Answers every account keyed so, with the account holding the key, so that
     /// each start names the conflicts still there.
     pub async fn fill_login_keys(&self) -> Result<Vec<KeyConflict>> {
-        // id, username, email, username_key, email_key
-        type Unkeyed = (String, String, String, Option<String>, Option<String>);
-        let rows: Vec<Unkeyed> = sqlx::query_as(
-            "SELECT id, username, email, username_key, email_key FROM users
-             WHERE username_key IS NULL OR email_key IS NULL ORDER BY created_at, id",
-        )
+        let unkeyed: Vec<Row> =
+            sqlx::query_as(select_users!("WHERE username_key IS NULL OR email_key IS NULL ORDER BY created_at, id"))
+                .fetch_all(&self.pool)
+                .await?;
+        for user in self.users_from(unkeyed)? {
+            self.key_user(&user).await?;
+        }
+        let exact: Vec<Row> = sqlx::query_as(select_users!(
+            "WHERE substr(username_key, 1, 1) = '=' OR substr(email_key, 1, 1) = '=' ORDER BY created_at, id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut conflicts = Vec::new();
-        for (id, username, email, username_key, email_key) in rows {
-            for (field, value, current) in [("username", &username, username_key), ("email", &email, email_key)] {
-                let (None, Some(key)) = (current, login_key(value)) else { continue };
-                let (set, holder) = match field {
-                    "username" => (
-                        "UPDATE users SET username_key = $1 WHERE id = $2
-                         AND NOT EXISTS (SELECT 1 FROM users WHERE username_key = $1)",
-                        "SELECT id FROM users WHERE username_key = $1",
-                    ),
-                    _ => (
-                        "UPDATE users SET email_key = $1 WHERE id = $2
-                         AND NOT EXISTS (SELECT 1 FROM users WHERE email_key = $1)",
-                        "SELECT id FROM users WHERE email_key = $1",
-                    ),
+        for user in self.users_from(exact)? {
+            for field in ["username", "email"] {
+                let (lookup, holder) = match field {
+                    "username" => (Lookup::Username(&user.username), "SELECT id FROM users WHERE username_key IN ($1, $2)"),
+                    _ => (Lookup::Email(&user.email), "SELECT id FROM users WHERE email_key IN ($1, $2)"),
                 };
-                let filled = match sqlx::query(set).bind(&key).bind(&id).execute(&self.pool).await {
-                    Ok(r) => r.rows_affected() > 0,
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
-                    Err(e) => return Err(e),
-                };
-                if !filled {
-                    let holder: Option<String> =
-                        sqlx::query_scalar(holder).bind(&key).fetch_optional(&self.pool).await?;
-                    conflicts.push(KeyConflict { user_id: id.clone(), field, holder: holder.unwrap_or_default() });
+                let Some(h) = self.pii.hashes(lookup) else { continue };
+                if let Some(holder) = self.holder(holder, &h).await?.filter(|h| *h != user.id) {
+                    conflicts.push(KeyConflict { user_id: user.id.clone(), field, holder });
                 }
             }
         }
         Ok(conflicts)
     }
 
+    /// Gives `user` the lookup keys it lacks: the case-insensitive one when no other account
+    /// holds it, else the key of its exact spelling, marked `=` (none when another account has
+    /// that exact spelling too).
+    pub(super) async fn key_user(&self, user: &User) -> Result<()> {
+        for (set, normal, exact) in [
+            (
+                "UPDATE users SET username_key = $1 WHERE id = $2 AND username_key IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE username_key = $1)",
+                Lookup::Username(&user.username),
+                Lookup::ExactUsername(&user.username),
+            ),
+            (
+                "UPDATE users SET email_key = $1 WHERE id = $2 AND email_key IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE email_key = $1)",
+                Lookup::Email(&user.email),
+                Lookup::ExactEmail(&user.email),
+            ),
+        ] {
+            let keys = [self.pii.hash(normal), self.pii.hash(exact).map(|k| format!("={k}"))];
+            for key in keys.into_iter().flatten() {
+                let filled = match sqlx::query(set).bind(&key).bind(&user.id).execute(&self.pool).await {
+                    Ok(r) => r.rows_affected() > 0,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
+                    Err(e) => return Err(e),
+                };
+                if filled {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
         let row: Option<Row> =
             sqlx::query_as(select_users!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.map(User::from))
+        row.map(|r| self.user_from(r)).transpose()
     }
 
     /// Finds an account by username, or by email when the name has an `@`, ignoring case
-    /// (through the keys). An account left without a key by a case conflict (see
-    /// [`Store::fill_login_keys`]) is still found by its exact spelling; an address that several
-    /// accounts share exactly identifies none of them.
+    /// (through the keys). An account left with the key of its exact spelling by a case
+    /// conflict (see [`Store::fill_login_keys`]) is found by that spelling; an address that
+    /// several accounts share exactly identifies none of them.
     pub async fn user_by_login(&self, login: &str) -> Result<Option<User>> {
-        let Some(key) = login_key(login) else { return Ok(None) };
         let login = login.trim();
-        let rows: Vec<Row> =
-            sqlx::query_as(select_users!("WHERE username_key = $1 OR (username_key IS NULL AND username = $2)"))
-                .bind(&key)
-                .bind(login)
-                .fetch_all(&self.pool)
-                .await?;
-        if let Some(row) = pick(rows, |r| r.username == login) {
-            return Ok(Some(row.into()));
+        let Some(h) = self.pii.hashes(Lookup::Username(login)) else { return Ok(None) };
+        let exact = exact_keys(self.pii.hashes(Lookup::ExactUsername(login)), &h);
+        let rows: Vec<Row> = sqlx::query_as(select_users!("WHERE username_key IN ($1, $2, $3, $4)"))
+            .bind(&h.current)
+            .bind(&h.previous)
+            .bind(&exact.current)
+            .bind(&exact.previous)
+            .fetch_all(&self.pool)
+            .await?;
+        if let Some(user) = pick(self.users_from(rows)?, |u| u.username == login) {
+            return Ok(Some(user));
         }
         if !login.contains('@') {
             return Ok(None);
         }
-        let rows: Vec<Row> =
-            sqlx::query_as(select_users!("WHERE email_key = $1 OR (email_key IS NULL AND email = $2) LIMIT 3"))
-                .bind(&key)
-                .bind(login)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(pick(rows, |r| r.email == login).map(User::from))
+        let Some(h) = self.pii.hashes(Lookup::Email(login)) else { return Ok(None) };
+        let exact = exact_keys(self.pii.hashes(Lookup::ExactEmail(login)), &h);
+        let rows: Vec<Row> = sqlx::query_as(select_users!("WHERE email_key IN ($1, $2, $3, $4) LIMIT 3"))
+            .bind(&h.current)
+            .bind(&h.previous)
+            .bind(&exact.current)
+            .bind(&exact.previous)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(pick(self.users_from(rows)?, |u| u.email == login))
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
         let rows: Vec<Row> =
             sqlx::query_as(select_users!("ORDER BY created_at, username")).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(User::from).collect())
+        self.users_from(rows)
     }
 
     /// Disables an account, ends its sessions and revokes its grants, in one transaction.
@@ -265,6 +315,7 @@ impl Store {
             "DELETE FROM webauthn_users WHERE user_id = $1",
             "DELETE FROM upstream_identities WHERE user_id = $1",
             "DELETE FROM email_otp_enrolments WHERE user_id = $1",
+            "DELETE FROM phone_numbers WHERE user_id = $1",
             "DELETE FROM password_history WHERE user_id = $1",
             "UPDATE audit_events SET ip = NULL, detail = '{}' WHERE user_id = $1",
         ] {
@@ -276,9 +327,17 @@ impl Store {
     }
 }
 
-/// Of the rows a login matched: the one spelt exactly so, when there is one (none when several
-/// are); else the one holding the key.
-fn pick(rows: Vec<Row>, exact: impl Fn(&Row) -> bool) -> Option<Row> {
+/// The keys an exact spelling is stored under (marked `=`), or the case-insensitive ones again.
+fn exact_keys(exact: Option<Hashes>, normal: &Hashes) -> Hashes {
+    match exact {
+        Some(e) => Hashes { current: format!("={}", e.current), previous: format!("={}", e.previous) },
+        None => normal.clone(),
+    }
+}
+
+/// Of the accounts a login matched: the one spelt exactly so, when there is one (none when
+/// several are); else the one holding the key.
+fn pick(rows: Vec<User>, exact: impl Fn(&User) -> bool) -> Option<User> {
     let exact_count = rows.iter().filter(|r| exact(r)).count();
     match exact_count {
         0 => rows.into_iter().next(),
@@ -308,7 +367,7 @@ pub(super) async fn sign_out_everywhere(
 }
 
 /// An account whose username or email differs from an earlier account's only in case: it has
-/// no lookup key for that field until the operator renames one of them.
+/// only the key of its exact spelling for that field until the operator renames one of them.
 #[derive(Clone, Debug)]
 pub struct KeyConflict {
     pub user_id: String,

@@ -383,6 +383,24 @@ impl Server {
         }
     }
 
+    /// A fresh browser that finds each of `hosts` (e.g. `app.localhost`, apps behind a proxy
+    /// on this machine) at 127.0.0.1, whatever port the URL names.
+    pub fn browser_resolving(&self, hosts: &[&str], user_agent: &str) -> Browser {
+        let mut builder = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(user_agent.to_owned());
+        for h in hosts {
+            builder = builder.resolve(h, std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
+        Browser {
+            client: builder.build().unwrap(),
+            base: self.base.clone(),
+            issuer: self.issuer.clone(),
+            rec: self.rec.clone(),
+        }
+    }
+
     /// A fresh browser whose every request says it was forwarded for `client` (as a load
     /// balancer in front of the server would write `X-Forwarded-For`).
     pub fn browser_behind_proxy(&self, client: &str) -> Browser {

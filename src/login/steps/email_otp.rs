@@ -8,10 +8,9 @@
 //! address and the page that follows reads the same whether or not an account has it, so the
 //! form tells nobody which addresses are registered.
 
-use super::{THROTTLED, account_key, attempt, login_key, not_a_failure, succeeded};
+use super::{THROTTLED, Verdict, account_key, judge_code, login_key};
 use crate::crypto::{constant_time_eq, hash_secret, random_bytes, random_token};
 use crate::domain::Credentials;
-use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
 use crate::login::step::{Account, Ctx, Enrolment, Outcome, Role, Step};
 use crate::mail::Mail;
@@ -76,12 +75,12 @@ fn sends_key(account: &str) -> String {
 }
 
 /// A code as stored: salted, hashed.
-fn digest(salt: &str, code: &str) -> String {
+pub(super) fn digest(salt: &str, code: &str) -> String {
     hash_secret(&format!("{salt}:{code}"))
 }
 
 /// Whether `typed` (spaces ignored) is the code behind `salt` and `hash`.
-fn matches(typed: &str, salt: &str, hash: &str) -> bool {
+pub(super) fn matches(typed: &str, salt: &str, hash: &str) -> bool {
     let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
     constant_time_eq(digest(salt, &typed).as_bytes(), hash.as_bytes())
 }
@@ -275,34 +274,17 @@ impl Step for EmailOtp {
             return Ok(Outcome::failed(EXPIRED, "no emailed code waiting", None));
         };
         let failed = |message, reason| Outcome::failed(message, reason, p.user_id.clone());
-        if !attempt(ctx, &p.account).await? {
-            return Ok(failed(THROTTLED, "account throttled"));
-        }
-        // The code dies at its fifth wrong try: the sixth finds nothing, whatever it holds.
-        let tries = ctx.state.ephemeral.incr(&tries_key(ctx.flow_id, &p.salt), ttl(ctx.state)).await?;
-        if tries > MAX_TRIES {
-            not_a_failure(ctx, &p.account).await?;
-            ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
-            return Ok(failed(EXHAUSTED, "emailed code exhausted"));
-        }
-        match (&p.user_id, matches(form.get("code").unwrap_or_default(), &p.salt, &p.hash)) {
-            (Some(user_id), true) => {
-                // Taken, not read: of two racing submissions of the right code one passes.
-                let Taken::Fresh(_) = ctx.state.ephemeral.take(&pending_key(ctx.flow_id)).await? else {
-                    return Ok(failed(EXPIRED, "emailed code already used"));
-                };
-                ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
-                succeeded(ctx, &p.account).await?;
-                Ok(Outcome::passed(user_id.clone(), Self::PROVES.iter().map(|s| s.to_string()).collect()))
+        let right = matches(form.get("code").unwrap_or_default(), &p.salt, &p.hash);
+        let (key, tries) = (pending_key(ctx.flow_id), tries_key(ctx.flow_id, &p.salt));
+        Ok(match judge_code(ctx, &key, &tries, &p.account, p.user_id.as_deref(), right, ttl(ctx.state)).await? {
+            Verdict::Right(user_id) => Outcome::passed(user_id, Self::PROVES.iter().map(|s| s.to_string()).collect()),
+            Verdict::Throttled => failed(THROTTLED, "account throttled"),
+            Verdict::Exhausted => failed(EXHAUSTED, "emailed code exhausted"),
+            Verdict::Used => failed(EXPIRED, "emailed code already used"),
+            Verdict::Wrong => {
+                failed("That code is not right. Check the latest email and try again.", "wrong emailed code")
             }
-            _ => {
-                if tries == MAX_TRIES {
-                    ctx.state.ephemeral.delete(&pending_key(ctx.flow_id)).await?;
-                    return Ok(failed(EXHAUSTED, "emailed code exhausted"));
-                }
-                Ok(failed("That code is not right. Check the latest email and try again.", "wrong emailed code"))
-            }
-        }
+        })
     }
 }
 

@@ -3,14 +3,15 @@
 //! engine, the policy, the session and the token code do not change. The order of the list is
 //! the order a sign-in tries first steps in.
 //!
-//! Below the list: what several steps share — the per-account throttle and the page of a
-//! one-code step.
+//! Below the list: what several steps share — the per-account throttle, the page of a
+//! one-code step and the judging of a one-time code.
 
 pub mod email_otp;
 pub mod federation;
 pub mod magic_link;
 pub mod passkey;
 pub mod password;
+pub mod phone_code;
 pub mod recovery_code;
 pub mod signup;
 pub mod totp;
@@ -32,6 +33,8 @@ registry! {
     Federation => federation::Federation,
     Totp => totp::Totp,
     EmailOtp => email_otp::EmailOtp,
+    Sms => phone_code::PhoneCode<phone_code::Sms>,
+    Whatsapp => phone_code::PhoneCode<phone_code::Whatsapp>,
     MagicLink => magic_link::MagicLink,
     Signup => signup::Signup,
     RecoveryCode => recovery_code::RecoveryCode,
@@ -103,4 +106,55 @@ fn code_page(ctx: &Ctx<'_>, error: Option<&str>, notice: Option<&str>, text: &'s
         text,
         switches: ctx.switches.clone(),
     })
+}
+
+/// What a typed one-time code (emailed, or sent by phone) turned out to be.
+pub(crate) enum Verdict {
+    /// Right, and taken: the user it proves.
+    Right(String),
+    Wrong,
+    /// Its last try failed, or it had none left: it is gone.
+    Exhausted,
+    /// The account is over its failed-attempt limit.
+    Throttled,
+    /// Right, but another submission took it first.
+    Used,
+}
+
+/// Judges a code waiting under `pending` (for `user_id`; none when no account is behind it,
+/// and then no code is right): the account's attempt counted first, then the code's own tries
+/// under `tries` — it dies at its fifth wrong one — and a right code taken, not read, so of two
+/// racing submissions one passes.
+pub(crate) async fn judge_code(
+    ctx: &Ctx<'_>,
+    pending: &str,
+    tries: &str,
+    account: &str,
+    user_id: Option<&str>,
+    right: bool,
+    ttl: Duration,
+) -> Result<Verdict, PageError> {
+    use crate::ephemeral::Taken;
+    if !attempt(ctx, account).await? {
+        return Ok(Verdict::Throttled);
+    }
+    let n = ctx.state.ephemeral.incr(tries, ttl).await?;
+    if n > email_otp::MAX_TRIES {
+        not_a_failure(ctx, account).await?;
+        ctx.state.ephemeral.delete(pending).await?;
+        return Ok(Verdict::Exhausted);
+    }
+    match (user_id, right) {
+        (Some(user_id), true) => {
+            let Taken::Fresh(_) = ctx.state.ephemeral.take(pending).await? else { return Ok(Verdict::Used) };
+            ctx.state.ephemeral.delete(pending).await?;
+            succeeded(ctx, account).await?;
+            Ok(Verdict::Right(user_id.to_owned()))
+        }
+        _ if n == email_otp::MAX_TRIES => {
+            ctx.state.ephemeral.delete(pending).await?;
+            Ok(Verdict::Exhausted)
+        }
+        _ => Ok(Verdict::Wrong),
+    }
 }

@@ -83,7 +83,7 @@ impl Step for RecoveryCode {
     const PROVES: &'static [&'static str] = &["otp"];
     const SWITCH_LABEL: &'static str = "Use a recovery code instead";
     /// Codes are made when the app or emailed codes are turned on, and go when both are off.
-    const STANDS_IN_FOR: &'static [&'static str] = &["totp", "email_otp"];
+    const STANDS_IN_FOR: &'static [&'static str] = &["totp", "email_otp", "sms", "whatsapp"];
 
     async fn render(ctx: &Ctx<'_>, error: Option<&str>, _form: Option<&Params>) -> Result<View, PageError> {
         Ok(code_page(ctx, error, None, &PAGE))

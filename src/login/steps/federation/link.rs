@@ -92,15 +92,19 @@ async fn new_user(state: &AppState, upstream: &Upstream, id: &Identity, now: i64
     if id.email.is_some() {
         claims.insert("email_verified".into(), Value::Bool(id.email_verified));
     }
-    let base: String = format!("{}-{}", upstream.id, id.subject)
+    // The provider and a random suffix, not the subject: the username is kept in clear (it is
+    // the `preferred_username`), the subject is sealed like the rest of the person's data.
+    let provider: String = upstream
+        .id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(64)
+        .take(40)
         .collect();
-    let username = if state.store.user_by_login(&base).await?.is_some() {
-        format!("{base}-{}", &random_token()[..8])
-    } else {
-        base
+    let username = loop {
+        let candidate = format!("{provider}-{}", &random_token()[..12]);
+        if state.store.user_by_login(&candidate).await?.is_none() {
+            break candidate;
+        }
     };
     Ok(User {
         id: random_id(),

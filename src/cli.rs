@@ -386,7 +386,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let listed: Vec<_> =
                 conflicts.iter().map(|c| json!({ "user": c.user_id, "field": c.field, "same_as": c.holder })).collect();
-            let value = json!({ "migrated": true, "conflicts": listed, "sealed": sealing.rows, "plain_left": sealing.more });
+            let value =
+                json!({ "migrated": true, "conflicts": listed, "sealed": sealing.rows, "plain_left": sealing.more });
             print(json.json, value, || match (sealing.rows, sealing.more) {
                 (0, false) => "database is up to date".into(),
                 (n, false) => format!("database is up to date; sealed the personal data of {n} rows written in clear"),

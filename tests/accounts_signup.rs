@@ -321,7 +321,11 @@ async fn a_taken_email_answers_like_a_free_one_sends_nothing_to_create_and_takes
 
     // Nothing created, no verification sent; the owner is told.
     let users = server.cli(&["users", "list", "--json"]);
-    let holders = users.as_array().unwrap().iter().filter(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case("taken@example.com")));
+    let holders = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case("taken@example.com")));
     assert_eq!(holders.count(), 1, "{users}");
     let notices = wait_mail(&server, "taken@example.com", 1).await;
     assert!(

@@ -430,6 +430,11 @@ async fn dpop_binds_the_access_token_and_userinfo_checks_the_proof() {
     let old = key.sign(&key.header(), &claims);
     assert_dpop_refused(&get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &old)]).await);
 
+    // Nor is it a Bearer token anywhere else (the account API).
+    let r = post(&server, "/account/api/password/change", &[], &[("Authorization", &format!("Bearer {at}"))]).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").unwrap_or_default().starts_with("DPoP"), "{r:?}");
+
     // Introspection reports the binding (§6.2).
     let r = server.introspect(&client, at).await;
     let v = r.json();

@@ -101,7 +101,12 @@ async fn logout_confirmations_are_bounded() {
 /// sealed at rest).
 fn succeeded_ips(server: &Server) -> Vec<String> {
     let events = server.cli(&["audit", "--kind", "login.succeeded", "--json"]);
-    events.as_array().unwrap_or_else(|| panic!("{events}")).iter().map(|e| e["ip"].as_str().unwrap_or_default().to_owned()).collect()
+    events
+        .as_array()
+        .unwrap_or_else(|| panic!("{events}"))
+        .iter()
+        .map(|e| e["ip"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// Behind a trusted balancer the audit log records the client's address, not the balancer's.

@@ -67,7 +67,10 @@ async fn deployment() -> Deployment {
     env.extend([
         ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1"),
         ("LATCHKEY_REGISTRATION_ENABLED", "true"),
-        ("LATCHKEY_REGISTRATION_FIELDS", "given_name=required,family_name=optional,birthdate=optional,phone_number=optional"),
+        (
+            "LATCHKEY_REGISTRATION_FIELDS",
+            "given_name=required,family_name=optional,birthdate=optional,phone_number=optional",
+        ),
         ("LATCHKEY_REGISTRATION_PHONE_REGION", "BD"),
     ]);
     let server = Server::start_with(&env);
@@ -144,7 +147,8 @@ impl Deployment {
                 }
                 let text = m.raw.replace("=\r\n", "");
                 let after = text.split("type this code on the page that asked for it: ").nth(1);
-                let code: String = after.unwrap_or_else(|| panic!("{m:?}")).chars().take_while(char::is_ascii_digit).collect();
+                let code: String =
+                    after.unwrap_or_else(|| panic!("{m:?}")).chars().take_while(char::is_ascii_digit).collect();
                 assert_eq!(code.len(), 6, "{m:?}");
                 return code;
             }

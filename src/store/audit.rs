@@ -122,7 +122,8 @@ pub struct AuditQuery {
 
 impl Store {
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-        let mut sql = String::from("SELECT id, at, kind, user_id, client_id, ip, detail, sealed FROM audit_events WHERE 1 = 1");
+        let mut sql =
+            String::from("SELECT id, at, kind, user_id, client_id, ip, detail, sealed FROM audit_events WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         let param = |binds: &mut Vec<String>, v: String| {
             binds.push(v);

@@ -56,7 +56,10 @@ pub enum Lookup<'a> {
     ExactUsername(&'a str),
     ExactEmail(&'a str),
     /// An upstream provider's subject, exact (OIDC Core §2: `sub` is case-sensitive).
-    Subject { provider: &'a str, subject: &'a str },
+    Subject {
+        provider: &'a str,
+        subject: &'a str,
+    },
 }
 
 impl Lookup<'_> {

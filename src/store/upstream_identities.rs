@@ -29,7 +29,8 @@ struct Row {
 
 /// Adds a link (`$1`…`$7`: provider, sealed subject, user, sealed email, time, subject key)
 /// unless that identity is linked already.
-const INSERT_LINK: &str = "INSERT INTO upstream_identities (provider, subject, user_id, email, created_at, subject_key, sealed)
+const INSERT_LINK: &str =
+    "INSERT INTO upstream_identities (provider, subject, user_id, email, created_at, subject_key, sealed)
      VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (provider, subject_key) DO NOTHING";
 
 /// What a link's sealed columns are bound to: its provider and subject key.
@@ -41,14 +42,12 @@ impl Store {
     /// The user linked to `subject` at `provider`, if any.
     pub async fn linked_user(&self, provider: &str, subject: &str) -> Result<Option<String>> {
         let Some(h) = self.pii.hashes(Lookup::Subject { provider, subject }) else { return Ok(None) };
-        sqlx::query_scalar(
-            "SELECT user_id FROM upstream_identities WHERE provider = $1 AND subject_key IN ($2, $3)",
-        )
-        .bind(provider)
-        .bind(&h.current)
-        .bind(&h.previous)
-        .fetch_optional(&self.pool)
-        .await
+        sqlx::query_scalar("SELECT user_id FROM upstream_identities WHERE provider = $1 AND subject_key IN ($2, $3)")
+            .bind(provider)
+            .bind(&h.current)
+            .bind(&h.previous)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     pub async fn linked_identities(&self, user_id: &str) -> Result<Vec<LinkedIdentity>> {

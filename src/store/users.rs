@@ -125,12 +125,14 @@ impl Store {
         }
         user.claims.insert("email_verified".into(), serde_json::Value::Bool(true));
         let (_, claims) = self.sealed_user(&user);
-        let r = sqlx::query("UPDATE users SET status = 'active', claims = $1, updated_at = $2 WHERE id = $3 AND sealed = 1")
-            .bind(claims)
-            .bind(now)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE users SET status = 'active', claims = $1, updated_at = $2 WHERE id = $3 AND sealed = 1",
+        )
+        .bind(claims)
+        .bind(now)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -149,10 +151,10 @@ impl Store {
         .bind(self.pii.seal(Column::UserEmail, user_id, email))
         .bind(self.pii.hash(Lookup::Email(email)))
         .bind(self.pii.seal(Column::UserClaims, user_id, &serde_json::Value::Object(claims.clone()).to_string()))
-            .bind(now)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await;
+        .bind(now)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await;
         match r {
             Ok(r) => Ok(r.rows_affected() > 0),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
@@ -182,7 +184,9 @@ impl Store {
         for user in self.users_from(exact)? {
             for field in ["username", "email"] {
                 let (lookup, holder) = match field {
-                    "username" => (Lookup::Username(&user.username), "SELECT id FROM users WHERE username_key IN ($1, $2)"),
+                    "username" => {
+                        (Lookup::Username(&user.username), "SELECT id FROM users WHERE username_key IN ($1, $2)")
+                    }
                     _ => (Lookup::Email(&user.email), "SELECT id FROM users WHERE email_key IN ($1, $2)"),
                 };
                 let Some(h) = self.pii.hashes(lookup) else { continue };

@@ -94,12 +94,8 @@ async fn new_user(state: &AppState, upstream: &Upstream, id: &Identity, now: i64
     }
     // The provider and a random suffix, not the subject: the username is kept in clear (it is
     // the `preferred_username`), the subject is sealed like the rest of the person's data.
-    let provider: String = upstream
-        .id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(40)
-        .collect();
+    let provider: String =
+        upstream.id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).take(40).collect();
     let username = loop {
         let candidate = format!("{provider}-{}", &random_token()[..12]);
         if state.store.user_by_login(&candidate).await?.is_none() {

@@ -95,6 +95,11 @@ impl ClientKey {
     fn assertion(&self, server: &Server, client_id: &str, aud: Value) -> String {
         let now = server.now();
         let claims = json!({ "iss": client_id, "sub": client_id, "aud": aud, "jti": random_string(), "iat": now, "exp": now + 60 });
+        self.sign(&claims)
+    }
+
+    /// `claims` (a client assertion, a request object) signed ES256 under the registered kid.
+    fn sign(&self, claims: &Value) -> String {
         let mut h = JwsHeader::new();
         h.set_key_id("k1");
         let signer = ES256.signer_from_pem(self.pair.to_pem_private_key()).unwrap();
@@ -278,10 +283,7 @@ async fn par_accepts_a_signed_request_object() {
     for (k, v) in auth_params(&client, &pkce, &state) {
         object[k] = json!(v);
     }
-    let mut h = JwsHeader::new();
-    h.set_key_id("k1");
-    let signer = ES256.signer_from_pem(key.pair.to_pem_private_key()).unwrap();
-    let request = josekit::jws::serialize_compact(object.to_string().as_bytes(), &h, &signer).unwrap();
+    let request = key.sign(&object);
     // The token endpoint's audience serves at PAR too (RFC 9126 §2).
     let assertion = key.assertion(&server, &client.id, json!(server.issuer));
     let r = post(
@@ -429,6 +431,11 @@ async fn dpop_binds_the_access_token_and_userinfo_checks_the_proof() {
     claims["iat"] = json!(server.now() - 3600);
     let old = key.sign(&key.header(), &claims);
     assert_dpop_refused(&get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &old)]).await);
+
+    // Nor is it a Bearer token anywhere else (the account API).
+    let r = post(&server, "/account/api/password/change", &[], &[("Authorization", &format!("Bearer {at}"))]).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").unwrap_or_default().starts_with("DPoP"), "{r:?}");
 
     // Introspection reports the binding (§6.2).
     let r = server.introspect(&client, at).await;
@@ -1073,10 +1080,7 @@ async fn fapi2_plan_authorization_modules() {
         let now = server.now() + secs;
         let claims = json!({ "iss": one.client.id, "sub": one.client.id, "aud": server.issuer, "jti": random_string(),
                              "iat": now, "nbf": now, "exp": now + 60 });
-        let mut h = JwsHeader::new();
-        h.set_key_id("k1");
-        let signer = ES256.signer_from_pem(one.key.pair.to_pem_private_key()).unwrap();
-        let jwt = josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap();
+        let jwt = one.key.sign(&claims);
         let mut p = p.clone();
         p.extend([("client_assertion_type".to_owned(), JWT_BEARER.to_owned()), ("client_assertion".to_owned(), jwt)]);
         p
@@ -1109,10 +1113,7 @@ async fn fapi2_plan_token_modules() {
     let forged = {
         let now = server.now();
         let claims = json!({ "iss": two.client.id, "sub": two.client.id, "aud": server.issuer, "jti": random_string(), "iat": now, "exp": now + 60 });
-        let mut h = JwsHeader::new();
-        h.set_key_id("k1");
-        let signer = ES256.signer_from_pem(one.key.pair.to_pem_private_key()).unwrap();
-        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap()
+        one.key.sign(&claims)
     };
     let mut with_forged = owned(&p);
     with_forged.extend([("client_assertion_type".into(), JWT_BEARER.into()), ("client_assertion".into(), forged)]);
@@ -1129,10 +1130,7 @@ async fn fapi2_plan_token_modules() {
         json!({ "iss": one.client.id, "sub": one.client.id, "aud": "https://elsewhere.example.com", "jti": random_string(), "iat": now, "exp": now + 60 }),
         json!({ "iss": one.client.id, "aud": server.issuer, "jti": random_string(), "iat": now, "exp": now + 60 }),
     ] {
-        let mut h = JwsHeader::new();
-        h.set_key_id("k1");
-        let signer = ES256.signer_from_pem(one.key.pair.to_pem_private_key()).unwrap();
-        let jwt = josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap();
+        let jwt = one.key.sign(&claims);
         let mut q = owned(&p);
         q.extend([
             ("client_id".into(), one.client.id.clone()),

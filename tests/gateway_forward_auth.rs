@@ -611,3 +611,49 @@ async fn an_unreachable_store_fails_closed_after_the_outage_grace() {
     assert_eq!(r.status, 503, "past the grace: fail closed: {r:?}");
     redis.resume();
 }
+
+#[test]
+fn config_check_reports_each_bad_rule_on_a_line_of_its_own() {
+    let dir = temp_dir("gateway-check");
+    let path = dir.join("latchkey.toml");
+    std::fs::write(
+        &path,
+        r#"
+[gateway]
+enabled = true
+cookie_domain = "example.com"
+
+[[gateway.rules]]
+hosts = ["app.example.com"]
+path_regex = "(unclosed"
+networks = ["10.0.0.0/33"]
+policy = "one_factor"
+
+[[gateway.rules]]
+hosts = ["elsewhere.org"]
+policy = "bypass"
+groups = ["admins"]
+"#,
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["config", "check", "--json"])
+        .env("LATCHKEY_CONFIG", &path)
+        .env("LATCHKEY_ISSUER", "https://login.example.com")
+        .env("LATCHKEY_DATA_DIR", dir.join("data"))
+        .env("LATCHKEY_KEYS_DIR", dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<&str> = report["problems"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for expected in [
+        "gateway.rules[0]: path_regex",
+        "gateway.rules[0]: networks: '10.0.0.0/33'",
+        "gateway.rules[1]: host 'elsewhere.org' is outside gateway.cookie_domain",
+        "gateway.rules[1]: groups and users apply only to one_factor and two_factor rules",
+    ] {
+        assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected} in {problems:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -195,6 +195,16 @@ async fn a_verified_number_reaches_the_phone_claims() {
     assert_eq!(info["phone_number"], MOBILE, "{info}");
     assert_eq!(info["phone_number_verified"], true, "{info}");
     assert_eq!(claims["amr"], json!(["pwd"]), "a verified number is no second factor: {claims}");
+    // At rest the number is sealed (#20): neither its row nor the account's claims hold it.
+    let digits = MOBILE.trim_start_matches('+');
+    let stored = server.db_strings("SELECT number FROM phone_numbers");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let stored = [
+        stored,
+        server.db_strings("SELECT number_key FROM phone_numbers"),
+        server.db_strings("SELECT claims FROM users"),
+    ];
+    assert!(stored.iter().flatten().all(|v| !v.contains(digits)), "in clear: {stored:?}");
     let kinds = server.db_strings("SELECT kind FROM audit_events WHERE kind LIKE 'phone.%' ORDER BY id");
     assert!(
         kinds.contains(&"phone.code_sent".to_string()) && kinds.contains(&"phone.verified".to_string()),

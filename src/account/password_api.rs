@@ -16,7 +16,7 @@ use super::password::{self, Changed};
 use crate::http::client_ip::ClientAddr;
 use crate::http::{BearerError, PageError};
 use crate::login::policy;
-use crate::oidc::id_token::{active_grant, read_access_token};
+use crate::oidc::id_token::{active_grant, read_bearer_token};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -153,7 +153,7 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, BearerE
             .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
             .map(|(_, t)| t.trim().to_owned())
             .ok_or(BearerError::InvalidRequest("the Authorization header must be Bearer"))?;
-        let at = read_access_token(state, &token, now)?;
+        let at = read_bearer_token(state, &token, now)?;
         let grant = active_grant(state, &at, now)
             .await?
             .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

@@ -21,7 +21,7 @@ use crate::config::gateway::{DeviceBinding, Policy};
 use crate::http::BearerError;
 use crate::http::client_ip::ClientAddr;
 use crate::login::policy::acr_level;
-use crate::oidc::id_token::{active_grant, read_access_token};
+use crate::oidc::id_token::{active_grant, read_bearer_token};
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::Extension;
@@ -165,7 +165,7 @@ async fn bearer(state: &AppState, auth: &HeaderValue) -> Result<Identity, Bearer
         _ => return Err(BearerError::InvalidRequest("the Authorization header must be Bearer")),
     };
     let now = state.now();
-    let at = read_access_token(state, token, now)?;
+    let at = read_bearer_token(state, token, now)?;
     let grant = active_grant(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

@@ -299,8 +299,7 @@ mod tests {
 
     #[test]
     fn bad_rules_are_reported_one_line_each() {
-        let mut s = Settings::default();
-        s.issuer = Some("https://auth.example.com".into());
+        let mut s = Settings { issuer: Some("https://auth.example.com".into()), ..Default::default() };
         s.gateway.enabled = true;
         s.gateway.cookie_domain = Some("example.com".into());
         s.gateway.rules = vec![

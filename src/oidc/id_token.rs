@@ -135,6 +135,17 @@ pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<Acce
     Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, exp, claims })
 }
 
+/// An access token presented as a Bearer token (RFC 6750): read as [`read_access_token`] does,
+/// except that a DPoP-bound one is refused (RFC 9449 §7.2: without its proof it is no bearer
+/// token).
+pub fn read_bearer_token(state: &AppState, token: &str, now: i64) -> Result<AccessToken, BearerError> {
+    let at = read_access_token(state, token, now)?;
+    if at.jkt.is_some() {
+        return Err(BearerError::DpopBound);
+    }
+    Ok(at)
+}
+
 /// The grant behind a user access token, if it is still active.
 pub async fn active_grant(state: &AppState, token: &AccessToken, now: i64) -> Result<Option<Grant>, BearerError> {
     let Some(gid) = &token.grant_id else { return Ok(None) };

@@ -2,6 +2,7 @@
 //! turned on. The `phone_number` and `phone_number_verified` claims follow the verified number,
 //! written in the same transaction.
 
+use super::sealed::{Column, Lookup};
 use super::{Result, Store};
 use crate::phone::Channel;
 use serde_json::Value;
@@ -30,19 +31,26 @@ impl Store {
                 .bind(user_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|(number, sms, whatsapp)| PhoneNumber {
-            number,
-            sms_codes: sms == 1,
-            whatsapp_codes: whatsapp == 1,
-        }))
+        row.map(|(number, sms, whatsapp)| {
+            Ok(PhoneNumber {
+                number: self.pii.open(Column::PhoneNumber, user_id, number, 1)?,
+                sms_codes: sms == 1,
+                whatsapp_codes: whatsapp == 1,
+            })
+        })
+        .transpose()
     }
 
     /// The accounts that verified `number` (E.164).
     pub async fn users_with_phone(&self, number: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT user_id FROM phone_numbers WHERE number = $1 LIMIT 2")
-            .bind(number)
-            .fetch_all(&self.pool)
-            .await?;
+        // By its keyed hash, under the current KEK or (mid-rewrap) the previous one.
+        let Some(keys) = self.pii.hashes(Lookup::Phone(number)) else { return Ok(Vec::new()) };
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT user_id FROM phone_numbers WHERE number_key IN ($1, $2) LIMIT 2")
+                .bind(keys.current)
+                .bind(keys.previous)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
@@ -53,19 +61,21 @@ impl Store {
     pub async fn set_phone_number(&self, user_id: &str, number: &str, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO phone_numbers (user_id, number, verified_at, sms_codes, whatsapp_codes)
-             VALUES ($1, $2, $3, 0, 0)
-             ON CONFLICT (user_id) DO UPDATE SET number = excluded.number, verified_at = excluded.verified_at,
-             sms_codes = CASE WHEN phone_numbers.number = excluded.number THEN phone_numbers.sms_codes ELSE 0 END,
+            "INSERT INTO phone_numbers (user_id, number, number_key, verified_at, sms_codes, whatsapp_codes)
+             VALUES ($1, $2, $3, $4, 0, 0)
+             ON CONFLICT (user_id) DO UPDATE SET number = excluded.number, number_key = excluded.number_key,
+             verified_at = excluded.verified_at,
+             sms_codes = CASE WHEN phone_numbers.number_key = excluded.number_key THEN phone_numbers.sms_codes ELSE 0 END,
              whatsapp_codes =
-                 CASE WHEN phone_numbers.number = excluded.number THEN phone_numbers.whatsapp_codes ELSE 0 END",
+                 CASE WHEN phone_numbers.number_key = excluded.number_key THEN phone_numbers.whatsapp_codes ELSE 0 END",
         )
         .bind(user_id)
-        .bind(number)
+        .bind(self.pii.seal(Column::PhoneNumber, user_id, number))
+        .bind(self.pii.hash(Lookup::Phone(number)))
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        set_claims(&mut tx, user_id, Some(number), now).await?;
+        self.set_phone_claims(&mut tx, user_id, Some(number), now).await?;
         tx.commit().await
     }
 
@@ -107,41 +117,52 @@ impl Store {
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         }
         if r.rows_affected() > 0 {
-            set_claims(&mut tx, user_id, None, now).await?;
+            self.set_phone_claims(&mut tx, user_id, None, now).await?;
         }
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
 }
 
-/// `phone_number` and `phone_number_verified` (OIDC Core §5.1) as the verified number says.
-async fn set_claims(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    user_id: &str,
-    number: Option<&str>,
-    now: i64,
-) -> Result<()> {
-    let Some((claims,)): Option<(String,)> =
-        sqlx::query_as("SELECT claims FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut **tx).await?
-    else {
-        return Ok(());
-    };
-    let mut claims: serde_json::Map<String, Value> = serde_json::from_str(&claims).unwrap_or_default();
-    match number {
-        Some(n) => {
-            claims.insert("phone_number".into(), Value::String(n.to_owned()));
-            claims.insert("phone_number_verified".into(), Value::Bool(true));
+impl Store {
+    /// `phone_number` and `phone_number_verified` (OIDC Core §5.1) as the verified number says,
+    /// in the user's claims, sealed as the row is (see [`super::sealed`]).
+    async fn set_phone_claims(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user_id: &str,
+        number: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let Some((claims, sealed)): Option<(String, i64)> =
+            sqlx::query_as("SELECT claims, sealed FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut **tx)
+                .await?
+        else {
+            return Ok(());
+        };
+        let claims = self.pii.open(Column::UserClaims, user_id, claims, sealed)?;
+        let mut claims: serde_json::Map<String, Value> = serde_json::from_str(&claims).unwrap_or_default();
+        match number {
+            Some(n) => {
+                claims.insert("phone_number".into(), Value::String(n.to_owned()));
+                claims.insert("phone_number_verified".into(), Value::Bool(true));
+            }
+            None => {
+                claims.remove("phone_number");
+                claims.remove("phone_number_verified");
+            }
         }
-        None => {
-            claims.remove("phone_number");
-            claims.remove("phone_number_verified");
-        }
+        // A row still in clear (before the migration sealed it) stays in clear, like its email.
+        let claims = Value::Object(claims).to_string();
+        let claims = if sealed == 1 { self.pii.seal(Column::UserClaims, user_id, &claims) } else { claims };
+        sqlx::query("UPDATE users SET claims = $1, updated_at = $2 WHERE id = $3")
+            .bind(claims)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
-    sqlx::query("UPDATE users SET claims = $1, updated_at = $2 WHERE id = $3")
-        .bind(Value::Object(claims).to_string())
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Personal data sealed at rest: the columns that name or locate a person (a user's email and
-//! claims, an upstream identity's subject and email, the address emailed codes go to, the
-//! client address of a session or an audit event) are stored AES-256-GCM-sealed under the
+//! claims, an upstream identity's subject and email, the address emailed codes go to, a verified
+//! phone number, the client address of a session or an audit event) are stored AES-256-GCM-sealed under the
 //! key-encryption key that seals the signing keys (`keys::kek`), with the table, the column and
 //! the row's id as associated data, so a sealed value opens only in the row it was written to.
 //!
@@ -28,6 +28,7 @@ pub enum Column {
     EmailCodeAddress,
     SessionIp,
     AuditIp,
+    PhoneNumber,
 }
 
 impl Column {
@@ -40,6 +41,7 @@ impl Column {
             Self::EmailCodeAddress => "email_otp_enrolments.email",
             Self::SessionIp => "sessions.ip",
             Self::AuditIp => "audit_events.ip",
+            Self::PhoneNumber => "phone_numbers.number",
         }
     }
 }
@@ -60,6 +62,8 @@ pub enum Lookup<'a> {
         provider: &'a str,
         subject: &'a str,
     },
+    /// A verified phone number, E.164.
+    Phone(&'a str),
 }
 
 impl Lookup<'_> {
@@ -71,6 +75,7 @@ impl Lookup<'_> {
             Self::ExactUsername(v) => (!v.trim().is_empty()).then(|| format!("username-exact\n{}", v.trim())),
             Self::ExactEmail(v) => (!v.trim().is_empty()).then(|| format!("email-exact\n{}", v.trim())),
             Self::Subject { provider, subject } => Some(format!("subject\n{provider}\n{subject}")),
+            Self::Phone(v) => (!v.is_empty()).then(|| format!("phone\n{v}")),
         }
     }
 }
@@ -406,6 +411,23 @@ impl Store {
             .bind(&old_subject)
             .execute(&mut *tx)
             .await?;
+            n += r.rows_affected();
+        }
+
+        // Phone numbers (always written sealed: the table is younger than sealing).
+        let phones: Vec<(String, String)> =
+            sqlx::query_as("SELECT user_id, number FROM phone_numbers ORDER BY user_id").fetch_all(&mut *tx).await?;
+        for (user_id, stored) in phones {
+            if t.is_current(Column::PhoneNumber, &user_id, &stored) {
+                continue;
+            }
+            let number = t.open(Column::PhoneNumber, &user_id, stored, 1)?;
+            let r = sqlx::query("UPDATE phone_numbers SET number = $1, number_key = $2 WHERE user_id = $3")
+                .bind(t.seal(Column::PhoneNumber, &user_id, &number))
+                .bind(t.hash(Lookup::Phone(&number)))
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
             n += r.rows_affected();
         }
 

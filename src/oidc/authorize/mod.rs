@@ -101,7 +101,7 @@ async fn decide(
                 return Ok(resume::refuse_outside_required_groups(state, &s, client, &req.target).await);
             }
             if !consent::needed(&req, client, &at.consented) {
-                return Ok(resume::issue(state, &req, &s).await?);
+                return resume::issue(state, &req, &s).await;
             }
             // prompt=none: no UI may be shown (OIDC Core §3.1.2.1), so say what would be needed.
             if req.prompt.none {

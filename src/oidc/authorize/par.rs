@@ -69,11 +69,11 @@ async fn pushed(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(S
     if let Some(name) = p.duplicate() {
         return Err(OAuthError::invalid_request(format!("the {name} parameter appears more than once")));
     }
+    // RFC 9449 §10.1: a proof sent here binds the code to its key; dpop_jkt, when also sent,
+    // must name that key. Checked first, so that a `use_dpop_nonce` answer spends no assertion.
+    let proof = dpop::verify(state, headers, "POST", PATH, None).await?;
     // §2: the client authenticates exactly as at the token endpoint.
     let client = client_auth::authenticate(state, headers, &p).await?;
-    // RFC 9449 §10.1: a proof sent here binds the code to its key; dpop_jkt, when also sent,
-    // must name that key.
-    let proof = dpop::verify(state, headers, "POST", PATH, None).await?;
     let dpop_jkt = match (p.get("dpop_jkt"), &proof) {
         (Some(sent), Some(proof)) if sent != proof.jkt => {
             return Err(OAuthError::invalid_dpop_proof("dpop_jkt is not the thumbprint of the proof's key"));

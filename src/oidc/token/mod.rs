@@ -34,10 +34,11 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
         return Err(OAuthError::invalid_request(format!("the {name} parameter appears more than once")));
     }
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    let client = client_auth::authenticate(state, headers, &p).await?;
-    // RFC 9449 §5: a proof binds what is issued to its key; a client registered for DPoP-bound
-    // tokens (or under FAPI 2.0, §5.3.2.1-4) must send one.
+    // RFC 9449 §5: a proof binds what is issued to its key. Checked before the client
+    // authenticates, so that a `use_dpop_nonce` answer spends no client assertion.
     let proof = dpop::verify(state, headers, "POST", crate::oidc::TOKEN, None).await?;
+    let client = client_auth::authenticate(state, headers, &p).await?;
+    // A client registered for DPoP-bound tokens (or under FAPI 2.0, §5.3.2.1-4) must send one.
     if proof.is_none() && client.requires_dpop() {
         return Err(OAuthError::invalid_dpop_proof("this client's token requests need a DPoP proof"));
     }

@@ -179,6 +179,88 @@ async fn clients_and_their_roles() {
 }
 
 #[tokio::test]
+async fn high_security_options_logout_uris_and_initial_access_tokens_as_the_cli_sets_them() {
+    let server = Server::start();
+    let admin = admin_client(&server);
+    let t = token_for(&server, &admin, Some("latchkey:admin")).await;
+    let t = Some(t.as_str());
+
+    // The FAPI 2.0 profile's registration rules hold here as on the command line.
+    let fapi = json!({ "name": "bank", "redirect_uris": [CALLBACK], "profile": "fapi2" });
+    let r = call(&server, t, Method::POST, "/clients", Some(fapi)).await;
+    assert_problem(&r, 400, "invalid_request");
+    assert!(r.json()["detail"].as_str().unwrap().contains("private_key_jwt"), "{r:?}");
+    let r = call(&server, t, Method::POST, "/clients", Some(json!({ "name": "x", "profile": "fapi9" }))).await;
+    assert_problem(&r, 400, "invalid_request");
+    let plain_logout =
+        json!({ "name": "x", "redirect_uris": [CALLBACK], "backchannel_logout_uri": "http://rp.example.com/bc" });
+    assert_problem(&call(&server, t, Method::POST, "/clients", Some(plain_logout)).await, 400, "invalid_request");
+    // A public client cannot exchange tokens (NewClient::check, shared with registration).
+    let public = json!({ "name": "x", "redirect_uris": [CALLBACK], "public": true, "grant_types": ["authorization_code", "token_exchange"] });
+    assert_problem(&call(&server, t, Method::POST, "/clients", Some(public)).await, 400, "invalid_request");
+
+    let body = json!({
+        "name": "api gateway",
+        "redirect_uris": [CALLBACK],
+        "grant_types": ["authorization_code", "token_exchange"],
+        "require_pushed_authorization_requests": true,
+        "dpop_bound_access_tokens": true,
+        "token_exchange_from": ["*"],
+        "backchannel_logout_uri": "https://rp.example.com/backchannel",
+        "frontchannel_logout_uri": "https://rp.example.com/frontchannel",
+    });
+    let r = call(&server, t, Method::POST, "/clients", Some(body)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r.json()["client_id"].as_str().unwrap().to_owned();
+    let shown = call(&server, t, Method::GET, &format!("/clients/{id}"), None).await.json();
+    assert_eq!(shown["require_pushed_authorization_requests"], true, "{shown}");
+    assert_eq!(shown["dpop_bound_access_tokens"], true, "{shown}");
+    assert_eq!(shown["token_exchange_from"], json!(["*"]), "{shown}");
+    assert_eq!(shown["backchannel_logout_uri"], "https://rp.example.com/backchannel", "{shown}");
+    assert_eq!(shown["backchannel_logout_session_required"], true, "{shown}");
+    assert_eq!(shown["frontchannel_logout_uri"], "https://rp.example.com/frontchannel", "{shown}");
+    assert_eq!(server.cli(&["clients", "show", &id, "--json"]), shown);
+
+    let change = json!({ "dpop_bound_access_tokens": false, "token_exchange_from": ["none"] });
+    let r = call(&server, t, Method::PATCH, &format!("/clients/{id}"), Some(change)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["dpop_bound_access_tokens"], false, "{r:?}");
+    assert_eq!(r.json()["token_exchange_from"], json!([]), "{r:?}");
+    let updated = server.cli(&["clients", "update", &id, "--require-par", "false", "--json"]);
+    assert_eq!(updated["require_pushed_authorization_requests"], false, "{updated}");
+    let shown = call(&server, t, Method::GET, &format!("/clients/{id}"), None).await.json();
+    assert_eq!(
+        (&shown["require_pushed_authorization_requests"], &shown["dpop_bound_access_tokens"]),
+        (&json!(false), &json!(false)),
+        "{shown}"
+    );
+
+    // An initial access token for the registration endpoint (RFC 7591 §3), shown once.
+    let r = call(&server, t, Method::POST, "/initial-access-tokens", Some(json!({ "expires_in": 0 }))).await;
+    assert_problem(&r, 400, "invalid_request");
+    let r = call(&server, t, Method::POST, "/initial-access-tokens", Some(json!({ "expires_in": 600 }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let issued = r.json();
+    let token = issued["initial_access_token"].as_str().unwrap().to_owned();
+    assert!(issued["expires_at"].as_i64().is_some(), "{issued}");
+    let endpoint =
+        server.discovery().await["registration_endpoint"].as_str().expect("registration_endpoint").to_owned();
+    let path = endpoint.strip_prefix(server.issuer.as_str()).unwrap_or(&endpoint).to_owned();
+    let registration = json!({ "redirect_uris": [CALLBACK], "client_name": "registered" });
+    let register = |bearer: String| {
+        server
+            .request(Method::POST, &path)
+            .header("Content-Type", "application/json")
+            .bearer_auth(bearer)
+            .body(registration.to_string())
+    };
+    assert_eq!(server.send(register(token)).await.status, 201);
+    assert_eq!(server.send(register("not-issued".into())).await.status, 401);
+    let events = call(&server, t, Method::GET, "/audit?kind=admin.initial_access_token", None).await.json();
+    assert_eq!(events[0]["detail"]["admin_client"], admin.id.as_str(), "{events}");
+}
+
+#[tokio::test]
 async fn users_groups_and_sessions() {
     let server = Server::start();
     let admin = admin_client(&server);

@@ -16,7 +16,8 @@
 //! - [`ephemeral`]: short-lived state with TTLs (codes, flows, counters).
 //!
 //! [`state`] is what every handler shares; [`app`] assembles the routers; [`server`] binds and
-//! runs them; [`cli`] is the operator's interface to the same state.
+//! runs them; [`cli`] is the operator's interface to the same state, and [`admin`] the operations it
+//! shares with the admin REST API (`/admin/api/v1`).
 
 /// Self-service pages for the signed-in user: account security (second factors), linked accounts.
 pub mod account;

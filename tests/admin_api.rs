@@ -304,6 +304,8 @@ async fn signing_keys_rotate_export_and_revoke() {
     assert_eq!(jwk["key"]["kid"], active, "{jwk}");
     assert!(jwk["key"].get("d").is_none(), "only the public part: {jwk}");
     assert_problem(&call(&server, t, Method::GET, "/keys/nope", None).await, 404, "not_found");
+    // Without a body a rotation turns every algorithm (refused here: the next keys are new).
+    assert_problem(&call(&server, t, Method::POST, "/keys/rotate", None).await, 409, "conflict");
 
     // A next key younger than clients' JWKS caches is refused unless forced.
     let r = call(&server, t, Method::POST, "/keys/rotate", Some(json!({ "alg": "RS256" }))).await;

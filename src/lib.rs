@@ -16,7 +16,8 @@
 //! - [`ephemeral`]: short-lived state with TTLs (codes, flows, counters).
 //!
 //! [`state`] is what every handler shares; [`app`] assembles the routers; [`server`] binds and
-//! runs them; [`cli`] is the operator's interface to the same state.
+//! runs them; [`cli`] is the operator's interface to the same state, and [`admin`] the operations it
+//! shares with the admin REST API (`/admin/api/v1`).
 
 // The discovery document is one `json!` literal, deeper than the macro's default limit.
 #![recursion_limit = "256"]

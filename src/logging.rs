@@ -37,5 +37,66 @@ pub fn init(format: Format) {
         // Escape codes only where a person reads them: not in files, journald or pipes.
         Format::Text => lines.with_ansi(std::io::stderr().is_terminal()).with_filter(filter).boxed(),
     };
-    tracing_subscriber::registry().with(lines).with(crate::metrics::store_timing()).init();
+    let registry = tracing_subscriber::registry().with(lines).with(crate::metrics::store_timing());
+    #[cfg(feature = "otlp")]
+    let registry = registry.with(otlp::layer());
+    registry.init();
+}
+
+/// Sends what is still buffered (OpenTelemetry spans) before the process exits.
+pub fn flush() {
+    #[cfg(feature = "otlp")]
+    otlp::shutdown();
+}
+
+/// OpenTelemetry trace export (cargo feature `otlp`): with `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, every span — the request span with its method,
+/// path and request id, and those inside it — goes to that collector over OTLP/HTTP
+/// (protobuf), in batches, named by `OTEL_SERVICE_NAME` (default `latchkey`). Unset, nothing is
+/// exported and nothing else changes.
+#[cfg(feature = "otlp")]
+mod otlp {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use std::sync::OnceLock;
+    use tracing_subscriber::Layer;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    pub fn layer<S>() -> Option<impl tracing_subscriber::Layer<S>>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let configured = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
+        if !configured {
+            return None;
+        }
+        // The exporter reads the endpoint, headers and timeout from the standard variables.
+        let exporter = match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("latchkey: OpenTelemetry export is off: {e}");
+                return None;
+            }
+        };
+        let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "latchkey".into());
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(name).build())
+            .build();
+        let tracer = provider.tracer("latchkey");
+        let _ = PROVIDER.set(provider);
+        // Latchkey's own spans and events at INFO and above: the request span and what happens
+        // inside it, not every library's debug spans.
+        let ours = tracing_subscriber::filter::Targets::new().with_target("latchkey", tracing::Level::INFO);
+        Some(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(ours))
+    }
+
+    pub fn shutdown() {
+        if let Some(p) = PROVIDER.get() {
+            let _ = p.shutdown();
+        }
+    }
 }

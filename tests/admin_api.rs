@@ -92,8 +92,8 @@ async fn no_token_is_401_and_a_token_without_the_admin_scope_is_403() {
 async fn clients_and_their_roles() {
     let server = Server::start();
     let admin = admin_client(&server);
-    let t = token_for(&server, &admin, Some("latchkey:admin")).await;
-    let t = Some(t.as_str());
+    let token = token_for(&server, &admin, Some("latchkey:admin")).await;
+    let t = Some(token.as_str());
 
     // Bad input: problems, never 500.
     let r =
@@ -101,8 +101,7 @@ async fn clients_and_their_roles() {
     assert_problem(&r, 400, "invalid_request");
     let r = call(&server, t, Method::POST, "/clients", Some(json!({ "name": "x", "colour": "blue" }))).await;
     assert_problem(&r, 400, "invalid_request");
-    let r =
-        server.send(server.request(Method::POST, &format!("{API}/clients")).bearer_auth(t.unwrap()).body("{")).await;
+    let r = server.send(server.request(Method::POST, &format!("{API}/clients")).bearer_auth(&token).body("{")).await;
     assert_problem(&r, 415, "invalid_request");
 
     let r = call(
@@ -387,6 +386,8 @@ async fn signing_keys_rotate_export_and_revoke() {
     assert_eq!(jwk["key"]["kid"], active, "{jwk}");
     assert!(jwk["key"].get("d").is_none(), "only the public part: {jwk}");
     assert_problem(&call(&server, t, Method::GET, "/keys/nope", None).await, 404, "not_found");
+    // Without a body a rotation turns every algorithm (refused here: the next keys are new).
+    assert_problem(&call(&server, t, Method::POST, "/keys/rotate", None).await, 409, "conflict");
 
     // A next key younger than clients' JWKS caches is refused unless forced.
     let r = call(&server, t, Method::POST, "/keys/rotate", Some(json!({ "alg": "RS256" }))).await;

@@ -55,3 +55,68 @@ async fn an_unknown_log_format_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim(), "latchkey: LATCHKEY_LOG_FORMAT: 'xml' is not text or json", "{err}");
 }
+
+/// With the `otlp` feature and `OTEL_EXPORTER_OTLP_ENDPOINT`, request spans reach a collector
+/// over OTLP/HTTP: here a small collector inside the test that keeps what is posted to
+/// `/v1/traces`. (`cargo test --features otlp --test logs`.)
+#[cfg(feature = "otlp")]
+#[tokio::test]
+async fn request_spans_are_exported_over_otlp() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let posted: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let kept = posted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 16384];
+                // Reads the head, then as many body bytes as Content-Length says.
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&request[..end]).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        let body = request[end + 4..end + 4 + length].to_vec();
+                        kept.lock().unwrap().push((head, body));
+                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let server = Server::start_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "latchkey-under-test"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+    assert_eq!(server.get("/healthz").await.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (head, body) = loop {
+        if let Some(p) = posted.lock().unwrap().iter().find(|(h, _)| h.starts_with("POST /v1/traces ")).cloned() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no spans exported in 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(head.to_ascii_lowercase().contains("content-type: application/x-protobuf"), "{head}");
+    // Protobuf keeps strings as they are: the service name and the request span's name and path.
+    let has = |s: &str| body.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has("latchkey-under-test") && has("request") && has("/healthz"), "{body:?}");
+}

@@ -299,6 +299,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// A JSON body that may be left out (an empty body means the defaults), as for a rotation.
+pub struct MaybeBody<T>(T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for MaybeBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return Body::from_request(req, state).await.map(|Body(t)| MaybeBody(t));
+        }
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) if bytes.is_empty() => Ok(MaybeBody(T::default())),
+            _ => Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", "Send application/json.")),
+        }
+    }
+}
+
 /// Query parameters, refused as a problem when malformed.
 pub struct Params<T>(T);
 
@@ -650,12 +667,13 @@ async fn refreshed<T>(state: &AppState, r: Answer<T>) -> Answer<T> {
 }
 
 /// next → active, active → retired, and a new next key, for one algorithm or every one.
-#[utoipa::path(post, path = "/admin/api/v1/keys/rotate", tag = "keys", request_body = keys::Rotate,
+#[utoipa::path(post, path = "/admin/api/v1/keys/rotate", tag = "keys",
+    request_body(content = keys::Rotate, description = "Optional: without a body every algorithm rotates"),
     responses((status = 200, body = [keys::Rotated]), (status = 409, body = Problem)))]
 async fn rotate_keys(
     State(state): State<AppState>,
     admin: Admin,
-    Body(r): Body<keys::Rotate>,
+    MaybeBody(r): MaybeBody<keys::Rotate>,
 ) -> Answer<Vec<keys::Rotated>> {
     let result = answer(keys::rotate(&admin.ops(&state), r).await);
     refreshed(&state, result).await
@@ -704,13 +722,13 @@ pub struct Force {
 
 /// Retires a key: an active key through a rotation of its algorithm, a next key at once.
 #[utoipa::path(post, path = "/admin/api/v1/keys/{kid}/retire", tag = "keys", params(("kid" = String, Path)),
-    request_body = Force,
+    request_body(content = Force, description = "Optional"),
     responses((status = 200, body = keys::KeyStatus), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn retire_key(
     State(state): State<AppState>,
     admin: Admin,
     Path(kid): Path<String>,
-    Body(f): Body<Force>,
+    MaybeBody(f): MaybeBody<Force>,
 ) -> Answer<keys::KeyStatus> {
     let result = answer(keys::retire(&admin.ops(&state), &kid, f.force).await);
     refreshed(&state, result).await

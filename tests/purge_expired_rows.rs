@@ -40,9 +40,10 @@ async fn expired_rows_are_purged_in_batches_and_live_ones_kept() {
     for i in 0..3 {
         // Each grant is written live, given its tokens, and only then made dead: the purge runs
         // every second and would otherwise take a dead grant before its tokens are written.
-        for (g, expires, revoked) in
-            [(format!("expired-{i}"), t - 10, "NULL".to_string()), (format!("revoked-{i}"), t + DAY, (t - 5).to_string())]
-        {
+        for (g, expires, revoked) in [
+            (format!("expired-{i}"), t - 10, "NULL".to_string()),
+            (format!("revoked-{i}"), t + DAY, (t - 5).to_string()),
+        ] {
             ids(&server, &grant(&g, t + DAY, "NULL"));
             for j in 0..2 {
                 ids(

@@ -245,7 +245,7 @@ impl Store {
         for table in [Plain::Users, Plain::Upstream, Plain::EmailCodes, Plain::Sessions, Plain::Audit] {
             loop {
                 if left == 0 {
-                    done.more = self.any_plain(table).await?;
+                    done.more = any_plain(conn, table).await?;
                     return Ok(done);
                 }
                 let n = self.seal_batch(conn, table, batch.max(1)).await?;
@@ -257,18 +257,6 @@ impl Store {
             }
         }
         Ok(done)
-    }
-
-    async fn any_plain(&self, table: Plain) -> Result<bool> {
-        for t in [Plain::Users, Plain::Upstream, Plain::EmailCodes, Plain::Sessions, Plain::Audit] {
-            if t as u8 >= table as u8 {
-                let q = sqlx::AssertSqlSafe(format!("SELECT 1 FROM {} WHERE sealed = 0 LIMIT 1", t.table()));
-                if sqlx::query(q).fetch_optional(&self.pool).await?.is_some() {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
     }
 
     /// Seals up to `batch` rows of `table` in one transaction; answers how many.
@@ -468,6 +456,20 @@ impl Store {
         tx.commit().await?;
         Ok(n)
     }
+}
+
+/// Whether `table` or a later one still has rows in clear. On the connection the sealing holds
+/// (SQLite's pool has only that one).
+async fn any_plain(conn: &mut sqlx::AnyConnection, table: Plain) -> Result<bool> {
+    for t in [Plain::Users, Plain::Upstream, Plain::EmailCodes, Plain::Sessions, Plain::Audit] {
+        if t as u8 >= table as u8 {
+            let q = sqlx::AssertSqlSafe(format!("SELECT 1 FROM {} WHERE sealed = 0 LIMIT 1", t.table()));
+            if sqlx::query(q).fetch_optional(&mut *conn).await?.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The tables with sealed columns, in the order they are converted.

@@ -38,9 +38,13 @@ async fn expired_rows_are_purged_in_batches_and_live_ones_kept() {
         )
     };
     for i in 0..3 {
-        ids(&server, &grant(&format!("expired-{i}"), t - 10, "NULL"));
-        ids(&server, &grant(&format!("revoked-{i}"), t + DAY, &(t - 5).to_string()));
-        for g in [format!("expired-{i}"), format!("revoked-{i}")] {
+        // Each grant is written live, given its tokens, and only then made dead: the purge runs
+        // every second and would otherwise take a dead grant before its tokens are written.
+        for (g, expires, revoked) in [
+            (format!("expired-{i}"), t - 10, "NULL".to_string()),
+            (format!("revoked-{i}"), t + DAY, (t - 5).to_string()),
+        ] {
+            ids(&server, &grant(&g, t + DAY, "NULL"));
             for j in 0..2 {
                 ids(
                     &server,
@@ -49,6 +53,7 @@ async fn expired_rows_are_purged_in_batches_and_live_ones_kept() {
                     ),
                 );
             }
+            ids(&server, &format!("UPDATE grants SET expires_at = {expires}, revoked_at = {revoked} WHERE id = '{g}'"));
         }
         ids(
             &server,

@@ -458,6 +458,20 @@ impl Store {
     }
 }
 
+/// Whether `table` or a later one still has rows in clear. On the connection the sealing holds
+/// (SQLite's pool has only that one).
+async fn any_plain(conn: &mut sqlx::AnyConnection, table: Plain) -> Result<bool> {
+    for t in [Plain::Users, Plain::Upstream, Plain::EmailCodes, Plain::Sessions, Plain::Audit] {
+        if t as u8 >= table as u8 {
+            let q = sqlx::AssertSqlSafe(format!("SELECT 1 FROM {} WHERE sealed = 0 LIMIT 1", t.table()));
+            if sqlx::query(q).fetch_optional(&mut *conn).await?.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// The tables with sealed columns, in the order they are converted.
 #[derive(Clone, Copy, Debug)]
 enum Plain {
@@ -495,20 +509,6 @@ fn aad(column: Column, row: &str) -> String {
 
 fn decode(e: anyhow::Error) -> sqlx::Error {
     sqlx::Error::Decode(e.into())
-}
-
-/// Whether `table`, or one sealed after it, still has a row in clear: asked on the connection the
-/// sealing run holds (a SQLite store's pool has only that one).
-async fn any_plain(conn: &mut sqlx::AnyConnection, table: Plain) -> Result<bool> {
-    for t in [Plain::Users, Plain::Upstream, Plain::EmailCodes, Plain::Sessions, Plain::Audit] {
-        if t as u8 >= table as u8 {
-            let q = sqlx::AssertSqlSafe(format!("SELECT 1 FROM {} WHERE sealed = 0 LIMIT 1", t.table()));
-            if sqlx::query(q).fetch_optional(&mut *conn).await?.is_some() {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
 }
 
 #[cfg(test)]

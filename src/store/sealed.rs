@@ -157,10 +157,14 @@ impl Pii {
 
     /// The hashes to look `value` up by; None when it cannot match anything (empty).
     pub fn hashes(&self, value: Lookup<'_>) -> Option<Hashes> {
-        let message = value.message()?;
+        Some(self.keyed(&value.message()?))
+    }
+
+    /// The keyed hashes of `message` (labelled by what it is, as [`Lookup`] labels its kinds).
+    fn keyed(&self, message: &str) -> Hashes {
         self.notice_rewrap();
         let (current, previous) = self.kek.read().unwrap().lookup_hashes(message.as_bytes());
-        Some(Hashes { previous: previous.unwrap_or_else(|| current.clone()), current })
+        Hashes { previous: previous.unwrap_or_else(|| current.clone()), current }
     }
 
     /// The hash a row is written with (the current KEK's).
@@ -344,6 +348,14 @@ impl Store {
 
     fn hash(&self, lookup: Lookup<'_>) -> Option<String> {
         self.pii.hash(lookup)
+    }
+
+    /// The keyed hashes of a device's traits (`gateway::device`), which the ephemeral store
+    /// keeps instead of the traits themselves.
+    /// The traits (browser family and platform, perhaps the network) are few enough to guess,
+    /// so they are never kept unkeyed.
+    pub fn device_hashes(&self, traits: &str) -> Hashes {
+        self.pii.keyed(&format!("device\n{traits}"))
     }
 
     /// `keys rewrap`: every sealed value not yet under `target`'s current KEK is opened (with

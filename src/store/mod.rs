@@ -1,8 +1,9 @@
 //! Durable state over sqlx: SQLite by default, Postgres when `database.url` says so. One set of
 //! portable SQL (`$n` placeholders, BIGINT times, TEXT ids) serves both through `sqlx::Any`.
 
-/// What a user has to sign in with, counted in six subqueries over the user id `$user` (an SQL
-/// expression): the columns of [`Credentials`](crate::domain::Credentials), in its order.
+/// What a user has to sign in with, counted in one subquery per column over the user id `$user`
+/// (an SQL expression): the columns of [`Credentials`](crate::domain::Credentials), in the
+/// order `store::second_factors::credentials` reads them.
 macro_rules! credential_counts {
     ($user:literal) => {
         concat!(
@@ -29,7 +30,10 @@ macro_rules! credential_counts {
             " AND sms_codes = 1),
              (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
             $user,
-            " AND whatsapp_codes = 1)"
+            " AND whatsapp_codes = 1),
+             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
+            $user,
+            ")"
         )
     };
 }

@@ -592,7 +592,8 @@ async fn a_session_made_on_one_node_passes_on_another_and_logout_reaches_it_with
 async fn gateway_sessions_keep_no_address_or_browser_in_clear() {
     use sha2::{Digest, Sha256};
     let Some((backends, _redis)) = with_redis() else { return };
-    let env = [("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1"), ("LATCHKEY_RATE_LIMIT_PER_SECOND", "0")];
+    let config = config("");
+    let env = [("LATCHKEY_CONFIG", config.to_str().unwrap()), ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1")];
     let server = Server::start_on(backends.clone(), &env);
     server.add_alice();
     let browser = server.browser_resolving(HOSTS, FIREFOX);

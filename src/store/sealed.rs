@@ -357,9 +357,25 @@ impl Store {
     }
 
     /// The secret of a `client_secret_jwt` client, opened; none for a client without a sealed
-    /// secret.
-    pub fn client_secret(&self, client: &crate::domain::Client) -> Result<Option<String>> {
-        self.pii.open_opt(Column::ClientSecret, &client.id, client.secret_sealed.clone(), 1)
+    /// secret. A record from the client cache may predate a `keys rewrap` whose previous KEK is
+    /// gone already: then the row is read again, and the cached record dropped.
+    pub async fn client_secret(&self, client: &crate::domain::Client) -> Result<Option<String>> {
+        match self.pii.open_opt(Column::ClientSecret, &client.id, client.secret_sealed.clone(), 1) {
+            Ok(secret) => Ok(secret),
+            Err(e) => {
+                self.clients.0.lock().unwrap().remove(&client.id);
+                let row: Option<(Option<String>,)> = sqlx::query_as("SELECT secret_sealed FROM clients WHERE id = $1")
+                    .bind(&client.id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row.and_then(|(s,)| s) {
+                    Some(fresh) if Some(&fresh) != client.secret_sealed.as_ref() => {
+                        self.pii.open(Column::ClientSecret, &client.id, fresh, 1).map(Some)
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     /// `keys rewrap`: every sealed value not yet under `target`'s current KEK is opened (with

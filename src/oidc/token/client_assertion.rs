@@ -65,7 +65,7 @@ pub async fn verify(state: &AppState, client: &Client, assertion: &str) -> Resul
         AuthMethod::ClientSecretJwt => {
             // A sealed secret that does not open is a store failure (server_error), never a
             // refusal the client would take for a wrong secret.
-            let Some(secret) = state.store.client_secret(client)? else {
+            let Some(secret) = state.store.client_secret(client).await? else {
                 return Ok(Err(Refused::NoSecret));
             };
             match mac::verify(assertion, &secret, |alg| registered.is_none_or(|a| a == AuthAlg::Mac(alg))) {

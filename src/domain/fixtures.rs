@@ -41,7 +41,6 @@ pub fn request() -> AuthRequest {
         acr_values: vec![],
         claims: None,
         dpop_jkt: None,
-        cert_x5t: None,
         pushed: None,
         resource: None,
     }

@@ -582,3 +582,153 @@ async fn fapi2_client_with_mtls_instead_of_dpop() {
     let (ok, _, stderr) = server.cli_raw(&all, None);
     assert!(!ok && stderr.contains("private_key_jwt or mTLS"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through a real nginx
+// ---------------------------------------------------------------------------------------------
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// nginx terminating TLS in front of the server, asking for client certificates without
+/// checking their issuer and passing them as `$ssl_client_escaped_cert`.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Nginx {
+    /// None when nginx is not installed and `LATCHKEY_REQUIRE_PROXIES` is not `1` (`.ci/run`
+    /// sets it, and installs nginx).
+    fn start(server: &Server) -> Option<Nginx> {
+        if !std::path::Path::new(NGINX).exists() {
+            if std::env::var("LATCHKEY_REQUIRE_PROXIES").is_ok_and(|v| v == "1") {
+                panic!("{NGINX} is not installed and LATCHKEY_REQUIRE_PROXIES=1 (apt-get install nginx)");
+            }
+            eprintln!("skipped: {NGINX} is not installed");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("latchkey-mtls-nginx-{}", random_string()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tls = certificate(&[("CN", "localhost")], &[("dns", "localhost"), ("ip", "127.0.0.1")], None);
+        std::fs::write(dir.join("server.pem"), tls.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), tls.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let latchkey: u16 = server.base.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+        let d = dir.display();
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.key;
+        ssl_verify_client optional_no_ca;
+        location / {{
+            proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
+            proxy_pass http://127.0.0.1:{latchkey};
+        }}
+    }}
+}}
+"#
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let log = std::fs::File::create(dir.join("output.log")).unwrap();
+        let child = std::process::Command::new(NGINX)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nginx");
+        let nginx = Nginx { child, port, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nginx did not listen: {}", nginx.output());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(nginx)
+    }
+
+    fn output(&self) -> String {
+        let mut out = std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default();
+        out.push_str(&std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default());
+        out
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// A TLS client of nginx, presenting `cert` when given (its server certificate is the test's own).
+fn tls_client(cert: Option<&Cert>) -> reqwest::Client {
+    let mut b =
+        reqwest::Client::builder().danger_accept_invalid_certs(true).redirect(reqwest::redirect::Policy::none());
+    if let Some(c) = cert {
+        let mut pem = c.key.private_key_to_pem_pkcs8().unwrap();
+        pem.extend_from_slice(c.pem().as_bytes());
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// The whole path: nginx asks for the certificate in the TLS handshake, passes it URL-encoded,
+/// and overwrites a header the client sent itself.
+#[tokio::test]
+async fn through_nginx_with_ssl_verify_client_optional_no_ca() {
+    let server = behind_proxy();
+    let Some(nginx) = Nginx::start(&server) else { return };
+    let cert = Cert::service(&Cert::ca());
+    let mut args = vec!["--auth-method", "tls_client_auth", "--tls-subject-dn", DN, "--cert-bound-tokens"];
+    args.push("--resource-server");
+    let id = service(&server, &args);
+    let form = [("grant_type", "client_credentials"), ("client_id", id.as_str())];
+    let token = |client: reqwest::Client, forged: Option<String>| {
+        let mut req = client.post(nginx.url("/token")).form(&form);
+        if let Some(h) = forged {
+            req = req.header(HEADER, h);
+        }
+        server.send(req)
+    };
+
+    let r = token(tls_client(Some(&cert)), None).await;
+    assert_eq!(r.status, 200, "{r:?}\n{}", nginx.output());
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_claims(&at)["cnf"]["x5t#S256"], cert.thumbprint());
+    // Introspection through the proxy, authenticated by the same certificate.
+    let r = server
+        .send(
+            tls_client(Some(&cert)).post(nginx.url("/introspect")).form(&[("token", at.as_str()), ("client_id", &id)]),
+        )
+        .await;
+    assert_eq!(r.json()["cnf"]["x5t#S256"], cert.thumbprint(), "{r:?}");
+
+    // No certificate in the handshake: nothing, whatever header the client writes itself.
+    token(tls_client(None), None).await.assert_invalid_client();
+    token(tls_client(None), Some(cert.nginx())).await.assert_invalid_client();
+    // Another certificate in the handshake, the right one in a header of its own: nginx's wins.
+    let other = certificate(&[("CN", "other")], &[], None);
+    token(tls_client(Some(&other)), Some(cert.nginx())).await.assert_invalid_client();
+}

@@ -55,10 +55,9 @@ impl Certificate {
             base64_der(inner)?
         } else {
             // Form encoders write the space of the PEM armour as `+`.
-            let decoded = percent_decode(value).replace("BEGIN+CERTIFICATE", "BEGIN CERTIFICATE").replace(
-                "END+CERTIFICATE",
-                "END CERTIFICATE",
-            );
+            let decoded = percent_decode(value)
+                .replace("BEGIN+CERTIFICATE", "BEGIN CERTIFICATE")
+                .replace("END+CERTIFICATE", "END CERTIFICATE");
             if decoded.contains("-----BEGIN") { pem_der(&decoded)? } else { base64_der(&decoded)? }
         };
         X509Certificate::from_der(&der).ok().filter(|(rest, _)| rest.is_empty())?;

@@ -535,6 +535,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pkce,
                 allow_http,
                 keys: keys.input()?,
+                tls_subject: security.tls_subject.input(),
                 security: security.input(),
                 backchannel_logout_uri,
                 frontchannel_logout_uri,
@@ -643,7 +644,6 @@ impl SecurityArgs {
             dpop_bound_access_tokens: self.dpop_bound,
             profile: self.profile,
             token_exchange_from: self.exchange_from,
-            tls_subject: self.tls_subject.input(),
             tls_client_certificate_bound_access_tokens: self.cert_bound,
         }
     }
@@ -672,13 +672,13 @@ struct TlsSubjectArgs {
 }
 
 impl TlsSubjectArgs {
-    fn input(self) -> TlsSubjectFields {
+    fn input(&self) -> TlsSubjectFields {
         TlsSubjectFields {
-            tls_client_auth_subject_dn: self.dn,
-            tls_client_auth_san_dns: self.dns,
-            tls_client_auth_san_uri: self.uri,
-            tls_client_auth_san_ip: self.ip,
-            tls_client_auth_san_email: self.email,
+            tls_client_auth_subject_dn: self.dn.clone(),
+            tls_client_auth_san_dns: self.dns.clone(),
+            tls_client_auth_san_uri: self.uri.clone(),
+            tls_client_auth_san_ip: self.ip.clone(),
+            tls_client_auth_san_email: self.email.clone(),
         }
     }
 }

@@ -366,6 +366,22 @@ async fn registration_admin_and_update_carry_the_mtls_metadata() {
     let r = service_token(&server, &id, Some(&cert.nginx())).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(jwt_claims(r.json()["access_token"].as_str().unwrap())["cnf"]["x5t#S256"], cert.thumbprint());
+    // The admin API takes the same names.
+    let admin = server.add_client("admin", &["--grant-type", "client_credentials", "--scope", "latchkey:admin"]);
+    let t = server.token(&admin.auth(), &[("grant_type", "client_credentials"), ("scope", "latchkey:admin")]).await;
+    let t = t.json()["access_token"].as_str().unwrap().to_owned();
+    let new = json!({ "name": "api svc", "grant_types": ["client_credentials"], "auth_method": "tls_client_auth",
+                      "tls_client_auth_san_ip": "10.1.2.3", "tls_client_certificate_bound_access_tokens": true });
+    let req = server.request(reqwest::Method::POST, "/admin/api/v1/clients").bearer_auth(&t).json(&new);
+    let r = server.send(req).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let api_id = r.json()["client_id"].as_str().unwrap().to_owned();
+    let r = server
+        .send(server.request(reqwest::Method::GET, &format!("/admin/api/v1/clients/{api_id}")).bearer_auth(&t))
+        .await;
+    assert_eq!(r.json()["tls_client_auth_san_ip"], "10.1.2.3", "{r:?}");
+    assert_eq!(r.json()["tls_client_certificate_bound_access_tokens"], true, "{r:?}");
+    assert_eq!(service_token(&server, &api_id, Some(&cert.nginx())).await.status, 200);
     // A subject for a client that does not use tls_client_auth is refused.
     let basic = server.add_client("basic", &["--redirect-uri", CALLBACK]);
     let (ok, _, stderr) = server.cli_raw(&["clients", "update", &basic.id, "--tls-san-dns", "x.example.com"], None);

@@ -68,6 +68,12 @@ pub struct NewClient {
     #[serde(flatten)]
     #[schema(inline)]
     pub security: SecurityInput,
+    /// The certificate subject of a `tls_client_auth` client (RFC 8705 §2.1.2). Beside
+    /// `security` rather than in it: serde refuses the fields of a flattened struct inside
+    /// another.
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub tls_subject: TlsSubjectFields,
     /// Where logout tokens are POSTed when a session the client signed in with ends (OIDC
     /// Back-Channel Logout; https, http only on loopback).
     pub backchannel_logout_uri: Option<String>,
@@ -93,10 +99,6 @@ pub struct SecurityInput {
     /// always; `*` for any).
     #[serde(default)]
     pub token_exchange_from: Vec<String>,
-    /// The certificate subject of a `tls_client_auth` client (RFC 8705 §2.1.2).
-    #[serde(flatten)]
-    #[schema(inline)]
-    pub tls_subject: TlsSubjectFields,
     /// The client's access tokens are bound to its certificate (`cnf.x5t#S256`, RFC 8705 §3).
     #[serde(default)]
     pub tls_client_certificate_bound_access_tokens: bool,
@@ -160,7 +162,7 @@ impl SecurityInput {
             dpop_bound: self.dpop_bound_access_tokens,
             profile,
             token_exchange_from: exchange_list(self.token_exchange_from),
-            tls_subject: self.tls_subject.read()?,
+            tls_subject: None,
             cert_bound: self.tls_client_certificate_bound_access_tokens,
         })
     }
@@ -419,6 +421,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
         allow_http,
         keys: key_input,
         security,
+        tls_subject,
         backchannel_logout_uri,
         frontchannel_logout_uri,
     } = new;
@@ -436,7 +439,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
     }
     let mut keys = ClientKeys::default();
     key_input.apply(&mut keys)?;
-    let security = security.read()?;
+    let security = ClientSecurity { tls_subject: tls_subject.read()?, ..security.read()? };
     for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
         validate_redirect_uri(uri, allow_http).map_err(AdminError::Invalid)?;
     }

@@ -57,7 +57,9 @@ pub fn router(state: AppState) -> Router {
         router
     };
     let client_ip = middleware::trusted_proxies(&state.settings.rate_limit);
+    let cert_gate = oidc::mtls::Gate::new(&state);
     router
+        .layer(axum::middleware::from_fn_with_state(cert_gate, oidc::mtls::from_trusted_proxies))
         .layer(axum::middleware::from_fn_with_state(client_ip, crate::http::client_ip::resolve_client))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)

@@ -1,7 +1,7 @@
 //! The operator's command line. Every command works against the same settings and database as
 //! a running server, and every command that prints can print JSON (`--json`).
 
-use crate::admin::clients::{ClientUpdate, KeyInput, NewClient, SecurityInput};
+use crate::admin::clients::{ClientUpdate, KeyInput, NewClient, SecurityInput, TlsSubjectFields};
 use crate::admin::{self, Actor, Ops};
 use crate::config::Settings;
 use crate::domain::AuthMethod;
@@ -186,6 +186,11 @@ enum ClientsCommand {
         /// Whether the client's token requests must carry a DPoP proof (RFC 9449)
         #[arg(long = "dpop-bound", value_name = "true|false")]
         dpop_bound: Option<bool>,
+        /// Whether the client's access tokens are bound to its certificate (RFC 8705 §3)
+        #[arg(long = "cert-bound-tokens", value_name = "true|false")]
+        cert_bound: Option<bool>,
+        #[command(flatten)]
+        tls_subject: TlsSubjectArgs,
         /// Replaces the clients whose tokens this client may exchange (RFC 8693; repeatable;
         /// `*` for any; `none` for only its own)
         #[arg(long = "exchange-from", allow_hyphen_values = true)]
@@ -538,6 +543,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pkce,
                 allow_http,
                 keys: keys.input()?,
+                tls_subject: security.tls_subject.input(),
                 security: security.input(),
                 backchannel_logout_uri,
                 frontchannel_logout_uri,
@@ -571,6 +577,8 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             require_pkce,
             require_par,
             dpop_bound,
+            cert_bound,
+            tls_subject,
             exchange_from,
             allow_http,
             required_groups,
@@ -589,6 +597,8 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pushed_authorization_requests: require_par,
                 dpop_bound_access_tokens: dpop_bound,
                 token_exchange_from: (!exchange_from.is_empty()).then_some(exchange_from),
+                tls_subject: tls_subject.input(),
+                tls_client_certificate_bound_access_tokens: cert_bound,
                 auth_method,
                 keys: keys.input()?,
             };
@@ -625,13 +635,19 @@ struct SecurityArgs {
     #[arg(long = "dpop-bound")]
     dpop_bound: bool,
     /// A security profile: `fapi2` holds the client to the FAPI 2.0 Security Profile (PAR,
-    /// PKCE, private_key_jwt, DPoP, PS256/ES256/EdDSA)
+    /// PKCE, private_key_jwt or mTLS, DPoP or certificate-bound tokens, PS256/ES256/EdDSA)
     #[arg(long = "profile", value_parser = Profile::ALL.map(Profile::as_str))]
     profile: Option<String>,
     /// A client whose tokens this client may exchange for tokens of its own (RFC 8693; its own
     /// always; repeatable; `*` for any)
     #[arg(long = "exchange-from", allow_hyphen_values = true)]
     exchange_from: Vec<String>,
+    /// The client's access tokens are bound to its certificate, passed by the TLS proxy
+    /// (`cnf.x5t#S256`, RFC 8705 §3)
+    #[arg(long = "cert-bound-tokens")]
+    cert_bound: bool,
+    #[command(flatten)]
+    tls_subject: TlsSubjectArgs,
 }
 
 impl SecurityArgs {
@@ -641,6 +657,41 @@ impl SecurityArgs {
             dpop_bound_access_tokens: self.dpop_bound,
             profile: self.profile,
             token_exchange_from: self.exchange_from,
+            tls_client_certificate_bound_access_tokens: self.cert_bound,
+        }
+    }
+}
+
+/// The certificate subject a `tls_client_auth` client is known by (RFC 8705 §2.1.2): one of
+/// these.
+#[derive(Args)]
+#[group(multiple = false)]
+struct TlsSubjectArgs {
+    /// Its certificate's subject DN, as RFC 4514 writes it (CN=client,O=Example,C=SE)
+    #[arg(long = "tls-subject-dn")]
+    dn: Option<String>,
+    /// A DNS name among its certificate's subject alternative names
+    #[arg(long = "tls-san-dns")]
+    dns: Option<String>,
+    /// A URI among its certificate's subject alternative names
+    #[arg(long = "tls-san-uri")]
+    uri: Option<String>,
+    /// An IP address among its certificate's subject alternative names
+    #[arg(long = "tls-san-ip")]
+    ip: Option<String>,
+    /// An email address among its certificate's subject alternative names
+    #[arg(long = "tls-san-email")]
+    email: Option<String>,
+}
+
+impl TlsSubjectArgs {
+    fn input(&self) -> TlsSubjectFields {
+        TlsSubjectFields {
+            tls_client_auth_subject_dn: self.dn.clone(),
+            tls_client_auth_san_dns: self.dns.clone(),
+            tls_client_auth_san_uri: self.uri.clone(),
+            tls_client_auth_san_ip: self.ip.clone(),
+            tls_client_auth_san_email: self.email.clone(),
         }
     }
 }

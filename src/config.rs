@@ -43,6 +43,37 @@ pub struct Settings {
     pub phone: phone::Phone,
     /// `[dynamic_registration]`: clients registering themselves (RFC 7591).
     pub dynamic_registration: DynamicRegistration,
+    /// `[mtls]`: client certificates passed by a TLS-terminating proxy (RFC 8705).
+    pub mtls: Mtls,
+}
+
+/// Mutual TLS behind a proxy (RFC 8705, see `oidc::mtls`): the proxy terminates TLS, asks the
+/// client for a certificate and passes it in `header`. Off until `trusted_proxies` names the
+/// proxy: the header is believed from those addresses only, and each of them must set or clear
+/// it on every request (a proxy that passes a client's own header on would let anyone claim
+/// any certificate).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mtls {
+    /// Addresses or CIDR ranges of the proxies that pass client certificates.
+    pub trusted_proxies: Vec<String>,
+    /// The request header holding the certificate: URL-encoded PEM (nginx
+    /// `$ssl_client_escaped_cert`), Envoy's `X-Forwarded-Client-Cert`, RFC 9440 `Client-Cert`
+    /// or base64 DER.
+    pub header: String,
+}
+
+impl Default for Mtls {
+    fn default() -> Self {
+        Self { trusted_proxies: Vec::new(), header: "X-Client-Cert".into() }
+    }
+}
+
+impl Mtls {
+    /// Whether certificates can reach Latchkey at all: then the mTLS methods are offered.
+    pub fn enabled(&self) -> bool {
+        !self.trusted_proxies.is_empty()
+    }
 }
 
 /// The registration endpoint (RFC 7591, see `oidc::register`). It always takes an initial
@@ -398,6 +429,7 @@ impl Default for Settings {
             gateway: gateway::Gateway::default(),
             phone: phone::Phone::default(),
             dynamic_registration: DynamicRegistration::default(),
+            mtls: Mtls::default(),
         }
     }
 }
@@ -523,6 +555,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_GATEWAY_CACHE_SECS",
     "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS",
     "LATCHKEY_DYNAMIC_REGISTRATION_OPEN",
+    "LATCHKEY_MTLS_TRUSTED_PROXIES",
+    "LATCHKEY_MTLS_HEADER",
 ];
 
 fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
@@ -600,6 +634,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_GATEWAY_CACHE_SECS" => s.gateway.cache_secs = num(&v)?,
         "LATCHKEY_GATEWAY_OUTAGE_GRACE_SECS" => s.gateway.outage_grace_secs = num(&v)?,
         "LATCHKEY_DYNAMIC_REGISTRATION_OPEN" => s.dynamic_registration.open = flag(&v)?,
+        "LATCHKEY_MTLS_TRUSTED_PROXIES" => s.mtls.trusted_proxies = list(&v),
+        "LATCHKEY_MTLS_HEADER" => s.mtls.header = v,
         _ => return Err("unknown variable".into()),
     }
     Ok(())
@@ -688,6 +724,14 @@ impl Settings {
             if crate::http::client_ip::parse_net(p).is_none() {
                 out.push(format!("rate_limit.trusted_proxies: '{p}' is not an address or CIDR range"));
             }
+        }
+        for p in &self.mtls.trusted_proxies {
+            if crate::http::client_ip::parse_net(p).is_none() {
+                out.push(format!("mtls.trusted_proxies: '{p}' is not an address or CIDR range"));
+            }
+        }
+        if axum::http::HeaderName::try_from(self.mtls.header.as_str()).is_err() {
+            out.push(format!("mtls.header: '{}' is not a header name", self.mtls.header));
         }
         let t = &self.tokens;
         for (name, v) in [

@@ -7,8 +7,8 @@ use super::{AdminError, Ops};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    AuthAlg, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
-    validate_jwks_uri, validate_redirect_uri, validate_web_origin,
+    AuthAlg, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, TlsSubject, allowed_origins, is_fetchable,
+    validate_jwks, validate_jwks_uri, validate_redirect_uri, validate_web_origin,
 };
 use crate::domain::client_metadata::{self, ClientMetadata};
 use crate::domain::{AuthMethod, Client, GrantType, is_scope_token};
@@ -34,7 +34,7 @@ pub struct NewClient {
     #[serde(default)]
     pub public: bool,
     /// `client_secret_basic` (default), `client_secret_post`, `client_secret_jwt`,
-    /// `private_key_jwt` or `none`.
+    /// `private_key_jwt`, `tls_client_auth`, `self_signed_tls_client_auth` or `none`.
     pub auth_method: Option<String>,
     /// Trusted by the operator: no consent page.
     #[serde(default)]
@@ -68,6 +68,12 @@ pub struct NewClient {
     #[serde(flatten)]
     #[schema(inline)]
     pub security: SecurityInput,
+    /// The certificate subject of a `tls_client_auth` client (RFC 8705 §2.1.2). Beside
+    /// `security` rather than in it: serde refuses the fields of a flattened struct inside
+    /// another.
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub tls_subject: TlsSubjectFields,
     /// Where logout tokens are POSTed when a session the client signed in with ends (OIDC
     /// Back-Channel Logout; https, http only on loopback).
     pub backchannel_logout_uri: Option<String>,
@@ -86,13 +92,61 @@ pub struct SecurityInput {
     /// (RFC 9449).
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
-    /// `fapi2` holds the client to the FAPI 2.0 Security Profile (PAR, PKCE, private_key_jwt,
-    /// DPoP, PS256/ES256/EdDSA).
+    /// `fapi2` holds the client to the FAPI 2.0 Security Profile (PAR, PKCE, private_key_jwt or
+    /// mTLS, DPoP or certificate-bound tokens, PS256/ES256/EdDSA).
     pub profile: Option<String>,
     /// Clients whose tokens this client may exchange for tokens of its own (RFC 8693; its own
     /// always; `*` for any).
     #[serde(default)]
     pub token_exchange_from: Vec<String>,
+    /// The client's access tokens are bound to its certificate (`cnf.x5t#S256`, RFC 8705 §3).
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
+}
+
+/// The certificate subject a `tls_client_auth` client is known by (RFC 8705 §2.1.2): its
+/// subject DN (RFC 4514) or one subject alternative name; exactly one.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TlsSubjectFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+}
+
+impl TlsSubjectFields {
+    /// The subject given, none if none; two are refused.
+    fn read(&self) -> Result<Option<TlsSubject>, AdminError> {
+        TlsSubject::one_of(TlsSubject::FIELDS.into_iter().zip([
+            self.tls_client_auth_subject_dn.as_deref(),
+            self.tls_client_auth_san_dns.as_deref(),
+            self.tls_client_auth_san_uri.as_deref(),
+            self.tls_client_auth_san_ip.as_deref(),
+            self.tls_client_auth_san_email.as_deref(),
+        ]))
+        .map_err(AdminError::Invalid)
+    }
+
+    fn of(subject: Option<&TlsSubject>) -> Self {
+        let mut out = Self::default();
+        if let Some(s) = subject {
+            let v = Some(s.value());
+            match s {
+                TlsSubject::SubjectDn(_) => out.tls_client_auth_subject_dn = v,
+                TlsSubject::SanDns(_) => out.tls_client_auth_san_dns = v,
+                TlsSubject::SanUri(_) => out.tls_client_auth_san_uri = v,
+                TlsSubject::SanIp(_) => out.tls_client_auth_san_ip = v,
+                TlsSubject::SanEmail(_) => out.tls_client_auth_san_email = v,
+            }
+        }
+        out
+    }
 }
 
 impl SecurityInput {
@@ -108,6 +162,8 @@ impl SecurityInput {
             dpop_bound: self.dpop_bound_access_tokens,
             profile,
             token_exchange_from: exchange_list(self.token_exchange_from),
+            tls_subject: None,
+            cert_bound: self.tls_client_certificate_bound_access_tokens,
         })
     }
 }
@@ -122,9 +178,9 @@ fn exchange_list(from: Vec<String>) -> Vec<String> {
 /// clause that asks it.
 fn fapi2_registration(new: &client_metadata::NewClient, allow_http: bool) -> Result<(), AdminError> {
     let fapi_alg = |a: Alg| FAPI2_ALGS.contains(&a);
-    if new.auth_method != AuthMethod::PrivateKeyJwt {
+    if new.auth_method != AuthMethod::PrivateKeyJwt && !new.auth_method.is_mtls() {
         return Err(AdminError::Invalid(format!(
-            "profile fapi2: the client authenticates with private_key_jwt (FAPI 2.0 §5.3.2.1-6), not {}",
+            "profile fapi2: the client authenticates with private_key_jwt or mTLS (FAPI 2.0 §5.3.2.1-6), not {}",
             new.auth_method.as_str()
         )));
     }
@@ -245,6 +301,12 @@ pub struct ClientView {
     pub profile: Option<String>,
     /// The clients whose tokens this client may exchange (RFC 8693; its own always).
     pub token_exchange_from: Vec<String>,
+    /// The certificate subject of a `tls_client_auth` client (RFC 8705 §2.1.2).
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub tls_subject: TlsSubjectFields,
+    /// `tls_client_certificate_bound_access_tokens` (RFC 8705 §3.4).
+    pub tls_client_certificate_bound_access_tokens: bool,
     /// What the client said of itself at registration (logout URIs, names and links, subject
     /// type, ...).
     #[serde(flatten)]
@@ -278,6 +340,12 @@ pub struct ClientUpdate {
     /// Replaces the clients whose tokens this client may exchange (RFC 8693; `*` for any; empty
     /// or `none` for only its own).
     pub token_exchange_from: Option<Vec<String>>,
+    /// Replaces the certificate subject of a `tls_client_auth` client (RFC 8705 §2.1.2).
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub tls_subject: TlsSubjectFields,
+    /// Whether the client's access tokens are bound to its certificate (RFC 8705 §3).
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
     /// Another way to authenticate: `client_secret_basic`, `client_secret_post`,
     /// `client_secret_jwt` or `private_key_jwt` (a public client stays public, and the other way
     /// round). A client that has no secret of the kind the method needs is issued one, answered
@@ -312,6 +380,11 @@ pub struct Updated {
     pub dpop_bound_access_tokens: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_exchange_from: Option<Vec<String>>,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub tls_subject: TlsSubjectFields,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<String>,
     /// A secret issued with the new method: shown only now, never audited.
@@ -363,6 +436,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
         allow_http,
         keys: key_input,
         security,
+        tls_subject,
         backchannel_logout_uri,
         frontchannel_logout_uri,
     } = new;
@@ -380,7 +454,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
     }
     let mut keys = ClientKeys::default();
     key_input.apply(&mut keys)?;
-    let security = security.read()?;
+    let security = ClientSecurity { tls_subject: tls_subject.read()?, ..security.read()? };
     for uri in redirect_uris.iter().chain(&post_logout_redirect_uris) {
         validate_redirect_uri(uri, allow_http).map_err(AdminError::Invalid)?;
     }
@@ -484,6 +558,8 @@ async fn view(ops: &Ops<'_>, c: &Client) -> Result<ClientView, AdminError> {
         dpop_bound_access_tokens: c.security.dpop_bound,
         profile: c.security.profile.map(|p| p.as_str().to_owned()),
         token_exchange_from: c.security.token_exchange_from.clone(),
+        tls_subject: TlsSubjectFields::of(c.security.tls_subject.as_ref()),
+        tls_client_certificate_bound_access_tokens: c.security.cert_bound,
         metadata: c.metadata.clone(),
         allowed_origins: allowed_origins(&web_origins, &c.redirect_uris),
         web_origins,
@@ -504,14 +580,18 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         require_pushed_authorization_requests: require_par,
         dpop_bound_access_tokens: dpop_bound,
         token_exchange_from,
+        tls_subject,
+        tls_client_certificate_bound_access_tokens: cert_bound,
         auth_method,
         keys,
     } = change;
-    let flags = [resource_server, require_pkce, require_par, dpop_bound];
+    let tls_subject = tls_subject.read()?;
+    let flags = [resource_server, require_pkce, require_par, dpop_bound, cert_bound];
     let nothing = web_origins.is_none()
         && redirect_uris.is_none()
         && flags.iter().all(Option::is_none)
         && token_exchange_from.is_none()
+        && tls_subject.is_none()
         && required_groups.is_none()
         && auth_method.is_none()
         && keys.is_empty();
@@ -519,12 +599,19 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         return Err(AdminError::invalid(
             "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, \
              require_pushed_authorization_requests, dpop_bound_access_tokens, token_exchange_from, \
-             required groups, auth_method or keys (--web-origin, --redirect-uri, --resource-server, \
-             --require-pkce, --require-par, --dpop-bound, --exchange-from, --require-group, --any-group, \
-             --auth-method, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg)",
+             a tls_client_auth subject, tls_client_certificate_bound_access_tokens, required groups, auth_method \
+             or keys (--web-origin, --redirect-uri, --resource-server, --require-pkce, --require-par, \
+             --dpop-bound, --exchange-from, --tls-subject-dn, --tls-san-*, --cert-bound-tokens, --require-group, \
+             --any-group, --auth-method, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg)",
         ));
     }
     let client = ops.client(id).await?;
+    if tls_subject.is_some() && client.auth_method != AuthMethod::TlsClientAuth {
+        return Err(AdminError::Invalid(format!(
+            "a certificate subject is for tls_client_auth clients, not {}",
+            client.auth_method.as_str()
+        )));
+    }
     for o in web_origins.iter().flatten() {
         validate_web_origin(o).map_err(AdminError::Invalid)?;
     }
@@ -550,6 +637,8 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         require_pushed_authorization_requests: None,
         dpop_bound_access_tokens: None,
         token_exchange_from: None,
+        tls_subject: TlsSubjectFields::default(),
+        tls_client_certificate_bound_access_tokens: None,
         auth_method: None,
         client_secret: None,
     };
@@ -580,7 +669,11 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         ops.store.set_required_groups(id, &groups).await?;
         changed.required_groups = Some(groups);
     }
-    if redirect_uris.is_some() || flags.iter().any(Option::is_some) || token_exchange_from.is_some() {
+    if redirect_uris.is_some()
+        || flags.iter().any(Option::is_some)
+        || token_exchange_from.is_some()
+        || tls_subject.is_some()
+    {
         let mut c = (*client).clone();
         if let Some(uris) = redirect_uris {
             c.redirect_uris = uris.clone();
@@ -605,6 +698,14 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         if let Some(from) = token_exchange_from {
             c.security.token_exchange_from = exchange_list(from);
             changed.token_exchange_from = Some(c.security.token_exchange_from.clone());
+        }
+        if let Some(subject) = tls_subject {
+            changed.tls_subject = TlsSubjectFields::of(Some(&subject));
+            c.security.tls_subject = Some(subject);
+        }
+        if let Some(flag) = cert_bound {
+            c.security.cert_bound = flag;
+            changed.tls_client_certificate_bound_access_tokens = Some(flag);
         }
         ops.store.update_client(&c).await?;
     }

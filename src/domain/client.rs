@@ -17,11 +17,26 @@ pub enum AuthMethod {
     /// A JWT signed with one of the client's own keys (OIDC Core §9, RFC 7523 §2.2).
     PrivateKeyJwt,
     None,
+    /// A certificate from a CA, known by its registered subject (RFC 8705 §2.1), passed by the
+    /// TLS-terminating proxy.
+    TlsClientAuth,
+    /// A self-signed certificate whose public key is one of the client's keys (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 5] =
-        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::ClientSecretJwt, Self::PrivateKeyJwt, Self::None];
+    pub const ALL: [AuthMethod; 7] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::ClientSecretJwt,
+        Self::PrivateKeyJwt,
+        Self::None,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+    ];
+
+    /// The mutual-TLS methods (RFC 8705 §2), offered only where a proxy passes certificates.
+    pub const MTLS: [AuthMethod; 2] = [Self::TlsClientAuth, Self::SelfSignedTlsClientAuth];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,7 +45,14 @@ impl AuthMethod {
             Self::ClientSecretJwt => "client_secret_jwt",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client authenticates with a certificate (RFC 8705 §2).
+    pub fn is_mtls(self) -> bool {
+        Self::MTLS.contains(&self)
     }
 
     /// Whether the client holds a secret the provider issued.
@@ -143,13 +165,104 @@ pub struct ClientSecurity {
     /// Token exchange policy (RFC 8693): the clients whose tokens this client may exchange
     /// (its own always); `*` for any.
     pub token_exchange_from: Vec<String>,
+    /// The certificate subject a `tls_client_auth` client is known by (RFC 8705 §2.1.2).
+    #[serde(flatten)]
+    pub tls_subject: Option<TlsSubject>,
+    /// `tls_client_certificate_bound_access_tokens` (RFC 8705 §3.4): its access tokens carry
+    /// the certificate's thumbprint (`cnf.x5t#S256`).
+    #[serde(rename = "tls_client_certificate_bound_access_tokens")]
+    pub cert_bound: bool,
+}
+
+/// The one certificate subject a `tls_client_auth` client registered (RFC 8705 §2.1.2): its
+/// subject DN, or one subject alternative name of one type. Matched exactly: the DN by RFC 4514
+/// rules, a name as registered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSubject {
+    SubjectDn(String),
+    SanDns(String),
+    SanUri(String),
+    SanIp(std::net::IpAddr),
+    SanEmail(String),
+}
+
+impl TlsSubject {
+    /// The registration metadata names (RFC 8705 §2.1.2).
+    pub const FIELDS: [&str; 5] = [
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+    ];
+
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::SubjectDn(_) => Self::FIELDS[0],
+            Self::SanDns(_) => Self::FIELDS[1],
+            Self::SanUri(_) => Self::FIELDS[2],
+            Self::SanIp(_) => Self::FIELDS[3],
+            Self::SanEmail(_) => Self::FIELDS[4],
+        }
+    }
+
+    pub fn value(&self) -> String {
+        match self {
+            Self::SubjectDn(v) | Self::SanDns(v) | Self::SanUri(v) | Self::SanEmail(v) => v.clone(),
+            Self::SanIp(ip) => ip.to_string(),
+        }
+    }
+
+    /// The subject registered under metadata name `field`, or why it cannot be.
+    pub fn parse(field: &str, value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("{field} is empty"));
+        }
+        Ok(match field {
+            "tls_client_auth_subject_dn" => {
+                crate::oidc::mtls::parse_dn(value).map_err(|e| format!("{field} '{value}': {e}"))?;
+                Self::SubjectDn(value.to_owned())
+            }
+            "tls_client_auth_san_dns" => Self::SanDns(value.to_owned()),
+            "tls_client_auth_san_uri" if url::Url::parse(value).is_ok() => Self::SanUri(value.to_owned()),
+            "tls_client_auth_san_uri" => return Err(format!("{field} '{value}' is not an absolute URI")),
+            "tls_client_auth_san_ip" => {
+                Self::SanIp(value.parse().map_err(|_| format!("{field} '{value}' is not an IPv4 or IPv6 address"))?)
+            }
+            "tls_client_auth_san_email" if value.contains('@') => Self::SanEmail(value.to_owned()),
+            "tls_client_auth_san_email" => return Err(format!("{field} '{value}' is not an email address")),
+            _ => return Err(format!("{field} is not a certificate subject field")),
+        })
+    }
+
+    /// The one subject among `given` (metadata name, value): none given is none; two are
+    /// refused (RFC 8705 §2.1.2: exactly one).
+    pub fn one_of<'a>(given: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Result<Option<Self>, String> {
+        let set: Vec<(&str, &str)> = given.into_iter().filter_map(|(f, v)| v.map(|v| (f, v))).collect();
+        match set.as_slice() {
+            [] => Ok(None),
+            [(f, v)] => Self::parse(f, v).map(Some),
+            _ => Err("register one certificate subject: a subject DN or one subject alternative name".into()),
+        }
+    }
+}
+
+impl Serialize for TlsSubject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(self.field(), &self.value())?;
+        m.end()
+    }
 }
 
 /// A security profile a client is registered under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
-    /// FAPI 2.0 Security Profile (Final): PAR, PKCE S256, `private_key_jwt`, DPoP-bound tokens,
+    /// FAPI 2.0 Security Profile (Final): PAR, PKCE S256, `private_key_jwt` or mTLS, DPoP- or
+    /// certificate-bound tokens,
     /// PS256/ES256/EdDSA, codes of 60 s at most, refresh tokens that survive a retry.
     Fapi2,
 }
@@ -337,9 +450,11 @@ impl Client {
         self.security.require_par || self.is_fapi2()
     }
 
-    /// Must this client's token requests carry a DPoP proof (RFC 9449 §5.2)?
+    /// Must this client's token requests carry a DPoP proof (RFC 9449 §5.2)? A FAPI 2.0 client
+    /// whose tokens are bound to its certificate is sender-constrained by mTLS instead
+    /// (FAPI 2.0 §5.3.2.1-4).
     pub fn requires_dpop(&self) -> bool {
-        self.security.dpop_bound || self.is_fapi2()
+        self.security.dpop_bound || (self.is_fapi2() && !self.security.cert_bound)
     }
 
     /// May this client sign (assertions, request objects) with `alg`? Any of ours, except

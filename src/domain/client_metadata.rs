@@ -4,7 +4,7 @@
 //! operator's `clients add` builds, so both go through one creation (`crate::clients`).
 
 use crate::domain::client::{
-    AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri,
+    AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, TlsSubject, is_fetchable, validate_jwks, validate_jwks_uri,
     validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
@@ -142,6 +142,24 @@ impl NewClient {
             return Err(
                 "a private_key_jwt client needs its keys: jwks_uri or jwks (the CLI's --jwks-uri or --jwks)".into()
             );
+        }
+        // RFC 8705 §2.1.2: a tls_client_auth client registers exactly one subject; §2.2: a
+        // self-signed certificate is known by the client's keys.
+        match (self.auth_method, &self.security.tls_subject) {
+            (AuthMethod::TlsClientAuth, None) => {
+                return Err("a tls_client_auth client needs its certificate subject: tls_client_auth_subject_dn \
+                            or one tls_client_auth_san_* (the CLI's --tls-subject-dn or --tls-san-*)"
+                    .into());
+            }
+            (AuthMethod::TlsClientAuth, Some(_)) | (_, None) => {}
+            (m, Some(_)) => {
+                return Err(format!("a certificate subject is for tls_client_auth clients, not {}", m.as_str()));
+            }
+        }
+        if self.auth_method == AuthMethod::SelfSignedTlsClientAuth && !self.keys.has_keys() {
+            return Err("a self_signed_tls_client_auth client needs its keys: jwks_uri or jwks (the CLI's \
+                        --jwks-uri or --jwks), one of them the certificate's"
+                .into());
         }
         self.keys.check_auth_alg(self.auth_method)?;
         if self.auth_method == AuthMethod::None && self.grant_types.contains(&GrantType::ClientCredentials) {
@@ -390,10 +408,18 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
         require_pkce: false,
         id_token_signed_response_alg,
         keys,
-        // RFC 9126 §6 and RFC 9449 §5.2 registration metadata.
+        // RFC 9126 §6, RFC 9449 §5.2 and RFC 8705 §2.1.2, §3.4 registration metadata.
         security: ClientSecurity {
             require_par: flag("require_pushed_authorization_requests")?,
             dpop_bound: flag("dpop_bound_access_tokens")?,
+            tls_subject: {
+                let mut given = Vec::new();
+                for f in TlsSubject::FIELDS {
+                    given.push((f, str_of(f)?));
+                }
+                TlsSubject::one_of(given.iter().map(|(f, v)| (*f, v.as_deref()))).map_err(bad)?
+            },
+            cert_bound: flag("tls_client_certificate_bound_access_tokens")?,
             ..Default::default()
         },
         metadata: ClientMetadata {
@@ -462,6 +488,12 @@ pub fn to_json(c: &Client) -> Map<String, Value> {
     out.insert("response_types".into(), json!(if code { vec!["code"] } else { vec![] }));
     out.insert("token_endpoint_auth_method".into(), json!(c.auth_method.as_str()));
     out.insert("id_token_signed_response_alg".into(), json!(c.id_token_signed_response_alg.as_str()));
+    if let Some(subject) = &c.security.tls_subject {
+        out.insert(subject.field().into(), json!(subject.value()));
+    }
+    if c.security.cert_bound {
+        out.insert("tls_client_certificate_bound_access_tokens".into(), json!(true));
+    }
     out.insert("subject_type".into(), json!(c.metadata.subject_type()));
     out.insert("application_type".into(), json!(c.metadata.application_type.as_deref().unwrap_or("web")));
     if let Ok(Value::Object(keys)) = serde_json::to_value(&c.keys) {

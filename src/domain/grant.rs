@@ -24,6 +24,9 @@ pub struct Grant {
     /// client's (RFC 9449 §5); confidential clients' refresh tokens are bound by their
     /// authentication instead.
     pub dpop_jkt: Option<String>,
+    /// The SHA-256 thumbprint of the certificate a public client's refresh tokens are bound to
+    /// (RFC 8705 §4).
+    pub cert_x5t: Option<String>,
     /// The resource its access tokens are for (RFC 8707), their `aud`; none: the client.
     pub resource: Option<String>,
 }

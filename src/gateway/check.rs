@@ -76,7 +76,7 @@ async fn check(state: &AppState, gw: &Gateway, client: std::net::IpAddr, req: Re
     };
     // 3. An access token, when one is sent: an API client.
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        return match bearer(state, auth).await {
+        return match bearer(state, headers, auth).await {
             Ok(who) if acr_level(&who.acr).unwrap_or(0) < level => insufficient(),
             Ok(who) => admit(state, &need, &who),
             Err(e) => e.into_response(),
@@ -155,15 +155,16 @@ async fn same_device(
     }
 }
 
-/// The user of a Bearer access token, checked as userinfo checks it.
-async fn bearer(state: &AppState, auth: &HeaderValue) -> Result<Identity, BearerError> {
+/// The user of a Bearer access token, checked as userinfo checks it: a certificate-bound one
+/// only with its certificate, passed by the proxy (RFC 8705 §3).
+async fn bearer(state: &AppState, headers: &HeaderMap, auth: &HeaderValue) -> Result<Identity, BearerError> {
     let value = auth.to_str().map_err(|_| BearerError::InvalidRequest("the Authorization header is malformed"))?;
     let token = match value.trim().split_once(' ') {
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
         _ => return Err(BearerError::InvalidRequest("the Authorization header must be Bearer")),
     };
     let now = state.now();
-    let at = read_bearer_token(state, token, now)?;
+    let at = read_bearer_token(state, headers, token, now)?;
     let grant = active_grant(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

@@ -31,7 +31,7 @@ impl ClientIp {
         Self { trusted: trusted.into() }
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 

@@ -99,6 +99,26 @@ impl ClientKeyCache {
         Ok((set, true))
     }
 
+    /// Whether a key of the client's set is `wanted` (a self-signed certificate's key, RFC 8705
+    /// §2.2); a set from `jwks_uri` without it is fetched again, as for an unknown `kid`.
+    pub async fn find(
+        &self,
+        http: &reqwest::Client,
+        client: &ClientKeys,
+        wanted: impl Fn(&Jwk) -> bool,
+        now: Timestamp,
+    ) -> Result<bool, ClientKeyError> {
+        let (set, fetched) = self.keys(http, client, false, now).await?;
+        if set.iter().any(&wanted) {
+            return Ok(true);
+        }
+        if !fetched && client.jwks_uri.is_some() {
+            let (set, _) = self.keys(http, client, true, now).await?;
+            return Ok(set.iter().any(&wanted));
+        }
+        Ok(false)
+    }
+
     /// Verifies a compact JWS the client signed with an algorithm `allowed` accepts; returns its
     /// header and claims. Tries the key named by `kid`, or every key when the JWS names none
     /// (as the conformance suite's clients do).

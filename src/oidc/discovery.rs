@@ -29,8 +29,17 @@ const INTROSPECTION_AUTH_METHODS: [AuthMethod; 4] = [
 ];
 
 /// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
-/// algorithms that have an active key; `require_par` is `tokens.require_par`.
-pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
+/// algorithms that have an active key; `require_par` is `tokens.require_par`; `mtls` says a
+/// proxy passes client certificates (`mtls.trusted_proxies`, RFC 8705).
+pub fn document(issuer: &str, algs: &[Alg], require_par: bool, mtls: bool) -> Value {
+    // RFC 8705 §2: the mTLS methods where certificates can arrive, and none where they cannot.
+    let methods = |list: &[AuthMethod]| -> Vec<&str> {
+        let mut out: Vec<&str> = list.iter().filter(|m| !m.is_mtls()).map(|m| m.as_str()).collect();
+        if mtls {
+            out.extend(AuthMethod::MTLS.map(AuthMethod::as_str));
+        }
+        out
+    };
     let algs: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
     let url = |p: &str| format!("{issuer}{p}");
     json!({
@@ -52,9 +61,9 @@ pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
         "id_token_signing_alg_values_supported": algs,
         // Signed userinfo (OIDC Core §5.3.2) for a client registered with an algorithm.
         "userinfo_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
-        "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
-        "introspection_endpoint_auth_methods_supported": INTROSPECTION_AUTH_METHODS.map(AuthMethod::as_str),
+        "token_endpoint_auth_methods_supported": methods(&AuthMethod::ALL),
+        "revocation_endpoint_auth_methods_supported": methods(&AuthMethod::ALL),
+        "introspection_endpoint_auth_methods_supported": methods(&INTROSPECTION_AUTH_METHODS),
         // Client assertions (OIDC Core §9): any signature we verify (private_key_jwt), any HMAC
         // (client_secret_jwt).
         "token_endpoint_auth_signing_alg_values_supported": AuthAlg::names(),
@@ -85,12 +94,18 @@ pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
         "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": true,
         "frontchannel_logout_session_supported": true,
+        // RFC 8705 §3.3: access tokens bound to the client certificate, for clients registered
+        // for them. No `mtls_endpoint_aliases` (§5): the proxy asks for a certificate on the
+        // issuer's own host names (optionally), so the endpoints above serve mTLS as they are.
+        "tls_client_certificate_bound_access_tokens": mtls,
     })
 }
 
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
     let require_par = state.settings.tokens.require_par;
-    let doc = state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs, require_par).to_string());
+    let mtls = state.settings.mtls.enabled();
+    let doc =
+        state.discovery.get(state.keys.algs(), |algs| document(&state.issuer, algs, require_par, mtls).to_string());
     json_bytes(doc, "public, max-age=3600".into())
 }
 

@@ -5,6 +5,7 @@ use crate::domain::{Client, Grant, User};
 use crate::http::BearerError;
 use crate::keys::Alg;
 use crate::state::AppState;
+use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 /// Builds and signs the ID token for a grant, with the user's `groups` and `roles` when their
@@ -56,6 +57,8 @@ pub struct AccessToken {
     pub grant_id: Option<String>,
     /// The DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6.1).
     pub jkt: Option<String>,
+    /// The client certificate the token is bound to (`cnf.x5t#S256`, RFC 8705 §3.1).
+    pub x5t: Option<String>,
     pub exp: i64,
 }
 
@@ -64,6 +67,8 @@ pub struct AccessToken {
 pub struct Binding<'a> {
     /// The DPoP key's thumbprint (`cnf.jkt`, RFC 9449 §6.1).
     pub dpop: Option<&'a str>,
+    /// The client certificate's thumbprint (`cnf.x5t#S256`, RFC 8705 §3.1).
+    pub x5t: Option<&'a str>,
     /// The resource server it is for (RFC 8707 §2): its `aud`, instead of the client.
     pub resource: Option<&'a str>,
     /// Who acts for the subject (`act`, RFC 8693 §4.1): set by a delegating token exchange.
@@ -102,8 +107,15 @@ pub fn access_token(
         }
     }
     c.extend(access.claims());
+    let mut cnf = Map::new();
     if let Some(jkt) = bound.dpop {
-        c.insert("cnf".into(), json!({ "jkt": jkt }));
+        cnf.insert("jkt".into(), json!(jkt));
+    }
+    if let Some(x5t) = bound.x5t {
+        cnf.insert(X5T.into(), json!(x5t));
+    }
+    if !cnf.is_empty() {
+        c.insert("cnf".into(), Value::Object(cnf));
     }
     if let Some(act) = bound.act {
         c.insert("act".into(), act.clone());
@@ -131,19 +143,40 @@ pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<Acce
     let (Some(sub), Some(client_id)) = (s("sub"), s("client_id")) else {
         return Err(BearerError::InvalidToken("the access token is not valid"));
     };
-    let jkt = claims.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str).map(str::to_owned);
-    Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, exp, claims })
+    let cnf = |k: &str| claims.get("cnf").and_then(|c| c.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let (jkt, x5t) = (cnf("jkt"), cnf(X5T));
+    Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, x5t, exp, claims })
 }
 
 /// An access token presented as a Bearer token (RFC 6750): read as [`read_access_token`] does,
 /// except that a DPoP-bound one is refused (RFC 9449 §7.2: without its proof it is no bearer
-/// token).
-pub fn read_bearer_token(state: &AppState, token: &str, now: i64) -> Result<AccessToken, BearerError> {
+/// token), and a certificate-bound one without its certificate (RFC 8705 §3).
+pub fn read_bearer_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    now: i64,
+) -> Result<AccessToken, BearerError> {
     let at = read_access_token(state, token, now)?;
     if at.jkt.is_some() {
         return Err(BearerError::DpopBound);
     }
+    check_certificate(state, headers, &at)?;
     Ok(at)
+}
+
+/// The `cnf` member of a certificate-bound token (RFC 8705 §3.1).
+pub const X5T: &str = "x5t#S256";
+
+/// RFC 8705 §3: a certificate-bound token is accepted only with the certificate it is bound
+/// to, passed by the proxy with this request; `invalid_token` otherwise (§3.1).
+pub fn check_certificate(state: &AppState, headers: &HeaderMap, at: &AccessToken) -> Result<(), BearerError> {
+    let Some(bound) = &at.x5t else { return Ok(()) };
+    match crate::oidc::mtls::thumbprint(state, headers) {
+        Some(x5t) if crate::crypto::constant_time_eq(x5t.as_bytes(), bound.as_bytes()) => Ok(()),
+        Some(_) => Err(BearerError::InvalidToken("the access token is bound to another client certificate")),
+        None => Err(BearerError::InvalidToken("the access token is bound to a client certificate; none came")),
+    }
 }
 
 /// The grant behind a user access token, if it is still active. A grant that lives only as

@@ -9,6 +9,7 @@ pub mod dpop;
 pub mod end_session;
 pub mod id_token;
 pub mod introspect;
+pub mod mtls;
 pub mod register;
 pub mod revoke;
 pub mod subject;

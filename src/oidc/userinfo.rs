@@ -1,12 +1,13 @@
 //! UserInfo endpoint (OIDC Core §5.3): the claims a grant releases, for a Bearer access token
 //! sent in the header (any scheme case) or, for POST, in the form body (RFC 6750 §2.1–2.2), or
-//! a DPoP-bound one with the `DPoP` scheme and a proof of its key (RFC 9449 §7).
+//! a DPoP-bound one with the `DPoP` scheme and a proof of its key (RFC 9449 §7), a
+//! certificate-bound one with its certificate (RFC 8705 §3).
 
 use crate::oidc::dpop;
 
 use crate::domain::claims::{Target, names_for_scopes, release, requested_names};
 use crate::http::{BearerError, Params};
-use crate::oidc::id_token::{AccessToken, active_grant, read_access_token};
+use crate::oidc::id_token::{AccessToken, active_grant, check_certificate, read_access_token};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -125,6 +126,8 @@ async fn claims(
     if !for_userinfo(state, &at) {
         return Err(BearerError::InvalidToken("the access token was issued for another resource"));
     }
+    // RFC 8705 §3: a certificate-bound token only with its certificate.
+    check_certificate(state, headers, &at)?;
     let grant = active_grant(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

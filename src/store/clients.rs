@@ -4,7 +4,7 @@
 
 use super::{Result, Store, json_list, parse_list};
 use crate::clock::Clock;
-use crate::domain::client::{AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, Profile};
+use crate::domain::client::{AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, Profile, TlsSubject};
 use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -53,6 +53,9 @@ struct Row {
     profile: Option<String>,
     exchange_from: String,
     metadata: Option<String>,
+    tls_subject_field: Option<String>,
+    tls_subject: Option<String>,
+    cert_bound: i64,
 }
 
 impl From<Row> for Client {
@@ -84,6 +87,11 @@ impl From<Row> for Client {
                 dpop_bound: r.dpop_bound != 0,
                 profile: r.profile.as_deref().and_then(Profile::parse),
                 token_exchange_from: parse_list(&r.exchange_from),
+                tls_subject: match (&r.tls_subject_field, &r.tls_subject) {
+                    (Some(f), Some(v)) => TlsSubject::parse(f, v).ok(),
+                    _ => None,
+                },
+                cert_bound: r.cert_bound != 0,
             },
             metadata: ClientMetadata::from_stored(r.metadata.as_deref()),
         }
@@ -93,7 +101,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, secret_sealed, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata FROM clients ",
+            "SELECT id, name, secret_hash, secret_sealed, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata, tls_subject_field, tls_subject, cert_bound FROM clients ",
             $tail
         )
     };
@@ -103,8 +111,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata, secret_sealed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata, secret_sealed, tls_subject_field, tls_subject, cert_bound)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -130,6 +138,9 @@ impl Store {
         .bind(json_list(&c.security.token_exchange_from))
         .bind(c.metadata.to_stored())
         .bind(&c.secret_sealed)
+        .bind(c.security.tls_subject.as_ref().map(TlsSubject::field))
+        .bind(c.security.tls_subject.as_ref().map(TlsSubject::value))
+        .bind(c.security.cert_bound as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -139,7 +150,7 @@ impl Store {
     /// client exists.
     pub async fn update_client(&self, c: &Client) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6 WHERE id = $7",
+            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6, tls_subject_field = $7, tls_subject = $8, cert_bound = $9 WHERE id = $10",
         )
         .bind(json_list(&c.redirect_uris))
         .bind(c.resource_server as i64)
@@ -147,6 +158,9 @@ impl Store {
         .bind(c.security.require_par as i64)
         .bind(c.security.dpop_bound as i64)
         .bind(json_list(&c.security.token_exchange_from))
+        .bind(c.security.tls_subject.as_ref().map(TlsSubject::field))
+        .bind(c.security.tls_subject.as_ref().map(TlsSubject::value))
+        .bind(c.security.cert_bound as i64)
         .bind(&c.id)
         .execute(&self.pool)
         .await?;

@@ -37,6 +37,7 @@ struct Row {
     revoked_at: Option<i64>,
     dpop_jkt: Option<String>,
     resource: Option<String>,
+    cert_x5t: Option<String>,
 }
 
 /// A grant with one of its refresh tokens and the required-group rule.
@@ -71,6 +72,7 @@ impl From<Row> for Grant {
             revoked_at: r.revoked_at,
             dpop_jkt: r.dpop_jkt,
             resource: r.resource,
+            cert_x5t: r.cert_x5t,
         }
     }
 }
@@ -83,8 +85,8 @@ impl Store {
         let g = new.grant;
         let mut tx = self.pool.begin().await?;
         let written = sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource, cert_x5t)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16
              WHERE $4 IS NULL
                 OR EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $15)",
         )
@@ -103,6 +105,7 @@ impl Store {
         .bind(&g.dpop_jkt)
         .bind(&g.resource)
         .bind(now)
+        .bind(&g.cert_x5t)
         .execute(&mut *tx)
         .await?;
         if written.rows_affected() == 0 {
@@ -123,7 +126,7 @@ impl Store {
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         let row: Option<Row> = sqlx::query_as(
-            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource
+            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource, cert_x5t
              FROM grants WHERE id = $1",
         )
         .bind(id)
@@ -152,7 +155,7 @@ impl Store {
     async fn refresh_token(&self, hash: &str) -> Result<Option<(Grant, Option<i64>, bool)>> {
         let row: Option<TokenRow> = sqlx::query_as(concat!(
             "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
-                    g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, r.used_at, ",
+                    g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t, r.used_at, ",
             may_use_client!("g.client_id", "g.user_id"),
             " AS may_use FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1"
         ))

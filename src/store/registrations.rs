@@ -4,7 +4,7 @@
 
 use super::{Result, Store, json_list};
 use crate::domain::Client;
-use crate::domain::client::{AuthAlg, ObjectAlg};
+use crate::domain::client::{AuthAlg, ObjectAlg, TlsSubject};
 
 impl Store {
     /// Inserts a client registered at the endpoint, then the hash of its registration access
@@ -38,7 +38,8 @@ impl Store {
         let done = sqlx::query(
             "UPDATE clients SET name = $1, secret_hash = $2, auth_method = $3, redirect_uris = $4, post_logout_redirect_uris = $5,
              grant_types = $6, id_token_signed_response_alg = $7, jwks = $8, jwks_uri = $9, request_object_signing_alg = $10,
-             token_endpoint_auth_signing_alg = $11, metadata = $12, secret_sealed = $13 WHERE id = $14",
+             token_endpoint_auth_signing_alg = $11, metadata = $12, secret_sealed = $13, tls_subject_field = $14,
+             tls_subject = $15, cert_bound = $16 WHERE id = $17",
         )
         .bind(&c.name)
         .bind(&c.secret_hash)
@@ -53,6 +54,9 @@ impl Store {
         .bind(c.keys.token_endpoint_auth_signing_alg.map(AuthAlg::as_str))
         .bind(c.metadata.to_stored())
         .bind(&c.secret_sealed)
+        .bind(c.security.tls_subject.as_ref().map(TlsSubject::field))
+        .bind(c.security.tls_subject.as_ref().map(TlsSubject::value))
+        .bind(c.security.cert_bound as i64)
         .bind(&c.id)
         .execute(&self.pool)
         .await?;

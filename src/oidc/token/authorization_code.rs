@@ -1,6 +1,6 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
-use super::{TokenResponse, bound_refresh, live_user, user_tokens};
+use super::{Sender, TokenResponse, bound_refresh, live_user, user_tokens};
 use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -16,7 +16,7 @@ pub async fn exchange(
     state: &AppState,
     client: &Client,
     p: &Params,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
@@ -69,7 +69,7 @@ pub async fn exchange(
     // …to the DPoP key named at the authorization request (RFC 9449 §10.1: the proof here
     // MUST use that key)…
     if let Some(bound) = &c.dpop_jkt {
-        match dpop {
+        match sender.dpop {
             None => return Err(OAuthError::invalid_dpop_proof("the authorization code is bound to a DPoP key")),
             Some(jkt) if jkt != bound => {
                 return Err(OAuthError::invalid_grant("the DPoP proof's key is not the one the code is bound to"));
@@ -99,7 +99,8 @@ pub async fn exchange(
         expires_at: now
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
-        dpop_jkt: bound_refresh(client, dpop),
+        dpop_jkt: bound_refresh(client, sender.dpop),
+        cert_x5t: bound_refresh(client, sender.x5t),
         resource: c.resource.clone(),
     };
     let refresh = offline.then(random_token);
@@ -113,5 +114,5 @@ pub async fn exchange(
     if code::reuse_seen(state, &grant.id).await? {
         state.store.revoke_grant(&grant.id, now).await?;
     }
-    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, dpop, now).await
+    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, sender, now).await
 }

@@ -1,13 +1,15 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3,
 //! OIDC Core §9): `client_secret_basic`, `client_secret_post`, `client_secret_jwt` and
-//! `private_key_jwt` (see [`client_assertion`](super::client_assertion)), or `none` for public
-//! clients. A client uses
-//! exactly the method it registered, and exactly one method per request.
+//! `private_key_jwt` (see [`client_assertion`](super::client_assertion)), `tls_client_auth` or
+//! `self_signed_tls_client_auth` (RFC 8705 §2: the certificate a trusted proxy passed, see
+//! [`mtls`]), or `none` for public clients. A client uses exactly the method it registered, and
+//! exactly one method per request.
 
 use super::client_assertion;
 use crate::crypto::verify_secret;
 use crate::domain::{AuthMethod, Client};
 use crate::http::{OAuthError, Params};
+use crate::oidc::mtls;
 use crate::state::AppState;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
@@ -116,6 +118,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, p: &Params) -> 
             }
         }
         (Some(_), Credential::Assertion(_)) => false,
+        // RFC 8705 §2: client_id in the request, the certificate from the proxy.
+        (Some(c), Credential::Nothing) if c.auth_method.is_mtls() => by_certificate(state, c, headers).await,
         (Some(c), Credential::Nothing) => c.auth_method == AuthMethod::None && presented.method == AuthMethod::None,
         // Unknown client: spend the same hash-and-compare as a known one.
         (None, Credential::Secret(secret)) => {
@@ -125,11 +129,37 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, p: &Params) -> 
         (None, _) => false,
     };
     match client {
-        // FAPI 2.0 §5.3.2.1-6: private_key_jwt (or mTLS) only, whatever was registered.
-        Some(c) if ok && c.is_fapi2() && c.auth_method != AuthMethod::PrivateKeyJwt => {
-            Err(OAuthError::invalid_client("a FAPI 2.0 client authenticates with private_key_jwt"))
+        // FAPI 2.0 §5.3.2.1-6: private_key_jwt or mTLS only, whatever was registered.
+        Some(c) if ok && c.is_fapi2() && c.auth_method != AuthMethod::PrivateKeyJwt && !c.auth_method.is_mtls() => {
+            Err(OAuthError::invalid_client("a FAPI 2.0 client authenticates with private_key_jwt or mTLS"))
         }
         Some(c) if ok => Ok(c),
         _ => Err(OAuthError::invalid_client("client authentication failed")),
     }
+}
+
+/// RFC 8705 §2.1 and §2.2: the certificate the proxy passed is the client's — it carries the
+/// registered subject, or (self-signed) its public key is one of the client's keys.
+async fn by_certificate(state: &AppState, client: &Client, headers: &HeaderMap) -> bool {
+    let Some(cert) = mtls::presented(state, headers) else {
+        tracing::info!(client = %client.id, "mTLS client authentication without a certificate");
+        return false;
+    };
+    let ok = match (client.auth_method, &client.security.tls_subject) {
+        (AuthMethod::TlsClientAuth, Some(subject)) => cert.has_subject(subject),
+        (AuthMethod::SelfSignedTlsClientAuth, _) => {
+            match state.client_keys.find(&state.upstream_http, &client.keys, |k| cert.has_key(k), state.now()).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::info!(client = %client.id, "self-signed certificate not checked: {e}");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
+    if !ok {
+        tracing::info!(client = %client.id, "the client certificate is not the registered one");
+    }
+    ok
 }

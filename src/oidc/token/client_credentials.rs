@@ -1,7 +1,7 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4): a confidential client acting for itself.
 //! No durable write: the JWT access token is self-contained and names no grant.
 
-use super::TokenResponse;
+use super::{Sender, TokenResponse};
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token;
@@ -11,7 +11,7 @@ pub async fn exchange(
     state: &AppState,
     client: &Client,
     p: &Params,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public() || !client.allows(GrantType::ClientCredentials) {
         return Err(OAuthError::unauthorized_client("this client may not use the client credentials grant"));
@@ -35,12 +35,17 @@ pub async fn exchange(
         return Err(OAuthError::invalid_scope(format!("scope {s} is not one of the resource's")));
     }
     let now = state.now();
-    let bound = id_token::Binding { dpop, resource: resource.as_ref().map(|r| r.uri.as_str()), act: None };
+    let bound = id_token::Binding {
+        dpop: sender.dpop,
+        x5t: sender.x5t,
+        resource: resource.as_ref().map(|r| r.uri.as_str()),
+        act: None,
+    };
     let access_token =
         id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), bound, now)?;
     Ok(TokenResponse {
         access_token,
-        token_type: super::token_type(dpop),
+        token_type: super::token_type(sender.dpop),
         expires_in: state.settings.tokens.access_token_ttl,
         scope: scopes.join(" "),
         refresh_token: None,

@@ -3,7 +3,7 @@
 //! device's own, tied to no browser session: signing out on the phone that approved it does not
 //! sign the television out (revoking the grant does, as does the user's account page).
 
-use super::{TokenResponse, bound_refresh, live_user, user_tokens};
+use super::{Sender, TokenResponse, bound_refresh, live_user, user_tokens};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -15,7 +15,7 @@ pub async fn exchange(
     state: &AppState,
     client: &Client,
     p: &Params,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client("this client may not use the device authorization grant"));
@@ -43,7 +43,8 @@ pub async fn exchange(
         expires_at: now
             + if offline { state.settings.tokens.refresh_token_ttl } else { state.settings.tokens.session_ttl },
         revoked_at: None,
-        dpop_jkt: bound_refresh(client, dpop),
+        dpop_jkt: bound_refresh(client, sender.dpop),
+        cert_x5t: bound_refresh(client, sender.x5t),
         resource: None,
     };
     let refresh = offline.then(random_token);
@@ -51,5 +52,5 @@ pub async fn exchange(
     // No session to outlive: always written.
     state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
     state.store.audit(AuditEvent::new("device.tokens_issued").client(&client.id).user(&user.id), now).await;
-    user_tokens(state, client, &grant, &user, &grant.scopes, None, refresh, dpop, now).await
+    user_tokens(state, client, &grant, &user, &grant.scopes, None, refresh, sender, now).await
 }

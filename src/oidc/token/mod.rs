@@ -13,7 +13,7 @@ use crate::domain::claims::Access;
 use crate::domain::resource::Resource;
 use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
-use crate::oidc::{dpop, id_token};
+use crate::oidc::{dpop, id_token, mtls};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -42,18 +42,24 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
     if proof.is_none() && client.requires_dpop() {
         return Err(OAuthError::invalid_dpop_proof("this client's token requests need a DPoP proof"));
     }
-    let dpop = proof.as_ref().map(|p| p.jkt.as_str());
+    // RFC 8705 §3: a client registered for certificate-bound tokens presents its certificate
+    // (through the proxy), and what is issued is bound to it.
+    let cert = if client.security.cert_bound { mtls::thumbprint(state, headers) } else { None };
+    if client.security.cert_bound && cert.is_none() {
+        return Err(OAuthError::invalid_request("this client's tokens are bound to its certificate; none came"));
+    }
+    let sender = Sender { dpop: proof.as_ref().map(|p| p.jkt.as_str()), x5t: cert.as_deref() };
     // A client registered with an algorithm this node has no key for yet (`clients add
     // --id-token-alg` created it moments ago): read the keys now rather than at the next tick.
     if !state.keys.can_sign(client.id_token_signed_response_alg) {
         state.keys.refresh(state.now()).await?;
     }
     let issued = match grant_type {
-        "authorization_code" => authorization_code::exchange(state, &client, &p, dpop).await,
-        "refresh_token" => refresh_token::exchange(state, &client, &p, dpop).await,
-        "client_credentials" => client_credentials::exchange(state, &client, &p, dpop).await,
-        "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p, dpop).await,
-        "urn:ietf:params:oauth:grant-type:token-exchange" => token_exchange::exchange(state, &client, &p, dpop).await,
+        "authorization_code" => authorization_code::exchange(state, &client, &p, sender).await,
+        "refresh_token" => refresh_token::exchange(state, &client, &p, sender).await,
+        "client_credentials" => client_credentials::exchange(state, &client, &p, sender).await,
+        "urn:ietf:params:oauth:grant-type:device_code" => device_code::exchange(state, &client, &p, sender).await,
+        "urn:ietf:params:oauth:grant-type:token-exchange" => token_exchange::exchange(state, &client, &p, sender).await,
         other => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported"))),
     }?;
     crate::metrics::token_issued(grant_type);
@@ -90,7 +96,8 @@ impl IntoResponse for TokenResponse {
 /// Tokens for a user grant: an access token, an ID token when `openid` was granted, and the
 /// refresh token the caller minted (if any), signed with the client's algorithm. Both tokens
 /// carry the user's groups and roles at this client when those scopes were granted. With a
-/// DPoP proof (`dpop`: its key's thumbprint) the access token is bound to the key (RFC 9449 §6).
+/// DPoP proof the access token is bound to the key (RFC 9449 §6), with a client certificate to
+/// the certificate (RFC 8705 §3): `sender`.
 #[allow(clippy::too_many_arguments)] // each is a distinct input of OIDC Core §3.1.3.3
 pub async fn user_tokens(
     state: &AppState,
@@ -100,11 +107,12 @@ pub async fn user_tokens(
     scopes: &[String],
     nonce: Option<&str>,
     refresh_token: Option<String>,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let access = access(state, &user.id, &client.id, scopes).await?;
-    let bound = id_token::Binding { dpop, resource: grant.resource.as_deref(), act: None };
+    let bound =
+        id_token::Binding { dpop: sender.dpop, x5t: sender.x5t, resource: grant.resource.as_deref(), act: None };
     let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, bound, now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_signed_response_alg;
@@ -115,7 +123,7 @@ pub async fn user_tokens(
     };
     Ok(TokenResponse {
         access_token,
-        token_type: token_type(dpop),
+        token_type: token_type(sender.dpop),
         expires_in: state.settings.tokens.access_token_ttl,
         scope: scopes.join(" "),
         refresh_token,
@@ -124,16 +132,24 @@ pub async fn user_tokens(
     })
 }
 
+/// What a token request's tokens are bound to: the DPoP key's thumbprint (RFC 9449 §6) and
+/// the client certificate's (RFC 8705 §3), each when there is one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sender<'a> {
+    pub dpop: Option<&'a str>,
+    pub x5t: Option<&'a str>,
+}
+
 /// `DPoP` for a token bound to a DPoP key (RFC 9449 §5), else `Bearer`.
 pub fn token_type(dpop: Option<&str>) -> &'static str {
     if dpop.is_some() { "DPoP" } else { "Bearer" }
 }
 
-/// The DPoP key a new grant's refresh tokens are bound to: a public client's (RFC 9449 §5); a
-/// confidential client's refresh tokens are bound by its authentication, and may move to a new
-/// DPoP key (the FAPI 2.0 plan refreshes with one).
-pub fn bound_refresh(client: &Client, dpop: Option<&str>) -> Option<String> {
-    dpop.filter(|_| client.is_public()).map(str::to_owned)
+/// The DPoP key or certificate a new grant's refresh tokens are bound to: a public client's
+/// (RFC 9449 §5, RFC 8705 §4); a confidential client's refresh tokens are bound by its
+/// authentication, and may move to a new DPoP key (the FAPI 2.0 plan refreshes with one).
+pub fn bound_refresh(client: &Client, key: Option<&str>) -> Option<String> {
+    key.filter(|_| client.is_public()).map(str::to_owned)
 }
 
 /// The registered resource server a token request names (RFC 8707 §2: `resource`), or

@@ -1,6 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use (RFC 9700 §4.14.2).
 
-use super::{TokenResponse, live_user, user_tokens};
+use super::{Sender, TokenResponse, live_user, user_tokens};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
@@ -15,7 +15,7 @@ pub async fn exchange(
     state: &AppState,
     client: &Client,
     p: &Params,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::RefreshToken) {
         return Err(OAuthError::unauthorized_client("this client may not use refresh tokens"));
@@ -38,13 +38,19 @@ pub async fn exchange(
         super::same_resource(p, grant.resource.as_deref())?;
         // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
         if let Some(bound) = &grant.dpop_jkt {
-            match dpop {
+            match sender.dpop {
                 None => return Err(OAuthError::invalid_dpop_proof("this refresh token is bound to a DPoP key")),
                 Some(jkt) if jkt != bound => {
                     return Err(OAuthError::invalid_grant("the DPoP proof's key is not the refresh token's"));
                 }
                 Some(_) => {}
             }
+        }
+        // RFC 8705 §4: a public client's refresh token is bound to its certificate.
+        if let Some(bound) = &grant.cert_x5t
+            && sender.x5t != Some(bound.as_str())
+        {
+            return Err(OAuthError::invalid_grant("this refresh token is bound to another client certificate"));
         }
     }
     let new = random_token();
@@ -79,5 +85,5 @@ pub async fn exchange(
         return Err(OAuthError::invalid_grant("the user is not in a group this client requires"));
     }
     let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
-    user_tokens(state, client, &grant, &user, &scopes, None, Some(new), dpop, now).await
+    user_tokens(state, client, &grant, &user, &scopes, None, Some(new), sender, now).await
 }

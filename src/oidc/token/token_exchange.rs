@@ -8,7 +8,7 @@
 //! resource (`resource` or `audience`, RFC 8707), with no more scope than the subject token had
 //! and the resource takes.
 
-use super::TokenResponse;
+use super::{Sender, TokenResponse};
 use crate::domain::{Client, Grant, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
 use crate::oidc::id_token::{self, Binding, active_grant, read_access_token};
@@ -36,7 +36,7 @@ pub async fn exchange(
     state: &AppState,
     client: &Client,
     p: &Params,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public() || !client.allows(GrantType::TokenExchange) {
         return Err(OAuthError::unauthorized_client("this client may not use token exchange"));
@@ -46,7 +46,7 @@ pub async fn exchange(
     let (Some(token), Some(kind)) = (p.get("subject_token"), p.get("subject_token_type")) else {
         return Err(OAuthError::invalid_request("subject_token and subject_token_type are required"));
     };
-    let subject = read_subject(state, token, kind, dpop, now).await?;
+    let subject = read_subject(state, token, kind, sender, now).await?;
     // §2.2.2: a subject token unacceptable by policy is invalid_request.
     let allowed = |from: &String| from == "*" || *from == subject.client_id;
     if subject.client_id != client.id && !client.security.token_exchange_from.iter().any(allowed) {
@@ -85,7 +85,7 @@ pub async fn exchange(
             asked
         }
     };
-    let bound = Binding { dpop, resource: Some(&resource.uri), act: act.as_ref() };
+    let bound = Binding { dpop: sender.dpop, x5t: sender.x5t, resource: Some(&resource.uri), act: act.as_ref() };
     let access_token = id_token::access_token(
         state,
         &subject.sub,
@@ -105,7 +105,7 @@ pub async fn exchange(
     state.store.audit(event, now).await;
     Ok(TokenResponse {
         access_token,
-        token_type: super::token_type(dpop),
+        token_type: super::token_type(sender.dpop),
         expires_in: state.settings.tokens.access_token_ttl,
         scope: scopes.join(" "),
         refresh_token: None,
@@ -121,15 +121,19 @@ async fn read_subject(
     state: &AppState,
     token: &str,
     kind: &str,
-    dpop: Option<&str>,
+    sender: Sender<'_>,
     now: i64,
 ) -> Result<Subject, OAuthError> {
     let bad = || OAuthError::invalid_request("subject_token is not a valid token of that type");
     match kind {
         ACCESS_TOKEN_TYPE => {
             let at = read_access_token(state, token, now).map_err(|_| bad())?;
-            if at.jkt.is_some() && at.jkt.as_deref() != dpop {
+            if at.jkt.is_some() && at.jkt.as_deref() != sender.dpop {
                 return Err(OAuthError::invalid_request("the subject_token is DPoP-bound: prove its key"));
+            }
+            // RFC 8705 §3: a certificate-bound one only with its certificate.
+            if at.x5t.is_some() && at.x5t.as_deref() != sender.x5t {
+                return Err(OAuthError::invalid_request("the subject_token is bound to another certificate"));
             }
             let grant = match &at.grant_id {
                 Some(_) => Some(active_grant(state, &at, now).await?.ok_or_else(bad)?),

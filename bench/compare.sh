@@ -16,7 +16,9 @@
 # and access tokens, default RS256), BENCH_REPEAT (default 1), BENCH_OUT (a directory for the
 # raw JSON; default a temporary one), BENCH_PEER_DIR (an installed copy of peer-node to reuse),
 # BENCH_BIN (a Latchkey binary to measure instead of building this tree's), BENCH_LD_PRELOAD (an
-# allocator library to run Latchkey with, e.g. libmimalloc.so.2), BENCH_NODE=0 (Latchkey alone).
+# allocator library to run Latchkey with, e.g. libmimalloc.so.2), BENCH_NODE=0 (Latchkey alone),
+# BENCH_AT_FORMAT (jwt or opaque: Latchkey's access tokens, default jwt; node's peer issues opaque ones
+# in the code flow and JWTs for client_credentials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -102,7 +104,7 @@ fi
 "$bin" migrate >/dev/null
 client_json="$("$bin" clients add --name bench --redirect-uri "$redirect" --first-party \
     --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials \
-    --scope bench --id-token-alg "$alg" --json)"
+    --scope bench --id-token-alg "$alg" --access-token-format "${BENCH_AT_FORMAT:-jwt}" --json)"
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$client_json"; }
 echo 'violet hammer quiz 1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
 

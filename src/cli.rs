@@ -5,7 +5,7 @@ use crate::admin::clients::{ClientUpdate, KeyInput, NewClient, SecurityInput};
 use crate::admin::{self, Actor, Ops};
 use crate::config::Settings;
 use crate::domain::AuthMethod;
-use crate::domain::client::Profile;
+use crate::domain::client::{AccessTokenFormat, Profile};
 use crate::keys::Alg;
 use crate::passwords::Passwords;
 use crate::store::Store;
@@ -148,6 +148,10 @@ enum ClientsCommand {
         /// always accepted)
         #[arg(long = "allow-http")]
         allow_http: bool,
+        /// What its access tokens are: `jwt` (RFC 9068; resource servers verify them on their
+        /// own) or `opaque` (checked at introspection and userinfo; one signature less each)
+        #[arg(long = "access-token-format", default_value = "jwt", value_parser = AccessTokenFormat::ALL.map(AccessTokenFormat::as_str))]
+        access_token_format: String,
         #[command(flatten)]
         security: SecurityArgs,
         #[command(flatten)]
@@ -186,6 +190,9 @@ enum ClientsCommand {
         /// Whether the client's token requests must carry a DPoP proof (RFC 9449)
         #[arg(long = "dpop-bound", value_name = "true|false")]
         dpop_bound: Option<bool>,
+        /// What its access tokens are from now on: `jwt` or `opaque` (those issued stay valid)
+        #[arg(long = "access-token-format", value_parser = AccessTokenFormat::ALL.map(AccessTokenFormat::as_str))]
+        access_token_format: Option<String>,
         /// Replaces the clients whose tokens this client may exchange (RFC 8693; repeatable;
         /// `*` for any; `none` for only its own)
         #[arg(long = "exchange-from", allow_hyphen_values = true)]
@@ -509,6 +516,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             resource_server,
             require_pkce,
             allow_http,
+            access_token_format,
             security,
             backchannel_logout_uri,
             frontchannel_logout_uri,
@@ -529,6 +537,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 resource_server,
                 require_pkce,
                 allow_http,
+                access_token_format: Some(access_token_format),
                 keys: keys.input()?,
                 security: security.input(),
                 backchannel_logout_uri,
@@ -563,6 +572,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             require_pkce,
             require_par,
             dpop_bound,
+            access_token_format,
             exchange_from,
             allow_http,
             required_groups,
@@ -580,6 +590,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pushed_authorization_requests: require_par,
                 dpop_bound_access_tokens: dpop_bound,
                 token_exchange_from: (!exchange_from.is_empty()).then_some(exchange_from),
+                access_token_format,
                 keys: keys.input()?,
             };
             let changed = admin::clients::update(ops, &id, change).await?;

@@ -7,7 +7,7 @@ use super::{AdminError, Ops};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
+    AccessTokenFormat, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
     validate_jwks_uri, validate_redirect_uri, validate_web_origin,
 };
 use crate::domain::client_metadata::{self, ClientMetadata};
@@ -61,6 +61,9 @@ pub struct NewClient {
     /// Accept plain-http redirect URIs to any host (development only).
     #[serde(default)]
     pub allow_http: bool,
+    /// `jwt` (default: RFC 9068, verified by resource servers on their own) or `opaque`
+    /// (checked at introspection and userinfo; one signature less per issuance).
+    pub access_token_format: Option<String>,
     #[serde(flatten)]
     #[schema(inline)]
     pub keys: KeyInput,
@@ -222,6 +225,8 @@ pub struct ClientView {
     pub min_acr: u8,
     pub resource_server: bool,
     pub require_pkce: bool,
+    /// `jwt` or `opaque`.
+    pub access_token_format: String,
     pub created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks: Option<String>,
@@ -273,6 +278,9 @@ pub struct ClientUpdate {
     /// Replaces the clients whose tokens this client may exchange (RFC 8693; `*` for any; empty
     /// or `none` for only its own).
     pub token_exchange_from: Option<Vec<String>>,
+    /// `jwt` or `opaque`: what the client's access tokens are from now on (those issued stay
+    /// as they were until they expire).
+    pub access_token_format: Option<String>,
     #[serde(flatten)]
     #[schema(inline)]
     pub keys: KeyInput,
@@ -301,6 +309,8 @@ pub struct Updated {
     pub dpop_bound_access_tokens: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_exchange_from: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
 }
 
 /// A client's roles.
@@ -345,6 +355,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
         resource_server,
         require_pkce,
         allow_http,
+        access_token_format,
         keys: key_input,
         security,
         backchannel_logout_uri,
@@ -401,6 +412,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
     let min_acr = crate::login::policy::acr_level(min_acr)
         .ok_or_else(|| AdminError::Invalid(format!("min_acr {min_acr}: 1 or 2")))?;
     let alg = parse_alg("id_token_alg", id_token_alg.as_deref().unwrap_or("RS256"))?;
+    let access_token_format = access_token_format.as_deref().map(parse_token_format).transpose()?.unwrap_or_default();
     let new = client_metadata::NewClient {
         name,
         auth_method,
@@ -412,6 +424,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
         min_acr,
         resource_server,
         require_pkce,
+        access_token_format,
         id_token_signed_response_alg: alg,
         keys,
         security,
@@ -459,6 +472,7 @@ async fn view(ops: &Ops<'_>, c: &Client) -> Result<ClientView, AdminError> {
         min_acr: c.min_acr,
         resource_server: c.resource_server,
         require_pkce: c.require_pkce,
+        access_token_format: c.access_token_format.as_str().to_owned(),
         created_at: c.created_at,
         jwks: c.keys.jwks.clone(),
         jwks_uri: c.keys.jwks_uri.clone(),
@@ -488,21 +502,24 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         require_pushed_authorization_requests: require_par,
         dpop_bound_access_tokens: dpop_bound,
         token_exchange_from,
+        access_token_format,
         keys,
     } = change;
+    let access_token_format = access_token_format.as_deref().map(parse_token_format).transpose()?;
     let flags = [resource_server, require_pkce, require_par, dpop_bound];
     let nothing = web_origins.is_none()
         && redirect_uris.is_none()
         && flags.iter().all(Option::is_none)
         && token_exchange_from.is_none()
+        && access_token_format.is_none()
         && required_groups.is_none()
         && keys.is_empty();
     if nothing {
         return Err(AdminError::invalid(
             "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, \
              require_pushed_authorization_requests, dpop_bound_access_tokens, token_exchange_from, \
-             required groups or keys (--web-origin, --redirect-uri, --resource-server, --require-pkce, \
-             --require-par, --dpop-bound, --exchange-from, --require-group, --any-group, --jwks-uri, --jwks, \
+             access_token_format, required groups or keys (--web-origin, --redirect-uri, --resource-server, \
+             --require-pkce, --require-par, --dpop-bound, --exchange-from, --access-token-format, --require-group, --any-group, --jwks-uri, --jwks, \
              --request-object-alg or --token-auth-alg)",
         ));
     }
@@ -532,6 +549,7 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         require_pushed_authorization_requests: None,
         dpop_bound_access_tokens: None,
         token_exchange_from: None,
+        access_token_format: None,
     };
     if !keys.is_empty() {
         let mut new_keys = client.keys.clone();
@@ -547,7 +565,11 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         ops.store.set_required_groups(id, &groups).await?;
         changed.required_groups = Some(groups);
     }
-    if redirect_uris.is_some() || flags.iter().any(Option::is_some) || token_exchange_from.is_some() {
+    let columns = redirect_uris.is_some()
+        || flags.iter().any(Option::is_some)
+        || token_exchange_from.is_some()
+        || access_token_format.is_some();
+    if columns {
         let mut c = (*client).clone();
         if let Some(uris) = redirect_uris {
             c.redirect_uris = uris.clone();
@@ -573,6 +595,10 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
             c.security.token_exchange_from = exchange_list(from);
             changed.token_exchange_from = Some(c.security.token_exchange_from.clone());
         }
+        if let Some(format) = access_token_format {
+            c.access_token_format = format;
+            changed.access_token_format = Some(format.as_str().to_owned());
+        }
         ops.store.update_client(&c).await?;
     }
     let mut event = AuditEvent::new("admin.client_updated").client(id);
@@ -583,6 +609,15 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
     }
     ops.audit(event).await;
     Ok(changed)
+}
+
+fn parse_token_format(f: &str) -> Result<AccessTokenFormat, AdminError> {
+    AccessTokenFormat::parse(f).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "access token format {f}: one of {}",
+            AccessTokenFormat::ALL.map(AccessTokenFormat::as_str).join(", ")
+        ))
+    })
 }
 
 /// An initial access token for the registration endpoint (RFC 7591 §3): shown only now, kept as

@@ -4,7 +4,7 @@
 //! operator's `clients add` builds, so both go through one creation (`crate::clients`).
 
 use crate::domain::client::{
-    ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    AccessTokenFormat, ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -124,6 +124,7 @@ pub struct NewClient {
     pub min_acr: u8,
     pub resource_server: bool,
     pub require_pkce: bool,
+    pub access_token_format: AccessTokenFormat,
     pub id_token_signed_response_alg: Alg,
     pub keys: ClientKeys,
     /// What a high-security client is held to (PAR, DPoP, profile, token exchange).
@@ -165,6 +166,7 @@ impl NewClient {
             min_acr: self.min_acr,
             resource_server: self.resource_server,
             require_pkce: self.require_pkce,
+            access_token_format: self.access_token_format,
             created_at,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             keys: self.keys,
@@ -384,6 +386,7 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
         min_acr: 1,
         resource_server: false,
         require_pkce: false,
+        access_token_format: AccessTokenFormat::Jwt,
         id_token_signed_response_alg,
         keys,
         // RFC 9126 §6 and RFC 9449 §5.2 registration metadata.

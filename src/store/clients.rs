@@ -2,7 +2,7 @@
 //! every call, and a removal through the CLI must still take effect within seconds.
 
 use super::{Result, Store, json_list, parse_list};
-use crate::domain::client::{ClientKeys, ClientSecurity, ObjectAlg, Profile};
+use crate::domain::client::{AccessTokenFormat, ClientKeys, ClientSecurity, ObjectAlg, Profile};
 use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -41,6 +41,7 @@ struct Row {
     profile: Option<String>,
     exchange_from: String,
     metadata: Option<String>,
+    access_token_format: String,
 }
 
 impl From<Row> for Client {
@@ -58,6 +59,7 @@ impl From<Row> for Client {
             min_acr: u8::try_from(r.min_acr).unwrap_or(u8::MAX),
             resource_server: r.resource_server != 0,
             require_pkce: r.require_pkce != 0,
+            access_token_format: AccessTokenFormat::parse(&r.access_token_format).unwrap_or_default(),
             created_at: r.created_at,
             id_token_signed_response_alg: Alg::parse(&r.id_token_signed_response_alg).unwrap_or(Alg::DEFAULT),
             keys: ClientKeys {
@@ -80,7 +82,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata FROM clients ",
+            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata, access_token_format FROM clients ",
             $tail
         )
     };
@@ -90,8 +92,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata, access_token_format)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -116,16 +118,17 @@ impl Store {
         .bind(c.security.profile.map(Profile::as_str))
         .bind(json_list(&c.security.token_exchange_from))
         .bind(c.metadata.to_stored())
+        .bind(c.access_token_format.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Writes what `clients update` may change: redirect URIs and flags. Returns whether the
+    /// Writes what `clients update` may change: redirect URIs, flags and the access token format. Returns whether the
     /// client exists.
     pub async fn update_client(&self, c: &Client) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6 WHERE id = $7",
+            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6, access_token_format = $7 WHERE id = $8",
         )
         .bind(json_list(&c.redirect_uris))
         .bind(c.resource_server as i64)
@@ -133,6 +136,7 @@ impl Store {
         .bind(c.security.require_par as i64)
         .bind(c.security.dpop_bound as i64)
         .bind(json_list(&c.security.token_exchange_from))
+        .bind(c.access_token_format.as_str())
         .bind(&c.id)
         .execute(&self.pool)
         .await?;

@@ -37,7 +37,7 @@ pub async fn exchange(
     let now = state.now();
     let bound = id_token::Binding { dpop, resource: resource.as_ref().map(|r| r.uri.as_str()), act: None };
     let access_token =
-        id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), bound, now)?;
+        id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), bound, now).await?;
     Ok(TokenResponse {
         access_token,
         token_type: super::token_type(dpop),

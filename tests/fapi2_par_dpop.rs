@@ -466,7 +466,9 @@ async fn dpop_binds_an_opaque_access_token() {
     let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let other = DpopKey::new().proof(&server, "GET", "/userinfo", Some(at));
-    assert_dpop_refused(&get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &other)]).await);
+    assert_dpop_refused(
+        &get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &other)]).await,
+    );
     let r = server.userinfo(at).await;
     assert_eq!(r.status, 401, "{r:?}");
     assert!(r.header("www-authenticate").unwrap().starts_with("DPoP"), "{r:?}");

@@ -7,8 +7,8 @@ use super::{AdminError, Ops};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    AccessTokenFormat, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
-    validate_jwks_uri, validate_redirect_uri, validate_web_origin,
+    AccessTokenFormat, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable,
+    validate_jwks, validate_jwks_uri, validate_redirect_uri, validate_web_origin,
 };
 use crate::domain::client_metadata::{self, ClientMetadata};
 use crate::domain::{AuthMethod, Client, GrantType, is_scope_token};

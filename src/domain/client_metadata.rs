@@ -4,7 +4,8 @@
 //! operator's `clients add` builds, so both go through one creation (`crate::clients`).
 
 use crate::domain::client::{
-    AccessTokenFormat, ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    AccessTokenFormat, ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri,
+    validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;

@@ -17,6 +17,7 @@
 # raw JSON; default a temporary one), BENCH_PEER_DIR (an installed copy of peer-node to reuse),
 # BENCH_BIN (a Latchkey binary to measure instead of building this tree's), BENCH_LD_PRELOAD (an
 # allocator library to run Latchkey with, e.g. libmimalloc.so.2), BENCH_NODE=0 (Latchkey alone),
+# BENCH_DRIVER (an oidc-bench binary to use instead of building one),
 # BENCH_AT_FORMAT (jwt or opaque: Latchkey's access tokens, default jwt; node's peer issues opaque ones
 # in the code flow and JWTs for client_credentials).
 set -euo pipefail
@@ -39,8 +40,11 @@ if [ -z "$bin" ]; then
     cargo build --release --quiet
     bin="$target/release/latchkey"
 fi
-(cd "$driver_dir" && CARGO_TARGET_DIR="$target" cargo build --release --quiet)
-driver="$target/release/oidc-bench"
+driver="${BENCH_DRIVER:-}"
+if [ -z "$driver" ]; then
+    (cd "$driver_dir" && CARGO_TARGET_DIR="$target" cargo build --release --quiet)
+    driver="$target/release/oidc-bench"
+fi
 
 work="$(mktemp -d)"
 out="${BENCH_OUT:-$work/out}"

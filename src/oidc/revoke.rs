@@ -1,7 +1,7 @@
 //! Token revocation (RFC 7009). Revoking either token of a grant revokes the grant, so the
 //! refresh family and every access token from it stop together (§2.1 permits this); an opaque
-//! access token is also forgotten at once. The answer
-//! is 200 whether or not the token was known (§2.2).
+//! access token is also forgotten at once. The answer is 200 whether or not the token was known
+//! (§2.2).
 
 use crate::crypto::hash_secret;
 use crate::http::{BearerError, OAuthError, Params};

@@ -137,7 +137,8 @@ pub struct LinkedPage<'a> {
     pub notice: Option<&'a str>,
 }
 
-/// A button on a login page that switches to another step (`switch=<step>`).
+/// A button on a login page that switches to another step (`switch=<step>`), or cancels the
+/// sign-in (`switch=cancel`, `login::flow::CANCEL`).
 #[derive(Clone, Debug)]
 pub struct Switch {
     pub step: &'static str,

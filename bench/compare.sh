@@ -16,7 +16,10 @@
 # and access tokens, default RS256), BENCH_REPEAT (default 1), BENCH_OUT (a directory for the
 # raw JSON; default a temporary one), BENCH_PEER_DIR (an installed copy of peer-node to reuse),
 # BENCH_BIN (a Latchkey binary to measure instead of building this tree's), BENCH_LD_PRELOAD (an
-# allocator library to run Latchkey with, e.g. libmimalloc.so.2), BENCH_NODE=0 (Latchkey alone).
+# allocator library to run Latchkey with, e.g. libmimalloc.so.2), BENCH_NODE=0 (Latchkey alone),
+# BENCH_DRIVER (an oidc-bench binary to use instead of building one),
+# BENCH_AT_FORMAT (jwt or opaque: Latchkey's access tokens, default jwt; node's peer issues opaque ones
+# in the code flow and JWTs for client_credentials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -37,8 +40,11 @@ if [ -z "$bin" ]; then
     cargo build --release --quiet
     bin="$target/release/latchkey"
 fi
-(cd "$driver_dir" && CARGO_TARGET_DIR="$target" cargo build --release --quiet)
-driver="$target/release/oidc-bench"
+driver="${BENCH_DRIVER:-}"
+if [ -z "$driver" ]; then
+    (cd "$driver_dir" && CARGO_TARGET_DIR="$target" cargo build --release --quiet)
+    driver="$target/release/oidc-bench"
+fi
 
 work="$(mktemp -d)"
 out="${BENCH_OUT:-$work/out}"
@@ -102,7 +108,7 @@ fi
 "$bin" migrate >/dev/null
 client_json="$("$bin" clients add --name bench --redirect-uri "$redirect" --first-party \
     --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials \
-    --scope bench --id-token-alg "$alg" --json)"
+    --scope bench --id-token-alg "$alg" --access-token-format "${BENCH_AT_FORMAT:-jwt}" --json)"
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$client_json"; }
 echo 'violet hammer quiz 1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
 

@@ -5,7 +5,7 @@ use crate::admin::clients::{ClientUpdate, KeyInput, NewClient, SecurityInput, Tl
 use crate::admin::{self, Actor, Ops};
 use crate::config::Settings;
 use crate::domain::AuthMethod;
-use crate::domain::client::Profile;
+use crate::domain::client::{AccessTokenFormat, Profile};
 use crate::keys::Alg;
 use crate::passwords::Passwords;
 use crate::store::Store;
@@ -148,6 +148,10 @@ enum ClientsCommand {
         /// always accepted)
         #[arg(long = "allow-http")]
         allow_http: bool,
+        /// What its access tokens are: `jwt` (RFC 9068; resource servers verify them on their
+        /// own) or `opaque` (checked at introspection and userinfo; one signature less each)
+        #[arg(long = "access-token-format", default_value = "jwt", value_parser = AccessTokenFormat::ALL.map(AccessTokenFormat::as_str))]
+        access_token_format: String,
         #[command(flatten)]
         security: SecurityArgs,
         #[command(flatten)]
@@ -191,6 +195,9 @@ enum ClientsCommand {
         cert_bound: Option<bool>,
         #[command(flatten)]
         tls_subject: TlsSubjectArgs,
+        /// What its access tokens are from now on: `jwt` or `opaque` (those issued stay valid)
+        #[arg(long = "access-token-format", value_parser = AccessTokenFormat::ALL.map(AccessTokenFormat::as_str))]
+        access_token_format: Option<String>,
         /// Replaces the clients whose tokens this client may exchange (RFC 8693; repeatable;
         /// `*` for any; `none` for only its own)
         #[arg(long = "exchange-from", allow_hyphen_values = true)]
@@ -522,6 +529,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             resource_server,
             require_pkce,
             allow_http,
+            access_token_format,
             security,
             backchannel_logout_uri,
             frontchannel_logout_uri,
@@ -542,6 +550,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 resource_server,
                 require_pkce,
                 allow_http,
+                access_token_format: Some(access_token_format),
                 keys: keys.input()?,
                 tls_subject: security.tls_subject.input(),
                 security: security.input(),
@@ -579,6 +588,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             dpop_bound,
             cert_bound,
             tls_subject,
+            access_token_format,
             exchange_from,
             allow_http,
             required_groups,
@@ -599,6 +609,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 token_exchange_from: (!exchange_from.is_empty()).then_some(exchange_from),
                 tls_subject: tls_subject.input(),
                 tls_client_certificate_bound_access_tokens: cert_bound,
+                access_token_format,
                 auth_method,
                 keys: keys.input()?,
             };

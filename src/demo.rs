@@ -63,6 +63,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         min_acr: 1,
         resource_server: false,
         require_pkce: false,
+        access_token_format: Default::default(),
         created_at: now,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),

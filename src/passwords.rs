@@ -4,7 +4,9 @@
 //! A fixed pool, each worker with argon2 memory of its own that it reuses: each computation needs
 //! ~19 MiB, and allocating it afresh every time (on tokio's many blocking threads) left the
 //! process ~13 MiB larger per concurrent sign-in, as the allocator kept what was freed. Now the
-//! footprint is at most `workers` × 19 MiB, allocated once.
+//! footprint is at most `workers` × 19 MiB while sign-ins come, and none once they stop: a
+//! worker that waits [`IDLE_RELEASE`] for a job gives its memory back to the system (the workers
+//! take turns to wait, so all of it is back within `workers` × that).
 //!
 //! The queue in front of the workers is bounded too (`login.password_queue`): past it a request
 //! is refused at once with [`Busy`] (503 and `Retry-After`), rather than waiting ever longer and
@@ -13,9 +15,20 @@
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// A worker that has had no job for this long frees its argon2 memory.
+const IDLE_RELEASE: Duration = Duration::from_secs(10);
+
+/// The capacity a worker's argon2 memory is allocated with, in blocks: past the largest
+/// threshold above which glibc's malloc maps an allocation on its own (32 MiB), so that freeing
+/// it unmaps it, rather than leaving 19 MiB in an arena the allocator keeps. Pages never touched
+/// (those past the 19 MiB argon2 uses) cost nothing.
+const OWN_MAPPING_BLOCKS: usize = (32 << 20) / std::mem::size_of::<Block>() + 1;
 
 /// A job runs on a worker with that worker's argon2 memory.
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -28,9 +41,17 @@ impl Memory {
     fn blocks(&mut self, params: &Params) -> &mut [Block] {
         let n = params.block_count();
         if self.0.len() < n {
+            if self.0.capacity() < n {
+                self.0.reserve_exact(n.max(OWN_MAPPING_BLOCKS) - self.0.len());
+            }
             self.0.resize(n, Block::new());
         }
         &mut self.0[..n]
+    }
+
+    /// Gives the memory back (to be allocated again by the next job).
+    fn release(&mut self) {
+        self.0 = Vec::new();
     }
 }
 
@@ -100,11 +121,14 @@ impl Passwords {
                 .spawn(move || {
                     let mut memory = Memory::default();
                     loop {
-                        // The lock is held only while waiting for the next job, not while running it.
-                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        // The lock is held only while waiting for the next job, not while running it,
+                        // and for one idle period at most: the workers take turns to wait, and each
+                        // that waits a whole period with none frees its memory.
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(IDLE_RELEASE);
                         match job {
                             Ok(job) => job(&mut memory),
-                            Err(_) => break,
+                            Err(RecvTimeoutError::Timeout) => memory.release(),
+                            Err(RecvTimeoutError::Disconnected) => break,
                         }
                     }
                 })
@@ -181,6 +205,16 @@ mod tests {
         assert!(verify_with("correct horse", &theirs, &mut memory));
         assert!(!verify_with("wrong horse", &theirs, &mut memory));
         assert!(!verify_with("correct horse", "$argon2id$garbage", &mut memory));
+    }
+
+    #[test]
+    fn memory_given_back_is_allocated_again() {
+        let mut memory = Memory::default();
+        let hash = hash_with("correct horse", &mut memory).unwrap();
+        assert!(memory.0.capacity() >= OWN_MAPPING_BLOCKS, "a mapping of its own");
+        memory.release();
+        assert_eq!(memory.0.capacity(), 0);
+        assert!(verify_with("correct horse", &hash, &mut memory));
     }
 
     #[tokio::test]

@@ -446,6 +446,40 @@ async fn dpop_binds_the_access_token_and_userinfo_checks_the_proof() {
     assert_eq!(v["cnf"]["jkt"], key.jkt());
 }
 
+/// An opaque access token binds to the DPoP key as a JWT does (RFC 9449 §6.2: the binding is
+/// kept with the token): userinfo wants the proof by that key, introspection says `cnf.jkt`.
+#[tokio::test]
+async fn dpop_binds_an_opaque_access_token() {
+    let server = Server::start();
+    server.add_alice();
+    let client = confidential_client(&server, &["--dpop-bound", "--access-token-format", "opaque"]);
+    let key = DpopKey::new();
+    let pkce = Pkce::new();
+    let code = code_by_par(&server, &client, &pkce, &[], None).await.unwrap();
+    let r = redeem_dpop(&server, &client, &code, &pkce, Some(&key)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let tokens = r.json();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let at = tokens["access_token"].as_str().unwrap();
+    assert!(!at.contains('.'), "opaque: {at}");
+
+    let proof = key.proof(&server, "GET", "/userinfo", Some(at));
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let other = DpopKey::new().proof(&server, "GET", "/userinfo", Some(at));
+    assert_dpop_refused(
+        &get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &other)]).await,
+    );
+    let r = server.userinfo(at).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").unwrap().starts_with("DPoP"), "{r:?}");
+
+    let v = server.introspect(&client, at).await.json();
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["token_type"], "DPoP", "{v}");
+    assert_eq!(v["cnf"]["jkt"], key.jkt(), "{v}");
+}
+
 fn assert_dpop_refused(r: &Resp) {
     assert!(matches!(r.status, 400 | 401), "expected a refusal: {r:?}");
     let challenge = r.header("www-authenticate").unwrap_or_default();

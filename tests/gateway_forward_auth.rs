@@ -428,6 +428,14 @@ async fn nginx_signs_a_browser_in_and_applies_the_rules() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["user"], USER);
     assert_eq!(api.send(bearer("not-a-token")).await.status, 401);
+    // So does an opaque one (`--access-token-format opaque`), read by its hash.
+    let opaque_client = server
+        .add_client("opaque rp", &["--redirect-uri", CALLBACK, "--first-party", "--access-token-format", "opaque"]);
+    let opaque = server.code_flow(&api, &opaque_client, "openid").await;
+    assert!(!opaque.access_token.contains('.'), "{opaque:?}");
+    let r = api.send(bearer(&opaque.access_token)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["user"], USER);
 
     // The account's sessions page lists the gateway sessions with their device.
     let sessions = b.get("/account/sessions").await;
@@ -449,6 +457,7 @@ async fn nginx_signs_a_browser_in_and_applies_the_rules() {
 
     server.advance(301);
     assert_eq!(api.send(bearer(&tokens.access_token)).await.status, 401, "an expired token");
+    assert_eq!(api.send(bearer(&opaque.access_token)).await.status, 401, "an expired opaque token");
 }
 
 #[tokio::test]

@@ -153,7 +153,7 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, BearerE
             .filter(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty())
             .map(|(_, t)| t.trim().to_owned())
             .ok_or(BearerError::InvalidRequest("the Authorization header must be Bearer"))?;
-        let at = read_bearer_token(state, headers, &token, now)?;
+        let at = read_bearer_token(state, headers, &token, now).await?;
         let grant = active_grant(state, &at, now)
             .await?
             .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

@@ -130,7 +130,7 @@ impl FromRequestParts<AppState> for Admin {
             .ok_or_else(|| {
                 Problem::unauthorized(Some("invalid_request"), "The Authorization header must be Bearer.")
             })?;
-        let at = read_access_token(state, &token, now).map_err(|e| match e {
+        let at = read_access_token(state, &token, now).await.map_err(|e| match e {
             BearerError::Unavailable => Problem::unavailable(),
             BearerError::Internal => Problem::internal(),
             _ => Problem::unauthorized(Some("invalid_token"), "The access token is not valid."),

@@ -7,8 +7,8 @@ use super::{AdminError, Ops};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    AuthAlg, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, TlsSubject, allowed_origins, is_fetchable,
-    validate_jwks, validate_jwks_uri, validate_redirect_uri, validate_web_origin,
+    AccessTokenFormat, AuthAlg, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, TlsSubject,
+    allowed_origins, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri, validate_web_origin,
 };
 use crate::domain::client_metadata::{self, ClientMetadata};
 use crate::domain::{AuthMethod, Client, GrantType, is_scope_token};
@@ -62,6 +62,9 @@ pub struct NewClient {
     /// Accept plain-http redirect URIs to any host (development only).
     #[serde(default)]
     pub allow_http: bool,
+    /// `jwt` (default: RFC 9068, verified by resource servers on their own) or `opaque`
+    /// (checked at introspection and userinfo; one signature less per issuance).
+    pub access_token_format: Option<String>,
     #[serde(flatten)]
     #[schema(inline)]
     pub keys: KeyInput,
@@ -283,6 +286,8 @@ pub struct ClientView {
     pub min_acr: u8,
     pub resource_server: bool,
     pub require_pkce: bool,
+    /// `jwt` or `opaque`.
+    pub access_token_format: String,
     pub created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks: Option<String>,
@@ -346,6 +351,9 @@ pub struct ClientUpdate {
     pub tls_subject: TlsSubjectFields,
     /// Whether the client's access tokens are bound to its certificate (RFC 8705 §3).
     pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// `jwt` or `opaque`: what the client's access tokens are from now on (those issued stay
+    /// as they were until they expire).
+    pub access_token_format: Option<String>,
     /// Another way to authenticate: `client_secret_basic`, `client_secret_post`,
     /// `client_secret_jwt` or `private_key_jwt` (a public client stays public, and the other way
     /// round). A client that has no secret of the kind the method needs is issued one, answered
@@ -385,6 +393,8 @@ pub struct Updated {
     pub tls_subject: TlsSubjectFields,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<String>,
     /// A secret issued with the new method: shown only now, never audited.
@@ -434,6 +444,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
         resource_server,
         require_pkce,
         allow_http,
+        access_token_format,
         keys: key_input,
         security,
         tls_subject,
@@ -491,6 +502,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
     let min_acr = crate::login::policy::acr_level(min_acr)
         .ok_or_else(|| AdminError::Invalid(format!("min_acr {min_acr}: 1 or 2")))?;
     let alg = parse_alg("id_token_alg", id_token_alg.as_deref().unwrap_or("RS256"))?;
+    let access_token_format = access_token_format.as_deref().map(parse_token_format).transpose()?.unwrap_or_default();
     let new = client_metadata::NewClient {
         name,
         auth_method,
@@ -502,6 +514,7 @@ fn read_new(new: NewClient) -> Result<(client_metadata::NewClient, Vec<String>),
         min_acr,
         resource_server,
         require_pkce,
+        access_token_format,
         id_token_signed_response_alg: alg,
         keys,
         security,
@@ -549,6 +562,7 @@ async fn view(ops: &Ops<'_>, c: &Client) -> Result<ClientView, AdminError> {
         min_acr: c.min_acr,
         resource_server: c.resource_server,
         require_pkce: c.require_pkce,
+        access_token_format: c.access_token_format.as_str().to_owned(),
         created_at: c.created_at,
         jwks: c.keys.jwks.clone(),
         jwks_uri: c.keys.jwks_uri.clone(),
@@ -582,16 +596,19 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         token_exchange_from,
         tls_subject,
         tls_client_certificate_bound_access_tokens: cert_bound,
+        access_token_format,
         auth_method,
         keys,
     } = change;
     let tls_subject = tls_subject.read()?;
+    let access_token_format = access_token_format.as_deref().map(parse_token_format).transpose()?;
     let flags = [resource_server, require_pkce, require_par, dpop_bound, cert_bound];
     let nothing = web_origins.is_none()
         && redirect_uris.is_none()
         && flags.iter().all(Option::is_none)
         && token_exchange_from.is_none()
         && tls_subject.is_none()
+        && access_token_format.is_none()
         && required_groups.is_none()
         && auth_method.is_none()
         && keys.is_empty();
@@ -599,10 +616,11 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         return Err(AdminError::invalid(
             "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, \
              require_pushed_authorization_requests, dpop_bound_access_tokens, token_exchange_from, \
-             a tls_client_auth subject, tls_client_certificate_bound_access_tokens, required groups, auth_method \
-             or keys (--web-origin, --redirect-uri, --resource-server, --require-pkce, --require-par, \
-             --dpop-bound, --exchange-from, --tls-subject-dn, --tls-san-*, --cert-bound-tokens, --require-group, \
-             --any-group, --auth-method, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg)",
+             a tls_client_auth subject, tls_client_certificate_bound_access_tokens, access_token_format, required \
+             groups, auth_method or keys (--web-origin, --redirect-uri, --resource-server, --require-pkce, \
+             --require-par, --dpop-bound, --exchange-from, --tls-subject-dn, --tls-san-*, --cert-bound-tokens, \
+             --access-token-format, --require-group, --any-group, --auth-method, --jwks-uri, --jwks, \
+             --request-object-alg or --token-auth-alg)",
         ));
     }
     let client = ops.client(id).await?;
@@ -639,6 +657,7 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         token_exchange_from: None,
         tls_subject: TlsSubjectFields::default(),
         tls_client_certificate_bound_access_tokens: None,
+        access_token_format: None,
         auth_method: None,
         client_secret: None,
     };
@@ -673,6 +692,7 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         || flags.iter().any(Option::is_some)
         || token_exchange_from.is_some()
         || tls_subject.is_some()
+        || access_token_format.is_some()
     {
         let mut c = (*client).clone();
         if let Some(uris) = redirect_uris {
@@ -707,6 +727,10 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
             c.security.cert_bound = flag;
             changed.tls_client_certificate_bound_access_tokens = Some(flag);
         }
+        if let Some(format) = access_token_format {
+            c.access_token_format = format;
+            changed.access_token_format = Some(format.as_str().to_owned());
+        }
         ops.store.update_client(&c).await?;
     }
     let mut event = AuditEvent::new("admin.client_updated").client(id);
@@ -717,6 +741,15 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
     }
     ops.audit(event).await;
     Ok(changed)
+}
+
+fn parse_token_format(f: &str) -> Result<AccessTokenFormat, AdminError> {
+    AccessTokenFormat::parse(f).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "access token format {f}: one of {}",
+            AccessTokenFormat::ALL.map(AccessTokenFormat::as_str).join(", ")
+        ))
+    })
 }
 
 /// The method a client moves to: any but `none`, and not from `none` (a public client and a

@@ -139,6 +139,8 @@ pub struct Client {
     pub resource_server: bool,
     /// PKCE is required of this client even when it is confidential (public ones always must).
     pub require_pkce: bool,
+    /// What its access tokens are: signed JWTs or opaque handles.
+    pub access_token_format: AccessTokenFormat,
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub keys: ClientKeys,
@@ -147,6 +149,33 @@ pub struct Client {
     /// What the client said of itself at registration (dynamic registration, or the CLI).
     #[serde(flatten)]
     pub metadata: crate::domain::client_metadata::ClientMetadata,
+}
+
+/// What a client's access tokens are (`clients add --access-token-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTokenFormat {
+    /// A signed JWT (RFC 9068) a resource server may verify on its own, without calling back.
+    #[default]
+    Jwt,
+    /// 256 random bits the provider remembers by their hash until they expire: one signature
+    /// less per issuance, and resource servers must ask (introspection, userinfo).
+    Opaque,
+}
+
+impl AccessTokenFormat {
+    pub const ALL: [AccessTokenFormat; 2] = [Self::Jwt, Self::Opaque];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt => "jwt",
+            Self::Opaque => "opaque",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
 }
 
 /// What a high-security client is held to (issue #17): pushed authorization requests (RFC 9126

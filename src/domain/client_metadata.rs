@@ -4,7 +4,8 @@
 //! operator's `clients add` builds, so both go through one creation (`crate::clients`).
 
 use crate::domain::client::{
-    AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, TlsSubject, is_fetchable, validate_jwks, validate_jwks_uri,
+    AccessTokenFormat, AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, TlsSubject, is_fetchable, validate_jwks,
+    validate_jwks_uri,
     validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
@@ -125,6 +126,7 @@ pub struct NewClient {
     pub min_acr: u8,
     pub resource_server: bool,
     pub require_pkce: bool,
+    pub access_token_format: AccessTokenFormat,
     pub id_token_signed_response_alg: Alg,
     pub keys: ClientKeys,
     /// What a high-security client is held to (PAR, DPoP, profile, token exchange).
@@ -186,6 +188,7 @@ impl NewClient {
             min_acr: self.min_acr,
             resource_server: self.resource_server,
             require_pkce: self.require_pkce,
+            access_token_format: self.access_token_format,
             created_at,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             keys: self.keys,
@@ -406,6 +409,7 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
         min_acr: 1,
         resource_server: false,
         require_pkce: false,
+        access_token_format: AccessTokenFormat::Jwt,
         id_token_signed_response_alg,
         keys,
         // RFC 9126 §6, RFC 9449 §5.2 and RFC 8705 §2.1.2, §3.4 registration metadata.

@@ -19,6 +19,7 @@ pub fn client(first_party: bool) -> Client {
         min_acr: 1,
         resource_server: false,
         require_pkce: false,
+        access_token_format: Default::default(),
         created_at: 0,
         id_token_signed_response_alg: crate::keys::Alg::DEFAULT,
         keys: Default::default(),

@@ -164,7 +164,7 @@ async fn bearer(state: &AppState, headers: &HeaderMap, auth: &HeaderValue) -> Re
         _ => return Err(BearerError::InvalidRequest("the Authorization header must be Bearer")),
     };
     let now = state.now();
-    let at = read_bearer_token(state, headers, token, now)?;
+    let at = read_bearer_token(state, headers, token, now).await?;
     let grant = active_grant(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;

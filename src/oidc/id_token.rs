@@ -1,8 +1,13 @@
-//! ID tokens (OIDC Core §2) and access tokens (RFC 9068 JWT profile), and reading them back.
+//! ID tokens (OIDC Core §2) and access tokens, and reading them back. An access token is an
+//! RFC 9068 JWT, or for a client registered with `--access-token-format opaque` 256 random bits
+//! whose claims wait in the ephemeral store, under the token's SHA-256, until it expires: the same
+//! claims, one signature less to issue, one keyed read to check.
 
+use crate::crypto::hash_secret;
 use crate::domain::claims::{Access, Target, release, requested_names};
+use crate::domain::client::AccessTokenFormat;
 use crate::domain::{Client, Grant, User};
-use crate::http::BearerError;
+use crate::http::{BearerError, OAuthError};
 use crate::keys::Alg;
 use crate::state::AppState;
 use axum::http::HeaderMap;
@@ -60,6 +65,8 @@ pub struct AccessToken {
     /// The client certificate the token is bound to (`cnf.x5t#S256`, RFC 8705 §3.1).
     pub x5t: Option<String>,
     pub exp: i64,
+    /// How it was issued: an opaque one can also be forgotten (revocation).
+    pub format: AccessTokenFormat,
 }
 
 /// What an access token is bound to besides its grant.
@@ -75,10 +82,11 @@ pub struct Binding<'a> {
     pub act: Option<&'a Value>,
 }
 
-/// Issues an RFC 9068 access token for `sub`, pointing at its grant when there is one, signed
-/// with the client's algorithm, with what `bound` names.
+/// Issues an access token for `sub` with RFC 9068's claims, pointing at its grant when there is
+/// one, with what `bound` names: signed with the client's algorithm, or kept as an opaque
+/// token's claims for the token's lifetime.
 #[allow(clippy::too_many_arguments)] // each is a distinct claim source of RFC 9068 §2.2
-pub fn access_token(
+pub async fn access_token(
     state: &AppState,
     sub: &str,
     client: &Client,
@@ -87,7 +95,7 @@ pub fn access_token(
     access: &Access,
     bound: Binding<'_>,
     now: i64,
-) -> anyhow::Result<String> {
+) -> Result<String, OAuthError> {
     let client_id = client.id.as_str();
     let mut c = Map::new();
     c.insert("iss".into(), json!(state.issuer));
@@ -120,18 +128,41 @@ pub fn access_token(
     if let Some(act) = bound.act {
         c.insert("act".into(), act.clone());
     }
-    state.keys.sign(&c, Some("at+jwt"), client.id_token_signed_response_alg)
+    match client.access_token_format {
+        AccessTokenFormat::Jwt => Ok(state.keys.sign(&c, Some("at+jwt"), client.id_token_signed_response_alg)?),
+        AccessTokenFormat::Opaque => {
+            let token = crate::crypto::random_token();
+            let ttl = std::time::Duration::from_secs(state.settings.tokens.access_token_ttl.max(1) as u64);
+            let claims = serde_json::to_string(&c).map_err(anyhow::Error::from)?;
+            state.ephemeral.put(&opaque_key(&token), &claims, ttl).await?;
+            Ok(token)
+        }
+    }
 }
 
-/// Verifies an access token's signature, type, issuer and expiry. Whether its grant is still
-/// active is the caller's next question ([`active_grant`]).
-pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<AccessToken, BearerError> {
-    let (header, claims) =
-        state.keys.verify(token).map_err(|_| BearerError::InvalidToken("the access token is not valid"))?;
-    let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
-    if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
-        return Err(BearerError::InvalidToken("the token is not an access token"));
+/// Where an opaque access token's claims wait: under its hash, never the token itself.
+fn opaque_key(token: &str) -> String {
+    format!("at:{}", hash_secret(token))
+}
+
+/// Forgets an opaque access token before it expires (revocation); a JWT cannot be forgotten,
+/// only its grant revoked.
+pub async fn forget(state: &AppState, token: &str, at: &AccessToken) -> Result<(), BearerError> {
+    if at.format == AccessTokenFormat::Opaque {
+        state.ephemeral.delete(&opaque_key(token)).await?;
     }
+    Ok(())
+}
+
+/// Reads an access token: a JWT's signature, type, issuer and expiry, or an opaque token's
+/// claims by its hash. Whether its grant is still active is the caller's next question
+/// ([`active_grant`]).
+pub async fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<AccessToken, BearerError> {
+    let (format, claims) = if token.contains('.') {
+        (AccessTokenFormat::Jwt, verify_jwt(state, token)?)
+    } else {
+        (AccessTokenFormat::Opaque, opaque_claims(state, token).await?)
+    };
     if claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_str()) {
         return Err(BearerError::InvalidToken("the access token was not issued here"));
     }
@@ -145,19 +176,41 @@ pub fn read_access_token(state: &AppState, token: &str, now: i64) -> Result<Acce
     };
     let cnf = |k: &str| claims.get("cnf").and_then(|c| c.get(k)).and_then(Value::as_str).map(str::to_owned);
     let (jkt, x5t) = (cnf("jkt"), cnf(X5T));
-    Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, x5t, exp, claims })
+    Ok(AccessToken { sub, client_id, grant_id: s("gid"), jkt, x5t, exp, format, claims })
+}
+
+/// A JWT access token's claims, once its signature and type (RFC 9068 §4: `at+jwt`) check.
+fn verify_jwt(state: &AppState, token: &str) -> Result<Map<String, Value>, BearerError> {
+    let (header, claims) =
+        state.keys.verify(token).map_err(|_| BearerError::InvalidToken("the access token is not valid"))?;
+    let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
+    if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+        return Err(BearerError::InvalidToken("the token is not an access token"));
+    }
+    Ok(claims)
+}
+
+/// An opaque access token's claims, while the ephemeral store keeps them.
+async fn opaque_claims(state: &AppState, token: &str) -> Result<Map<String, Value>, BearerError> {
+    const INVALID: BearerError = BearerError::InvalidToken("the access token is not valid");
+    // Ours are 43 characters; anything much longer is not worth hashing.
+    if token.is_empty() || token.len() > 128 {
+        return Err(INVALID);
+    }
+    let Some(stored) = state.ephemeral.get(&opaque_key(token)).await? else { return Err(INVALID) };
+    serde_json::from_str(&stored).map_err(|_| INVALID)
 }
 
 /// An access token presented as a Bearer token (RFC 6750): read as [`read_access_token`] does,
 /// except that a DPoP-bound one is refused (RFC 9449 §7.2: without its proof it is no bearer
 /// token), and a certificate-bound one without its certificate (RFC 8705 §3).
-pub fn read_bearer_token(
+pub async fn read_bearer_token(
     state: &AppState,
     headers: &HeaderMap,
     token: &str,
     now: i64,
 ) -> Result<AccessToken, BearerError> {
-    let at = read_access_token(state, token, now)?;
+    let at = read_access_token(state, token, now).await?;
     if at.jkt.is_some() {
         return Err(BearerError::DpopBound);
     }

@@ -8,7 +8,7 @@
 
 use crate::crypto::hash_secret;
 use crate::domain::Client;
-use crate::http::{OAuthError, Params};
+use crate::http::{BearerError, OAuthError, Params};
 use crate::oidc::id_token::{active_grant, read_access_token};
 use crate::oidc::token::client_auth;
 use crate::state::AppState;
@@ -43,7 +43,11 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
     let inactive = json!({ "active": false });
     // An access token: signature, expiry, and a live grant (or a live client for
     // client_credentials tokens).
-    if let Ok(at) = read_access_token(state, token, now) {
+    let read = read_access_token(state, token, now).await;
+    if let Err(BearerError::Unavailable) = read {
+        return Err(OAuthError::temporarily_unavailable());
+    }
+    if let Ok(at) = read {
         if !may_see(&client, &at.client_id) {
             return Ok(inactive);
         }

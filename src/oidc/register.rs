@@ -158,12 +158,13 @@ async fn replace(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -
         (None, true) => old.secret_hash.clone(),
         (None, false) => None,
     };
-    // What only the operator sets (first party, assurance, flags, scopes) stays as it was.
+    // What only the operator sets (first party, assurance, flags, scopes, token format) stays as it was.
     let mut client = Client {
         first_party: old.first_party,
         min_acr: old.min_acr,
         resource_server: old.resource_server,
         require_pkce: old.require_pkce,
+        access_token_format: old.access_token_format,
         scopes: old.scopes.clone(),
         ..new.into_client(old.id.clone(), secret_hash, old.created_at)
     };

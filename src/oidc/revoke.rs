@@ -1,10 +1,11 @@
 //! Token revocation (RFC 7009). Revoking either token of a grant revokes the grant, so the
-//! refresh family and every access token from it stop together (§2.1 permits this). The answer
-//! is 200 whether or not the token was known (§2.2).
+//! refresh family and every access token from it stop together (§2.1 permits this); an opaque
+//! access token is also forgotten at once. The answer is 200 whether or not the token was known
+//! (§2.2).
 
 use crate::crypto::hash_secret;
-use crate::http::{OAuthError, Params};
-use crate::oidc::id_token::read_access_token;
+use crate::http::{BearerError, OAuthError, Params};
+use crate::oidc::id_token::{forget, read_access_token};
 use crate::oidc::token::client_auth;
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -34,9 +35,18 @@ async fn revoke(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
     let now = state.now();
     let grant_id = match state.store.grant_by_refresh_token(&hash_secret(token)).await? {
         Some((grant, _)) => Some(grant),
-        None => match read_access_token(state, token, now).ok().and_then(|at| at.grant_id) {
-            Some(gid) => state.store.grant(&gid).await?,
-            None => None,
+        None => match read_access_token(state, token, now).await {
+            Ok(at) if at.client_id == client.id => {
+                // An opaque token stops at once, even one no grant stands behind
+                // (client_credentials); a JWT stops with its grant.
+                forget(state, token, &at).await?;
+                match &at.grant_id {
+                    Some(gid) => state.store.grant(gid).await?,
+                    None => None,
+                }
+            }
+            Err(BearerError::Unavailable) => return Err(OAuthError::temporarily_unavailable()),
+            _ => None,
         },
     }
     // A client may revoke only its own tokens (§2.1).

@@ -105,7 +105,7 @@ async fn claims(
 ) -> Result<Answer, BearerError> {
     let now = state.now();
     let token = presented.token.as_str();
-    let at = read_access_token(state, token, now)?;
+    let at = read_access_token(state, token, now).await?;
     // RFC 9449 §7.1: a DPoP-bound token needs the DPoP scheme and a proof, with `ath`, by the
     // key it is bound to; a Bearer one is not to be sent with that scheme.
     match (&at.jkt, presented.dpop) {

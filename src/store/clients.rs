@@ -4,7 +4,7 @@
 
 use super::{Result, Store, json_list, parse_list};
 use crate::clock::Clock;
-use crate::domain::client::{AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, Profile, TlsSubject};
+use crate::domain::client::{AccessTokenFormat, AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, Profile, TlsSubject};
 use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -56,6 +56,7 @@ struct Row {
     tls_subject_field: Option<String>,
     tls_subject: Option<String>,
     cert_bound: i64,
+    access_token_format: String,
 }
 
 impl From<Row> for Client {
@@ -74,6 +75,7 @@ impl From<Row> for Client {
             min_acr: u8::try_from(r.min_acr).unwrap_or(u8::MAX),
             resource_server: r.resource_server != 0,
             require_pkce: r.require_pkce != 0,
+            access_token_format: AccessTokenFormat::parse(&r.access_token_format).unwrap_or_default(),
             created_at: r.created_at,
             id_token_signed_response_alg: Alg::parse(&r.id_token_signed_response_alg).unwrap_or(Alg::DEFAULT),
             keys: ClientKeys {
@@ -101,7 +103,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, secret_sealed, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata, tls_subject_field, tls_subject, cert_bound FROM clients ",
+            "SELECT id, name, secret_hash, secret_sealed, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata, tls_subject_field, tls_subject, cert_bound, access_token_format FROM clients ",
             $tail
         )
     };
@@ -111,8 +113,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata, secret_sealed, tls_subject_field, tls_subject, cert_bound)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata, secret_sealed, tls_subject_field, tls_subject, cert_bound, access_token_format)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -141,16 +143,17 @@ impl Store {
         .bind(c.security.tls_subject.as_ref().map(TlsSubject::field))
         .bind(c.security.tls_subject.as_ref().map(TlsSubject::value))
         .bind(c.security.cert_bound as i64)
+        .bind(c.access_token_format.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Writes what `clients update` may change: redirect URIs and flags. Returns whether the
+    /// Writes what `clients update` may change: redirect URIs, flags and the access token format. Returns whether the
     /// client exists.
     pub async fn update_client(&self, c: &Client) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6, tls_subject_field = $7, tls_subject = $8, cert_bound = $9 WHERE id = $10",
+            "UPDATE clients SET redirect_uris = $1, resource_server = $2, require_pkce = $3, require_par = $4, dpop_bound = $5, exchange_from = $6, tls_subject_field = $7, tls_subject = $8, cert_bound = $9, access_token_format = $10 WHERE id = $11",
         )
         .bind(json_list(&c.redirect_uris))
         .bind(c.resource_server as i64)
@@ -161,6 +164,7 @@ impl Store {
         .bind(c.security.tls_subject.as_ref().map(TlsSubject::field))
         .bind(c.security.tls_subject.as_ref().map(TlsSubject::value))
         .bind(c.security.cert_bound as i64)
+        .bind(c.access_token_format.as_str())
         .bind(&c.id)
         .execute(&self.pool)
         .await?;

@@ -42,7 +42,7 @@ pub async fn exchange(
         act: None,
     };
     let access_token =
-        id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), bound, now)?;
+        id_token::access_token(state, &client.id, client, &scopes, None, &Default::default(), bound, now).await?;
     Ok(TokenResponse {
         access_token,
         token_type: super::token_type(sender.dpop),

@@ -113,7 +113,8 @@ pub async fn user_tokens(
     let access = access(state, &user.id, &client.id, scopes).await?;
     let bound =
         id_token::Binding { dpop: sender.dpop, x5t: sender.x5t, resource: grant.resource.as_deref(), act: None };
-    let access_token = id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, bound, now)?;
+    let access_token =
+        id_token::access_token(state, &user.id, client, scopes, Some(grant), &access, bound, now).await?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_signed_response_alg;
         let sub = super::subject::for_client(state, client, &user.id).await?;

@@ -10,7 +10,7 @@
 
 use super::{Sender, TokenResponse};
 use crate::domain::{Client, Grant, GrantType, parse_scope};
-use crate::http::{OAuthError, Params};
+use crate::http::{BearerError, OAuthError, Params};
 use crate::oidc::id_token::{self, Binding, active_grant, read_access_token};
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -56,7 +56,7 @@ pub async fn exchange(
     if p.get("requested_token_type").is_some_and(|t| t != ACCESS_TOKEN_TYPE) {
         return Err(OAuthError::invalid_request("only access tokens are issued by token exchange"));
     }
-    let act = actor(state, client, p, &subject, now)?;
+    let act = actor(state, client, p, &subject, now).await?;
     // §2.1 resource / audience: one registered resource server, the token's aud.
     let uri = p.get("resource").or(p.get("audience")).ok_or_else(|| {
         OAuthError::invalid_target("name the resource server the token is for (resource or audience)")
@@ -95,7 +95,8 @@ pub async fn exchange(
         &Default::default(),
         bound,
         now,
-    )?;
+    )
+    .await?;
     let event = AuditEvent::new("token.exchanged")
         .client(&client.id)
         .detail("subject_client", subject.client_id.clone())
@@ -127,7 +128,7 @@ async fn read_subject(
     let bad = || OAuthError::invalid_request("subject_token is not a valid token of that type");
     match kind {
         ACCESS_TOKEN_TYPE => {
-            let at = read_access_token(state, token, now).map_err(|_| bad())?;
+            let at = read_access_token(state, token, now).await.map_err(|e| unavailable_or(e, bad()))?;
             if at.jkt.is_some() && at.jkt.as_deref() != sender.dpop {
                 return Err(OAuthError::invalid_request("the subject_token is DPoP-bound: prove its key"));
             }
@@ -164,7 +165,7 @@ async fn read_subject(
 
 /// Delegation (§1.1, §4.1): an `actor_token` — an access token issued to this client, naming
 /// the party that acts — makes the result carry `act`, with any earlier `act` nested in it.
-fn actor(
+async fn actor(
     state: &AppState,
     client: &Client,
     p: &Params,
@@ -174,8 +175,9 @@ fn actor(
     match (p.get("actor_token"), p.get("actor_token_type")) {
         (None, None) => Ok(None),
         (Some(token), Some(ACCESS_TOKEN_TYPE)) => {
-            let at = read_access_token(state, token, now)
-                .map_err(|_| OAuthError::invalid_request("actor_token is not a valid access token"))?;
+            let at = read_access_token(state, token, now).await.map_err(|e| {
+                unavailable_or(e, OAuthError::invalid_request("actor_token is not a valid access token"))
+            })?;
             if at.client_id != client.id {
                 return Err(OAuthError::invalid_request("the actor_token was not issued to this client"));
             }
@@ -187,5 +189,14 @@ fn actor(
         }
         (Some(_), Some(_)) => Err(OAuthError::invalid_request("actor_token_type must be an access token")),
         _ => Err(OAuthError::invalid_request("actor_token and actor_token_type go together")),
+    }
+}
+
+/// A token that cannot be read is the request's fault, unless the store it is kept in is
+/// out of reach (an opaque token): then 503, not a verdict on the token.
+fn unavailable_or(e: BearerError, refusal: OAuthError) -> OAuthError {
+    match e {
+        BearerError::Unavailable => OAuthError::temporarily_unavailable(),
+        _ => refusal,
     }
 }

@@ -4,8 +4,8 @@
 use crate::crypto::{b64url, sha256};
 use crate::domain::{AuthMethod, Client, GrantType, User};
 use crate::pages;
+use crate::pages::Template;
 use crate::state::AppState;
-use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -84,8 +84,8 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
     ))
 }
 
-#[derive(Template)]
-#[template(path = "demo_callback.html")]
+crate::pages::template!(CallbackPage<'a>, "demo_callback.html");
+#[derive(serde::Serialize)]
 struct CallbackPage<'a> {
     params: Vec<(&'a str, &'a str)>,
     curl: Option<String>,

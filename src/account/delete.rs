@@ -8,9 +8,9 @@ use super::{fresh, sign_in, signed_in};
 use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
+use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,8 +18,8 @@ use axum::response::Response;
 
 pub const PAGE: &str = "/account/delete";
 
-#[derive(Template)]
-#[template(path = "account_delete.html")]
+crate::pages::template!(DeletePage<'a>, "account_delete.html");
+#[derive(serde::Serialize)]
 struct DeletePage<'a> {
     username: &'a str,
     csrf: &'a str,

@@ -4,11 +4,11 @@
 //! operator's product (`mail.product_name`).
 
 use crate::mail::Mail;
+use crate::pages::Template;
 use crate::state::AppState;
-use askama::Template;
 
-#[derive(Template)]
-#[template(path = "mail/password_reset.txt")]
+crate::pages::template!(ResetText<'a>, "mail/password_reset.txt");
+#[derive(serde::Serialize)]
 struct ResetText<'a> {
     product: &'a str,
     url: &'a str,
@@ -16,8 +16,8 @@ struct ResetText<'a> {
     minutes: i64,
 }
 
-#[derive(Template)]
-#[template(path = "mail/password_reset.html")]
+crate::pages::template!(ResetHtml<'a>, "mail/password_reset.html");
+#[derive(serde::Serialize)]
 struct ResetHtml<'a> {
     product: &'a str,
     url: &'a str,
@@ -31,11 +31,16 @@ pub fn reset_link(state: &AppState, to: &str, username: &str, url: &str) -> Mail
     let product = state.settings.mail.product_name.as_str();
     let text = ResetText { product, url, username, minutes }.render().unwrap_or_default();
     let html = ResetHtml { product, url, username, minutes }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("Reset your {product} password"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("Reset your %{product} password", &[("product", product)]),
+        text,
+        html,
+    }
 }
 
-#[derive(Template)]
-#[template(path = "mail/methods_changed.txt")]
+crate::pages::template!(ChangedText<'a>, "mail/methods_changed.txt");
+#[derive(serde::Serialize)]
 struct ChangedText<'a> {
     product: &'a str,
     what: &'a str,
@@ -45,8 +50,8 @@ struct ChangedText<'a> {
     signed_out: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/methods_changed.html")]
+crate::pages::template!(ChangedHtml<'a>, "mail/methods_changed.html");
+#[derive(serde::Serialize)]
 struct ChangedHtml<'a> {
     product: &'a str,
     what: &'a str,
@@ -66,21 +71,21 @@ pub fn methods_changed(state: &AppState, to: &str, username: &str, what: &str, s
     let text = ChangedText { product, what, username, forgot, security, signed_out }.render().unwrap_or_default();
     let html = ChangedHtml { product, what, username, forgot, security, signed_out }.render().unwrap_or_default();
     let subject = match what.contains("password") {
-        true => format!("Your {product} password was changed"),
-        false => format!("Your {product} sign-in methods changed"),
+        true => crate::pages::tr_with("Your %{product} password was changed", &[("product", product)]),
+        false => crate::pages::tr_with("Your %{product} sign-in methods changed", &[("product", product)]),
     };
     Mail { to: to.to_owned(), subject, text, html }
 }
 
-#[derive(Template)]
-#[template(path = "mail/account_deleted.txt")]
+crate::pages::template!(DeletedText<'a>, "mail/account_deleted.txt");
+#[derive(serde::Serialize)]
 struct DeletedText<'a> {
     product: &'a str,
     username: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/account_deleted.html")]
+crate::pages::template!(DeletedHtml<'a>, "mail/account_deleted.html");
+#[derive(serde::Serialize)]
 struct DeletedHtml<'a> {
     product: &'a str,
     username: &'a str,
@@ -91,5 +96,10 @@ pub fn account_deleted(state: &AppState, to: &str, username: &str) -> Mail {
     let product = state.settings.mail.product_name.as_str();
     let text = DeletedText { product, username }.render().unwrap_or_default();
     let html = DeletedHtml { product, username }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("Your {product} account was deleted"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("Your %{product} account was deleted", &[("product", product)]),
+        text,
+        html,
+    }
 }

@@ -12,9 +12,9 @@ use crate::http::PageError;
 use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::login::steps::account_key;
+use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -79,8 +79,8 @@ pub async fn change(
     Ok(Changed::Changed)
 }
 
-#[derive(Template)]
-#[template(path = "account_password.html")]
+crate::pages::template!(PasswordPage<'a>, "account_password.html");
+#[derive(serde::Serialize)]
 struct PasswordPage<'a> {
     username: &'a str,
     csrf: &'a str,

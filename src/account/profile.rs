@@ -12,10 +12,10 @@ use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, Params};
 use crate::pages::FieldView;
+use crate::pages::Template;
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -192,8 +192,8 @@ async fn render(
     Ok(crate::pages::View::new(status, &page).into_response())
 }
 
-#[derive(Template)]
-#[template(path = "account_profile.html")]
+crate::pages::template!(ProfilePage<'a>, "account_profile.html");
+#[derive(serde::Serialize)]
 struct ProfilePage<'a> {
     username: &'a str,
     csrf: &'a str,

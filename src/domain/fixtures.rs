@@ -43,5 +43,6 @@ pub fn request() -> AuthRequest {
         dpop_jkt: None,
         pushed: None,
         resource: None,
+        ui_locales: None,
     }
 }

@@ -9,9 +9,9 @@
 //! ephemeral store for [`SEEN_TTL`] (on the in-process store, until the server restarts).
 
 use crate::mail::Mail;
+use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
@@ -79,8 +79,8 @@ pub async fn note_sign_in(
     Ok(())
 }
 
-#[derive(Template)]
-#[template(path = "mail/gateway_new_device.txt")]
+crate::pages::template!(NewDeviceText<'a>, "mail/gateway_new_device.txt");
+#[derive(serde::Serialize)]
 struct NewDeviceText<'a> {
     product: &'a str,
     username: &'a str,
@@ -91,8 +91,8 @@ struct NewDeviceText<'a> {
     security: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/gateway_new_device.html")]
+crate::pages::template!(NewDeviceHtml<'a>, "mail/gateway_new_device.html");
+#[derive(serde::Serialize)]
 struct NewDeviceHtml<'a> {
     product: &'a str,
     username: &'a str,
@@ -110,7 +110,12 @@ fn new_device_mail(state: &AppState, to: &str, username: &str, device: &str, ip:
     let (forgot, security) = (forgot.as_str(), security.as_str());
     let text = NewDeviceText { product, username, device, ip, host, forgot, security }.render().unwrap_or_default();
     let html = NewDeviceHtml { product, username, device, ip, host, forgot, security }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("A new device signed in to your {product} account"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("A new device signed in to your %{product} account", &[("product", product)]),
+        text,
+        html,
+    }
 }
 
 #[cfg(test)]

@@ -18,9 +18,9 @@ use crate::http::{PageError, Params, cookies};
 use crate::login::flow::{self, Entry, HandBack};
 use crate::login::policy::{self, acr_level};
 use crate::login::routes::see_other;
+use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -161,8 +161,8 @@ fn gateway_cookie(state: &AppState, value: &str, max_age: Option<i64>) -> Header
         .expect("cookie values are base64url and the domain was checked")
 }
 
-#[derive(Template)]
-#[template(path = "gateway_sign_out.html")]
+crate::pages::template!(SignOutPage<'a>, "gateway_sign_out.html");
+#[derive(serde::Serialize)]
 struct SignOutPage<'a> {
     csrf: &'a str,
     rd: Option<&'a str>,

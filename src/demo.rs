@@ -4,7 +4,6 @@
 use crate::crypto::{b64url, sha256};
 use crate::domain::{AuthMethod, Client, GrantType, User};
 use crate::pages;
-use crate::pages::Template;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -84,12 +83,13 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
     ))
 }
 
-crate::pages::template!(CallbackPage<'a>, "demo_callback.html");
 #[derive(serde::Serialize)]
 struct CallbackPage<'a> {
     params: Vec<(&'a str, &'a str)>,
     curl: Option<String>,
 }
+
+crate::pages::template!(CallbackPage<'a>, "demo_callback.html");
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/demo/callback", get(show)).with_state(state)

@@ -23,7 +23,6 @@ pub struct Mail {
     pub html: String,
 }
 
-crate::pages::template!(SignInCodeText<'a>, "mail/sign_in_code.txt");
 #[derive(serde::Serialize)]
 struct SignInCodeText<'a> {
     code: &'a str,
@@ -31,13 +30,16 @@ struct SignInCodeText<'a> {
     minutes: u64,
 }
 
-crate::pages::template!(SignInCodeHtml<'a>, "mail/sign_in_code.html");
+crate::pages::template!(SignInCodeText<'a>, "mail/sign_in_code.txt");
+
 #[derive(serde::Serialize)]
 struct SignInCodeHtml<'a> {
     code: &'a str,
     audience: &'a str,
     minutes: u64,
 }
+
+crate::pages::template!(SignInCodeHtml<'a>, "mail/sign_in_code.html");
 
 impl Mail {
     /// A one-time sign-in code for `audience` (the application, or "your account").

@@ -27,7 +27,7 @@ pub trait Template: Serialize {
 
     /// Renders it with the current request's theme and language.
     fn render(&self) -> Result<String, minijinja::Error> {
-        let page = minijinja::Value::from_serialize(self);
+        let page = minijinja::Value::from(minijinja::value::Serde(self));
         match SCOPE.try_with(|s| s.theme.render(Self::NAME, page.clone(), &s.lang.borrow())) {
             Ok(rendered) => rendered,
             // Outside a request (mails sent by a background task): the built-in templates in
@@ -161,7 +161,6 @@ pub fn render_scripted(status: StatusCode, page: &impl Template) -> Response {
     View::scripted(status, page).into_response()
 }
 
-crate::pages::template!(ErrorPage<'a>, "error.html");
 #[derive(serde::Serialize)]
 pub struct ErrorPage<'a> {
     pub title: &'a str,
@@ -169,7 +168,8 @@ pub struct ErrorPage<'a> {
     pub code: Option<&'a str>,
 }
 
-crate::pages::template!(PasswordPage<'a>, "login_password.html");
+crate::pages::template!(ErrorPage<'a>, "error.html");
+
 #[derive(serde::Serialize)]
 pub struct PasswordPage<'a> {
     pub action: &'a str,
@@ -188,8 +188,9 @@ pub struct PasswordPage<'a> {
     pub remember: Option<bool>,
 }
 
+crate::pages::template!(PasswordPage<'a>, "login_password.html");
+
 /// The passkey step as a second factor, with switches to the other factors the user has.
-crate::pages::template!(PasskeyPage<'a>, "login_passkey.html");
 #[derive(serde::Serialize)]
 pub struct PasskeyPage<'a> {
     pub action: &'a str,
@@ -201,6 +202,8 @@ pub struct PasskeyPage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(PasskeyPage<'a>, "login_passkey.html");
+
 #[derive(Serialize)]
 pub struct UpstreamButton {
     pub action: String,
@@ -208,12 +211,13 @@ pub struct UpstreamButton {
 }
 
 /// A federated sign-in that stopped: what happened and a way back.
-crate::pages::template!(UpstreamErrorPage<'a>, "login_upstream_error.html");
 #[derive(serde::Serialize)]
 pub struct UpstreamErrorPage<'a> {
     pub message: &'a str,
     pub back: &'a str,
 }
+
+crate::pages::template!(UpstreamErrorPage<'a>, "login_upstream_error.html");
 
 #[derive(Serialize)]
 pub struct LinkedLine {
@@ -224,7 +228,6 @@ pub struct LinkedLine {
 }
 
 /// `/account/linked`: upstream identities linked to the account.
-crate::pages::template!(LinkedPage<'a>, "account_linked.html");
 #[derive(serde::Serialize)]
 pub struct LinkedPage<'a> {
     pub username: &'a str,
@@ -232,6 +235,8 @@ pub struct LinkedPage<'a> {
     pub links: Vec<LinkedLine>,
     pub notice: Option<&'a str>,
 }
+
+crate::pages::template!(LinkedPage<'a>, "account_linked.html");
 
 /// A button on a login page that switches to another step (`switch=<step>`).
 #[derive(Clone, Debug, Serialize)]
@@ -253,7 +258,6 @@ pub struct CodeText {
     pub resend: bool,
 }
 
-crate::pages::template!(CodePage<'a>, "login_code.html");
 #[derive(serde::Serialize)]
 pub struct CodePage<'a> {
     pub action: &'a str,
@@ -265,8 +269,9 @@ pub struct CodePage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(CodePage<'a>, "login_code.html");
+
 /// The first part of signing in with an emailed code: which address.
-crate::pages::template!(EmailPage<'a>, "login_email.html");
 #[derive(serde::Serialize)]
 pub struct EmailPage<'a> {
     pub action: &'a str,
@@ -277,8 +282,9 @@ pub struct EmailPage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(EmailPage<'a>, "login_email.html");
+
 /// After a sign-in with a recovery code: how many are left, and where to set up a new factor.
-crate::pages::template!(RecoveryNoticePage<'a>, "login_recovery_notice.html");
 #[derive(serde::Serialize)]
 pub struct RecoveryNoticePage<'a> {
     pub action: &'a str,
@@ -286,7 +292,8 @@ pub struct RecoveryNoticePage<'a> {
     pub left: i64,
 }
 
-crate::pages::template!(SecurityPage<'a>, "account_security.html");
+crate::pages::template!(RecoveryNoticePage<'a>, "login_recovery_notice.html");
+
 #[derive(serde::Serialize)]
 pub struct SecurityPage<'a> {
     pub username: &'a str,
@@ -303,6 +310,8 @@ pub struct SecurityPage<'a> {
     /// Set from [`SecurityPage::second_factor_on`]: whether recovery codes are shown.
     pub has_second_factor: bool,
 }
+
+crate::pages::template!(SecurityPage<'a>, "account_security.html");
 
 impl SecurityPage<'_> {
     /// Whether a second factor is on, for recovery codes to stand in for.
@@ -334,7 +343,6 @@ pub struct PhoneChannel {
 }
 
 /// A code just sent to a phone, to verify the number or to turn a channel's codes on.
-crate::pages::template!(PhoneConfirmPage<'a>, "account_phone_confirm.html");
 #[derive(serde::Serialize)]
 pub struct PhoneConfirmPage<'a> {
     pub csrf: &'a str,
@@ -344,9 +352,10 @@ pub struct PhoneConfirmPage<'a> {
     pub error: Option<&'a str>,
 }
 
+crate::pages::template!(PhoneConfirmPage<'a>, "account_phone_confirm.html");
+
 /// Signing in with a code by phone, before a code is sent: the number to send it to (first
 /// factor), or, for a user with codes by SMS and by WhatsApp, a button to send it this way.
-crate::pages::template!(PhonePage<'a>, "login_phone.html");
 #[derive(serde::Serialize)]
 pub struct PhonePage<'a> {
     pub action: &'a str,
@@ -361,6 +370,8 @@ pub struct PhonePage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(PhonePage<'a>, "login_phone.html");
+
 /// A registered passkey as the security page lists it (dates as YYYY-MM-DD, UTC).
 #[derive(Serialize)]
 pub struct PasskeyLine {
@@ -372,7 +383,6 @@ pub struct PasskeyLine {
 }
 
 /// Creating a passkey: the options for `navigator.credentials.create`, as JSON.
-crate::pages::template!(PasskeyEnrolPage<'a>, "account_passkey_enrol.html");
 #[derive(serde::Serialize)]
 pub struct PasskeyEnrolPage<'a> {
     pub csrf: &'a str,
@@ -380,8 +390,9 @@ pub struct PasskeyEnrolPage<'a> {
     pub options: &'a str,
 }
 
+crate::pages::template!(PasskeyEnrolPage<'a>, "account_passkey_enrol.html");
+
 /// Turning emailed codes on: the code just sent to the account's address.
-crate::pages::template!(EmailEnrolPage<'a>, "account_email_enrol.html");
 #[derive(serde::Serialize)]
 pub struct EmailEnrolPage<'a> {
     pub csrf: &'a str,
@@ -389,7 +400,8 @@ pub struct EmailEnrolPage<'a> {
     pub error: Option<&'a str>,
 }
 
-crate::pages::template!(TotpEnrolPage<'a>, "account_totp_enrol.html");
+crate::pages::template!(EmailEnrolPage<'a>, "account_email_enrol.html");
+
 #[derive(serde::Serialize)]
 pub struct TotpEnrolPage<'a> {
     pub csrf: &'a str,
@@ -398,11 +410,14 @@ pub struct TotpEnrolPage<'a> {
     pub error: Option<&'a str>,
 }
 
-crate::pages::template!(RecoveryCodesPage<'a>, "account_recovery_codes.html");
+crate::pages::template!(TotpEnrolPage<'a>, "account_totp_enrol.html");
+
 #[derive(serde::Serialize)]
 pub struct RecoveryCodesPage<'a> {
     pub codes: &'a [String],
 }
+
+crate::pages::template!(RecoveryCodesPage<'a>, "account_recovery_codes.html");
 
 #[derive(Serialize)]
 pub struct ScopeLine {
@@ -410,7 +425,6 @@ pub struct ScopeLine {
     pub description: &'static str,
 }
 
-crate::pages::template!(ConsentPage<'a>, "consent.html");
 #[derive(serde::Serialize)]
 pub struct ConsentPage<'a> {
     pub action: &'a str,
@@ -423,14 +437,16 @@ pub struct ConsentPage<'a> {
     pub tos_uri: Option<&'a str>,
 }
 
-crate::pages::template!(LogoutConfirmPage<'a>, "logout_confirm.html");
+crate::pages::template!(ConsentPage<'a>, "consent.html");
+
 #[derive(serde::Serialize)]
 pub struct LogoutConfirmPage<'a> {
     pub csrf: &'a str,
     pub client_name: Option<&'a str>,
 }
 
-crate::pages::template!(LoggedOutPage<'a>, "logged_out.html");
+crate::pages::template!(LogoutConfirmPage<'a>, "logout_confirm.html");
+
 #[derive(serde::Serialize)]
 pub struct LoggedOutPage<'a> {
     /// Front-channel logout URIs to load in frames (OIDC Front-Channel Logout 1.0 §4).
@@ -439,7 +455,8 @@ pub struct LoggedOutPage<'a> {
     pub next: Option<&'a str>,
 }
 
-crate::pages::template!(FormPostPage<'a>, "form_post.html");
+crate::pages::template!(LoggedOutPage<'a>, "logged_out.html");
+
 #[derive(serde::Serialize)]
 pub struct FormPostPage<'a> {
     pub action: &'a str,
@@ -447,12 +464,15 @@ pub struct FormPostPage<'a> {
     pub nonce: &'a str,
 }
 
-crate::pages::template!(HomePage<'a>, "home.html");
+crate::pages::template!(FormPostPage<'a>, "form_post.html");
+
 #[derive(serde::Serialize)]
 pub struct HomePage<'a> {
     pub issuer: &'a str,
     pub username: Option<&'a str>,
 }
+
+crate::pages::template!(HomePage<'a>, "home.html");
 
 /// The WebAuthn ceremonies in the browser, served as `/assets/webauthn.js`.
 pub const WEBAUTHN_JS: &str = include_str!("../templates/webauthn.js");
@@ -475,7 +495,6 @@ pub struct SessionLine {
     pub gateway: Vec<String>,
 }
 
-crate::pages::template!(SessionsPage<'a>, "account_sessions.html");
 #[derive(serde::Serialize)]
 pub struct SessionsPage<'a> {
     pub username: &'a str,
@@ -483,6 +502,8 @@ pub struct SessionsPage<'a> {
     pub sessions: Vec<SessionLine>,
     pub notice: Option<&'a str>,
 }
+
+crate::pages::template!(SessionsPage<'a>, "account_sessions.html");
 
 /// One event on the activity page, in words.
 #[derive(Serialize)]
@@ -495,12 +516,13 @@ pub struct ActivityLine {
     pub failed: bool,
 }
 
-crate::pages::template!(ActivityPage<'a>, "account_activity.html");
 #[derive(serde::Serialize)]
 pub struct ActivityPage<'a> {
     pub username: &'a str,
     pub events: Vec<ActivityLine>,
 }
+
+crate::pages::template!(ActivityPage<'a>, "account_activity.html");
 
 /// One field of a sign-up or profile form, as `fields.html` shows it: labelled, with its
 /// standard `autocomplete` token and, after a refusal, its message.

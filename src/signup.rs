@@ -352,7 +352,6 @@ fn hours(state: &AppState) -> u64 {
     (state.settings.registration.verify_ttl.max(1) as u64).div_ceil(3600)
 }
 
-crate::pages::template!(VerifyText<'a>, "mail/verify_email.txt");
 #[derive(serde::Serialize)]
 struct VerifyText<'a> {
     product: &'a str,
@@ -363,7 +362,8 @@ struct VerifyText<'a> {
     change: bool,
 }
 
-crate::pages::template!(VerifyHtml<'a>, "mail/verify_email.html");
+crate::pages::template!(VerifyText<'a>, "mail/verify_email.txt");
+
 #[derive(serde::Serialize)]
 struct VerifyHtml<'a> {
     product: &'a str,
@@ -374,31 +374,37 @@ struct VerifyHtml<'a> {
     change: bool,
 }
 
-crate::pages::template!(ExistingText<'a>, "mail/signup_existing.txt");
+crate::pages::template!(VerifyHtml<'a>, "mail/verify_email.html");
+
 #[derive(serde::Serialize)]
 struct ExistingText<'a> {
     product: &'a str,
 }
 
-crate::pages::template!(ExistingHtml<'a>, "mail/signup_existing.html");
+crate::pages::template!(ExistingText<'a>, "mail/signup_existing.txt");
+
 #[derive(serde::Serialize)]
 struct ExistingHtml<'a> {
     product: &'a str,
 }
 
-crate::pages::template!(ChangedText<'a>, "mail/email_changed.txt");
+crate::pages::template!(ExistingHtml<'a>, "mail/signup_existing.html");
+
 #[derive(serde::Serialize)]
 struct ChangedText<'a> {
     product: &'a str,
     to: &'a str,
 }
 
-crate::pages::template!(ChangedHtml<'a>, "mail/email_changed.html");
+crate::pages::template!(ChangedText<'a>, "mail/email_changed.txt");
+
 #[derive(serde::Serialize)]
 struct ChangedHtml<'a> {
     product: &'a str,
     to: &'a str,
 }
+
+crate::pages::template!(ChangedHtml<'a>, "mail/email_changed.html");
 
 fn verify_mail(state: &AppState, to: &str, url: &str, code: &str, audience: &str, change: bool) -> Mail {
     let product = &state.settings.mail.product_name;

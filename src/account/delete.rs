@@ -8,7 +8,6 @@ use super::{fresh, sign_in, signed_in};
 use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
-use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::body::Bytes;
@@ -18,13 +17,14 @@ use axum::response::Response;
 
 pub const PAGE: &str = "/account/delete";
 
-crate::pages::template!(DeletePage<'a>, "account_delete.html");
 #[derive(serde::Serialize)]
 struct DeletePage<'a> {
     username: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
 }
+
+crate::pages::template!(DeletePage<'a>, "account_delete.html");
 
 /// GET /account/delete: after a fresh sign-in, the confirmation form.
 pub async fn show(

@@ -13,7 +13,6 @@ use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::login::policy;
 use crate::oidc::device::{self, Decision, DeviceRequest};
-use crate::pages::Template;
 use crate::pages::{self, ScopeLine};
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -29,7 +28,6 @@ pub const PAGE: &str = device::VERIFY;
 const MAX_WRONG: u64 = 10;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 
-crate::pages::template!(CodePage<'a>, "device_code.html");
 #[derive(serde::Serialize)]
 struct CodePage<'a> {
     csrf: &'a str,
@@ -38,7 +36,8 @@ struct CodePage<'a> {
     error: Option<&'a str>,
 }
 
-crate::pages::template!(ApprovePage<'a>, "device_approve.html");
+crate::pages::template!(CodePage<'a>, "device_code.html");
+
 #[derive(serde::Serialize)]
 struct ApprovePage<'a> {
     csrf: &'a str,
@@ -48,12 +47,15 @@ struct ApprovePage<'a> {
     scopes: Vec<ScopeLine>,
 }
 
-crate::pages::template!(DonePage<'a>, "device_done.html");
+crate::pages::template!(ApprovePage<'a>, "device_approve.html");
+
 #[derive(serde::Serialize)]
 struct DonePage<'a> {
     client_name: &'a str,
     allowed: bool,
 }
+
+crate::pages::template!(DonePage<'a>, "device_done.html");
 
 /// GET /device[?user_code=…]
 pub async fn show(

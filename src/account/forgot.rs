@@ -24,7 +24,6 @@ use crate::ephemeral::Taken;
 use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
-use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
 use axum::body::Bytes;
@@ -186,7 +185,6 @@ fn form_csrf(cookie: &str) -> String {
     hash_secret(&format!("forgot-csrf:{cookie}"))
 }
 
-crate::pages::template!(ForgotPage<'a>, "account_password_forgot.html");
 #[derive(serde::Serialize)]
 struct ForgotPage<'a> {
     csrf: &'a str,
@@ -196,7 +194,8 @@ struct ForgotPage<'a> {
     minutes: i64,
 }
 
-crate::pages::template!(ResetPage<'a>, "account_password_reset.html");
+crate::pages::template!(ForgotPage<'a>, "account_password_forgot.html");
+
 #[derive(serde::Serialize)]
 struct ResetPage<'a> {
     action: &'a str,
@@ -205,7 +204,8 @@ struct ResetPage<'a> {
     error: Option<&'a str>,
 }
 
-crate::pages::template!(NoticePage<'a>, "account_notice.html");
+crate::pages::template!(ResetPage<'a>, "account_password_reset.html");
+
 #[derive(serde::Serialize)]
 pub(super) struct NoticePage<'a> {
     pub title: &'a str,
@@ -213,6 +213,8 @@ pub(super) struct NoticePage<'a> {
     pub link: &'a str,
     pub link_label: &'a str,
 }
+
+crate::pages::template!(NoticePage<'a>, "account_notice.html");
 
 fn forgot_page(
     status: StatusCode,

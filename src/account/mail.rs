@@ -7,7 +7,6 @@ use crate::mail::Mail;
 use crate::pages::Template;
 use crate::state::AppState;
 
-crate::pages::template!(ResetText<'a>, "mail/password_reset.txt");
 #[derive(serde::Serialize)]
 struct ResetText<'a> {
     product: &'a str,
@@ -16,7 +15,8 @@ struct ResetText<'a> {
     minutes: i64,
 }
 
-crate::pages::template!(ResetHtml<'a>, "mail/password_reset.html");
+crate::pages::template!(ResetText<'a>, "mail/password_reset.txt");
+
 #[derive(serde::Serialize)]
 struct ResetHtml<'a> {
     product: &'a str,
@@ -24,6 +24,8 @@ struct ResetHtml<'a> {
     username: &'a str,
     minutes: i64,
 }
+
+crate::pages::template!(ResetHtml<'a>, "mail/password_reset.html");
 
 /// The link that sets a new password.
 pub fn reset_link(state: &AppState, to: &str, username: &str, url: &str) -> Mail {
@@ -39,7 +41,6 @@ pub fn reset_link(state: &AppState, to: &str, username: &str, url: &str) -> Mail
     }
 }
 
-crate::pages::template!(ChangedText<'a>, "mail/methods_changed.txt");
 #[derive(serde::Serialize)]
 struct ChangedText<'a> {
     product: &'a str,
@@ -50,7 +51,8 @@ struct ChangedText<'a> {
     signed_out: &'a str,
 }
 
-crate::pages::template!(ChangedHtml<'a>, "mail/methods_changed.html");
+crate::pages::template!(ChangedText<'a>, "mail/methods_changed.txt");
+
 #[derive(serde::Serialize)]
 struct ChangedHtml<'a> {
     product: &'a str,
@@ -60,6 +62,8 @@ struct ChangedHtml<'a> {
     security: &'a str,
     signed_out: &'a str,
 }
+
+crate::pages::template!(ChangedHtml<'a>, "mail/methods_changed.html");
 
 /// A sign-in method changed (`what`, e.g. "Your password was changed."); `signed_out` says
 /// who was signed out because of it.
@@ -77,19 +81,21 @@ pub fn methods_changed(state: &AppState, to: &str, username: &str, what: &str, s
     Mail { to: to.to_owned(), subject, text, html }
 }
 
-crate::pages::template!(DeletedText<'a>, "mail/account_deleted.txt");
 #[derive(serde::Serialize)]
 struct DeletedText<'a> {
     product: &'a str,
     username: &'a str,
 }
 
-crate::pages::template!(DeletedHtml<'a>, "mail/account_deleted.html");
+crate::pages::template!(DeletedText<'a>, "mail/account_deleted.txt");
+
 #[derive(serde::Serialize)]
 struct DeletedHtml<'a> {
     product: &'a str,
     username: &'a str,
 }
+
+crate::pages::template!(DeletedHtml<'a>, "mail/account_deleted.html");
 
 /// The account is gone, with what went with it.
 pub fn account_deleted(state: &AppState, to: &str, username: &str) -> Mail {

@@ -12,7 +12,6 @@ use crate::http::PageError;
 use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::login::steps::account_key;
-use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
 use axum::body::Bytes;
@@ -79,7 +78,6 @@ pub async fn change(
     Ok(Changed::Changed)
 }
 
-crate::pages::template!(PasswordPage<'a>, "account_password.html");
 #[derive(serde::Serialize)]
 struct PasswordPage<'a> {
     username: &'a str,
@@ -88,6 +86,8 @@ struct PasswordPage<'a> {
     error: Option<&'a str>,
     notice: Option<&'a str>,
 }
+
+crate::pages::template!(PasswordPage<'a>, "account_password.html");
 
 fn render(status: StatusCode, user: &User, signed: &Signed, error: Option<&str>, notice: Option<&str>) -> Response {
     let page = PasswordPage {

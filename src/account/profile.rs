@@ -12,7 +12,6 @@ use crate::http::client_ip::ClientAddr;
 use crate::http::form::page_form;
 use crate::http::{PageError, Params};
 use crate::pages::FieldView;
-use crate::pages::Template;
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
 use crate::store::AuditEvent;
@@ -192,7 +191,6 @@ async fn render(
     Ok(crate::pages::View::new(status, &page).into_response())
 }
 
-crate::pages::template!(ProfilePage<'a>, "account_profile.html");
 #[derive(serde::Serialize)]
 struct ProfilePage<'a> {
     username: &'a str,
@@ -203,3 +201,5 @@ struct ProfilePage<'a> {
     /// The new address waiting for its confirmation, masked.
     pending: Option<&'a str>,
 }
+
+crate::pages::template!(ProfilePage<'a>, "account_profile.html");

@@ -79,7 +79,6 @@ pub async fn note_sign_in(
     Ok(())
 }
 
-crate::pages::template!(NewDeviceText<'a>, "mail/gateway_new_device.txt");
 #[derive(serde::Serialize)]
 struct NewDeviceText<'a> {
     product: &'a str,
@@ -91,7 +90,8 @@ struct NewDeviceText<'a> {
     security: &'a str,
 }
 
-crate::pages::template!(NewDeviceHtml<'a>, "mail/gateway_new_device.html");
+crate::pages::template!(NewDeviceText<'a>, "mail/gateway_new_device.txt");
+
 #[derive(serde::Serialize)]
 struct NewDeviceHtml<'a> {
     product: &'a str,
@@ -102,6 +102,8 @@ struct NewDeviceHtml<'a> {
     forgot: &'a str,
     security: &'a str,
 }
+
+crate::pages::template!(NewDeviceHtml<'a>, "mail/gateway_new_device.html");
 
 fn new_device_mail(state: &AppState, to: &str, username: &str, device: &str, ip: &str, host: &str) -> Mail {
     let product = state.settings.mail.product_name.as_str();

@@ -18,7 +18,6 @@ use crate::http::{PageError, Params, cookies};
 use crate::login::flow::{self, Entry, HandBack};
 use crate::login::policy::{self, acr_level};
 use crate::login::routes::see_other;
-use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::Extension;
@@ -161,12 +160,13 @@ fn gateway_cookie(state: &AppState, value: &str, max_age: Option<i64>) -> Header
         .expect("cookie values are base64url and the domain was checked")
 }
 
-crate::pages::template!(SignOutPage<'a>, "gateway_sign_out.html");
 #[derive(serde::Serialize)]
 struct SignOutPage<'a> {
     csrf: &'a str,
     rd: Option<&'a str>,
 }
+
+crate::pages::template!(SignOutPage<'a>, "gateway_sign_out.html");
 
 /// The CSRF token of the sign-out form: bound to this browser's gateway cookie, or its provider
 /// cookie; none when it has neither (nothing to sign out of).

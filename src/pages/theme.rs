@@ -197,7 +197,9 @@ mod tests {
     #[test]
     fn a_theme_replaces_one_template_and_keeps_the_others() {
         let theme = Theme::from_overrides(vec![("home.html".into(), "themed {{ lang }}".into())], None).unwrap();
-        let page = Value::from_serialize(serde_json::json!({ "issuer": "https://id.example", "username": null }));
+        let page = Value::from(minijinja::value::Serde(
+            serde_json::json!({ "issuer": "https://id.example", "username": null }),
+        ));
         assert_eq!(theme.render("home.html", page, "de").unwrap(), "themed de");
         assert!(theme.env.get_template("login_password.html").is_ok());
         assert_eq!(theme.stylesheet(), STYLESHEET);

@@ -244,7 +244,6 @@ fn waiting_page(ctx: &Ctx<'_>, error: Option<&str>, to: &str) -> View {
     })
 }
 
-crate::pages::template!(AddressPage<'a>, "login_link_address.html");
 #[derive(serde::Serialize)]
 struct AddressPage<'a> {
     action: &'a str,
@@ -255,7 +254,8 @@ struct AddressPage<'a> {
     switches: Vec<Switch>,
 }
 
-crate::pages::template!(WaitingPage<'a>, "login_link_waiting.html");
+crate::pages::template!(AddressPage<'a>, "login_link_address.html");
+
 #[derive(serde::Serialize)]
 struct WaitingPage<'a> {
     action: &'a str,
@@ -267,21 +267,21 @@ struct WaitingPage<'a> {
     switches: Vec<Switch>,
 }
 
-crate::pages::template!(ConfirmPage<'a>, "login_link_confirm.html");
+crate::pages::template!(WaitingPage<'a>, "login_link_waiting.html");
+
 #[derive(serde::Serialize)]
 struct ConfirmPage<'a> {
     action: &'a str,
 }
 
-crate::pages::template!(ElsewherePage, "login_link_elsewhere.html");
+crate::pages::template!(ConfirmPage<'a>, "login_link_confirm.html");
+
 #[derive(serde::Serialize)]
 struct ElsewherePage {}
 
-crate::pages::template!(ExpiredPage, "login_link_expired.html");
 #[derive(serde::Serialize)]
 struct ExpiredPage {}
 
-crate::pages::template!(LinkText<'a>, "mail/sign_in_link.txt");
 #[derive(serde::Serialize)]
 struct LinkText<'a> {
     url: &'a str,
@@ -289,10 +289,17 @@ struct LinkText<'a> {
     minutes: u64,
 }
 
-crate::pages::template!(LinkHtml<'a>, "mail/sign_in_link.html");
+crate::pages::template!(LinkText<'a>, "mail/sign_in_link.txt");
+
+crate::pages::template!(ExpiredPage, "login_link_expired.html");
+
+crate::pages::template!(ElsewherePage, "login_link_elsewhere.html");
+
 #[derive(serde::Serialize)]
 struct LinkHtml<'a> {
     url: &'a str,
     audience: &'a str,
     minutes: u64,
 }
+
+crate::pages::template!(LinkHtml<'a>, "mail/sign_in_link.html");

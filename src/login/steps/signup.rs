@@ -19,7 +19,6 @@ use crate::domain::password_policy;
 use crate::domain::registration::{self, EMAIL, Errors};
 use crate::http::{PageError, Params};
 use crate::login::step::{Callback, Ctx, Outcome, Role, Step};
-use crate::pages::Template;
 use crate::pages::{FieldView, Switch, View};
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;

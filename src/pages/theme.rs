@@ -5,7 +5,6 @@
 
 use super::i18n;
 use minijinja::{AutoEscape, Environment, Value};
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// Every built-in template, by the name templates and the code use.

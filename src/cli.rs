@@ -200,6 +200,11 @@ enum ClientsCommand {
         /// Requires no group any more
         #[arg(long = "any-group")]
         any_group: bool,
+        /// Another way to authenticate (not to or from none); a client without a secret the
+        /// method can use is issued one, printed once (always, when it moves to
+        /// client_secret_jwt)
+        #[arg(long = "auth-method", value_parser = AuthMethod::ALL.map(AuthMethod::as_str))]
+        auth_method: Option<String>,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -254,8 +259,11 @@ struct KeyArgs {
     #[arg(long = "request-object-alg",
           value_parser = clap::builder::PossibleValuesParser::new(crate::oidc::authorize::request_object::algs_supported()))]
     request_object_alg: Option<String>,
-    /// The only algorithm accepted for its private_key_jwt assertions (default: any)
-    #[arg(long = "token-auth-alg", value_parser = Alg::ALL.map(Alg::as_str))]
+    /// The only algorithm accepted for its client assertions (default: any of its method):
+    /// RS256, PS256, ES256 or EdDSA for private_key_jwt, HS256, HS384 or HS512 for
+    /// client_secret_jwt
+    #[arg(long = "token-auth-alg",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::domain::client::AuthAlg::names()))]
     token_auth_alg: Option<String>,
 }
 
@@ -567,6 +575,7 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
             allow_http,
             required_groups,
             any_group,
+            auth_method,
             keys,
             json,
         } => {
@@ -580,11 +589,15 @@ async fn clients(ops: &Ops<'_>, command: ClientsCommand) -> anyhow::Result<()> {
                 require_pushed_authorization_requests: require_par,
                 dpop_bound_access_tokens: dpop_bound,
                 token_exchange_from: (!exchange_from.is_empty()).then_some(exchange_from),
+                auth_method,
                 keys: keys.input()?,
             };
             let changed = admin::clients::update(ops, &id, change).await?;
             let line = serde_json::to_string(&changed)?;
-            show(json, &changed, || format!("updated client {id}: {line}"))?;
+            show(json, &changed, || match &changed.client_secret {
+                Some(_) => format!("updated client {id}: {line}\n(the secret is shown only now)"),
+                None => format!("updated client {id}: {line}"),
+            })?;
         }
         ClientsCommand::Token { expires, json } => {
             let issued = admin::clients::initial_access_token(ops, expires).await?;

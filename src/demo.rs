@@ -52,6 +52,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
         id: CLIENT_ID.into(),
         name: "Latchkey demo app".into(),
         secret_hash: None,
+        secret_sealed: None,
         auth_method: AuthMethod::None,
         redirect_uris: vec![callback(state)],
         post_logout_redirect_uris: vec![state.url("/")],

@@ -238,7 +238,8 @@ pub struct LinkedPage<'a> {
 
 crate::pages::template!(LinkedPage<'a>, "account_linked.html");
 
-/// A button on a login page that switches to another step (`switch=<step>`).
+/// A button on a login page that switches to another step (`switch=<step>`), or cancels the
+/// sign-in (`switch=cancel`, `login::flow::CANCEL`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Switch {
     pub step: &'static str,

@@ -189,8 +189,10 @@ async fn oidcc_discovery_endpoint_verification() {
     let reg = d.discovery["registration_endpoint"].as_str().expect("registration_endpoint");
     assert_eq!(reg, format!("{}/register", d.server.issuer));
     let methods = d.discovery["token_endpoint_auth_methods_supported"].as_array().unwrap();
-    assert!(methods.iter().any(|m| m == "private_key_jwt"), "{methods:?}");
-    assert!(!methods.iter().any(|m| m == "client_secret_jwt"), "client secrets are hashed, so no client_secret_jwt");
+    assert!(
+        methods.iter().any(|m| m == "private_key_jwt") && methods.iter().any(|m| m == "client_secret_jwt"),
+        "{methods:?}"
+    );
     let subjects = d.discovery["subject_types_supported"].as_array().unwrap();
     assert!(subjects.iter().any(|s| s == "public") && subjects.iter().any(|s| s == "pairwise"), "{subjects:?}");
     let userinfo = d.discovery["userinfo_signing_alg_values_supported"].as_array().expect("userinfo algs");
@@ -462,7 +464,10 @@ async fn registration_checks_every_field() {
         ("redirect_uris", json!(["javascript:alert(1)"]), "invalid_redirect_uri"),
         ("response_types", json!(["code id_token"]), "invalid_client_metadata"),
         ("grant_types", json!(["implicit"]), "invalid_client_metadata"),
-        ("token_endpoint_auth_method", json!("client_secret_jwt"), "invalid_client_metadata"),
+        ("token_endpoint_auth_method", json!("client_secret_hmac"), "invalid_client_metadata"),
+        ("token_endpoint_auth_signing_alg", json!("none"), "invalid_client_metadata"),
+        // The suite's body registers private_key_jwt: an HMAC does not fit it.
+        ("token_endpoint_auth_signing_alg", json!("HS256"), "invalid_client_metadata"),
         ("userinfo_signed_response_alg", json!("none"), "invalid_client_metadata"),
         ("request_object_signing_alg", json!("HS256"), "invalid_client_metadata"),
         ("jwks", json!({ "keys": [{ "kty": "oct", "k": "c2VjcmV0" }] }), "invalid_client_metadata"),
@@ -546,6 +551,94 @@ async fn registration_is_read_replaced_and_deleted_with_its_token() {
     let as_reg = Registered { path: format!("/register/{}", cli.id), ..reg };
     let r = d.manage(reqwest::Method::GET, &as_reg, "anything", None).await;
     assert_eq!(r.status, 401, "{r:?}");
+}
+
+/// `client_secret_jwt` at the registration endpoint (OIDC Core §9, Registration §2): the secret
+/// issued is long enough for HS512, the registered algorithm is echoed and held to, and the
+/// client completes the code flow with an HS256 assertion MAC'd with its secret. A signature
+/// algorithm for it is refused; a replacement keeps its secret; a client_secret_basic
+/// registration moved to client_secret_jwt is issued a new one.
+#[tokio::test]
+async fn a_registered_client_secret_jwt_client_completes_the_code_flow() {
+    let d = dyn_op().await;
+    let hs256 = |secret: &str, claims: &Value| {
+        let mut h = josekit::jws::JwsHeader::new();
+        h.set_token_type("JWT");
+        let signer = josekit::jws::HS256.signer_from_bytes(secret.as_bytes()).unwrap();
+        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, &signer).unwrap()
+    };
+    let assertion = |client: &TestClient| {
+        let now = d.server.now();
+        let aud = d.token_endpoint();
+        hs256(
+            client.secret(),
+            &json!({ "iss": client.id, "sub": client.id, "aud": aud, "jti": alnum10(), "iat": now, "exp": now + 60 }),
+        )
+    };
+    let secret_jwt = |extra: Value| {
+        let mut body = d.suite_body(json!({ "token_endpoint_auth_method": "client_secret_jwt" }));
+        body.as_object_mut().unwrap().remove("jwks");
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    d.refused(&secret_jwt(json!({ "token_endpoint_auth_signing_alg": "RS256" })), "invalid_client_metadata").await;
+    let reg = d.register(&secret_jwt(json!({ "token_endpoint_auth_signing_alg": "HS256" }))).await;
+    assert_eq!(reg.json["token_endpoint_auth_method"], "client_secret_jwt", "{}", reg.json);
+    assert_eq!(reg.json["token_endpoint_auth_signing_alg"], "HS256", "{}", reg.json);
+    assert!(reg.client.secret().len() >= 64, "{}", reg.json);
+
+    let (state, nonce) = (alnum10(), alnum10());
+    let browser = d.server.browser();
+    let p = auth_params(&reg.client, "openid", &state, &nonce);
+    let o = browser.authorize_and_complete(&p, Some((USER, PASSWORD)), Decision::Allow).await;
+    let code = o.code();
+    // The RP's RS256 key is no credential of this client.
+    let rs256 = d.rp.assertion(&reg.client.id, &d.token_endpoint(), d.server.now(), 60);
+    let p = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", rs256.as_str()),
+    ];
+    d.server.post_form("/token", &Auth::Nothing, &p).await.assert_invalid_client();
+    let r = exchange_with(&d, &reg.client, &code, &assertion(&reg.client)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let t = Tokens::from_json(r.json());
+    check_id_token(t.id_token(), &d.server.issuer, &reg.client.id, Some(&nonce), Some(&t.access_token), &d.jwks);
+
+    // RFC 7592 replacement that stays client_secret_jwt: the secret stays.
+    let mut update = secret_jwt(json!({ "client_id": reg.client.id, "client_name": "Renamed" }));
+    update.as_object_mut().unwrap().remove("token_endpoint_auth_signing_alg");
+    let r = d.manage(reqwest::Method::PUT, &reg, &reg.access_token, Some(&update)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.json().get("client_secret").is_none(), "{r:?}");
+    // A client_secret_basic registration moved to client_secret_jwt: its old secret is only a
+    // hash, so it is issued a new one, which MACs its assertions.
+    let basic = d.register(&d.suite_body(json!({ "token_endpoint_auth_method": "client_secret_basic" }))).await;
+    let moved = secret_jwt(json!({ "client_id": basic.client.id }));
+    let r = d.manage(reqwest::Method::PUT, &basic, &basic.access_token, Some(&moved)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let secret = r.json()["client_secret"].as_str().map(str::to_owned);
+    assert!(secret.as_ref().is_some_and(|s| s.len() >= 64 && s != basic.client.secret()), "{r:?}");
+    let moved = TestClient { secret, ..basic.client.clone() };
+    let o = browser.authorize_and_complete(&auth_params(&moved, "openid", "s", "n"), None, Decision::Allow).await;
+    let r = exchange_with(&d, &moved, &o.code(), &assertion(&moved)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// The code exchange authenticated by `assertion` alone (no client_id, as the suite sends it).
+async fn exchange_with(d: &Dyn, client: &TestClient, code: &str, assertion: &str) -> Resp {
+    let p = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion),
+    ];
+    d.server.post_form("/token", &Auth::Nothing, &p).await
 }
 
 /// A node-oidc-provider-style smoke test: a client registered at the endpoint, with its keys

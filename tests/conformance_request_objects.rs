@@ -3,7 +3,9 @@
 //! and `private_key_jwt` client authentication (OIDC Core §9, RFC 7523), one test per module,
 //! named after it, with the clients registered through the CLI as an operator would. Then the
 //! refusals: a reused `jti`, another audience, an expired assertion, a request object signed
-//! with another key, unsigned for a client that did not opt in, encrypted.
+//! with another key, unsigned for a client that did not opt in, encrypted. And
+//! `client_secret_jwt` (OIDC Core §9): assertions MAC'd with the client's secret, the same
+//! checks and refusals, and the secret sealed at rest and re-sealed by `keys rewrap`.
 //!
 //! The relying party's side is a small server inside the test ([`Rp`]): its `jwks_uri` and the
 //! request objects it serves by reference.
@@ -15,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::relying_party::*;
 use common::*;
 use josekit::jwk::alg::rsa::RsaKeyPair;
+use josekit::jws::{HS256, HS384, HS512, JwsHeader, JwsSigner};
 use serde_json::{Value, json};
 
 /// One module's world: the OP with alice, the RP's server, and the OP's discovery and JWKS.
@@ -26,7 +29,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let server = Server::start();
+    world_with(&[]).await
+}
+
+async fn world_with(env: &[(&str, &str)]) -> World {
+    let server = Server::start_with(env);
     server.add_alice();
     let rp = Rp::start().await;
     let discovery = server.discovery().await;
@@ -440,4 +447,239 @@ async fn the_cli_checks_client_keys() {
     w.code_flow(&client, "openid", &w.token_endpoint()).await;
     assert!(w.rp.jwks_reads() > reads, "keys now come from the jwks_uri");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---- client_secret_jwt (OIDC Core §9, RFC 7523 §2.2) ----
+
+/// `claims` MAC'd under `alg` with `secret`'s octets, as a client_secret_jwt client (and the
+/// conformance suite, plans.md 2.1) makes its assertions: no kid.
+fn mac(alg: &str, secret: &str, claims: &Value) -> String {
+    let mut h = JwsHeader::new();
+    h.set_token_type("JWT");
+    let signer: Box<dyn JwsSigner> = match alg {
+        "HS256" => Box::new(HS256.signer_from_bytes(secret.as_bytes()).unwrap()),
+        "HS384" => Box::new(HS384.signer_from_bytes(secret.as_bytes()).unwrap()),
+        "HS512" => Box::new(HS512.signer_from_bytes(secret.as_bytes()).unwrap()),
+        other => panic!("{other} is not an HMAC"),
+    };
+    josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, signer.as_ref()).unwrap()
+}
+
+impl World {
+    /// A client_secret_jwt client registered through the CLI, plus `args`.
+    fn secret_jwt_client(&self, args: &[&str]) -> TestClient {
+        let mut all = vec!["--redirect-uri", CALLBACK, "--auth-method", "client_secret_jwt"];
+        all.extend_from_slice(args);
+        let client = self.server.add_client("secret jwt rp", &all);
+        // An HMAC key as long as HS512's hash (RFC 7518 §3.2): 64 octets or more.
+        assert!(client.secret().len() >= 64, "{client:?}");
+        client
+    }
+
+    /// The claims of a fresh assertion (RFC 7523 §3) for `client` with `aud`, as plans.md 2.1
+    /// sends them.
+    fn assertion_claims(&self, client: &TestClient, aud: &str) -> Value {
+        let now = self.server.now();
+        json!({ "iss": client.id, "sub": client.id, "aud": aud, "jti": random_string(), "iat": now, "nbf": now, "exp": now + 60 })
+    }
+
+    /// A fresh assertion for `client`, MAC'd under `alg` with its secret.
+    fn mac_assertion(&self, client: &TestClient, alg: &str, aud: &str) -> String {
+        mac(alg, client.secret(), &self.assertion_claims(client, aud))
+    }
+}
+
+#[tokio::test]
+async fn oidcc_server_with_client_secret_jwt() {
+    let w = world().await;
+    let methods = w.discovery["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(methods.iter().any(|m| m == "client_secret_jwt"), "{methods:?}");
+    for endpoint in ["token", "revocation", "introspection"] {
+        let algs = w.discovery[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")].as_array().unwrap();
+        assert!(["HS256", "HS384", "HS512"].iter().all(|a| algs.iter().any(|x| x == a)), "{endpoint}: {algs:?}");
+    }
+    let client = w.secret_jwt_client(&[]);
+    // The suite's way: HS256, aud the token endpoint, no client_id.
+    let (state, nonce) = (alnum10(), alnum10());
+    let o = w.authorize(&auth_params(&client, "openid", &state, &nonce)).await;
+    assert_eq!(o.param("state"), Some(state.as_str()), "{o:?}");
+    let t = w.redeem(&client, &o.code(), Some(&nonce), &w.mac_assertion(&client, "HS256", &w.token_endpoint())).await;
+    check_userinfo(&w.server.userinfo(&t.access_token).await);
+    // ensure-client-assertion-with-iss-aud-succeeds: aud the issuer; and, with no algorithm
+    // registered, HS384 and HS512 as well.
+    for alg in ["HS384", "HS512"] {
+        let code = code_for(&w, &client).await;
+        let r = w.post_with("/token", &w.mac_assertion(&client, alg, &w.server.issuer), &exchange(&code)).await;
+        assert_eq!(r.status, 200, "{alg}: {r:?}");
+    }
+    // At introspection and revocation too, with client_id in the body as well.
+    let introspect = w.server.url("/introspect");
+    let p = [("token", t.access_token.as_str()), ("client_id", client.id.as_str())];
+    let r = w.post_with("/introspect", &w.mac_assertion(&client, "HS256", &introspect), &p).await;
+    assert_eq!(r.json()["active"], json!(true), "{r:?}");
+    let r = w.post_with("/revoke", &w.mac_assertion(&client, "HS256", &w.token_endpoint()), &p).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = w.post_with("/introspect", &w.mac_assertion(&client, "HS256", &introspect), &p).await;
+    assert_eq!(r.json()["active"], json!(false), "revoked: {r:?}");
+}
+
+#[tokio::test]
+async fn client_secret_jwt_refuses_a_wrong_secret_replay_audience_none_rs256_and_another_hmac() {
+    let w = world().await;
+    let client = w.secret_jwt_client(&["--token-auth-alg", "HS256"]);
+    let shown = w.server.cli(&["clients", "show", &client.id, "--json"]);
+    assert_eq!(
+        (shown["auth_method"].as_str(), shown["token_endpoint_auth_signing_alg"].as_str()),
+        (Some("client_secret_jwt"), Some("HS256")),
+        "{shown}"
+    );
+    let code = code_for(&w, &client).await;
+    let claims = || w.assertion_claims(&client, &w.token_endpoint());
+    // Another secret (the length of the real one, so only the MAC differs).
+    let wrong = "x".repeat(client.secret().len());
+    assert_invalid_client(&w.post_with("/token", &mac("HS256", &wrong, &claims()), &exchange(&code)).await);
+    // Another audience.
+    let other = w.mac_assertion(&client, "HS256", "https://other.example.com/token");
+    assert_invalid_client(&w.post_with("/token", &other, &exchange(&code)).await);
+    // alg none: no MAC at all.
+    assert_invalid_client(&w.post_with("/token", &unsigned(&claims()), &exchange(&code)).await);
+    // RS256, with a key the RP publishes: a client_secret_jwt client has no keys to verify with.
+    assert_invalid_client(&w.post_with("/token", &w.rp.sign(&claims(), false), &exchange(&code)).await);
+    // HS512 with the right secret, where HS256 is registered.
+    assert_invalid_client(
+        &w.post_with("/token", &w.mac_assertion(&client, "HS512", &w.server.issuer), &exchange(&code)).await,
+    );
+    // The secret itself, sent as client_secret_basic or client_secret_post: not its method.
+    let basic = Auth::Basic(client.id.clone(), client.secret().to_owned());
+    assert_invalid_client(&w.server.post_form("/token", &basic, &exchange(&code)).await);
+    let post = Auth::Post(client.id.clone(), client.secret().to_owned());
+    assert_invalid_client(&w.server.post_form("/token", &post, &exchange(&code)).await);
+    // The right one works, once: its jti again, for another code, is refused.
+    let good = w.mac_assertion(&client, "HS256", &w.token_endpoint());
+    let r = w.post_with("/token", &good, &exchange(&code)).await;
+    assert_eq!(r.status, 200, "the code was not spent by the refusals: {r:?}");
+    let code = code_for(&w, &client).await;
+    assert_invalid_client(&w.post_with("/token", &good, &exchange(&code)).await);
+    // A signature algorithm cannot be registered for it, at add or at update.
+    let (ok, _, err) = w.server.cli_raw(
+        &[
+            "clients",
+            "add",
+            "--name",
+            "x",
+            "--redirect-uri",
+            CALLBACK,
+            "--auth-method",
+            "client_secret_jwt",
+            "--token-auth-alg",
+            "RS256",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("HS256"), "{err}");
+    let (ok, _, err) = w.server.cli_raw(&["clients", "update", &client.id, "--token-auth-alg", "PS256"], None);
+    assert!(!ok && err.contains("HS256"), "{err}");
+    // Nor an HMAC for a private_key_jwt client.
+    let uri = w.rp.jwks_uri();
+    let (ok, _, err) = w.server.cli_raw(
+        &[
+            "clients",
+            "add",
+            "--name",
+            "x",
+            "--redirect-uri",
+            CALLBACK,
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-uri",
+            &uri,
+            "--token-auth-alg",
+            "HS256",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("RS256"), "{err}");
+}
+
+/// The database as text: the SQLite file and its write-ahead log, or every row of `clients` in
+/// Postgres.
+fn raw_clients(server: &Server) -> String {
+    if server.backends().uses_postgres() {
+        server.db_strings("SELECT CAST(t AS TEXT) FROM clients t").join("\n")
+    } else {
+        let mut bytes = Vec::new();
+        for file in ["latchkey.db", "latchkey.db-wal"] {
+            if let Ok(b) = std::fs::read(server.data_dir.join(file)) {
+                bytes.extend(b);
+            }
+        }
+        assert!(!bytes.is_empty());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_client_secret_jwt_secret_is_sealed_at_rest_and_rewrap_keeps_it_working() {
+    // Two nodes of one deployment share the issuer (as behind a load balancer).
+    let w = world_with(&[("LATCHKEY_ISSUER", "http://localhost:9")]).await;
+    let client = w.secret_jwt_client(&[]);
+    // (Not used at the server before the update below: a node reads a changed client within its
+    // client cache's two seconds, and this test does not wait for that.)
+    let basic = w.server.confidential_client();
+    let sealed = |id: &str| {
+        w.server
+            .db_strings(&format!("SELECT secret_sealed FROM clients WHERE id = '{id}' AND secret_sealed IS NOT NULL"))
+    };
+    // Sealed for the client_secret_jwt client; only the hash for the client_secret_basic one.
+    let before = sealed(&client.id);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(sealed(&basic.id).is_empty());
+    let raw = raw_clients(&w.server);
+    assert!(raw.contains(&client.id), "the database was read");
+    for secret in [client.secret(), basic.secret()] {
+        assert!(!raw.contains(secret), "a client secret in clear in the database");
+    }
+    let t = w.code_flow_mac(&client).await;
+    // `clients update --auth-method client_secret_jwt` moves the other client over with a new
+    // secret (its old one is only a hash), printed once and sealed.
+    let moved = w.server.cli(&["clients", "update", &basic.id, "--auth-method", "client_secret_jwt", "--json"]);
+    assert_eq!(moved["auth_method"], "client_secret_jwt", "{moved}");
+    let secret = moved["client_secret"].as_str().unwrap_or_else(|| panic!("a new secret: {moved}")).to_owned();
+    assert!(secret.len() >= 64 && secret != basic.secret());
+    let moved = TestClient { secret: Some(secret), ..basic.clone() };
+    assert_eq!(sealed(&moved.id).len(), 1);
+    assert!(!raw_clients(&w.server).contains(moved.secret()));
+    let audit = w.server.db_strings("SELECT detail FROM audit_events WHERE kind = 'admin.client_updated'");
+    assert!(audit.iter().all(|d| !d.contains(moved.secret())), "the secret is not audited: {audit:?}");
+
+    let out = w.server.cli(&["keys", "rewrap", "--json"]);
+    assert!(out["personal_data_rows"].as_u64().unwrap_or_else(|| panic!("{out}")) >= 1, "{out}");
+    let after = sealed(&client.id);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "re-sealed under the new KEK");
+    std::fs::remove_file(w.server.data_dir.join("keys/kek.previous")).unwrap();
+    assert!(!raw_clients(&w.server).contains(client.secret()));
+
+    // A node started now knows only the new KEK and reads the client afresh: the re-sealed
+    // secret verifies the client's assertions there; and on the running node, which follows.
+    let peer = w.server.start_peer();
+    let assertion = w.mac_assertion(&client, "HS256", &w.server.issuer);
+    let p = [
+        ("token", t.access_token.as_str()),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let r = peer.post_form("/introspect", &Auth::Nothing, &p).await;
+    assert_eq!((r.status, &r.json()["active"]), (200, &json!(true)), "{r:?}");
+    w.code_flow_mac(&client).await;
+    w.code_flow_mac(&moved).await;
+}
+
+impl World {
+    /// A whole code flow for a client_secret_jwt client, HS256, aud the token endpoint.
+    async fn code_flow_mac(&self, client: &TestClient) -> Tokens {
+        let (state, nonce) = (alnum10(), alnum10());
+        let o = self.authorize(&auth_params(client, "openid", &state, &nonce)).await;
+        self.redeem(client, &o.code(), Some(&nonce), &self.mac_assertion(client, "HS256", &self.token_endpoint())).await
+    }
 }

@@ -59,9 +59,12 @@ async fn discovery_issuer_is_base_url_and_every_endpoint_is_listed() {
     assert_eq!(set("code_challenge_methods_supported"), of(&["S256"]));
     assert_eq!(
         set("token_endpoint_auth_methods_supported"),
-        of(&["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])
+        of(&["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"])
     );
-    assert_eq!(set("token_endpoint_auth_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
+    let assertion_algs = of(&["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"]);
+    for endpoint in ["token", "revocation", "introspection"] {
+        assert_eq!(set(&format!("{endpoint}_endpoint_auth_signing_alg_values_supported")), assertion_algs);
+    }
     // Every algorithm has an active key from the first start.
     assert_eq!(set("id_token_signing_alg_values_supported"), of(&["RS256", "PS256", "ES256", "EdDSA"]));
     assert_eq!(set("subject_types_supported"), of(&["public", "pairwise"]));

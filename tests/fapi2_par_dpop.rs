@@ -4,7 +4,8 @@
 //! refused for each broken part (a replayed `jti`, a wrong `htu`, a missing `ath`, ...), tokens
 //! bound to the key at userinfo, introspection and refresh, and a FAPI 2.0 client refused what
 //! the profile forbids (no PAR, no PKCE, `client_secret_basic`, RS256, no DPoP, an assertion
-//! aimed at the token endpoint).
+//! aimed at the token endpoint); and the plan's modules by row, among them the user cancelling
+//! at the sign-in page, the `claims` parameter pushed, and an RS256 assertion from a PS256 key.
 
 mod common;
 
@@ -13,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jws::{ES256, JwsHeader, RS256};
+use josekit::jws::{ES256, JwsHeader, PS256, RS256};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -1198,4 +1199,138 @@ async fn fapi2_plan_token_modules() {
     assert_eq!(r.json()["token_type"], "DPoP");
     let id = jwt_claims(r.json()["id_token"].as_str().unwrap());
     assert_eq!((id["iss"].as_str(), id["aud"].as_str()), (Some(server.issuer.as_str()), Some(one.client.id.as_str())));
+}
+
+/// The FAPI 2.0 plan's rows 3, 8 and 40 (fapi2.md §3): the user cancels at the sign-in page
+/// (`access_denied` with `state` and `iss`, client 2's own query kept), the `claims` parameter
+/// pushed for every identity claim, and a PS256-registered RSA key's assertion signed RS256.
+#[tokio::test]
+async fn fapi2_plan_rejection_claims_and_rs256_modules() {
+    let server = Server::start();
+    server.add_alice();
+    let one = Fapi::register(&server, CALLBACK);
+    let two = Fapi::register(&server, "https://rp2.example.com/callback?dummy1=lorem&dummy2=ipsum");
+
+    // Row 3, user-rejects-authentication: both clients; the sign-in page's Cancel, a form with
+    // the flow's CSRF token (no script), answers the client.
+    for client in [&one, &two] {
+        let (pkce, state) = (Pkce::new(), random_string());
+        let r = client.par(&client.params(&pkce, &state, &[]), None).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+        let browser = server.browser();
+        let page =
+            browser.follow(&browser.authorize(&[("client_id", &client.client.id), ("request_uri", &uri)]).await).await;
+        let cancel = switch_form(&page, "cancel").unwrap_or_else(|| panic!("a Cancel on the sign-in page: {page:?}"));
+        // Without the flow's CSRF token: refused, nothing sent to the client.
+        let forged = browser.submit(&cancel, &[("switch", "cancel"), ("csrf", "forged")]).await;
+        assert!(matches!(forged.status, 400 | 403), "{forged:?}");
+        assert!(forged.location().is_none(), "{forged:?}");
+        let o =
+            browser.complete(browser.submit(&cancel, &[("switch", "cancel")]).await, None, Decision::NotExpected).await;
+        assert_eq!(o.target, client.client.redirect_uri.split('?').next().unwrap(), "{o:?}");
+        assert_eq!(o.error(), "access_denied", "{o:?}");
+        assert_eq!(o.param("state"), Some(state.as_str()), "{o:?}");
+        assert_eq!(o.param("iss"), Some(server.issuer.as_str()), "{o:?}");
+        assert!(o.param("code").is_none(), "{o:?}");
+        if client.client.redirect_uri.contains('?') {
+            assert_eq!((o.param("dummy1"), o.param("dummy2")), (Some("lorem"), Some("ipsum")), "{o:?}");
+        } else {
+            check_authorization_error(&o, Some(&state), &server.issuer);
+        }
+        // The flow is over: its page is gone.
+        let again = browser.get(&cancel.action).await;
+        assert!(again.status >= 400 || again.is_redirect(), "{again:?}");
+    }
+    let cancelled = server.db_strings("SELECT kind FROM audit_events WHERE kind = 'login.cancelled'");
+    assert_eq!(cancelled.len(), 2, "audited: {cancelled:?}");
+
+    // Row 8, test-claims-parameter-identity-claims: every claim discovery lists, and an unknown
+    // one, asked for in the ID token and at userinfo through PAR.
+    let supported = server.discovery().await["claims_supported"].clone();
+    let mut wanted: serde_json::Map<String, Value> =
+        supported.as_array().unwrap().iter().map(|c| (c.as_str().unwrap().to_owned(), Value::Null)).collect();
+    wanted.insert("not_a_claim_xyz".into(), Value::Null);
+    let claims = json!({ "id_token": wanted, "userinfo": wanted }).to_string();
+    let (pkce, state) = (Pkce::new(), random_string());
+    let o = one.authorize(&one.params(&pkce, &state, &[("claims", &claims), ("scope", "openid")]), &[]).await;
+    let r = one.redeem(&o.code(), Some(&pkce.verifier)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = jwt_claims(r.json()["id_token"].as_str().unwrap());
+    let identity = ["name", "given_name", "family_name", "birthdate", "email", "phone_number", "address"];
+    for claim in identity {
+        assert!(id.get(claim).is_some(), "{claim} in the ID token: {id}");
+    }
+    assert_eq!(id["name"], "Alice Liddell");
+    assert!(id.get("not_a_claim_xyz").is_none(), "{id}");
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    let proof = one.dpop.proof(&server, "GET", "/userinfo", Some(&at));
+    let r = get(&server, "/userinfo", &[("Authorization", &format!("DPoP {at}")), ("DPoP", &proof)]).await;
+    assert_eq!((r.status, r.media_type()), (200, "application/json".to_owned()), "{r:?}");
+    let info = r.json();
+    assert_eq!(info["sub"], id["sub"]);
+    for claim in identity {
+        assert_eq!(info[claim], id[claim], "{claim}: {info}");
+    }
+
+    // Row 40, ensure-signed-client-assertion-with-RS256-fails: a client whose key is RSA and
+    // registered for PS256; its assertion signed RS256 with that very key is refused, PS256
+    // accepted.
+    let rsa = RsaKeyPair::generate(2048).unwrap();
+    let mut jwk = rsa.to_jwk_public_key();
+    jwk.set_key_id("rsa1");
+    let path = server.data_dir.join("jwks-rsa.json");
+    std::fs::write(&path, json!({ "keys": [serde_json::to_value(jwk.as_ref()).unwrap()] }).to_string()).unwrap();
+    let args = [
+        "--redirect-uri",
+        CALLBACK,
+        "--first-party",
+        "--profile",
+        "fapi2",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks",
+        path.to_str().unwrap(),
+        "--id-token-alg",
+        "PS256",
+        "--token-auth-alg",
+        "PS256",
+    ];
+    let client = server.add_client("fapi rsa", &args);
+    let assertion = |alg: &str| {
+        let now = server.now();
+        let claims = json!({ "iss": client.id, "sub": client.id, "aud": server.issuer, "jti": random_string(), "iat": now, "exp": now + 60 });
+        let mut h = JwsHeader::new();
+        h.set_key_id("rsa1");
+        let payload = claims.to_string();
+        match alg {
+            "RS256" => josekit::jws::serialize_compact(
+                payload.as_bytes(),
+                &h,
+                &RS256.signer_from_pem(rsa.to_pem_private_key()).unwrap(),
+            ),
+            _ => josekit::jws::serialize_compact(
+                payload.as_bytes(),
+                &h,
+                &PS256.signer_from_jwk(&rsa.to_jwk_private_key()).unwrap(),
+            ),
+        }
+        .unwrap()
+    };
+    let pkce = Pkce::new();
+    let mut p = owned(&auth_params(&client, &pkce, "s"));
+    p.push(("client_assertion_type".into(), JWT_BEARER.into()));
+    let with = |alg: &str| {
+        let mut p = p.clone();
+        p.push(("client_assertion".into(), assertion(alg)));
+        p
+    };
+    post_owned(&server, "/par", &with("RS256"), None).await.assert_invalid_client();
+    let r = post_owned(&server, "/par", &with("PS256"), None).await;
+    assert_eq!(r.status, 201, "the same key, PS256: {r:?}");
+    // At the token endpoint too: RS256 is refused before the code is looked at.
+    let mut t = owned(&[("grant_type", "authorization_code"), ("code", "whatever"), ("redirect_uri", CALLBACK)]);
+    t.extend([("client_assertion_type".into(), JWT_BEARER.into()), ("client_assertion".into(), assertion("RS256"))]);
+    let proof = DpopKey::new().proof(&server, "POST", "/token", None);
+    post_owned(&server, "/token", &t, Some(&proof)).await.assert_invalid_client();
 }

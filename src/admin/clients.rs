@@ -1,13 +1,13 @@
 //! Registered applications: add, list, show, update, remove, and a client's roles. `add` reads
 //! the operator's input into the domain's `NewClient` and creates it through `crate::clients`,
-//! the creation dynamic registration uses too; the secret is stored only as a hash and answered
-//! once.
+//! the creation dynamic registration uses too; the secret is stored as a hash (and sealed for
+//! `client_secret_jwt`, whose assertions it MACs) and answered once.
 
 use super::{AdminError, Ops};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::claims::SCOPES_SUPPORTED;
 use crate::domain::client::{
-    ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
+    AuthAlg, ClientKeys, ClientSecurity, FAPI2_ALGS, ObjectAlg, Profile, allowed_origins, is_fetchable, validate_jwks,
     validate_jwks_uri, validate_redirect_uri, validate_web_origin,
 };
 use crate::domain::client_metadata::{self, ClientMetadata};
@@ -33,7 +33,8 @@ pub struct NewClient {
     /// A public client: no secret, PKCE required.
     #[serde(default)]
     pub public: bool,
-    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+    /// `client_secret_basic` (default), `client_secret_post`, `client_secret_jwt`,
+    /// `private_key_jwt` or `none`.
     pub auth_method: Option<String>,
     /// Trusted by the operator: no consent page.
     #[serde(default)]
@@ -133,7 +134,7 @@ fn fapi2_registration(new: &client_metadata::NewClient, allow_http: bool) -> Res
             new.id_token_signed_response_alg
         )));
     }
-    if new.keys.token_endpoint_auth_signing_alg.is_some_and(|a| !fapi_alg(a)) {
+    if new.keys.token_endpoint_auth_signing_alg.is_some_and(|a| !matches!(a, AuthAlg::Key(k) if fapi_alg(k))) {
         return Err(AdminError::invalid(
             "profile fapi2: token_auth_alg (--token-auth-alg) PS256, ES256 or EdDSA (FAPI 2.0 §5.4.1)",
         ));
@@ -154,7 +155,8 @@ pub struct KeyInput {
     pub jwks_uri: Option<String>,
     /// The only algorithm accepted for its request objects; `none` allows unsigned ones.
     pub request_object_alg: Option<String>,
-    /// The only algorithm accepted for its private_key_jwt assertions.
+    /// The only algorithm accepted for its client assertions: RS256, PS256, ES256 or EdDSA for
+    /// private_key_jwt, HS256, HS384 or HS512 for client_secret_jwt.
     pub token_auth_alg: Option<String>,
 }
 
@@ -187,7 +189,10 @@ impl KeyInput {
             keys.request_object_signing_alg = Some(parsed);
         }
         if let Some(alg) = self.token_auth_alg {
-            keys.token_endpoint_auth_signing_alg = Some(parse_alg("token_auth_alg", &alg)?);
+            let parsed = AuthAlg::parse(&alg).ok_or_else(|| {
+                AdminError::Invalid(format!("token_auth_alg {alg}: one of {}", AuthAlg::names().join(", ")))
+            })?;
+            keys.token_endpoint_auth_signing_alg = Some(parsed);
         }
         Ok(())
     }
@@ -273,6 +278,12 @@ pub struct ClientUpdate {
     /// Replaces the clients whose tokens this client may exchange (RFC 8693; `*` for any; empty
     /// or `none` for only its own).
     pub token_exchange_from: Option<Vec<String>>,
+    /// Another way to authenticate: `client_secret_basic`, `client_secret_post`,
+    /// `client_secret_jwt` or `private_key_jwt` (a public client stays public, and the other way
+    /// round). A client that has no secret of the kind the method needs is issued one, answered
+    /// once as `client_secret`: `client_secret_jwt` needs one kept sealed, so a client moving to
+    /// it from another method always gets a new one.
+    pub auth_method: Option<String>,
     #[serde(flatten)]
     #[schema(inline)]
     pub keys: KeyInput,
@@ -301,6 +312,11 @@ pub struct Updated {
     pub dpop_bound_access_tokens: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_exchange_from: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    /// A secret issued with the new method: shown only now, never audited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
 }
 
 /// A client's roles.
@@ -488,6 +504,7 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         require_pushed_authorization_requests: require_par,
         dpop_bound_access_tokens: dpop_bound,
         token_exchange_from,
+        auth_method,
         keys,
     } = change;
     let flags = [resource_server, require_pkce, require_par, dpop_bound];
@@ -496,14 +513,15 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         && flags.iter().all(Option::is_none)
         && token_exchange_from.is_none()
         && required_groups.is_none()
+        && auth_method.is_none()
         && keys.is_empty();
     if nothing {
         return Err(AdminError::invalid(
             "nothing to change: give web origins, redirect URIs, resource_server, require_pkce, \
              require_pushed_authorization_requests, dpop_bound_access_tokens, token_exchange_from, \
-             required groups or keys (--web-origin, --redirect-uri, --resource-server, --require-pkce, \
-             --require-par, --dpop-bound, --exchange-from, --require-group, --any-group, --jwks-uri, --jwks, \
-             --request-object-alg or --token-auth-alg)",
+             required groups, auth_method or keys (--web-origin, --redirect-uri, --resource-server, \
+             --require-pkce, --require-par, --dpop-bound, --exchange-from, --require-group, --any-group, \
+             --auth-method, --jwks-uri, --jwks, --request-object-alg or --token-auth-alg)",
         ));
     }
     let client = ops.client(id).await?;
@@ -532,12 +550,27 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
         require_pushed_authorization_requests: None,
         dpop_bound_access_tokens: None,
         token_exchange_from: None,
+        auth_method: None,
+        client_secret: None,
     };
-    if !keys.is_empty() {
-        let mut new_keys = client.keys.clone();
-        keys.apply(&mut new_keys)?;
+    let method = match auth_method.as_deref() {
+        None => client.auth_method,
+        Some(m) => parse_auth_method(m, &client)?,
+    };
+    let keys_given = !keys.is_empty();
+    let mut new_keys = client.keys.clone();
+    keys.apply(&mut new_keys)?;
+    new_keys.check_auth_alg(method).map_err(AdminError::Invalid)?;
+    if method == AuthMethod::PrivateKeyJwt && !new_keys.has_keys() {
+        return Err(AdminError::invalid("a private_key_jwt client needs its keys: --jwks-uri or --jwks"));
+    }
+    if keys_given {
         ops.store.set_client_keys(id, &new_keys).await?;
         changed.keys = Some(serde_json::to_value(&new_keys).map_err(anyhow::Error::from)?);
+    }
+    if method != client.auth_method {
+        changed.client_secret = change_auth_method(ops, &client, method).await?;
+        changed.auth_method = Some(method.as_str().to_owned());
     }
     if let Some(origins) = web_origins.filter(|o| !o.is_empty()) {
         ops.store.set_client_web_origins(id, &origins).await?;
@@ -577,12 +610,56 @@ pub async fn update(ops: &Ops<'_>, id: &str, change: ClientUpdate) -> Result<Upd
     }
     let mut event = AuditEvent::new("admin.client_updated").client(id);
     if let Value::Object(fields) = serde_json::to_value(&changed).map_err(anyhow::Error::from)? {
-        for (key, v) in fields.into_iter().filter(|(k, _)| k != "client_id") {
+        for (key, v) in fields.into_iter().filter(|(k, _)| k != "client_id" && k != "client_secret") {
             event = event.detail(&key, v);
         }
     }
     ops.audit(event).await;
     Ok(changed)
+}
+
+/// The method a client moves to: any but `none`, and not from `none` (a public client and a
+/// confidential one are different kinds of client); a FAPI 2.0 client keeps `private_key_jwt`.
+fn parse_auth_method(m: &str, client: &Client) -> Result<AuthMethod, AdminError> {
+    let method = AuthMethod::parse(m).ok_or_else(|| {
+        AdminError::Invalid(format!("auth method {m}: one of {}", AuthMethod::ALL.map(AuthMethod::as_str).join(", ")))
+    })?;
+    if (method == AuthMethod::None) != client.is_public() {
+        return Err(AdminError::invalid(
+            "a public client stays public and a confidential one confidential: add a new client instead",
+        ));
+    }
+    if client.is_fapi2() && method != AuthMethod::PrivateKeyJwt {
+        return Err(AdminError::invalid(
+            "profile fapi2: the client authenticates with private_key_jwt (FAPI 2.0 §5.3.2.1-6)",
+        ));
+    }
+    Ok(method)
+}
+
+/// Stores `client`'s new method with the secret it needs: the one it has where that will do
+/// (its hash for `client_secret_basic`/`_post`, its sealed copy for `client_secret_jwt`), else a
+/// new one, returned to be shown once; none for `private_key_jwt`.
+async fn change_auth_method(ops: &Ops<'_>, client: &Client, method: AuthMethod) -> Result<Option<String>, AdminError> {
+    let keeps = match method {
+        AuthMethod::ClientSecretJwt => client.secret_sealed.is_some(),
+        _ => client.secret_hash.is_some(),
+    };
+    let secret = (method.uses_secret() && !keeps).then(|| crate::clients::new_secret(method));
+    let mut c = client.clone();
+    c.auth_method = method;
+    c.secret_hash = match &secret {
+        Some(s) => Some(hash_secret(s)),
+        None if method.uses_secret() => client.secret_hash.clone(),
+        None => None,
+    };
+    c.secret_sealed = match &secret {
+        Some(_) => crate::clients::sealed_secret(ops.store, &c, secret.as_deref()),
+        None if method == AuthMethod::ClientSecretJwt => client.secret_sealed.clone(),
+        None => None,
+    };
+    ops.store.set_client_auth(&c).await?;
+    Ok(secret)
 }
 
 /// An initial access token for the registration endpoint (RFC 7591 §3): shown only now, kept as

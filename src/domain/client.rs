@@ -2,6 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::keys::Alg;
+use crate::keys::mac::MacAlg;
 use serde::{Deserialize, Serialize};
 
 /// How a client proves its identity at the token endpoint (OIDC Core §9).
@@ -10,18 +11,23 @@ use serde::{Deserialize, Serialize};
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT MAC'd (HS256/384/512) with the client's secret (OIDC Core §9, RFC 7523 §2.2); the
+    /// provider needs the secret itself, so it keeps it sealed (see `store::sealed`).
+    ClientSecretJwt,
     /// A JWT signed with one of the client's own keys (OIDC Core §9, RFC 7523 §2.2).
     PrivateKeyJwt,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 4] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+    pub const ALL: [AuthMethod; 5] =
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::ClientSecretJwt, Self::PrivateKeyJwt, Self::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
@@ -29,7 +35,12 @@ impl AuthMethod {
 
     /// Whether the client holds a secret the provider issued.
     pub fn uses_secret(self) -> bool {
-        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt)
+    }
+
+    /// Whether the client authenticates with a JWT assertion (RFC 7523 §2.2).
+    pub fn uses_assertion(self) -> bool {
+        matches!(self, Self::ClientSecretJwt | Self::PrivateKeyJwt)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -85,6 +96,11 @@ pub struct Client {
     pub name: String,
     #[serde(skip)]
     pub secret_hash: Option<String>,
+    /// The secret itself, sealed under the KEK (`store::sealed`), of a `client_secret_jwt`
+    /// client only: it is the key of its assertions' MAC. Other clients' secrets are kept only
+    /// as hashes.
+    #[serde(skip)]
+    pub secret_sealed: Option<String>,
     pub auth_method: AuthMethod,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
@@ -168,14 +184,32 @@ pub struct ClientKeys {
     /// signed one. Only this registration can allow unsigned (`none`) request objects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_object_signing_alg: Option<ObjectAlg>,
-    /// Every `private_key_jwt` assertion must use this algorithm; none registered means any.
+    /// Every `private_key_jwt` or `client_secret_jwt` assertion must use this algorithm; none
+    /// registered means any that fits the method.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_endpoint_auth_signing_alg: Option<Alg>,
+    pub token_endpoint_auth_signing_alg: Option<AuthAlg>,
 }
 
 impl ClientKeys {
     pub fn has_keys(&self) -> bool {
         self.jwks.is_some() || self.jwks_uri.is_some()
+    }
+
+    /// `token_endpoint_auth_signing_alg` (Registration §2) must suit the method: a MAC for
+    /// client_secret_jwt, a signature for private_key_jwt.
+    pub fn check_auth_alg(&self, method: AuthMethod) -> Result<(), String> {
+        match self.token_endpoint_auth_signing_alg {
+            Some(alg) if method.uses_assertion() && !alg.fits(method) => Err(format!(
+                "token_endpoint_auth_signing_alg {alg} does not fit {}: {}",
+                method.as_str(),
+                if method == AuthMethod::ClientSecretJwt {
+                    "its assertions are MAC'd with HS256, HS384 or HS512"
+                } else {
+                    "its assertions are signed with RS256, PS256, ES256 or EdDSA"
+                }
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -196,6 +230,56 @@ impl ObjectAlg {
 
     pub fn parse(s: &str) -> Option<Self> {
         if s == "none" { Some(Self::None) } else { Alg::parse(s).map(Self::Signed) }
+    }
+}
+
+/// A client assertion's algorithm: signed with the client's key (`private_key_jwt`) or MAC'd
+/// with its secret (`client_secret_jwt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthAlg {
+    Key(Alg),
+    Mac(MacAlg),
+}
+
+impl AuthAlg {
+    /// Every algorithm an assertion may use (`token_endpoint_auth_signing_alg_values_supported`).
+    pub fn all() -> impl Iterator<Item = AuthAlg> {
+        Alg::ALL.into_iter().map(Self::Key).chain(MacAlg::ALL.into_iter().map(Self::Mac))
+    }
+
+    pub fn names() -> Vec<&'static str> {
+        Self::all().map(Self::as_str).collect()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key(a) => a.as_str(),
+            Self::Mac(a) => a.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::all().find(|a| a.as_str() == s)
+    }
+
+    /// Whether a client authenticating with `method` can use this algorithm.
+    pub fn fits(self, method: AuthMethod) -> bool {
+        match self {
+            Self::Key(_) => method == AuthMethod::PrivateKeyJwt,
+            Self::Mac(_) => method == AuthMethod::ClientSecretJwt,
+        }
+    }
+}
+
+impl std::fmt::Display for AuthAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AuthAlg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

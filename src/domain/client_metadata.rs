@@ -4,7 +4,8 @@
 //! operator's `clients add` builds, so both go through one creation (`crate::clients`).
 
 use crate::domain::client::{
-    ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri, validate_redirect_uri,
+    AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, is_fetchable, validate_jwks, validate_jwks_uri,
+    validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -142,6 +143,7 @@ impl NewClient {
                 "a private_key_jwt client needs its keys: jwks_uri or jwks (the CLI's --jwks-uri or --jwks)".into()
             );
         }
+        self.keys.check_auth_alg(self.auth_method)?;
         if self.auth_method == AuthMethod::None && self.grant_types.contains(&GrantType::ClientCredentials) {
             return Err("a public client cannot use client_credentials".into());
         }
@@ -156,6 +158,7 @@ impl NewClient {
             id,
             name: self.name,
             secret_hash,
+            secret_sealed: None,
             auth_method: self.auth_method,
             redirect_uris: self.redirect_uris,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
@@ -322,8 +325,9 @@ pub fn read(body: &Value, offered: &Offered) -> Result<NewClient, Refusal> {
         keys.request_object_signing_alg = ObjectAlg::parse(&a);
     }
     if let Some(a) = str_of("token_endpoint_auth_signing_alg")? {
-        keys.token_endpoint_auth_signing_alg =
-            Some(Alg::parse(&a).ok_or_else(|| bad(format!("token_endpoint_auth_signing_alg {a} is not supported")))?);
+        keys.token_endpoint_auth_signing_alg = Some(
+            AuthAlg::parse(&a).ok_or_else(|| bad(format!("token_endpoint_auth_signing_alg {a} is not supported")))?,
+        );
     }
     // subject_type and sector_identifier_uri (OIDC Core §8.1): the sector document is fetched
     // and checked by the caller.
@@ -505,7 +509,8 @@ mod tests {
         for (field, value) in [
             ("response_types", json!(["token"])),
             ("grant_types", json!(["implicit"])),
-            ("token_endpoint_auth_method", json!("client_secret_jwt")),
+            ("token_endpoint_auth_method", json!("client_secret_jwt_x")),
+            ("token_endpoint_auth_signing_alg", json!("none")),
             ("id_token_signed_response_alg", json!("none")),
             ("id_token_signed_response_alg", json!("ES256")),
             ("userinfo_signed_response_alg", json!("HS256")),

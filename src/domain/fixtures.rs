@@ -9,6 +9,7 @@ pub fn client(first_party: bool) -> Client {
         id: "c".into(),
         name: "C".into(),
         secret_hash: None,
+        secret_sealed: None,
         auth_method: AuthMethod::ClientSecretBasic,
         redirect_uris: vec![],
         post_logout_redirect_uris: vec![],

@@ -5,12 +5,13 @@
 //! follow ARCHITECTURE.md: `next` (published, not signing), `active` (one per algorithm),
 //! `retired` (published until its tokens have expired), `revoked` (gone). [`lifecycle`] decides
 //! the transitions; [`apply`] writes them. [`client_keys`] verifies what clients sign with
-//! their own keys.
+//! their own keys, [`mac`] what they MAC with their secret.
 
 pub mod alg;
 pub mod client_keys;
 pub mod kek;
 pub mod lifecycle;
+pub mod mac;
 
 pub use alg::Alg;
 

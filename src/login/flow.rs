@@ -7,6 +7,7 @@
 //!                                                │                  session (acr, amr)        Unmet
 //!                                                │                    │ a step's page to show first? Notice
 //!  start(SignedIn) ───────────────────────────────────────────────►  SignedIn ──► hand back
+//!  Authenticate(any step) ──cancel (a flow with a resume route)──► Cancelled ──► hand back
 //! ```
 //!
 //! A flow lives in the ephemeral store and is bound to the browser that started it (a cookie);
@@ -89,7 +90,14 @@ pub enum Stage {
     },
     /// The required assurance cannot be reached: handed back to say so.
     Unmet,
+    /// The person cancelled the sign-in: handed back to say so (the starter answers its client
+    /// that the user refused).
+    Cancelled,
 }
+
+/// The `switch` value of the "Cancel" button every step's page of a flow with a resume route
+/// shows, among the switches.
+pub const CANCEL: &str = "cancel";
 
 /// Where a flow starts.
 pub enum Entry {
@@ -141,6 +149,16 @@ impl Flow {
         matches!(self.stage, Stage::Unmet)
     }
 
+    pub fn cancelled(&self) -> bool {
+        matches!(self.stage, Stage::Cancelled)
+    }
+
+    /// Whether the person may cancel: only where the starter has a resume route to answer its
+    /// client with the refusal (an account page has nothing to go back to).
+    pub fn cancellable(&self) -> bool {
+        matches!(self.hand_back, HandBack::Resume(_))
+    }
+
     fn requirement(&self, client: Option<&Client>) -> Requirement {
         match (&self.request, client) {
             (Some(req), Some(c)) => policy::requirement(req, c),
@@ -160,11 +178,14 @@ impl Flow {
             Some(u) => state.store.credentials(u).await?,
             None => Credentials::default(),
         };
-        let switches =
+        let mut switches: Vec<Switch> =
             policy::alternatives(step, self.user_id.is_some(), &steps::enrolled(state, &credentials), &firsts(state))
                 .into_iter()
                 .map(|s| Switch { step: s.name(), label: s.switch_label() })
                 .collect();
+        if self.cancellable() {
+            switches.push(Switch { step: CANCEL, label: "Cancel" });
+        }
         Ok(Ctx {
             state,
             flow_id: &self.id,

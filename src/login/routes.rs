@@ -108,6 +108,14 @@ async fn submit(
         Some(u) => flow::factors_of(&state, u).await?,
         None => Default::default(),
     };
+    // "Cancel": handed back to the starter, which tells its client the user refused.
+    if p.get("switch") == Some(flow::CANCEL) && flow.cancellable() {
+        let event = flow::audit("login.cancelled", current, client.as_deref(), ip(&addr));
+        state.store.audit(event, state.now()).await;
+        flow.stage = Stage::Cancelled;
+        flow::hand_back(&state, &flow).await?;
+        return Ok(see_other(&flow.location()));
+    }
     // "Use a recovery code instead": only to a step the policy offers in place of this one.
     if let Some(name) = p.get("switch") {
         let to = StepKind::parse(name).filter(|k| flow.alternatives(&state, current, &factors).contains(k));

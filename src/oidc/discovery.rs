@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::domain::claims::{SCOPES_SUPPORTED, claims_supported};
+use crate::domain::client::AuthAlg;
 use crate::domain::{AuthMethod, GrantType};
 use crate::keys::Alg;
 use crate::login::policy::ACR_VALUES_SUPPORTED;
@@ -20,8 +21,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Introspection is for confidential clients only (see `oidc::introspect`).
-const INTROSPECTION_AUTH_METHODS: [AuthMethod; 3] =
-    [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt];
+const INTROSPECTION_AUTH_METHODS: [AuthMethod; 4] = [
+    AuthMethod::ClientSecretBasic,
+    AuthMethod::ClientSecretPost,
+    AuthMethod::ClientSecretJwt,
+    AuthMethod::PrivateKeyJwt,
+];
 
 /// Provider metadata (Discovery §3), derived from what this build really serves; `algs` are the
 /// algorithms that have an active key; `require_par` is `tokens.require_par`.
@@ -50,10 +55,11 @@ pub fn document(issuer: &str, algs: &[Alg], require_par: bool) -> Value {
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.map(AuthMethod::as_str),
         "introspection_endpoint_auth_methods_supported": INTROSPECTION_AUTH_METHODS.map(AuthMethod::as_str),
-        // private_key_jwt assertions (OIDC Core §9): any algorithm we verify.
-        "token_endpoint_auth_signing_alg_values_supported": Alg::ALL.map(Alg::as_str),
-        "revocation_endpoint_auth_signing_alg_values_supported": Alg::ALL.map(Alg::as_str),
-        "introspection_endpoint_auth_signing_alg_values_supported": Alg::ALL.map(Alg::as_str),
+        // Client assertions (OIDC Core §9): any signature we verify (private_key_jwt), any HMAC
+        // (client_secret_jwt).
+        "token_endpoint_auth_signing_alg_values_supported": AuthAlg::names(),
+        "revocation_endpoint_auth_signing_alg_values_supported": AuthAlg::names(),
+        "introspection_endpoint_auth_signing_alg_values_supported": AuthAlg::names(),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims_supported(),
         "claims_parameter_supported": true,

@@ -9,8 +9,8 @@
 //! the operator's (`crate::clients`).
 
 use crate::crypto::{hash_secret, random_token, verify_secret};
-use crate::domain::Client;
 use crate::domain::client_metadata::{self, NewClient, Offered, Refusal, SubjectType};
+use crate::domain::{AuthMethod, Client};
 use crate::http::{BearerError, OAuthError};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -144,21 +144,33 @@ async fn replace(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -
         }
     }
     let new = read_metadata(state, headers, body).await?;
-    // A client that now authenticates with a secret keeps its own, or gets one.
-    let secret = (new.auth_method.uses_secret() && old.secret_hash.is_none()).then(random_token);
-    let secret_hash = match (&secret, new.auth_method.uses_secret()) {
+    // A client that now authenticates with a secret keeps its own, or gets one. A client that
+    // moves to client_secret_jwt gets one unless it had one sealed already: a hash cannot give
+    // back the MAC key, and an older secret is too short for HS512.
+    let method = new.auth_method;
+    let keeps = match method {
+        AuthMethod::ClientSecretJwt => old.secret_sealed.is_some(),
+        _ => old.secret_hash.is_some(),
+    };
+    let secret = (method.uses_secret() && !keeps).then(|| crate::clients::new_secret(method));
+    let secret_hash = match (&secret, method.uses_secret()) {
         (Some(s), _) => Some(hash_secret(s)),
         (None, true) => old.secret_hash.clone(),
         (None, false) => None,
     };
     // What only the operator sets (first party, assurance, flags, scopes) stays as it was.
-    let client = Client {
+    let mut client = Client {
         first_party: old.first_party,
         min_acr: old.min_acr,
         resource_server: old.resource_server,
         require_pkce: old.require_pkce,
         scopes: old.scopes.clone(),
         ..new.into_client(old.id.clone(), secret_hash, old.created_at)
+    };
+    client.secret_sealed = match secret.as_deref() {
+        Some(s) => crate::clients::sealed_secret(&state.store, &client, Some(s)),
+        None if method == AuthMethod::ClientSecretJwt => old.secret_sealed.clone(),
+        None => None,
     };
     state.store.replace_registered_client(&client).await?;
     state.store.audit(crate::store::AuditEvent::new("client.registration_updated").client(id), now).await;

@@ -2,7 +2,7 @@
 //! every call, and a removal through the CLI must still take effect within seconds.
 
 use super::{Result, Store, json_list, parse_list};
-use crate::domain::client::{ClientKeys, ClientSecurity, ObjectAlg, Profile};
+use crate::domain::client::{AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, Profile};
 use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
@@ -21,6 +21,7 @@ struct Row {
     id: String,
     name: String,
     secret_hash: Option<String>,
+    secret_sealed: Option<String>,
     auth_method: String,
     redirect_uris: String,
     post_logout_redirect_uris: String,
@@ -49,6 +50,7 @@ impl From<Row> for Client {
             id: r.id,
             name: r.name,
             secret_hash: r.secret_hash,
+            secret_sealed: r.secret_sealed,
             auth_method: AuthMethod::parse(&r.auth_method).unwrap_or(AuthMethod::ClientSecretBasic),
             redirect_uris: parse_list(&r.redirect_uris),
             post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
@@ -64,7 +66,7 @@ impl From<Row> for Client {
                 jwks: r.jwks,
                 jwks_uri: r.jwks_uri,
                 request_object_signing_alg: r.request_object_signing_alg.as_deref().and_then(ObjectAlg::parse),
-                token_endpoint_auth_signing_alg: r.token_endpoint_auth_signing_alg.as_deref().and_then(Alg::parse),
+                token_endpoint_auth_signing_alg: r.token_endpoint_auth_signing_alg.as_deref().and_then(AuthAlg::parse),
             },
             security: ClientSecurity {
                 require_par: r.require_par != 0,
@@ -80,7 +82,7 @@ impl From<Row> for Client {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata FROM clients ",
+            "SELECT id, name, secret_hash, secret_sealed, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, resource_server, require_pkce, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, require_par, dpop_bound, profile, exchange_from, metadata FROM clients ",
             $tail
         )
     };
@@ -90,8 +92,8 @@ impl Store {
     pub async fn insert_client(&self, c: &Client) -> Result<()> {
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+            "INSERT INTO clients (id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, grant_types, scopes, first_party, min_acr, created_at, id_token_signed_response_alg, jwks, jwks_uri, request_object_signing_alg, token_endpoint_auth_signing_alg, resource_server, require_pkce, require_par, dpop_bound, profile, exchange_from, metadata, secret_sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -108,7 +110,7 @@ impl Store {
         .bind(&c.keys.jwks)
         .bind(&c.keys.jwks_uri)
         .bind(c.keys.request_object_signing_alg.map(ObjectAlg::as_str))
-        .bind(c.keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
+        .bind(c.keys.token_endpoint_auth_signing_alg.map(AuthAlg::as_str))
         .bind(c.resource_server as i64)
         .bind(c.require_pkce as i64)
         .bind(c.security.require_par as i64)
@@ -116,6 +118,7 @@ impl Store {
         .bind(c.security.profile.map(Profile::as_str))
         .bind(json_list(&c.security.token_exchange_from))
         .bind(c.metadata.to_stored())
+        .bind(&c.secret_sealed)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -189,11 +192,25 @@ impl Store {
         .bind(&keys.jwks)
         .bind(&keys.jwks_uri)
         .bind(keys.request_object_signing_alg.map(ObjectAlg::as_str))
-        .bind(keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
+        .bind(keys.token_endpoint_auth_signing_alg.map(AuthAlg::as_str))
         .bind(id)
         .execute(&self.pool)
         .await?;
         self.clients.0.lock().unwrap().remove(id);
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Writes how a client authenticates: its method and its secret (hash and sealed copy).
+    pub async fn set_client_auth(&self, c: &Client) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE clients SET auth_method = $1, secret_hash = $2, secret_sealed = $3 WHERE id = $4")
+                .bind(c.auth_method.as_str())
+                .bind(&c.secret_hash)
+                .bind(&c.secret_sealed)
+                .bind(&c.id)
+                .execute(&self.pool)
+                .await?;
+        self.clients.0.lock().unwrap().remove(&c.id);
         Ok(done.rows_affected() > 0)
     }
 

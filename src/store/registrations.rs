@@ -4,8 +4,7 @@
 
 use super::{Result, Store, json_list};
 use crate::domain::Client;
-use crate::domain::client::ObjectAlg;
-use crate::keys::Alg;
+use crate::domain::client::{AuthAlg, ObjectAlg};
 
 impl Store {
     /// Inserts a client registered at the endpoint, then the hash of its registration access
@@ -39,7 +38,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE clients SET name = $1, secret_hash = $2, auth_method = $3, redirect_uris = $4, post_logout_redirect_uris = $5,
              grant_types = $6, id_token_signed_response_alg = $7, jwks = $8, jwks_uri = $9, request_object_signing_alg = $10,
-             token_endpoint_auth_signing_alg = $11, metadata = $12 WHERE id = $13",
+             token_endpoint_auth_signing_alg = $11, metadata = $12, secret_sealed = $13 WHERE id = $14",
         )
         .bind(&c.name)
         .bind(&c.secret_hash)
@@ -51,8 +50,9 @@ impl Store {
         .bind(&c.keys.jwks)
         .bind(&c.keys.jwks_uri)
         .bind(c.keys.request_object_signing_alg.map(ObjectAlg::as_str))
-        .bind(c.keys.token_endpoint_auth_signing_alg.map(Alg::as_str))
+        .bind(c.keys.token_endpoint_auth_signing_alg.map(AuthAlg::as_str))
         .bind(c.metadata.to_stored())
+        .bind(&c.secret_sealed)
         .bind(&c.id)
         .execute(&self.pool)
         .await?;

@@ -3,6 +3,9 @@
 //! phone number, the client address of a session or an audit event) are stored AES-256-GCM-sealed under the
 //! key-encryption key that seals the signing keys (`keys::kek`), with the table, the column and
 //! the row's id as associated data, so a sealed value opens only in the row it was written to.
+//! The secret of a `client_secret_jwt` client is sealed the same way: it is the key of the MAC
+//! its assertions carry, so a hash would not do (every other client secret is kept only as a
+//! hash: a sealed copy opens for whoever holds the database and the KEK, a hash for nobody).
 //!
 //! Lookups that need equality (sign-in by username or email ignoring case, an upstream's
 //! subject) compare keyed hashes instead: HMAC-SHA256 of the normalised value under a key
@@ -29,6 +32,7 @@ pub enum Column {
     SessionIp,
     AuditIp,
     PhoneNumber,
+    ClientSecret,
 }
 
 impl Column {
@@ -42,6 +46,7 @@ impl Column {
             Self::SessionIp => "sessions.ip",
             Self::AuditIp => "audit_events.ip",
             Self::PhoneNumber => "phone_numbers.number",
+            Self::ClientSecret => "clients.secret",
         }
     }
 }
@@ -346,6 +351,33 @@ impl Store {
         self.pii.hash(lookup)
     }
 
+    /// A `client_secret_jwt` client's secret sealed for its row (see the module's doc).
+    pub fn seal_client_secret(&self, client_id: &str, secret: &str) -> String {
+        self.pii.seal(Column::ClientSecret, client_id, secret)
+    }
+
+    /// The secret of a `client_secret_jwt` client, opened; none for a client without a sealed
+    /// secret. A record from the client cache may predate a `keys rewrap` whose previous KEK is
+    /// gone already: then the row is read again, and the cached record dropped.
+    pub async fn client_secret(&self, client: &crate::domain::Client) -> Result<Option<String>> {
+        match self.pii.open_opt(Column::ClientSecret, &client.id, client.secret_sealed.clone(), 1) {
+            Ok(secret) => Ok(secret),
+            Err(e) => {
+                self.clients.0.lock().unwrap().remove(&client.id);
+                let row: Option<(Option<String>,)> = sqlx::query_as("SELECT secret_sealed FROM clients WHERE id = $1")
+                    .bind(&client.id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row.and_then(|(s,)| s) {
+                    Some(fresh) if Some(&fresh) != client.secret_sealed.as_ref() => {
+                        self.pii.open(Column::ClientSecret, &client.id, fresh, 1).map(Some)
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
     /// `keys rewrap`: every sealed value not yet under `target`'s current KEK is opened (with
     /// its previous one) and sealed again, and every lookup hash recomputed, in one transaction
     /// (so a failed rewrap leaves every row as it was). Answers how many rows changed.
@@ -426,6 +458,24 @@ impl Store {
                 .bind(t.seal(Column::PhoneNumber, &user_id, &number))
                 .bind(t.hash(Lookup::Phone(&number)))
                 .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+            n += r.rows_affected();
+        }
+
+        // client_secret_jwt secrets (always written sealed: the column is younger than sealing).
+        let secrets: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, secret_sealed FROM clients WHERE secret_sealed IS NOT NULL ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, stored) in secrets {
+            if t.is_current(Column::ClientSecret, &id, &stored) {
+                continue;
+            }
+            let secret = t.open(Column::ClientSecret, &id, stored, 1)?;
+            let r = sqlx::query("UPDATE clients SET secret_sealed = $1 WHERE id = $2")
+                .bind(t.seal(Column::ClientSecret, &id, &secret))
+                .bind(&id)
                 .execute(&mut *tx)
                 .await?;
             n += r.rows_affected();

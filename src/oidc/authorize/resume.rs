@@ -1,6 +1,7 @@
 //! Where a login flow hands back (as node-oidc-provider resumes an interaction): the user is
 //! signed in, so ask consent when it is needed, then answer the client with a code — or, when
-//! the flow could not reach what the request required, say so to the client.
+//! the flow could not reach what the request required or the person cancelled, say so to the
+//! client.
 
 use super::consent;
 use super::request::err;
@@ -33,6 +34,13 @@ async fn handed_back(
     if flow.unmet() {
         flow::end(state, &flow).await?;
         return Ok(Err(unmet(state, &req.target)));
+    }
+    // The person cancelled at the sign-in page: RFC 6749 §4.1.2.1 `access_denied` ("the
+    // resource owner ... denied the request"), sent back as any error once the client and its
+    // redirect URI are validated (they were, before the flow started).
+    if flow.cancelled() {
+        flow::end(state, &flow).await?;
+        return Ok(Err(response::error(state, &req.target, &err("access_denied", "the user cancelled the sign-in"))));
     }
     let Some(session_id) = flow.session_id() else { return Ok(Err(see_other(&flow.location()))) };
     let session = state.store.session(session_id, state.now()).await?.ok_or_else(PageError::expired)?;

@@ -1,9 +1,13 @@
-//! `private_key_jwt` (OIDC Core §9, RFC 7523 §2.2 and §3): the client authenticates with a JWT
-//! it signed with one of its registered keys. Each check below is one MUST of RFC 7523 §3.
+//! JWT client authentication (OIDC Core §9, RFC 7523 §2.2 and §3): `private_key_jwt`, a JWT the
+//! client signed with one of its registered keys, and `client_secret_jwt`, one it MAC'd with
+//! its secret. Each check below is one MUST of RFC 7523 §3, the same for both.
 
 use crate::crypto::hash_secret;
-use crate::domain::Client;
+use crate::domain::client::AuthAlg;
+use crate::domain::{AuthMethod, Client};
+use crate::http::OAuthError;
 use crate::keys::JsonObject;
+use crate::keys::mac;
 use crate::oidc::authorize::par;
 use crate::oidc::{INTROSPECT, REVOKE, TOKEN};
 use crate::state::AppState;
@@ -26,6 +30,10 @@ pub const MAX_SKEW: i64 = 10;
 pub enum Refused {
     #[error("{0}")]
     Signature(#[from] crate::keys::client_keys::ClientKeyError),
+    #[error("{0}")]
+    Mac(#[from] crate::keys::mac::MacError),
+    #[error("the client has no sealed secret to check a MAC with")]
+    NoSecret,
     #[error("iss and sub must both be the client_id")]
     Subject,
     #[error("aud names neither this issuer nor its token endpoint")]
@@ -48,17 +56,30 @@ pub fn named_client(assertion: &str) -> Option<String> {
 }
 
 /// Verifies `assertion` for `client` and spends its `jti`.
-pub async fn verify(
-    state: &AppState,
-    client: &Client,
-    assertion: &str,
-) -> Result<Result<(), Refused>, crate::ephemeral::Unavailable> {
+pub async fn verify(state: &AppState, client: &Client, assertion: &str) -> Result<Result<(), Refused>, OAuthError> {
     let now = state.now();
-    let allowed =
-        |alg| client.keys.token_endpoint_auth_signing_alg.is_none_or(|a| a == alg) && client.may_sign_with(alg);
-    let claims = match state.client_keys.verify(&state.upstream_http, &client.keys, assertion, allowed, now).await {
-        Ok((_, claims)) => claims,
-        Err(e) => return Ok(Err(e.into())),
+    // The algorithm: the one registered (Registration §2, token_endpoint_auth_signing_alg), else
+    // any of the client's method; never `none`.
+    let registered = client.keys.token_endpoint_auth_signing_alg;
+    let claims = match client.auth_method {
+        AuthMethod::ClientSecretJwt => {
+            // A sealed secret that does not open is a store failure (server_error), never a
+            // refusal the client would take for a wrong secret.
+            let Some(secret) = state.store.client_secret(client).await? else {
+                return Ok(Err(Refused::NoSecret));
+            };
+            match mac::verify(assertion, &secret, |alg| registered.is_none_or(|a| a == AuthAlg::Mac(alg))) {
+                Ok(claims) => claims,
+                Err(e) => return Ok(Err(e.into())),
+            }
+        }
+        _ => {
+            let allowed = |alg| registered.is_none_or(|a| a == AuthAlg::Key(alg)) && client.may_sign_with(alg);
+            match state.client_keys.verify(&state.upstream_http, &client.keys, assertion, allowed, now).await {
+                Ok((_, claims)) => claims,
+                Err(e) => return Ok(Err(e.into())),
+            }
+        }
     };
     if let Err(refused) = check_claims(state, client, &claims, now) {
         return Ok(Err(refused));

@@ -1,6 +1,7 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3,
-//! OIDC Core §9): `client_secret_basic`, `client_secret_post`, `private_key_jwt` (see
-//! [`client_assertion`](super::client_assertion)), or `none` for public clients. A client uses
+//! OIDC Core §9): `client_secret_basic`, `client_secret_post`, `client_secret_jwt` and
+//! `private_key_jwt` (see [`client_assertion`](super::client_assertion)), or `none` for public
+//! clients. A client uses
 //! exactly the method it registered, and exactly one method per request.
 
 use super::client_assertion;
@@ -85,6 +86,7 @@ fn assertion(p: &Params) -> Result<Presented, OAuthError> {
     if p.get("client_id").is_some_and(|id| id != sub) {
         return Err(OAuthError::invalid_client("client_id differs from the assertion's subject"));
     }
+    // private_key_jwt or client_secret_jwt: the method the client registered says which.
     Ok(Presented {
         method: AuthMethod::PrivateKeyJwt,
         client_id: sub,
@@ -104,7 +106,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, p: &Params) -> 
         (Some(c), Credential::Secret(secret)) => {
             c.auth_method == presented.method && c.secret_hash.as_deref().is_some_and(|h| verify_secret(secret, h))
         }
-        (Some(c), Credential::Assertion(jwt)) if c.auth_method == AuthMethod::PrivateKeyJwt => {
+        (Some(c), Credential::Assertion(jwt)) if c.auth_method.uses_assertion() => {
             match client_assertion::verify(state, c, jwt).await? {
                 Ok(()) => true,
                 Err(why) => {

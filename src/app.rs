@@ -15,7 +15,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::router(&origins))
         .merge(login::router())
         .merge(account::router())
-        .merge(account::api::router(&origins));
+        .merge(account::api::router(&origins))
+        .merge(crate::admin::api::router(&state));
     // The forward-auth gateway: its pages limited like the others, its checks not.
     let gateway = crate::gateway::routers(&state);
     let limited = match &gateway {
@@ -36,7 +37,6 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .merge(limited)
         .merge(oidc::discovery::router())
-        .merge(crate::admin::api::router(&state))
         .route("/", get(home))
         .route("/assets/style.css", get(stylesheet))
         .route("/assets/webauthn.js", get(webauthn_js))

@@ -406,7 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
         Command::Config { .. } => unreachable!("answered above"),
         Command::Migrate { batch_size, batches, json } => {
-            let store = Store::connect(&settings).await?;
+            let store = Store::connect(&settings, crate::clock::Clock::from_env()).await?;
             let (conflicts, sealing) = store.migrate_sealing(batch_size, batches).await?;
             // Accounts that differ only in case: the operator renames one of each pair.
             for c in &conflicts {
@@ -470,7 +470,7 @@ fn config_check(file: Option<&std::path::Path>, json: Json) -> anyhow::Result<()
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(settings).await?;
+    let store = Store::connect(settings, crate::clock::Clock::from_env()).await?;
     store.migrate().await?;
     Ok(store)
 }

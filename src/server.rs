@@ -25,13 +25,13 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         None => format!("http://localhost:{}", addr.port()),
     };
     crate::dirs::prepare(&settings)?;
-    let store = Store::connect(&settings).await?;
-    store.migrate().await?;
     // The one clock of this process: every read of "now" below goes through it.
     let clock = Clock::from_env();
     if let Some(warning) = clock.warning() {
         eprintln!("{warning}");
     }
+    let store = Store::connect(&settings, clock.clone()).await?;
+    store.migrate().await?;
     let kek = Kek::load_or_create(&settings.keys_dir)?;
     // A KEK file beside the database is fine on a developer's machine, not in production.
     let development = url::Url::parse(&issuer).is_ok_and(|u| crate::config::is_loopback(&u));

@@ -177,7 +177,8 @@ async fn keep_me_signed_in_chooses_a_persistent_or_a_browser_session_cookie() {
 
 #[tokio::test]
 async fn a_session_unused_past_the_idle_timeout_is_over() {
-    let server = Server::start_with(&[("LATCHKEY_LOGIN_IDLE_TIMEOUT", "600")]);
+    // Access tokens that outlive the idle timeout, to see them stop with the session.
+    let server = Server::start_with(&[("LATCHKEY_LOGIN_IDLE_TIMEOUT", "600"), ("LATCHKEY_ACCESS_TOKEN_TTL", "3600")]);
     server.add_alice();
     let c = server.first_party_client();
     let b = server.browser();
@@ -186,12 +187,25 @@ async fn a_session_unused_past_the_idle_timeout_is_over() {
     silent.push(("prompt", "none"));
 
     // Used every 500 s, it lives past the timeout counted from the sign-in.
+    let mut online = None;
     for _ in 0..3 {
         server.advance(500);
-        b.authorize_and_complete(&silent, None, Decision::NotExpected).await.code();
+        let code = b.authorize_and_complete(&silent, None, Decision::NotExpected).await.code();
+        online = Some(tokens(&server, &c, &code).await);
     }
-    // Unused for longer than 600 s: prompt=none is told to sign in, the pages ask for it.
+    let online = online.unwrap();
+    let mut away = auth_params(&c, "openid offline_access", "s", "n");
+    away.push(("prompt", "none"));
+    let offline = tokens(&server, &c, &b.authorize_and_complete(&away, None, Decision::NotExpected).await.code()).await;
+    assert_eq!(server.userinfo(&online.access_token).await.status, 200);
+
+    // Unused for longer than 600 s, the session is over before its browser comes back: the
+    // grants that live only as long as it stop at once, as on logout; offline_access outlives it.
     server.advance(601);
+    assert_eq!(server.userinfo(&online.access_token).await.status, 401);
+    assert_eq!(server.introspect(&c, &online.access_token).await.json()["active"], false);
+    assert_eq!(server.refresh(&c, offline.refresh_token()).await.status, 200);
+    // prompt=none is told to sign in, the pages ask for it.
     assert_eq!(b.authorize_and_complete(&silent, None, Decision::NotExpected).await.error(), "login_required");
     let r = b.get("/account/sessions").await;
     assert!(r.is_redirect() && r.location().unwrap().starts_with("/login/"), "{r:?}");

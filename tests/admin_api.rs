@@ -88,6 +88,23 @@ async fn no_token_is_401_and_a_token_without_the_admin_scope_is_403() {
     assert_problem(&r, 403, "insufficient_scope");
 }
 
+/// The admin API is under the per-address rate limit like the protocol endpoints: a caller
+/// over it gets 429 as a problem document, with a `Retry-After` of at least a second.
+#[tokio::test]
+async fn callers_over_the_rate_limit_get_429_with_retry_after() {
+    let server = Server::start_with(&[("LATCHKEY_RATE_LIMIT_PER_SECOND", "1"), ("LATCHKEY_RATE_LIMIT_BURST", "2")]);
+    // Sent at once, and many more than the burst: the allowance cannot refill as fast.
+    let answers = futures::future::join_all((0..12).map(|_| call(&server, None, Method::GET, "/users", None))).await;
+    let limited: Vec<&Resp> = answers.iter().filter(|r| r.status == 429).collect();
+    assert!(!limited.is_empty(), "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for r in limited {
+        assert_problem(r, 429, "temporarily_unavailable");
+        let wait = r.header("retry-after").and_then(|v| v.parse::<u64>().ok());
+        assert!(wait.is_some_and(|w| w >= 1), "{r:?}");
+    }
+    assert!(answers.iter().all(|r| matches!(r.status, 401 | 429)), "the others answered as usual");
+}
+
 #[tokio::test]
 async fn clients_and_their_roles() {
     let server = Server::start();

@@ -768,9 +768,14 @@ async fn resource_indicators_audience_restrict_tokens() {
     let o = browser.authorize_and_complete(&params, Some((USER, PASSWORD)), Decision::Allow).await;
     let r = server.redeem(&client, &o.code(), Some(&pkce.verifier)).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let at = jwt_claims(r.json()["access_token"].as_str().unwrap());
+    let access_token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let at = jwt_claims(&access_token);
     assert_eq!(at["aud"], API);
     assert!(at["scope"].as_str().unwrap().split(' ').any(|s| s == "reports.read"), "{at}");
+    // It is the resource's token: userinfo does not take it, although it carries openid.
+    let u = server.userinfo(&access_token).await;
+    assert_eq!(u.status, 401, "{u:?}");
+    assert!(u.header("www-authenticate").unwrap_or("").contains(r#"error="invalid_token""#), "{u:?}");
     let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
     // A refresh for another resource is refused; for the same one it is issued.
     let other = [
@@ -798,6 +803,19 @@ async fn resource_indicators_audience_restrict_tokens() {
     let r = server.token(&svc.auth(), &[("grant_type", "client_credentials"), ("resource", "urn:unknown")]).await;
     r.assert_oauth_error(400, "invalid_target");
     assert_eq!(server.cli(&["resources", "remove", API, "--json"])["removed"], API);
+
+    // A token for this provider's userinfo endpoint, named as the resource, reads userinfo.
+    let userinfo = format!("{}/userinfo", server.issuer);
+    server.cli(&["resources", "add", &userinfo, "--json"]);
+    let (pkce, state) = (Pkce::new(), random_string());
+    let mut params = auth_params(&client, &pkce, &state);
+    params.push(("resource", &userinfo));
+    let o = browser.authorize_and_complete(&params, None, Decision::Allow).await;
+    let r = server.redeem(&client, &o.code(), Some(&pkce.verifier)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let access_token = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_claims(&access_token)["aud"], userinfo.as_str());
+    check_userinfo(&server.userinfo(&access_token).await);
 }
 
 /// RFC 8693: a back end exchanges the front end's access token (or ID token) for one to call a

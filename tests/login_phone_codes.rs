@@ -392,6 +392,36 @@ async fn codes_by_phone_as_first_factor_do_not_reveal_numbers() {
     assert_eq!(claims["amr"], json!(["otp", "whatsapp", "sms"]), "{claims}");
 }
 
+/// With codes by phone as a first factor the verified number is a way into the account, which
+/// the "last way in" rule counts: an account with no password may turn its SMS codes off (the
+/// number still signs in), but not remove the number too.
+#[tokio::test]
+async fn a_number_that_signs_in_is_a_way_in() {
+    let (server, c, owner) = with_sms_codes(&[("LATCHKEY_PHONE_FIRST_FACTOR", "true")]).await;
+    let page = owner.security_page((USER, PASSWORD)).await;
+    let r = owner.submit(&account_form(&page, "sms-remove"), &[]).await;
+    let page = step_up(&server, &owner, &r).await;
+    // An account whose only way in is its number (as one made by federation and then unlinked).
+    server.db_strings("UPDATE users SET password_hash = NULL");
+    let r = owner.submit(&account_form(&page, "sms-remove"), &[]).await;
+    assert_eq!(r.status, 303, "the number still signs in: {r:?}");
+    let page = owner.get("/account/security").await;
+    assert!(element_text(&page, "sms-status").unwrap().starts_with("Off"), "{page:?}");
+    let r = owner.submit(&account_form(&page, "phone-remove"), &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("This is the only way to sign in to your account, so it stays."), "{r:?}");
+    assert_eq!(element_text(&r, "phone-status").unwrap(), format!("Verified: {MASKED}."), "{r:?}");
+    // And it does sign in.
+    let browser = server.browser();
+    let pkce = Pkce::new();
+    let form = number_form(&server, &browser, &c, &pkce).await;
+    let sent = count(&server, MOBILE, "sms");
+    let page = browser.submit(&form, &[("phone", MOBILE_TYPED)]).await;
+    let code = next(&server, MOBILE, "sms", sent).code();
+    let ok = browser.submit(&code_form(&page).unwrap(), &[("code", &code)]).await;
+    assert_eq!(id_claims(&server, &c, &browser, ok, &pkce).await["amr"], json!(["sms"]));
+}
+
 // --- Limits -----------------------------------------------------------------------------------
 
 #[tokio::test]

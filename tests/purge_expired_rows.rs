@@ -1,7 +1,7 @@
 //! Issue #20, reliability: nothing was ever deleted. The background purge removes expired and
 //! revoked grants with their refresh tokens, refresh tokens rotated over a day ago, ended and
-//! expired sessions, and audit events past `audit.retention_days`, in small batches, and leaves
-//! everything still in use alone.
+//! expired sessions, expired initial access tokens, and audit events past
+//! `audit.retention_days`, in small batches, and leaves everything still in use alone.
 
 mod common;
 
@@ -81,7 +81,19 @@ async fn expired_rows_are_purged_in_batches_and_live_ones_kept() {
                 t - 400 * DAY
             ),
         );
+        ids(
+            &server,
+            &format!(
+                "INSERT INTO initial_access_tokens (token_hash, created_at, expires_at) VALUES ('iat-{i}', {}, {})",
+                t - DAY,
+                t - 1
+            ),
+        );
     }
+    // An initial access token still valid (`clients token`) stays.
+    server.cli(&["clients", "token", "--expires", "1h", "--json"]);
+    let live_initial = ids(&server, "SELECT token_hash FROM initial_access_tokens WHERE token_hash NOT LIKE 'iat-%'");
+    assert_eq!(live_initial.len(), 1);
     let recent_audit = ids(&server, "SELECT id FROM audit_events WHERE id NOT LIKE 'old-%'");
     assert!(!recent_audit.is_empty());
 
@@ -91,12 +103,18 @@ async fn expired_rows_are_purged_in_batches_and_live_ones_kept() {
         let sessions = ids(&server, "SELECT id FROM sessions");
         let tokens = ids(&server, "SELECT token_hash FROM refresh_tokens");
         let audit = ids(&server, "SELECT id FROM audit_events WHERE id LIKE 'old-%'");
-        if grants == live_grants && sessions == live_sessions && tokens.len() == 1 && audit.is_empty() {
+        let initial = ids(&server, "SELECT token_hash FROM initial_access_tokens");
+        if grants == live_grants
+            && sessions == live_sessions
+            && tokens.len() == 1
+            && audit.is_empty()
+            && initial == live_initial
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not purged: grants {grants:?}, sessions {sessions:?}, tokens {tokens:?}, audit {audit:?}"
+            "not purged: grants {grants:?}, sessions {sessions:?}, tokens {tokens:?}, audit {audit:?}, initial access tokens {initial:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -123,5 +123,8 @@ async fn keeps_a_way_in(
     // A code or link by email signs in where the operator allows it and the address is confirmed.
     let verified = user.claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
     let email_first = state.settings.login.email_first_factor && (verified || credentials.email_otp);
-    Ok(policy::ways_in(&credentials, email_first) > 0)
+    // A code by phone signs in on its own where the operator allows it on a channel that is on.
+    let phone_first =
+        state.settings.phone.first_factor && crate::phone::Channel::ALL.into_iter().any(|c| state.phone.offers(c));
+    Ok(policy::ways_in(&credentials, email_first, phone_first) > 0)
 }

@@ -277,7 +277,7 @@ async fn remove(account: &Account<'_>, signed: &Signed, step: Option<StepKind>) 
         Some(StepKind::EmailOtp) => c.email_otp = false,
         Some(StepKind::Sms) => c.sms_codes = false,
         Some(StepKind::Whatsapp) => c.whatsapp_codes = false,
-        _ => (c.sms_codes, c.whatsapp_codes) = (false, false),
+        _ => (c.sms_codes, c.whatsapp_codes, c.phone_number) = (false, false, false),
     };
     if !keeps_a_way_in(state, account.user_id, removed).await? {
         return render(state, signed, Some(LAST_WAY_IN)).await;

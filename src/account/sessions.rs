@@ -50,13 +50,7 @@ async fn render(state: &AppState, signed: &Signed, notice: Option<&str>) -> Resu
                 .filter(|(_, g)| g.sid == s.id)
                 .map(|(_, g)| {
                     let device = g.device.get(..8).unwrap_or_default();
-                    format!(
-                        "{} — {} from {}, device {device}, last used {}",
-                        g.host,
-                        g.browser,
-                        g.ip,
-                        when(g.last_seen_at)
-                    )
+                    format!("{} — device {device}, last used {}", g.host, when(g.last_seen_at))
                 })
                 .collect(),
             id: s.id,

@@ -188,7 +188,9 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+    /// A refusal with `status`, its short `error` code and what was wrong (also for the layers
+    /// that answer before a handler: a body too large, a caller over its rate limit).
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
         Self {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error"),

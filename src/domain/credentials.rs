@@ -12,6 +12,9 @@ pub struct Credentials {
     /// Codes by SMS / by WhatsApp, to the verified phone number.
     pub sms_codes: bool,
     pub whatsapp_codes: bool,
+    /// A verified phone number: with `phone.first_factor`, a way in on its own, whether or not
+    /// its codes are on as a second factor.
+    pub phone_number: bool,
     pub passkeys: u32,
     /// Identities at upstream providers linked to the account.
     pub upstream: u32,

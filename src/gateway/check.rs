@@ -131,8 +131,7 @@ async fn same_device(
     if binding == DeviceBinding::Off {
         return Ok(true);
     }
-    let device = super::device::fingerprint(headers, client, state.settings.gateway.device_network);
-    if crate::crypto::constant_time_eq(device.as_bytes(), v.session.device.as_bytes()) {
+    if super::device::same(&super::device::fingerprint(state, headers, client), &v.session.device) {
         return Ok(true);
     }
     let now = state.now();
@@ -140,8 +139,7 @@ async fn same_device(
     let event = AuditEvent::new("gateway.device_mismatch")
         .user(&v.session.user_id)
         .ip(Some(client.to_string()))
-        .detail("browser", browser)
-        .detail("session_browser", v.session.browser.clone());
+        .detail("browser", browser);
     match binding {
         DeviceBinding::Enforce => {
             session::end_hash(state, &gw.cache, &v.hash).await?;

@@ -1,19 +1,23 @@
 //! Device binding: each gateway session records a fingerprint of the device it was made on —
-//! a SHA-256 over stable traits of the request: the browser family and platform (from
-//! `User-Agent`, without its version, which changes with every update) and, with
-//! `gateway.device_network`, the client's network (an IPv4 /24, an IPv6 /64). A check from a
-//! different fingerprint is audited or ends the session (`gateway.device_binding`).
+//! a keyed hash (HMAC under a key derived from the key-encryption key, `store::sealed`) over
+//! stable traits of the request: the browser family and platform (from `User-Agent`, without
+//! its version, which changes with every update) and, with `gateway.device_network`, the
+//! client's network (an IPv4 /24, an IPv6 /64). Those traits are few enough to guess from an
+//! unkeyed hash, and the session keeps nothing else of the browser or the address. A check from
+//! a different fingerprint is audited or ends the session (`gateway.device_binding`).
 //!
 //! A sign-in from a fingerprint the user has not signed in from before is audited and, with
 //! `gateway.new_device_mail`, mailed to them. The devices seen are kept per user in the
 //! ephemeral store for [`SEEN_TTL`] (on the in-process store, until the server restarts).
+//! Once the previous KEK is gone after `keys rewrap`, a session made before the rewrap is
+//! judged a different device (ended under `enforce`), and each device is new once more.
 
 use crate::mail::Mail;
 use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
+use crate::store::sealed::Hashes;
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -39,16 +43,28 @@ fn network(client: IpAddr) -> String {
     }
 }
 
-/// The fingerprint of the device a request came from (hex SHA-256).
-pub fn fingerprint(headers: &HeaderMap, client: IpAddr, with_network: bool) -> String {
+/// The traits of the device a request came from, which its fingerprint is a keyed hash of.
+fn device_traits(headers: &HeaderMap, client: IpAddr, with_network: bool) -> String {
     let ua = crate::login::session::user_agent(headers);
-    let mut h = Sha256::new();
-    h.update(traits(ua.as_deref()).as_bytes());
+    let mut t = traits(ua.as_deref());
     if with_network {
-        h.update(b"\n");
-        h.update(network(client).as_bytes());
+        t.push('\n');
+        t.push_str(&network(client));
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    t
+}
+
+/// The fingerprint of the device a request came from: `current` is what a new session keeps;
+/// a session's own matches `current`, or `previous` while a KEK rewrap is under way.
+pub fn fingerprint(state: &AppState, headers: &HeaderMap, client: IpAddr) -> Hashes {
+    let traits = device_traits(headers, client, state.settings.gateway.device_network);
+    state.store.device_hashes(&traits)
+}
+
+/// Whether `stored` (a session's fingerprint) is the device `now` was taken of.
+pub fn same(now: &Hashes, stored: &str) -> bool {
+    let eq = |h: &str| crate::crypto::constant_time_eq(h.as_bytes(), stored.as_bytes());
+    eq(&now.current) | eq(&now.previous)
 }
 
 /// Notes that `user_id` signed in from `device`; the first time, audits it and (when the
@@ -56,17 +72,17 @@ pub fn fingerprint(headers: &HeaderMap, client: IpAddr, with_network: bool) -> S
 pub async fn note_sign_in(
     state: &AppState,
     user_id: &str,
-    device: &str,
+    device: &Hashes,
     browser: &str,
     ip: IpAddr,
     host: &str,
 ) -> crate::ephemeral::Result<()> {
     let key = format!("gw-devices:{user_id}");
     let seen = state.ephemeral.get(&key).await?.unwrap_or_default();
-    if seen.split(' ').any(|d| d == device) {
+    if seen.split(' ').any(|d| same(device, d)) {
         return Ok(());
     }
-    state.ephemeral.enlist(&key, device, SEEN_CAP, SEEN_TTL).await?;
+    state.ephemeral.enlist(&key, &device.current, SEEN_CAP, SEEN_TTL).await?;
     let now = state.now();
     let event = AuditEvent::new("gateway.new_device").user(user_id).ip(Some(ip.to_string()));
     state.store.audit(event.detail("browser", browser).detail("host", host), now).await;
@@ -129,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fingerprint_ignores_versions_and_counts_the_network_only_when_asked() {
+    fn the_traits_ignore_versions_and_count_the_network_only_when_asked() {
         let ip: IpAddr = "198.51.100.7".parse().unwrap();
         let near: IpAddr = "198.51.100.200".parse().unwrap();
         let far: IpAddr = "203.0.113.1".parse().unwrap();
@@ -137,10 +153,9 @@ mod tests {
         let ff128 = ua("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
         let chrome =
             ua("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36");
-        assert_eq!(fingerprint(&ff127, ip, false), fingerprint(&ff128, far, false));
-        assert_ne!(fingerprint(&ff128, ip, false), fingerprint(&chrome, ip, false));
-        assert_eq!(fingerprint(&ff128, ip, true), fingerprint(&ff128, near, true), "same /24");
-        assert_ne!(fingerprint(&ff128, ip, true), fingerprint(&ff128, far, true));
-        assert_eq!(fingerprint(&ff128, ip, true).len(), 64);
+        assert_eq!(device_traits(&ff127, ip, false), device_traits(&ff128, far, false));
+        assert_ne!(device_traits(&ff128, ip, false), device_traits(&chrome, ip, false));
+        assert_eq!(device_traits(&ff128, ip, true), device_traits(&ff128, near, true), "same /24");
+        assert_ne!(device_traits(&ff128, ip, true), device_traits(&ff128, far, true));
     }
 }

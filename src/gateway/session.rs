@@ -37,11 +37,9 @@ pub struct GatewaySession {
     pub acr: String,
     pub created_at: i64,
     pub last_seen_at: i64,
-    /// The device fingerprint (`gateway::device`).
+    /// The device fingerprint (`gateway::device`), a keyed hash: of the browser and the
+    /// address nothing else is kept (the account pages show those of the provider session).
     pub device: String,
-    /// "Firefox 128 on Linux", for the account pages.
-    pub browser: String,
-    pub ip: String,
     /// The host it was made for.
     pub host: String,
 }

@@ -110,20 +110,19 @@ async fn run_sign_in(
         session::end(state, &gw.cache, old).await?;
     }
     let g = &state.settings.gateway;
-    let ua = crate::login::session::user_agent(headers);
+    let fingerprint = device::fingerprint(state, headers, client);
     let s = GatewaySession {
         sid: provider.id.clone(),
         user_id: user.id.clone(),
         acr: provider.acr.clone(),
         created_at: now,
         last_seen_at: now,
-        device: device::fingerprint(headers, client, g.device_network),
-        browser: crate::domain::user_agent::summary(ua.as_deref()),
-        ip: client.to_string(),
+        device: fingerprint.current.clone(),
         host: host.clone(),
     };
     let token = session::create(state, &s).await?;
-    device::note_sign_in(state, &user.id, &s.device, &s.browser, client, &host).await?;
+    let browser = crate::domain::user_agent::summary(crate::login::session::user_agent(headers).as_deref());
+    device::note_sign_in(state, &user.id, &fingerprint, &browser, client, &host).await?;
     let event = AuditEvent::new("gateway.sign_in").user(&user.id).ip(Some(client.to_string()));
     state.store.audit(event.detail("host", host).detail("acr", s.acr.clone()).detail("sid", s.sid.clone()), now).await;
     let mut resp = see_other(url.as_str());

@@ -2,7 +2,8 @@
 //! axum's body limit) and a client over its rate limit (429, from tower-governor). Both layers
 //! answer in plain text; this turns their answers into the format of the surface that was
 //! called: OAuth JSON (RFC 6749 §5.2) on the protocol endpoints an RP calls from its back end,
-//! a readable page everywhere else. A 429 says truthfully when to retry.
+//! a problem document on the admin API, a readable page everywhere else. A 429 says truthfully
+//! when to retry.
 
 use crate::http::{OAuthError, PageError};
 use axum::extract::{Request, State};
@@ -38,6 +39,7 @@ pub fn rate_limited(e: GovernorError) -> Response {
 pub async fn by_surface(State(protocol): State<&'static [&'static str]>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let protocol = protocol.contains(&path) || path.starts_with(JSON_API_PREFIX);
+    let admin = path.starts_with(crate::admin::api::PREFIX);
     let resp = next.run(req).await;
     let status = resp.status();
     // Only plain text is a layer's: JSON and pages were written for their surface already.
@@ -57,7 +59,10 @@ pub async fn by_surface(State(protocol): State<&'static [&'static str]>, req: Re
         // that tells a client to retry later rather than change its request.
         ("temporarily_unavailable", "Too many requests", format!("Too many requests; retry after {seconds} s."))
     };
-    let mut out = if protocol {
+    let mut out = if admin {
+        // The admin API's own format: a problem document (RFC 9457) with the same code.
+        crate::admin::api::Problem::new(status, code, message).into_response()
+    } else if protocol {
         OAuthError { status, code, description: message, challenge: None, dpop_nonce: None }.into_response()
     } else {
         PageError { status, title: title.into(), message, code: None }.into_response()

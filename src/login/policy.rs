@@ -74,11 +74,16 @@ impl Factors {
 }
 
 /// How many ways into the account its credentials leave: a password, each linked upstream
-/// identity, the passkeys, and a code or link by email where the operator allows signing in
-/// with one (`email_first`: and the address is confirmed). Unlinking, removing a passkey or a
-/// factor must leave at least one.
-pub fn ways_in(c: &Credentials, email_first: bool) -> u32 {
-    u32::from(c.password) + c.upstream + u32::from(c.passkeys > 0) + u32::from(email_first)
+/// identity, the passkeys, a code or link by email where the operator allows signing in with
+/// one (`email_first`: and the address is confirmed), and a code to the verified phone number
+/// where the operator allows that (`phone_first`: `phone.first_factor` with a channel on).
+/// Unlinking, removing a passkey, a factor or the number must leave at least one.
+pub fn ways_in(c: &Credentials, email_first: bool, phone_first: bool) -> u32 {
+    u32::from(c.password)
+        + c.upstream
+        + u32::from(c.passkeys > 0)
+        + u32::from(email_first)
+        + u32::from(phone_first && c.phone_number)
 }
 
 /// The assurance a sign-in must and should reach, as levels.
@@ -536,5 +541,16 @@ mod tests {
         passwordless.amr = amr(&["hwk", "user", "mfa"]);
         passwordless.acr = "2".into();
         assert_eq!(decide(&request(), &c, Some(&passwordless), &passkey(), 1), Decision::Issue);
+    }
+
+    #[test]
+    fn a_verified_number_is_a_way_in_only_where_codes_by_phone_sign_in() {
+        let phone_only = Credentials { phone_number: true, sms_codes: true, ..Credentials::default() };
+        assert_eq!(ways_in(&phone_only, false, true), 1);
+        assert_eq!(ways_in(&phone_only, false, false), 0, "a second factor is no way in");
+        let codes_off = Credentials { sms_codes: false, ..phone_only };
+        assert_eq!(ways_in(&codes_off, false, true), 1, "the number signs in with its codes off");
+        let with_password = Credentials { password: true, ..phone_only };
+        assert_eq!(ways_in(&with_password, true, true), 3);
     }
 }

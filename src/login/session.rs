@@ -38,15 +38,28 @@ fn cookie_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
     cookies::get(headers, cookies::SESSION, state.secure_cookies).filter(|t| !t.is_empty()).map(hash_secret)
 }
 
-/// False when the session has been idle too long; otherwise notes the use (at most once a
+/// False when the session has been idle too long (and is ended now, as a logout ends it: its
+/// grants that are not `offline_access` are revoked); otherwise notes the use (at most once a
 /// minute).
 async fn in_use(state: &AppState, s: &mut Session, now: i64) -> crate::store::Result<bool> {
     if s.idle(state.settings.login.idle_timeout, now) {
+        state.store.end_session(&s.id, now).await?;
         return Ok(false);
     }
     if s.due_touch(now) {
         state.store.touch_session(&s.id, now).await?;
         s.last_seen_at = now;
+    }
+    Ok(true)
+}
+
+/// Whether the session `id` is live and not idle past the timeout, without counting this as a
+/// use (a client's token is no visit of the browser). An idle one is ended now.
+pub async fn still_live(state: &AppState, id: &str, now: i64) -> crate::store::Result<bool> {
+    let Some(s) = state.store.session(id, now).await? else { return Ok(false) };
+    if s.idle(state.settings.login.idle_timeout, now) {
+        state.store.end_session(&s.id, now).await?;
+        return Ok(false);
     }
     Ok(true)
 }

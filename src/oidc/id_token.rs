@@ -146,10 +146,21 @@ pub fn read_bearer_token(state: &AppState, token: &str, now: i64) -> Result<Acce
     Ok(at)
 }
 
-/// The grant behind a user access token, if it is still active.
+/// The grant behind a user access token, if it is still active. A grant that lives only as
+/// long as its browser session (not `offline_access`) ends with it: a session idle past
+/// `login.idle_timeout` is ended here if its browser has not come back to end it (revoking its
+/// grants as a logout does), so its tokens stop whether or not the browser returns.
 pub async fn active_grant(state: &AppState, token: &AccessToken, now: i64) -> Result<Option<Grant>, BearerError> {
     let Some(gid) = &token.grant_id else { return Ok(None) };
-    Ok(state.store.grant(gid).await?.filter(|g| g.is_active(now) && g.user_id == token.sub))
+    let Some(grant) = state.store.grant(gid).await?.filter(|g| g.is_active(now) && g.user_id == token.sub) else {
+        return Ok(None);
+    };
+    if let Some(sid) = grant.session_id.as_deref().filter(|_| !grant.offline)
+        && !crate::login::session::still_live(state, sid, now).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(grant))
 }
 
 /// The parts of an `id_token_hint` (OIDC Core §3.1.2.1) that matter: who, for which client, in

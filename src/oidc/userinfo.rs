@@ -6,7 +6,7 @@ use crate::oidc::dpop;
 
 use crate::domain::claims::{Target, names_for_scopes, release, requested_names};
 use crate::http::{BearerError, Params};
-use crate::oidc::id_token::{active_grant, read_access_token};
+use crate::oidc::id_token::{AccessToken, active_grant, read_access_token};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -120,6 +120,11 @@ async fn claims(
         (None, true) => return Err(BearerError::InvalidToken("this token is not DPoP-bound; send it as Bearer")),
         (None, false) => {}
     }
+    // RFC 8707 §2 (and RFC 9068 §4): a token issued for another resource server is that
+    // server's to accept, not this endpoint's.
+    if !for_userinfo(state, &at) {
+        return Err(BearerError::InvalidToken("the access token was issued for another resource"));
+    }
     let grant = active_grant(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;
@@ -150,4 +155,17 @@ async fn claims(
     body.insert("aud".into(), json!(client.id));
     body.insert("iat".into(), json!(now));
     Ok(Answer::Signed(state.keys.sign(&body, None, alg)?))
+}
+
+/// Whether the token's audience takes in this endpoint: a token issued without a resource is for
+/// its client (`aud` = `client_id`) and reads userinfo; one issued for resources only when they
+/// include this provider's userinfo endpoint.
+fn for_userinfo(state: &AppState, at: &AccessToken) -> bool {
+    let userinfo = format!("{}{}", state.issuer, crate::oidc::USERINFO);
+    let fits = |aud: &Value| aud.as_str().is_some_and(|a| a == at.client_id || a == userinfo);
+    match at.claims.get("aud") {
+        Some(Value::Array(auds)) => auds.iter().any(fits),
+        Some(aud) => fits(aud),
+        None => false,
+    }
 }

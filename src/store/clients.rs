@@ -1,20 +1,31 @@
 //! Registered clients, with a short-lived read cache: the token endpoint reads its client on
-//! every call, and a removal through the CLI must still take effect within seconds.
+//! every call, and a removal through the CLI must still take effect within seconds. The cache
+//! expires by the store's [`Clock`], so tests move time instead of waiting for it.
 
 use super::{Result, Store, json_list, parse_list};
+use crate::clock::Clock;
 use crate::domain::client::{AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, Profile};
 use crate::domain::client_metadata::ClientMetadata;
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-const CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long a cached client is used before it is read again, in milliseconds.
+const CACHE_TTL_MS: i64 = 2000;
 
-/// A std mutex is right here: it is held only for a map lookup, never across an await.
-#[derive(Default)]
-pub(super) struct Cache(pub(super) Mutex<HashMap<String, (Arc<Client>, Instant)>>);
+/// Clients by id, each with the clock time (ms) at which it stops being used. A std mutex is
+/// right here: it is held only for a map lookup, never across an await.
+pub(super) struct Cache {
+    pub(super) entries: Mutex<HashMap<String, (Arc<Client>, i64)>>,
+    clock: Clock,
+}
+
+impl Cache {
+    pub(super) fn new(clock: Clock) -> Self {
+        Self { entries: Mutex::default(), clock }
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -139,25 +150,26 @@ impl Store {
         .bind(&c.id)
         .execute(&self.pool)
         .await?;
-        self.clients.0.lock().unwrap().remove(&c.id);
+        self.clients.entries.lock().unwrap().remove(&c.id);
         Ok(done.rows_affected() > 0)
     }
 
     /// The client by id, from the cache when it is fresh. Unknown ids are not cached, so a
     /// client added through the CLI is usable at once.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
-        if let Some((c, at)) = self.clients.0.lock().unwrap().get(id)
-            && at.elapsed() < CACHE_TTL
+        let now = self.clients.clock.now_ms();
+        if let Some((c, until)) = self.clients.entries.lock().unwrap().get(id)
+            && now < *until
         {
             return Ok(Some(c.clone()));
         }
         let row: Option<Row> =
             sqlx::query_as(select_clients!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
-        let mut cache = self.clients.0.lock().unwrap();
+        let mut cache = self.clients.entries.lock().unwrap();
         Ok(match row {
             Some(r) => {
                 let c = Arc::new(Client::from(r));
-                cache.insert(id.to_owned(), (c.clone(), Instant::now()));
+                cache.insert(id.to_owned(), (c.clone(), now + CACHE_TTL_MS));
                 Some(c)
             }
             None => {
@@ -196,7 +208,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        self.clients.0.lock().unwrap().remove(id);
+        self.clients.entries.lock().unwrap().remove(id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -210,7 +222,7 @@ impl Store {
                 .bind(&c.id)
                 .execute(&self.pool)
                 .await?;
-        self.clients.0.lock().unwrap().remove(&c.id);
+        self.clients.entries.lock().unwrap().remove(&c.id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -247,7 +259,7 @@ impl Store {
         }
         let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
-        self.clients.0.lock().unwrap().remove(id);
+        self.clients.entries.lock().unwrap().remove(id);
         Ok(done.rows_affected() > 0)
     }
 }

@@ -1,8 +1,9 @@
 //! Durable state over sqlx: SQLite by default, Postgres when `database.url` says so. One set of
 //! portable SQL (`$n` placeholders, BIGINT times, TEXT ids) serves both through `sqlx::Any`.
 
-/// What a user has to sign in with, counted in six subqueries over the user id `$user` (an SQL
-/// expression): the columns of [`Credentials`](crate::domain::Credentials), in its order.
+/// What a user has to sign in with, counted in one subquery per column over the user id `$user`
+/// (an SQL expression): the columns of [`Credentials`](crate::domain::Credentials), in the
+/// order `store::second_factors::credentials` reads them.
 macro_rules! credential_counts {
     ($user:literal) => {
         concat!(
@@ -29,7 +30,10 @@ macro_rules! credential_counts {
             " AND sms_codes = 1),
              (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
             $user,
-            " AND whatsapp_codes = 1)"
+            " AND whatsapp_codes = 1),
+             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
+            $user,
+            ")"
         )
     };
 }
@@ -86,6 +90,7 @@ pub use signing_keys::{KeyChange, SigningKeyRow};
 pub use upstream_identities::LinkedIdentity;
 pub use users::KeyConflict;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -113,8 +118,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 
 impl Store {
     /// Opens the pool. For SQLite, creates the data directory and sets WAL with
-    /// `synchronous=NORMAL`: durable at checkpoints, without an fsync per commit.
-    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+    /// `synchronous=NORMAL`: durable at checkpoints, without an fsync per commit. `clock` is the
+    /// process's one clock, by which the client cache expires.
+    pub async fn connect(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
         install_default_drivers();
         let url = settings.database_url();
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
@@ -148,7 +154,7 @@ impl Store {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?;
         let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
-        Ok(Self { pool, backend, clients: Arc::default(), pii: Arc::new(sealed::Pii::new(kek)) })
+        Ok(Self { pool, backend, clients: Arc::new(clients::Cache::new(clock)), pii: Arc::new(sealed::Pii::new(kek)) })
     }
 
     /// Brings the schema up to date, seals the personal data still in clear (see [`sealed`]),

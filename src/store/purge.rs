@@ -1,6 +1,7 @@
 //! The background purge: deletes what can no longer be used (expired or revoked grants with
 //! their refresh tokens, refresh tokens rotated more than a day ago, ended or expired sessions,
-//! audit events past `audit.retention_days`), so the database stays flat under steady load.
+//! expired initial access tokens, audit events past `audit.retention_days`), so the database
+//! stays flat under steady load.
 //! It deletes in batches of `purge.batch_size` rows per statement, so no statement holds the
 //! write lock long; and one node at a time runs it, under a lease row every backend supports
 //! (SQLite is one node anyway).
@@ -23,6 +24,7 @@ pub struct Purged {
     pub grants: u64,
     pub refresh_tokens: u64,
     pub sessions: u64,
+    pub initial_access_tokens: u64,
     pub audit_events: u64,
 }
 
@@ -33,12 +35,13 @@ enum Rows {
     DeadGrants,
     UsedRefreshTokens,
     Sessions,
+    InitialAccessTokens,
     AuditEvents,
 }
 
 /// Each statement deletes at most `$2` rows whose condition holds at cutoff `$1`; tokens go
 /// before their grants (the foreign key).
-const BATCHES: [(Rows, &str); 5] = [
+const BATCHES: [(Rows, &str); 6] = [
     (
         Rows::DeadGrantTokens,
         "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT r.token_hash FROM refresh_tokens r
@@ -56,6 +59,11 @@ const BATCHES: [(Rows, &str); 5] = [
     (
         Rows::Sessions,
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NOT NULL OR expires_at < $1 LIMIT $2)",
+    ),
+    (
+        Rows::InitialAccessTokens,
+        "DELETE FROM initial_access_tokens WHERE token_hash IN
+         (SELECT token_hash FROM initial_access_tokens WHERE expires_at <= $1 LIMIT $2)",
     ),
     (Rows::AuditEvents, "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)"),
 ];
@@ -88,6 +96,8 @@ impl Store {
                 Rows::DeadGrants => (now, &mut out.grants),
                 Rows::UsedRefreshTokens => (now - USED_REFRESH_TOKEN_KEPT, &mut out.refresh_tokens),
                 Rows::Sessions => (now, &mut out.sessions),
+                // Valid while `expires_at > now` (`initial_access_token_valid`).
+                Rows::InitialAccessTokens => (now, &mut out.initial_access_tokens),
                 Rows::AuditEvents => (now - settings.audit.retention_days * DAY, &mut out.audit_events),
             };
             loop {

@@ -56,7 +56,7 @@ impl Store {
         .bind(&c.id)
         .execute(&self.pool)
         .await?;
-        self.clients.0.lock().unwrap().remove(&c.id);
+        self.clients.entries.lock().unwrap().remove(&c.id);
         Ok(done.rows_affected() > 0)
     }
 

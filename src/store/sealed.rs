@@ -162,10 +162,14 @@ impl Pii {
 
     /// The hashes to look `value` up by; None when it cannot match anything (empty).
     pub fn hashes(&self, value: Lookup<'_>) -> Option<Hashes> {
-        let message = value.message()?;
+        Some(self.keyed(&value.message()?))
+    }
+
+    /// The keyed hashes of `message` (labelled by what it is, as [`Lookup`] labels its kinds).
+    fn keyed(&self, message: &str) -> Hashes {
         self.notice_rewrap();
         let (current, previous) = self.kek.read().unwrap().lookup_hashes(message.as_bytes());
-        Some(Hashes { previous: previous.unwrap_or_else(|| current.clone()), current })
+        Hashes { previous: previous.unwrap_or_else(|| current.clone()), current }
     }
 
     /// The hash a row is written with (the current KEK's).
@@ -351,6 +355,14 @@ impl Store {
         self.pii.hash(lookup)
     }
 
+    /// The keyed hashes of a device's traits (`gateway::device`), which the ephemeral store
+    /// keeps instead of the traits themselves.
+    /// The traits (browser family and platform, perhaps the network) are few enough to guess,
+    /// so they are never kept unkeyed.
+    pub fn device_hashes(&self, traits: &str) -> Hashes {
+        self.pii.keyed(&format!("device\n{traits}"))
+    }
+
     /// A `client_secret_jwt` client's secret sealed for its row (see the module's doc).
     pub fn seal_client_secret(&self, client_id: &str, secret: &str) -> String {
         self.pii.seal(Column::ClientSecret, client_id, secret)
@@ -363,7 +375,7 @@ impl Store {
         match self.pii.open_opt(Column::ClientSecret, &client.id, client.secret_sealed.clone(), 1) {
             Ok(secret) => Ok(secret),
             Err(e) => {
-                self.clients.0.lock().unwrap().remove(&client.id);
+                self.clients.entries.lock().unwrap().remove(&client.id);
                 let row: Option<(Option<String>,)> = sqlx::query_as("SELECT secret_sealed FROM clients WHERE id = $1")
                     .bind(&client.id)
                     .fetch_optional(&self.pool)

@@ -61,7 +61,7 @@ impl Store {
     /// What the user has to sign in with, in one round trip, as the login policy asks on every
     /// sign-in.
     pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
-        let counts: (i64, i64, i64, i64, i64, i64, i64, i64) =
+        let counts: Counts =
             sqlx::query_as(concat!("SELECT ", credential_counts!("$1"))).bind(user_id).fetch_one(&self.pool).await?;
         Ok(credentials(counts))
     }
@@ -181,9 +181,12 @@ impl Store {
     }
 }
 
+/// The columns of `credential_counts!`.
+pub(super) type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+
 /// [`Credentials`] from the columns of `credential_counts!`, in order.
 pub(super) fn credentials(
-    (password, totp, email, passkeys, upstream, codes, sms, whatsapp): (i64, i64, i64, i64, i64, i64, i64, i64),
+    (password, totp, email, passkeys, upstream, codes, sms, whatsapp, phone): Counts,
 ) -> Credentials {
     let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     Credentials {
@@ -195,5 +198,6 @@ pub(super) fn credentials(
         recovery_codes: count(codes),
         sms_codes: sms > 0,
         whatsapp_codes: whatsapp > 0,
+        phone_number: phone > 0,
     }
 }

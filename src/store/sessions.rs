@@ -51,7 +51,7 @@ pub struct SessionAtClient {
 
 struct AtClientRow {
     session: Row,
-    counts: (i64, i64, i64, i64, i64, i64, i64, i64),
+    counts: super::second_factors::Counts,
     may_use: i64,
     consented: Option<String>,
 }
@@ -62,9 +62,9 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for AtClientRow {
         let n = |i: usize| row.try_get::<i64, _>(i);
         Ok(Self {
             session: Row::from_row(row)?,
-            counts: (n(12)?, n(13)?, n(14)?, n(15)?, n(16)?, n(17)?, n(18)?, n(19)?),
-            may_use: n(20)?,
-            consented: row.try_get(21)?,
+            counts: (n(12)?, n(13)?, n(14)?, n(15)?, n(16)?, n(17)?, n(18)?, n(19)?, n(20)?),
+            may_use: n(21)?,
+            consented: row.try_get(22)?,
         })
     }
 }

@@ -53,6 +53,22 @@ impl Backends {
         self.redis.is_some()
     }
 
+    /// The values of the ephemeral store's keys matching `pattern` (a Redis glob, without the
+    /// deployment's prefix), as the Redis holds them; empty without Redis.
+    pub async fn redis_values(&self, pattern: &str) -> Vec<String> {
+        let Some((url, prefix)) = &self.redis else { return Vec::new() };
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{prefix}{pattern}")).query_async(&mut conn).await.unwrap();
+        let mut values = Vec::new();
+        for key in keys {
+            let v: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+            values.push(String::from_utf8_lossy(&v).into_owned());
+        }
+        values
+    }
+
     pub fn uses_postgres(&self) -> bool {
         self.database.is_some()
     }

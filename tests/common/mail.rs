@@ -5,7 +5,7 @@ use super::Server;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// One message: its raw RFC 5322 text.
@@ -97,29 +97,48 @@ impl Server {
 pub struct SmtpServer {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Whether connections are greeted yet: a held relay waits for [`SmtpServer::release`].
+    gate: Arc<(Mutex<bool>, Condvar)>,
 }
+
+/// How long a held relay keeps a connection waiting at most, so that a test never hangs on it.
+const HOLD_LIMIT: Duration = Duration::from_secs(30);
 
 impl SmtpServer {
     pub fn start() -> SmtpServer {
-        SmtpServer::slow(Duration::ZERO)
+        SmtpServer::with_gate(true)
     }
 
-    /// A relay that waits `delay` before it greets each connection (a slow or distant relay).
-    pub fn slow(delay: Duration) -> SmtpServer {
+    /// A relay that greets no connection until [`SmtpServer::release`] (or 30 s): a slow or
+    /// distant relay, whose mail a test knows is not accepted before it says so.
+    pub fn held() -> SmtpServer {
+        SmtpServer::with_gate(false)
+    }
+
+    fn with_gate(open: bool) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
-        let store = received.clone();
+        let gate = Arc::new((Mutex::new(open), Condvar::new()));
+        let (store, held) = (received.clone(), gate.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let store = store.clone();
+                let (store, held) = (store.clone(), held.clone());
                 std::thread::spawn(move || {
-                    std::thread::sleep(delay);
+                    let (open, opened) = &*held;
+                    drop(opened.wait_timeout_while(open.lock().unwrap(), HOLD_LIMIT, |open| !*open).unwrap());
                     let _ = serve(stream, &store);
                 });
             }
         });
-        SmtpServer { port, received }
+        SmtpServer { port, received, gate }
+    }
+
+    /// Lets a held relay greet its waiting and future connections.
+    pub fn release(&self) {
+        let (open, opened) = &*self.gate;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
     }
 
     pub fn url(&self) -> String {

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     let cert_gate = oidc::mtls::Gate::new(&state);
     router
         .layer(axum::middleware::from_fn_with_state(cert_gate, oidc::mtls::from_trusted_proxies))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::scope))
         .layer(axum::middleware::from_fn_with_state(client_ip, crate::http::client_ip::resolve_client))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
@@ -77,10 +78,11 @@ async fn home(
     pages::render(StatusCode::OK, &pages::HomePage { issuer: &state.issuer, username: user.as_deref() })
 }
 
-async fn stylesheet() -> impl IntoResponse {
+/// The built-in stylesheet, or the theme's `style.css`.
+async fn stylesheet(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
-        pages::STYLESHEET,
+        state.theme.stylesheet().to_owned(),
     )
 }
 

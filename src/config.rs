@@ -45,6 +45,8 @@ pub struct Settings {
     pub dynamic_registration: DynamicRegistration,
     /// `[mtls]`: client certificates passed by a TLS-terminating proxy (RFC 8705).
     pub mtls: Mtls,
+    /// `[ui]`: the pages' language and the operator's theme.
+    pub ui: Ui,
 }
 
 /// Mutual TLS behind a proxy (RFC 8705, see `oidc::mtls`): the proxy terminates TLS, asks the
@@ -73,6 +75,24 @@ impl Mtls {
     /// Whether certificates can reach Latchkey at all: then the mTLS methods are offered.
     pub fn enabled(&self) -> bool {
         !self.trusted_proxies.is_empty()
+    }
+}
+
+/// The pages and mails (see `crate::pages`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ui {
+    /// The language of a page when neither `ui_locales` nor `Accept-Language` names a shipped
+    /// one (`LATCHKEY_UI_DEFAULT_LOCALE`).
+    pub default_locale: String,
+    /// A directory whose templates (`login_password.html`, `mail/…`) and `style.css` replace the
+    /// built-in ones file by file (`LATCHKEY_UI_THEME_DIR`).
+    pub theme_dir: Option<PathBuf>,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self { default_locale: "en".into(), theme_dir: None }
     }
 }
 
@@ -430,6 +450,7 @@ impl Default for Settings {
             phone: phone::Phone::default(),
             dynamic_registration: DynamicRegistration::default(),
             mtls: Mtls::default(),
+            ui: Ui::default(),
         }
     }
 }
@@ -524,6 +545,8 @@ pub const ENVIRONMENT: &[&str] = &[
     "LATCHKEY_MAX_CONNECTIONS",
     "LATCHKEY_SHUTDOWN_DEADLINE_SECS",
     "LATCHKEY_METRICS_ENABLED",
+    "LATCHKEY_UI_DEFAULT_LOCALE",
+    "LATCHKEY_UI_THEME_DIR",
     "LATCHKEY_PASSWORD_MIN_LENGTH",
     "LATCHKEY_PASSWORD_MIN_SCORE",
     "LATCHKEY_PASSWORD_MIN_CLASSES",
@@ -604,6 +627,8 @@ fn apply_env(s: &mut Settings, name: &str, v: String) -> Result<(), String> {
         "LATCHKEY_MAX_CONNECTIONS" => s.http.max_connections = num(&v)?,
         "LATCHKEY_SHUTDOWN_DEADLINE_SECS" => s.http.shutdown_deadline_secs = num(&v)?,
         "LATCHKEY_METRICS_ENABLED" => s.metrics.enabled = flag(&v)?,
+        "LATCHKEY_UI_DEFAULT_LOCALE" => s.ui.default_locale = v,
+        "LATCHKEY_UI_THEME_DIR" => s.ui.theme_dir = Some(v.into()),
         "LATCHKEY_PASSWORD_MIN_LENGTH" => s.password.min_length = num(&v)?,
         "LATCHKEY_PASSWORD_MIN_SCORE" => s.password.min_score = num(&v)?,
         "LATCHKEY_PASSWORD_MIN_CLASSES" => s.password.min_classes = num(&v)?,
@@ -689,6 +714,16 @@ impl Settings {
     /// One line per problem, as `latchkey config check` prints them.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if crate::pages::i18n::supported(&self.ui.default_locale).is_none() {
+            out.push(format!(
+                "ui.default_locale: '{}' is not one of the shipped languages ({})",
+                self.ui.default_locale,
+                crate::pages::i18n::shipped().join(", ")
+            ));
+        }
+        if let Some(dir) = &self.ui.theme_dir {
+            out.extend(crate::pages::theme::problems(dir));
+        }
         if let Some(issuer) = &self.issuer {
             match url::Url::parse(issuer) {
                 Ok(u) if u.query().is_some() || u.fragment().is_some() => {

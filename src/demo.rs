@@ -5,7 +5,6 @@ use crate::crypto::{b64url, sha256};
 use crate::domain::{AuthMethod, Client, GrantType, User};
 use crate::pages;
 use crate::state::AppState;
-use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -86,12 +85,13 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<String> {
     ))
 }
 
-#[derive(Template)]
-#[template(path = "demo_callback.html")]
+#[derive(serde::Serialize)]
 struct CallbackPage<'a> {
     params: Vec<(&'a str, &'a str)>,
     curl: Option<String>,
 }
+
+crate::pages::template!(CallbackPage<'a>, "demo_callback.html");
 
 pub fn router(state: AppState) -> Router {
     Router::new().route("/demo/callback", get(show)).with_state(state)

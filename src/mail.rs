@@ -5,8 +5,8 @@
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::pages::Template;
 use anyhow::Context;
-use askama::Template;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
@@ -23,21 +23,23 @@ pub struct Mail {
     pub html: String,
 }
 
-#[derive(Template)]
-#[template(path = "mail/sign_in_code.txt")]
+#[derive(serde::Serialize)]
 struct SignInCodeText<'a> {
     code: &'a str,
     audience: &'a str,
     minutes: u64,
 }
 
-#[derive(Template)]
-#[template(path = "mail/sign_in_code.html")]
+crate::pages::template!(SignInCodeText<'a>, "mail/sign_in_code.txt");
+
+#[derive(serde::Serialize)]
 struct SignInCodeHtml<'a> {
     code: &'a str,
     audience: &'a str,
     minutes: u64,
 }
+
+crate::pages::template!(SignInCodeHtml<'a>, "mail/sign_in_code.html");
 
 impl Mail {
     /// A one-time sign-in code for `audience` (the application, or "your account").
@@ -45,7 +47,7 @@ impl Mail {
         let text = SignInCodeText { code, audience, minutes }.render().unwrap_or_default();
         let html = SignInCodeHtml { code, audience, minutes }.render().unwrap_or_default();
         // Not in the subject: that shows on lock screens.
-        Mail { to: to.to_owned(), subject: "Your sign-in code".into(), text, html }
+        Mail { to: to.to_owned(), subject: crate::pages::tr("Your sign-in code"), text, html }
     }
 }
 

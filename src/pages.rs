@@ -1,10 +1,104 @@
-//! The HTML pages, one askama template each under `templates/`, all on one base layout. Every
-//! page works without JavaScript except for WebAuthn itself: the form_post page's script only
-//! saves a click, and `webauthn.js` (a served file, never inline) runs the passkey ceremonies.
+//! The HTML pages and the mails, one template each under `templates/`, all pages on one base
+//! layout. Every page works without JavaScript except for WebAuthn itself: the form_post page's
+//! script only saves a click, and `webauthn.js` (a served file, never inline) runs the passkey
+//! ceremonies.
+//!
+//! Templates are rendered at run time (minijinja) so that an operator's theme can replace them
+//! ([`theme`]), in the language the request negotiated ([`i18n`]). Each request runs inside a
+//! [`scope`] that holds the server's theme and that language, so a page is rendered where it is
+//! built, as before, without every handler carrying both.
 
-use askama::Template;
+pub mod i18n;
+pub mod theme;
+
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::sync::{Arc, LazyLock};
+pub use theme::Theme;
+
+/// A page or mail body: its fields, and the template that shows them.
+pub trait Template: Serialize {
+    /// The template's name under `templates/` (and in a theme directory).
+    const NAME: &'static str;
+
+    /// Renders it with the current request's theme and language.
+    fn render(&self) -> Result<String, minijinja::Error> {
+        let page = minijinja::Value::from(minijinja::value::Serde(self));
+        match SCOPE.try_with(|s| s.theme.render(Self::NAME, page.clone(), &s.lang.borrow())) {
+            Ok(rendered) => rendered,
+            // Outside a request (mails sent by a background task): the built-in templates in
+            // the source language.
+            Err(_) => BUILT_IN.render(Self::NAME, page, i18n::SOURCE),
+        }
+    }
+}
+
+/// Names the template of a page struct.
+macro_rules! template {
+    ($page:ident, $name:literal) => {
+        impl crate::pages::Template for $page {
+            const NAME: &'static str = $name;
+        }
+    };
+    ($page:ident<$lt:lifetime>, $name:literal) => {
+        impl crate::pages::Template for $page<'_> {
+            const NAME: &'static str = $name;
+        }
+    };
+}
+pub(crate) use template;
+
+static BUILT_IN: LazyLock<Theme> = LazyLock::new(Theme::built_in);
+
+/// What a request renders with.
+struct Scope {
+    theme: Arc<Theme>,
+    lang: RefCell<String>,
+}
+
+tokio::task_local! {
+    static SCOPE: Scope;
+}
+
+/// Middleware: runs the request inside a [`Scope`] with the server's theme and the language
+/// the browser asked for (`Accept-Language`), else `ui.default_locale`; a sign-in flow that
+/// carries `ui_locales` changes it with [`use_ui_locales`].
+pub async fn scope(State(state): State<crate::state::AppState>, req: Request, next: Next) -> Response {
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(i18n::from_accept_language)
+        .unwrap_or_else(|| state.default_locale.clone());
+    SCOPE.scope(Scope { theme: state.theme.clone(), lang: RefCell::new(lang) }, next.run(req)).await
+}
+
+/// The authorization request's `ui_locales` (OIDC Core §3.1.2.1) over `Accept-Language`, for
+/// the rest of this request, when it names a shipped language.
+pub fn use_ui_locales(ui_locales: Option<&str>) {
+    if let Some(lang) = ui_locales.and_then(i18n::from_ui_locales) {
+        let _ = SCOPE.try_with(|s| *s.lang.borrow_mut() = lang);
+    }
+}
+
+/// The language this request's pages are rendered in.
+pub fn lang() -> String {
+    SCOPE.try_with(|s| s.lang.borrow().clone()).unwrap_or_else(|_| i18n::SOURCE.to_owned())
+}
+
+/// `text` (English, from the code) in this request's language.
+pub fn tr(text: &str) -> String {
+    i18n::translate(&lang(), text)
+}
+
+/// [`tr`] with `%{name}` arguments filled in (plain text: mail subjects).
+pub fn tr_with(text: &str, args: &[(&str, &str)]) -> String {
+    args.iter().fold(tr(text), |out, (name, value)| out.replace(&format!("%{{{name}}}"), value))
+}
 
 /// A rendered page as plain data: what login steps return and the engine turns into a response,
 /// in one place ([`IntoResponse`]).
@@ -67,16 +161,16 @@ pub fn render_scripted(status: StatusCode, page: &impl Template) -> Response {
     View::scripted(status, page).into_response()
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
+#[derive(serde::Serialize)]
 pub struct ErrorPage<'a> {
     pub title: &'a str,
     pub message: &'a str,
     pub code: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "login_password.html")]
+crate::pages::template!(ErrorPage<'a>, "error.html");
+
+#[derive(serde::Serialize)]
 pub struct PasswordPage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
@@ -94,9 +188,10 @@ pub struct PasswordPage<'a> {
     pub remember: Option<bool>,
 }
 
+crate::pages::template!(PasswordPage<'a>, "login_password.html");
+
 /// The passkey step as a second factor, with switches to the other factors the user has.
-#[derive(Template)]
-#[template(path = "login_passkey.html")]
+#[derive(serde::Serialize)]
 pub struct PasskeyPage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
@@ -107,19 +202,24 @@ pub struct PasskeyPage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(PasskeyPage<'a>, "login_passkey.html");
+
+#[derive(Serialize)]
 pub struct UpstreamButton {
     pub action: String,
     pub label: String,
 }
 
 /// A federated sign-in that stopped: what happened and a way back.
-#[derive(Template)]
-#[template(path = "login_upstream_error.html")]
+#[derive(serde::Serialize)]
 pub struct UpstreamErrorPage<'a> {
     pub message: &'a str,
     pub back: &'a str,
 }
 
+crate::pages::template!(UpstreamErrorPage<'a>, "login_upstream_error.html");
+
+#[derive(Serialize)]
 pub struct LinkedLine {
     pub provider: String,
     pub label: String,
@@ -128,8 +228,7 @@ pub struct LinkedLine {
 }
 
 /// `/account/linked`: upstream identities linked to the account.
-#[derive(Template)]
-#[template(path = "account_linked.html")]
+#[derive(serde::Serialize)]
 pub struct LinkedPage<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
@@ -137,15 +236,18 @@ pub struct LinkedPage<'a> {
     pub notice: Option<&'a str>,
 }
 
+crate::pages::template!(LinkedPage<'a>, "account_linked.html");
+
 /// A button on a login page that switches to another step (`switch=<step>`), or cancels the
 /// sign-in (`switch=cancel`, `login::flow::CANCEL`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Switch {
     pub step: &'static str,
     pub label: &'static str,
 }
 
 /// The words of a one-code step's page.
+#[derive(Serialize)]
 pub struct CodeText {
     pub title: &'static str,
     pub heading: &'static str,
@@ -157,8 +259,7 @@ pub struct CodeText {
     pub resend: bool,
 }
 
-#[derive(Template)]
-#[template(path = "login_code.html")]
+#[derive(serde::Serialize)]
 pub struct CodePage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
@@ -169,9 +270,10 @@ pub struct CodePage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(CodePage<'a>, "login_code.html");
+
 /// The first part of signing in with an emailed code: which address.
-#[derive(Template)]
-#[template(path = "login_email.html")]
+#[derive(serde::Serialize)]
 pub struct EmailPage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
@@ -181,17 +283,19 @@ pub struct EmailPage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(EmailPage<'a>, "login_email.html");
+
 /// After a sign-in with a recovery code: how many are left, and where to set up a new factor.
-#[derive(Template)]
-#[template(path = "login_recovery_notice.html")]
+#[derive(serde::Serialize)]
 pub struct RecoveryNoticePage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
     pub left: i64,
 }
 
-#[derive(Template)]
-#[template(path = "account_security.html")]
+crate::pages::template!(RecoveryNoticePage<'a>, "login_recovery_notice.html");
+
+#[derive(serde::Serialize)]
 pub struct SecurityPage<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
@@ -204,16 +308,21 @@ pub struct SecurityPage<'a> {
     pub passkeys: Option<Vec<PasskeyLine>>,
     /// None when no channel sends codes by phone on this server.
     pub phone: Option<PhoneSection>,
+    /// Set from [`SecurityPage::second_factor_on`]: whether recovery codes are shown.
+    pub has_second_factor: bool,
 }
+
+crate::pages::template!(SecurityPage<'a>, "account_security.html");
 
 impl SecurityPage<'_> {
     /// Whether a second factor is on, for recovery codes to stand in for.
-    pub fn has_second_factor(&self) -> bool {
+    pub fn second_factor_on(&self) -> bool {
         self.totp || self.email.is_some() || self.phone.as_ref().is_some_and(PhoneSection::codes_on)
     }
 }
 
 /// The security page's phone number: the verified number (masked) and each offered channel.
+#[derive(Serialize)]
 pub struct PhoneSection {
     pub number: Option<String>,
     pub channels: Vec<PhoneChannel>,
@@ -226,6 +335,7 @@ impl PhoneSection {
     }
 }
 
+#[derive(Serialize)]
 pub struct PhoneChannel {
     /// `sms` or `whatsapp`: names its forms and actions.
     pub name: &'static str,
@@ -234,8 +344,7 @@ pub struct PhoneChannel {
 }
 
 /// A code just sent to a phone, to verify the number or to turn a channel's codes on.
-#[derive(Template)]
-#[template(path = "account_phone_confirm.html")]
+#[derive(serde::Serialize)]
 pub struct PhoneConfirmPage<'a> {
     pub csrf: &'a str,
     pub heading: &'a str,
@@ -244,10 +353,11 @@ pub struct PhoneConfirmPage<'a> {
     pub error: Option<&'a str>,
 }
 
+crate::pages::template!(PhoneConfirmPage<'a>, "account_phone_confirm.html");
+
 /// Signing in with a code by phone, before a code is sent: the number to send it to (first
 /// factor), or, for a user with codes by SMS and by WhatsApp, a button to send it this way.
-#[derive(Template)]
-#[template(path = "login_phone.html")]
+#[derive(serde::Serialize)]
 pub struct PhonePage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
@@ -261,7 +371,10 @@ pub struct PhonePage<'a> {
     pub switches: Vec<Switch>,
 }
 
+crate::pages::template!(PhonePage<'a>, "login_phone.html");
+
 /// A registered passkey as the security page lists it (dates as YYYY-MM-DD, UTC).
+#[derive(Serialize)]
 pub struct PasskeyLine {
     pub id: String,
     pub name: String,
@@ -271,25 +384,26 @@ pub struct PasskeyLine {
 }
 
 /// Creating a passkey: the options for `navigator.credentials.create`, as JSON.
-#[derive(Template)]
-#[template(path = "account_passkey_enrol.html")]
+#[derive(serde::Serialize)]
 pub struct PasskeyEnrolPage<'a> {
     pub csrf: &'a str,
     pub name: &'a str,
     pub options: &'a str,
 }
 
+crate::pages::template!(PasskeyEnrolPage<'a>, "account_passkey_enrol.html");
+
 /// Turning emailed codes on: the code just sent to the account's address.
-#[derive(Template)]
-#[template(path = "account_email_enrol.html")]
+#[derive(serde::Serialize)]
 pub struct EmailEnrolPage<'a> {
     pub csrf: &'a str,
     pub to: &'a str,
     pub error: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "account_totp_enrol.html")]
+crate::pages::template!(EmailEnrolPage<'a>, "account_email_enrol.html");
+
+#[derive(serde::Serialize)]
 pub struct TotpEnrolPage<'a> {
     pub csrf: &'a str,
     pub secret: &'a str,
@@ -297,19 +411,22 @@ pub struct TotpEnrolPage<'a> {
     pub error: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "account_recovery_codes.html")]
+crate::pages::template!(TotpEnrolPage<'a>, "account_totp_enrol.html");
+
+#[derive(serde::Serialize)]
 pub struct RecoveryCodesPage<'a> {
     pub codes: &'a [String],
 }
 
+crate::pages::template!(RecoveryCodesPage<'a>, "account_recovery_codes.html");
+
+#[derive(Serialize)]
 pub struct ScopeLine {
     pub name: String,
     pub description: &'static str,
 }
 
-#[derive(Template)]
-#[template(path = "consent.html")]
+#[derive(serde::Serialize)]
 pub struct ConsentPage<'a> {
     pub action: &'a str,
     pub csrf: &'a str,
@@ -321,15 +438,17 @@ pub struct ConsentPage<'a> {
     pub tos_uri: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "logout_confirm.html")]
+crate::pages::template!(ConsentPage<'a>, "consent.html");
+
+#[derive(serde::Serialize)]
 pub struct LogoutConfirmPage<'a> {
     pub csrf: &'a str,
     pub client_name: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "logged_out.html")]
+crate::pages::template!(LogoutConfirmPage<'a>, "logout_confirm.html");
+
+#[derive(serde::Serialize)]
 pub struct LoggedOutPage<'a> {
     /// Front-channel logout URIs to load in frames (OIDC Front-Channel Logout 1.0 §4).
     pub frames: &'a [String],
@@ -337,27 +456,30 @@ pub struct LoggedOutPage<'a> {
     pub next: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "form_post.html")]
+crate::pages::template!(LoggedOutPage<'a>, "logged_out.html");
+
+#[derive(serde::Serialize)]
 pub struct FormPostPage<'a> {
     pub action: &'a str,
     pub fields: Vec<(&'a str, &'a str)>,
     pub nonce: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "home.html")]
+crate::pages::template!(FormPostPage<'a>, "form_post.html");
+
+#[derive(serde::Serialize)]
 pub struct HomePage<'a> {
     pub issuer: &'a str,
     pub username: Option<&'a str>,
 }
 
-pub const STYLESHEET: &str = include_str!("../templates/style.css");
+crate::pages::template!(HomePage<'a>, "home.html");
 
 /// The WebAuthn ceremonies in the browser, served as `/assets/webauthn.js`.
 pub const WEBAUTHN_JS: &str = include_str!("../templates/webauthn.js");
 
 /// One browser session on the sessions page.
+#[derive(Serialize)]
 pub struct SessionLine {
     pub id: String,
     /// This browser's own session.
@@ -374,8 +496,7 @@ pub struct SessionLine {
     pub gateway: Vec<String>,
 }
 
-#[derive(Template)]
-#[template(path = "account_sessions.html")]
+#[derive(serde::Serialize)]
 pub struct SessionsPage<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
@@ -383,7 +504,10 @@ pub struct SessionsPage<'a> {
     pub notice: Option<&'a str>,
 }
 
+crate::pages::template!(SessionsPage<'a>, "account_sessions.html");
+
 /// One event on the activity page, in words.
+#[derive(Serialize)]
 pub struct ActivityLine {
     pub what: String,
     pub at: String,
@@ -393,15 +517,17 @@ pub struct ActivityLine {
     pub failed: bool,
 }
 
-#[derive(Template)]
-#[template(path = "account_activity.html")]
+#[derive(serde::Serialize)]
 pub struct ActivityPage<'a> {
     pub username: &'a str,
     pub events: Vec<ActivityLine>,
 }
 
+crate::pages::template!(ActivityPage<'a>, "account_activity.html");
+
 /// One field of a sign-up or profile form, as `fields.html` shows it: labelled, with its
 /// standard `autocomplete` token and, after a refusal, its message.
+#[derive(Serialize)]
 pub struct FieldView {
     pub name: &'static str,
     pub label: &'static str,

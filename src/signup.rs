@@ -22,9 +22,9 @@ use crate::domain::user::Status;
 use crate::ephemeral::Taken;
 use crate::login::steps::email_otp::{mask, new_code};
 use crate::mail::Mail;
+use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -352,8 +352,7 @@ fn hours(state: &AppState) -> u64 {
     (state.settings.registration.verify_ttl.max(1) as u64).div_ceil(3600)
 }
 
-#[derive(Template)]
-#[template(path = "mail/verify_email.txt")]
+#[derive(serde::Serialize)]
 struct VerifyText<'a> {
     product: &'a str,
     audience: &'a str,
@@ -363,8 +362,9 @@ struct VerifyText<'a> {
     change: bool,
 }
 
-#[derive(Template)]
-#[template(path = "mail/verify_email.html")]
+crate::pages::template!(VerifyText<'a>, "mail/verify_email.txt");
+
+#[derive(serde::Serialize)]
 struct VerifyHtml<'a> {
     product: &'a str,
     audience: &'a str,
@@ -374,45 +374,64 @@ struct VerifyHtml<'a> {
     change: bool,
 }
 
-#[derive(Template)]
-#[template(path = "mail/signup_existing.txt")]
+crate::pages::template!(VerifyHtml<'a>, "mail/verify_email.html");
+
+#[derive(serde::Serialize)]
 struct ExistingText<'a> {
     product: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/signup_existing.html")]
+crate::pages::template!(ExistingText<'a>, "mail/signup_existing.txt");
+
+#[derive(serde::Serialize)]
 struct ExistingHtml<'a> {
     product: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/email_changed.txt")]
+crate::pages::template!(ExistingHtml<'a>, "mail/signup_existing.html");
+
+#[derive(serde::Serialize)]
 struct ChangedText<'a> {
     product: &'a str,
     to: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/email_changed.html")]
+crate::pages::template!(ChangedText<'a>, "mail/email_changed.txt");
+
+#[derive(serde::Serialize)]
 struct ChangedHtml<'a> {
     product: &'a str,
     to: &'a str,
 }
+
+crate::pages::template!(ChangedHtml<'a>, "mail/email_changed.html");
 
 fn verify_mail(state: &AppState, to: &str, url: &str, code: &str, audience: &str, change: bool) -> Mail {
     let product = &state.settings.mail.product_name;
     let hours = hours(state);
     let text = VerifyText { product, audience, url, code, hours, change }.render().unwrap_or_default();
     let html = VerifyHtml { product, audience, url, code, hours, change }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("Confirm your email for {product}"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("Confirm your email for %{product}", &[("product", product)]),
+        text,
+        html,
+    }
 }
 
 fn existing_mail(state: &AppState, to: &str) -> Mail {
     let product = &state.settings.mail.product_name;
     let text = ExistingText { product }.render().unwrap_or_default();
     let html = ExistingHtml { product }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("Someone tried to sign up to {product} with your address"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with(
+            "Someone tried to sign up to %{product} with your address",
+            &[("product", product)],
+        ),
+        text,
+        html,
+    }
 }
 
 fn changed_mail(state: &AppState, old: &str, new: &str) -> Mail {
@@ -420,5 +439,10 @@ fn changed_mail(state: &AppState, old: &str, new: &str) -> Mail {
     let to = mask(new);
     let text = ChangedText { product, to: &to }.render().unwrap_or_default();
     let html = ChangedHtml { product, to: &to }.render().unwrap_or_default();
-    Mail { to: old.to_owned(), subject: format!("The email of your {product} account changed"), text, html }
+    Mail {
+        to: old.to_owned(),
+        subject: crate::pages::tr_with("The email of your %{product} account changed", &[("product", product)]),
+        text,
+        html,
+    }
 }

@@ -37,6 +37,10 @@ pub struct Inner {
     pub webauthn: Option<webauthn_rs::Webauthn>,
     /// Sign-in codes by SMS and WhatsApp (`[phone]`).
     pub phone: crate::phone::PhoneSender,
+    /// The templates and stylesheet: built-in, or the operator's theme over them.
+    pub theme: Arc<crate::pages::Theme>,
+    /// `ui.default_locale` when it is shipped, else the templates' own language.
+    pub default_locale: String,
 }
 
 impl std::ops::Deref for AppState {
@@ -55,6 +59,7 @@ impl AppState {
         keys: Arc<KeyRing>,
         mail: Mailer,
         clock: Clock,
+        theme: crate::pages::Theme,
     ) -> Self {
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
@@ -62,7 +67,6 @@ impl AppState {
             crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         let phone = crate::phone::PhoneSender::from_settings(&settings, clock.clone());
         Self(Arc::new(Inner {
-            settings,
             issuer,
             store,
             ephemeral,
@@ -76,6 +80,10 @@ impl AppState {
             client_keys: Default::default(),
             webauthn,
             phone,
+            default_locale: crate::pages::i18n::supported(&settings.ui.default_locale)
+                .unwrap_or_else(|| crate::pages::i18n::SOURCE.to_owned()),
+            theme: Arc::new(theme),
+            settings,
         }))
     }
 

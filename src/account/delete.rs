@@ -10,7 +10,6 @@ use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,13 +17,14 @@ use axum::response::Response;
 
 pub const PAGE: &str = "/account/delete";
 
-#[derive(Template)]
-#[template(path = "account_delete.html")]
+#[derive(serde::Serialize)]
 struct DeletePage<'a> {
     username: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
 }
+
+crate::pages::template!(DeletePage<'a>, "account_delete.html");
 
 /// GET /account/delete: after a fresh sign-in, the confirmation form.
 pub async fn show(

@@ -16,7 +16,6 @@ use crate::oidc::device::{self, Decision, DeviceRequest};
 use crate::pages::{self, ScopeLine};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,8 +28,7 @@ pub const PAGE: &str = device::VERIFY;
 const MAX_WRONG: u64 = 10;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 
-#[derive(Template)]
-#[template(path = "device_code.html")]
+#[derive(serde::Serialize)]
 struct CodePage<'a> {
     csrf: &'a str,
     username: &'a str,
@@ -38,8 +36,9 @@ struct CodePage<'a> {
     error: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "device_approve.html")]
+crate::pages::template!(CodePage<'a>, "device_code.html");
+
+#[derive(serde::Serialize)]
 struct ApprovePage<'a> {
     csrf: &'a str,
     username: &'a str,
@@ -48,12 +47,15 @@ struct ApprovePage<'a> {
     scopes: Vec<ScopeLine>,
 }
 
-#[derive(Template)]
-#[template(path = "device_done.html")]
+crate::pages::template!(ApprovePage<'a>, "device_approve.html");
+
+#[derive(serde::Serialize)]
 struct DonePage<'a> {
     client_name: &'a str,
     allowed: bool,
 }
+
+crate::pages::template!(DonePage<'a>, "device_done.html");
 
 /// GET /device[?user_code=…]
 pub async fn show(

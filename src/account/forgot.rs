@@ -26,7 +26,6 @@ use crate::http::form::page_form;
 use crate::http::{PageError, cookies};
 use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -186,8 +185,7 @@ fn form_csrf(cookie: &str) -> String {
     hash_secret(&format!("forgot-csrf:{cookie}"))
 }
 
-#[derive(Template)]
-#[template(path = "account_password_forgot.html")]
+#[derive(serde::Serialize)]
 struct ForgotPage<'a> {
     csrf: &'a str,
     login: &'a str,
@@ -196,8 +194,9 @@ struct ForgotPage<'a> {
     minutes: i64,
 }
 
-#[derive(Template)]
-#[template(path = "account_password_reset.html")]
+crate::pages::template!(ForgotPage<'a>, "account_password_forgot.html");
+
+#[derive(serde::Serialize)]
 struct ResetPage<'a> {
     action: &'a str,
     csrf: &'a str,
@@ -205,14 +204,17 @@ struct ResetPage<'a> {
     error: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "account_notice.html")]
+crate::pages::template!(ResetPage<'a>, "account_password_reset.html");
+
+#[derive(serde::Serialize)]
 pub(super) struct NoticePage<'a> {
     pub title: &'a str,
     pub message: &'a str,
     pub link: &'a str,
     pub link_label: &'a str,
 }
+
+crate::pages::template!(NoticePage<'a>, "account_notice.html");
 
 fn forgot_page(
     status: StatusCode,

@@ -4,11 +4,10 @@
 //! operator's product (`mail.product_name`).
 
 use crate::mail::Mail;
+use crate::pages::Template;
 use crate::state::AppState;
-use askama::Template;
 
-#[derive(Template)]
-#[template(path = "mail/password_reset.txt")]
+#[derive(serde::Serialize)]
 struct ResetText<'a> {
     product: &'a str,
     url: &'a str,
@@ -16,8 +15,9 @@ struct ResetText<'a> {
     minutes: i64,
 }
 
-#[derive(Template)]
-#[template(path = "mail/password_reset.html")]
+crate::pages::template!(ResetText<'a>, "mail/password_reset.txt");
+
+#[derive(serde::Serialize)]
 struct ResetHtml<'a> {
     product: &'a str,
     url: &'a str,
@@ -25,17 +25,23 @@ struct ResetHtml<'a> {
     minutes: i64,
 }
 
+crate::pages::template!(ResetHtml<'a>, "mail/password_reset.html");
+
 /// The link that sets a new password.
 pub fn reset_link(state: &AppState, to: &str, username: &str, url: &str) -> Mail {
     let minutes = (state.settings.tokens.reset_ttl.max(60) + 59) / 60;
     let product = state.settings.mail.product_name.as_str();
     let text = ResetText { product, url, username, minutes }.render().unwrap_or_default();
     let html = ResetHtml { product, url, username, minutes }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("Reset your {product} password"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("Reset your %{product} password", &[("product", product)]),
+        text,
+        html,
+    }
 }
 
-#[derive(Template)]
-#[template(path = "mail/methods_changed.txt")]
+#[derive(serde::Serialize)]
 struct ChangedText<'a> {
     product: &'a str,
     what: &'a str,
@@ -45,8 +51,9 @@ struct ChangedText<'a> {
     signed_out: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/methods_changed.html")]
+crate::pages::template!(ChangedText<'a>, "mail/methods_changed.txt");
+
+#[derive(serde::Serialize)]
 struct ChangedHtml<'a> {
     product: &'a str,
     what: &'a str,
@@ -55,6 +62,8 @@ struct ChangedHtml<'a> {
     security: &'a str,
     signed_out: &'a str,
 }
+
+crate::pages::template!(ChangedHtml<'a>, "mail/methods_changed.html");
 
 /// A sign-in method changed (`what`, e.g. "Your password was changed."); `signed_out` says
 /// who was signed out because of it.
@@ -66,30 +75,37 @@ pub fn methods_changed(state: &AppState, to: &str, username: &str, what: &str, s
     let text = ChangedText { product, what, username, forgot, security, signed_out }.render().unwrap_or_default();
     let html = ChangedHtml { product, what, username, forgot, security, signed_out }.render().unwrap_or_default();
     let subject = match what.contains("password") {
-        true => format!("Your {product} password was changed"),
-        false => format!("Your {product} sign-in methods changed"),
+        true => crate::pages::tr_with("Your %{product} password was changed", &[("product", product)]),
+        false => crate::pages::tr_with("Your %{product} sign-in methods changed", &[("product", product)]),
     };
     Mail { to: to.to_owned(), subject, text, html }
 }
 
-#[derive(Template)]
-#[template(path = "mail/account_deleted.txt")]
+#[derive(serde::Serialize)]
 struct DeletedText<'a> {
     product: &'a str,
     username: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/account_deleted.html")]
+crate::pages::template!(DeletedText<'a>, "mail/account_deleted.txt");
+
+#[derive(serde::Serialize)]
 struct DeletedHtml<'a> {
     product: &'a str,
     username: &'a str,
 }
+
+crate::pages::template!(DeletedHtml<'a>, "mail/account_deleted.html");
 
 /// The account is gone, with what went with it.
 pub fn account_deleted(state: &AppState, to: &str, username: &str) -> Mail {
     let product = state.settings.mail.product_name.as_str();
     let text = DeletedText { product, username }.render().unwrap_or_default();
     let html = DeletedHtml { product, username }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("Your {product} account was deleted"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("Your %{product} account was deleted", &[("product", product)]),
+        text,
+        html,
+    }
 }

@@ -14,7 +14,6 @@ use crate::http::form::page_form;
 use crate::login::steps::account_key;
 use crate::state::AppState;
 use crate::store::{AuditEvent, SignOut};
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -79,8 +78,7 @@ pub async fn change(
     Ok(Changed::Changed)
 }
 
-#[derive(Template)]
-#[template(path = "account_password.html")]
+#[derive(serde::Serialize)]
 struct PasswordPage<'a> {
     username: &'a str,
     csrf: &'a str,
@@ -88,6 +86,8 @@ struct PasswordPage<'a> {
     error: Option<&'a str>,
     notice: Option<&'a str>,
 }
+
+crate::pages::template!(PasswordPage<'a>, "account_password.html");
 
 fn render(status: StatusCode, user: &User, signed: &Signed, error: Option<&str>, notice: Option<&str>) -> Response {
     let page = PasswordPage {

@@ -15,7 +15,6 @@ use crate::pages::FieldView;
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -192,8 +191,7 @@ async fn render(
     Ok(crate::pages::View::new(status, &page).into_response())
 }
 
-#[derive(Template)]
-#[template(path = "account_profile.html")]
+#[derive(serde::Serialize)]
 struct ProfilePage<'a> {
     username: &'a str,
     csrf: &'a str,
@@ -203,3 +201,5 @@ struct ProfilePage<'a> {
     /// The new address waiting for its confirmation, masked.
     pending: Option<&'a str>,
 }
+
+crate::pages::template!(ProfilePage<'a>, "account_profile.html");

@@ -33,7 +33,7 @@ pub(super) async fn render(state: &AppState, signed: &Signed, notice: Option<&st
         None => None,
     };
     let phone = phone_section(state, &user.id).await?;
-    let page = pages::SecurityPage {
+    let mut page = pages::SecurityPage {
         username: &user.username,
         csrf: &signed.csrf,
         totp,
@@ -42,7 +42,9 @@ pub(super) async fn render(state: &AppState, signed: &Signed, notice: Option<&st
         notice,
         passkeys,
         phone,
+        has_second_factor: false,
     };
+    page.has_second_factor = page.second_factor_on();
     Ok(pages::render(StatusCode::OK, &page))
 }
 

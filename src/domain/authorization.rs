@@ -56,6 +56,9 @@ pub struct AuthRequest {
     /// The resource server the tokens are for (RFC 8707): their `aud`.
     #[serde(default)]
     pub resource: Option<String>,
+    /// The languages the end-user prefers for the pages (OIDC Core §3.1.2.1), as sent.
+    #[serde(default)]
+    pub ui_locales: Option<String>,
 }
 
 impl AuthRequest {

@@ -45,5 +45,6 @@ pub fn request() -> AuthRequest {
         dpop_jkt: None,
         pushed: None,
         resource: None,
+        ui_locales: None,
     }
 }

@@ -13,10 +13,10 @@
 //! judged a different device (ended under `enforce`), and each device is new once more.
 
 use crate::mail::Mail;
+use crate::pages::Template;
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use crate::store::sealed::Hashes;
-use askama::Template;
 use axum::http::HeaderMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -95,8 +95,7 @@ pub async fn note_sign_in(
     Ok(())
 }
 
-#[derive(Template)]
-#[template(path = "mail/gateway_new_device.txt")]
+#[derive(serde::Serialize)]
 struct NewDeviceText<'a> {
     product: &'a str,
     username: &'a str,
@@ -107,8 +106,9 @@ struct NewDeviceText<'a> {
     security: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "mail/gateway_new_device.html")]
+crate::pages::template!(NewDeviceText<'a>, "mail/gateway_new_device.txt");
+
+#[derive(serde::Serialize)]
 struct NewDeviceHtml<'a> {
     product: &'a str,
     username: &'a str,
@@ -119,6 +119,8 @@ struct NewDeviceHtml<'a> {
     security: &'a str,
 }
 
+crate::pages::template!(NewDeviceHtml<'a>, "mail/gateway_new_device.html");
+
 fn new_device_mail(state: &AppState, to: &str, username: &str, device: &str, ip: &str, host: &str) -> Mail {
     let product = state.settings.mail.product_name.as_str();
     let forgot = state.url(crate::account::forgot::PAGE);
@@ -126,7 +128,12 @@ fn new_device_mail(state: &AppState, to: &str, username: &str, device: &str, ip:
     let (forgot, security) = (forgot.as_str(), security.as_str());
     let text = NewDeviceText { product, username, device, ip, host, forgot, security }.render().unwrap_or_default();
     let html = NewDeviceHtml { product, username, device, ip, host, forgot, security }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: format!("A new device signed in to your {product} account"), text, html }
+    Mail {
+        to: to.to_owned(),
+        subject: crate::pages::tr_with("A new device signed in to your %{product} account", &[("product", product)]),
+        text,
+        html,
+    }
 }
 
 #[cfg(test)]

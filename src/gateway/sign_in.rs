@@ -20,7 +20,6 @@ use crate::login::policy::{self, acr_level};
 use crate::login::routes::see_other;
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -160,12 +159,13 @@ fn gateway_cookie(state: &AppState, value: &str, max_age: Option<i64>) -> Header
         .expect("cookie values are base64url and the domain was checked")
 }
 
-#[derive(Template)]
-#[template(path = "gateway_sign_out.html")]
+#[derive(serde::Serialize)]
 struct SignOutPage<'a> {
     csrf: &'a str,
     rd: Option<&'a str>,
 }
+
+crate::pages::template!(SignOutPage<'a>, "gateway_sign_out.html");
 
 /// The CSRF token of the sign-out form: bound to this browser's gateway cookie, or its provider
 /// cookie; none when it has neither (nothing to sign out of).

@@ -299,6 +299,8 @@ pub async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(Fl
         .await?
         .and_then(|json| serde_json::from_str(&json).ok())
         .ok_or_else(PageError::expired)?;
+    // Every page of the flow speaks the language the authorization request asked for.
+    crate::pages::use_ui_locales(flow.request.as_ref().and_then(|r| r.ui_locales.as_deref()));
     let browser = cookies::get(headers, BROWSER_COOKIE, state.secure_cookies).map(hash_secret).unwrap_or_default();
     if !constant_time_eq(browser.as_bytes(), flow.browser.as_bytes()) {
         return Err(PageError::forbidden(

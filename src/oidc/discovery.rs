@@ -82,6 +82,8 @@ pub fn document(issuer: &str, algs: &[Alg], require_par: bool, mtls: bool) -> Va
         "acr_values_supported": ACR_VALUES_SUPPORTED,
         "prompt_values_supported": authorize::PROMPT_VALUES,
         "display_values_supported": ["page", "popup", "touch", "wap"],
+        // The languages the pages are shipped in, as `ui_locales` may ask for them.
+        "ui_locales_supported": crate::pages::i18n::shipped(),
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": true,
         // Pushed authorization requests (RFC 9126 §5) and DPoP (RFC 9449 §5.1).

@@ -26,10 +26,10 @@ use crate::ephemeral::Taken;
 use crate::http::{PageError, Params};
 use crate::login::step::{Callback, Ctx, Outcome, Role, Step};
 use crate::mail::Mail;
+use crate::pages::Template;
 use crate::pages::{Switch, View};
 use crate::state::AppState;
 use crate::store::AuditEvent;
-use askama::Template;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -216,7 +216,7 @@ fn mail(state: &AppState, to: &str, url: &str, audience: &str) -> Mail {
     let minutes = (state.settings.tokens.email_code_ttl.max(1) as u64).div_ceil(60);
     let text = LinkText { url, audience, minutes }.render().unwrap_or_default();
     let html = LinkHtml { url, audience, minutes }.render().unwrap_or_default();
-    Mail { to: to.to_owned(), subject: "Your sign-in link".into(), text, html }
+    Mail { to: to.to_owned(), subject: crate::pages::tr("Your sign-in link"), text, html }
 }
 
 fn address_page(ctx: &Ctx<'_>, error: Option<&str>, email: &str) -> View {
@@ -244,8 +244,7 @@ fn waiting_page(ctx: &Ctx<'_>, error: Option<&str>, to: &str) -> View {
     })
 }
 
-#[derive(Template)]
-#[template(path = "login_link_address.html")]
+#[derive(serde::Serialize)]
 struct AddressPage<'a> {
     action: &'a str,
     csrf: &'a str,
@@ -255,8 +254,9 @@ struct AddressPage<'a> {
     switches: Vec<Switch>,
 }
 
-#[derive(Template)]
-#[template(path = "login_link_waiting.html")]
+crate::pages::template!(AddressPage<'a>, "login_link_address.html");
+
+#[derive(serde::Serialize)]
 struct WaitingPage<'a> {
     action: &'a str,
     csrf: &'a str,
@@ -267,32 +267,39 @@ struct WaitingPage<'a> {
     switches: Vec<Switch>,
 }
 
-#[derive(Template)]
-#[template(path = "login_link_confirm.html")]
+crate::pages::template!(WaitingPage<'a>, "login_link_waiting.html");
+
+#[derive(serde::Serialize)]
 struct ConfirmPage<'a> {
     action: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "login_link_elsewhere.html")]
+crate::pages::template!(ConfirmPage<'a>, "login_link_confirm.html");
+
+#[derive(serde::Serialize)]
 struct ElsewherePage {}
 
-#[derive(Template)]
-#[template(path = "login_link_expired.html")]
+#[derive(serde::Serialize)]
 struct ExpiredPage {}
 
-#[derive(Template)]
-#[template(path = "mail/sign_in_link.txt")]
+#[derive(serde::Serialize)]
 struct LinkText<'a> {
     url: &'a str,
     audience: &'a str,
     minutes: u64,
 }
 
-#[derive(Template)]
-#[template(path = "mail/sign_in_link.html")]
+crate::pages::template!(LinkText<'a>, "mail/sign_in_link.txt");
+
+crate::pages::template!(ExpiredPage, "login_link_expired.html");
+
+crate::pages::template!(ElsewherePage, "login_link_elsewhere.html");
+
+#[derive(serde::Serialize)]
 struct LinkHtml<'a> {
     url: &'a str,
     audience: &'a str,
     minutes: u64,
 }
+
+crate::pages::template!(LinkHtml<'a>, "mail/sign_in_link.html");

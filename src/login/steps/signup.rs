@@ -22,7 +22,6 @@ use crate::login::step::{Callback, Ctx, Outcome, Role, Step};
 use crate::pages::{FieldView, Switch, View};
 use crate::signup::{self as core, Refused};
 use crate::state::AppState;
-use askama::Template;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -197,8 +196,8 @@ fn waiting_page(ctx: &Ctx<'_>, to: &str, error: Option<&str>, notice: Option<&st
     View::ok(&WaitingPage { action: &action, csrf: ctx.csrf, client_name: ctx.audience, to, error, notice, hours })
 }
 
-#[derive(Template)]
-#[template(path = "signup_form.html")]
+crate::pages::template!(FormPage<'a>, "signup_form.html");
+#[derive(serde::Serialize)]
 struct FormPage<'a> {
     action: &'a str,
     csrf: &'a str,
@@ -210,8 +209,8 @@ struct FormPage<'a> {
     switches: Vec<Switch>,
 }
 
-#[derive(Template)]
-#[template(path = "signup_check_email.html")]
+crate::pages::template!(WaitingPage<'a>, "signup_check_email.html");
+#[derive(serde::Serialize)]
 struct WaitingPage<'a> {
     action: &'a str,
     csrf: &'a str,
@@ -222,16 +221,16 @@ struct WaitingPage<'a> {
     hours: u64,
 }
 
-#[derive(Template)]
-#[template(path = "signup_confirm.html")]
+crate::pages::template!(ConfirmPage<'a>, "signup_confirm.html");
+#[derive(serde::Serialize)]
 struct ConfirmPage<'a> {
     action: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "signup_confirmed.html")]
+crate::pages::template!(ConfirmedPage, "signup_confirmed.html");
+#[derive(serde::Serialize)]
 struct ConfirmedPage {}
 
-#[derive(Template)]
-#[template(path = "signup_expired.html")]
+crate::pages::template!(ExpiredPage, "signup_expired.html");
+#[derive(serde::Serialize)]
 struct ExpiredPage {}

@@ -273,6 +273,7 @@ fn check_rest(
         dpop_jkt,
         pushed: None,
         resource: resource.map(|r| r.uri.clone()),
+        ui_locales: p.get("ui_locales").map(str::to_owned),
     })
 }
 

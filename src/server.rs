@@ -47,9 +47,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     }
     let keys = Arc::new(KeyRing::load(store.clone(), kek, clock.now()).await?);
     let ephemeral = Ephemeral::open(&settings.ephemeral, clock.clone()).await?;
-    let mail = crate::mail::Mailer::from_settings(&settings, clock.clone())?;
-    let theme = crate::pages::Theme::load(settings.ui.theme_dir.as_deref())?;
-    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), mail, clock.clone(), theme);
+    let state = AppState::new(settings, issuer.clone(), store, ephemeral, keys.clone(), clock.clone())?;
     let demo_info = if demo { Some(crate::demo::ensure(&state).await?) } else { None };
     let mut router = app::router(state.clone());
     if demo {

@@ -51,22 +51,24 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// The state every handler shares. The mailer and the theme come from `settings`; either
+    /// fails at start when its setting cannot be used (an SMTP URL, a theme template).
     pub fn new(
         settings: Settings,
         issuer: String,
         store: Store,
         ephemeral: Ephemeral,
         keys: Arc<KeyRing>,
-        mail: Mailer,
         clock: Clock,
-        theme: crate::pages::Theme,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
+        let mail = Mailer::from_settings(&settings, clock.clone())?;
+        let theme = crate::pages::Theme::load(settings.ui.theme_dir.as_deref())?;
         let secure_cookies = !issuer.starts_with("http://");
         let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
         let webauthn =
             crate::webauthn::relying_party(&issuer).inspect_err(|e| tracing::warn!("passkeys are off: {e}")).ok();
         let phone = crate::phone::PhoneSender::from_settings(&settings, clock.clone());
-        Self(Arc::new(Inner {
+        Ok(Self(Arc::new(Inner {
             issuer,
             store,
             ephemeral,
@@ -84,7 +86,7 @@ impl AppState {
                 .unwrap_or_else(|| crate::pages::i18n::SOURCE.to_owned()),
             theme: Arc::new(theme),
             settings,
-        }))
+        })))
     }
 
     pub fn now(&self) -> i64 {

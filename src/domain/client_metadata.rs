@@ -5,8 +5,7 @@
 
 use crate::domain::client::{
     AccessTokenFormat, AuthAlg, ClientKeys, ClientSecurity, ObjectAlg, TlsSubject, is_fetchable, validate_jwks,
-    validate_jwks_uri,
-    validate_redirect_uri,
+    validate_jwks_uri, validate_redirect_uri,
 };
 use crate::domain::{AuthMethod, Client, GrantType};
 use crate::keys::Alg;

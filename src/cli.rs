@@ -326,6 +326,8 @@ enum UsersCommand {
         username: String,
         #[arg(long = "password-stdin", required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Disable a user: ends their sessions and revokes their grants
     Disable {
@@ -757,9 +759,12 @@ async fn users(ops: &Ops<'_>, command: UsersCommand) -> anyhow::Result<()> {
                     .join("\n")
             })?;
         }
-        UsersCommand::SetPassword { username, .. } => {
+        UsersCommand::SetPassword { username, json, .. } => {
             users::set_password(ops, &username, read_password()?).await?;
-            println!("password changed for {username}; their sessions are ended and their grants revoked");
+            let changed = serde_json::json!({ "username": username, "sessions_ended": true, "grants_revoked": true });
+            show(json, &changed, || {
+                format!("password changed for {username}; their sessions are ended and their grants revoked")
+            })?;
         }
         UsersCommand::Disable { username, json } => {
             let changed = users::disable(ops, &username).await?;

@@ -96,6 +96,10 @@ async fn every_command_that_prints_accepts_json() {
     assert_eq!(server.cli(&["users", "enable", "bob", "--json"])["disabled"], false);
     assert_eq!(server.cli(&["users", "show", "bob", "--json"])["disabled"], false);
     server.cli(&["users", "reset-factors", "bob", "--json"]);
+    let changed = server
+        .cli_raw(&["users", "set-password", "bob", "--password-stdin", "--json"], Some("another long passphrase 42"));
+    assert!(changed.0, "{}", changed.2);
+    assert_eq!(serde_json::from_str::<Value>(&changed.1).unwrap()["sessions_ended"], true, "{}", changed.1);
     server.cli(&["users", "remove", "bob", "--json"]);
     let keys = server.cli(&["keys", "list", "--json"]);
     let kid = keys[0]["kid"].as_str().unwrap().to_owned();
@@ -113,6 +117,43 @@ async fn every_command_that_prints_accepts_json() {
     let (ok, stdout, stderr) = server.cli_raw(&["users", "show", "bob", "--json"], None);
     assert!(!ok && stdout.is_empty(), "{stdout}");
     assert_eq!(stderr.trim_end(), "latchkey: no user bob");
+}
+
+/// The subcommands `latchkey ARGS --help` lists under "Commands:".
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let (ok, help, stderr) = latchkey(&[], &[args, &["--help"]].concat());
+    assert!(ok, "{args:?}: {stderr}");
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every command, found by walking `--help` rather than listed by hand, so a new command
+/// without `--json` fails here; `serve` alone prints no result.
+#[test]
+fn the_help_of_every_command_offers_json() {
+    let mut todo: Vec<Vec<String>> = subcommands(&[]).into_iter().map(|c| vec![c]).collect();
+    let mut leaves = 0;
+    while let Some(path) = todo.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let subs = subcommands(&args);
+        if !subs.is_empty() {
+            todo.extend(subs.into_iter().map(|s| [path.clone(), vec![s]].concat()));
+            continue;
+        }
+        leaves += 1;
+        if args == ["serve"] {
+            continue;
+        }
+        let (_, help, _) = latchkey(&[], &[args.as_slice(), &["--help"]].concat());
+        assert!(help.contains("--json"), "latchkey {} has no --json:\n{help}", args.join(" "));
+    }
+    assert!(leaves > 20, "only {leaves} commands found");
 }
 
 #[tokio::test]

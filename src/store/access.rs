@@ -52,7 +52,7 @@ impl Store {
 
     /// Removes a group and its memberships, unless a client requires it.
     pub async fn remove_group(&self, name: &str) -> Result<GroupRemoval> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let requiring: Vec<(String,)> =
             sqlx::query_as("SELECT client_id FROM client_required_groups WHERE group_name = $1 ORDER BY client_id")
                 .bind(name)
@@ -112,7 +112,7 @@ impl Store {
 
     /// Removes a role of a client and every grant of it to a user.
     pub async fn remove_client_role(&self, client_id: &str, role: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM role_members WHERE client_id = $1 AND role = $2")
             .bind(client_id)
             .bind(role)
@@ -172,7 +172,7 @@ impl Store {
 
     /// Replaces the groups a client requires (none: everyone may use it).
     pub async fn set_required_groups(&self, client_id: &str, groups: &[String]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM client_required_groups WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)

@@ -264,7 +264,7 @@ impl Store {
 
     /// Removes a client and revokes every grant it holds. Returns whether it existed.
     pub async fn remove_client(&self, id: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)

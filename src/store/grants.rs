@@ -1,8 +1,15 @@
 //! Grants and their refresh tokens. A refresh token is stored as a hash and rotated on every use;
 //! a rotated token presented again means it was stolen, so the whole grant (family) is revoked.
 
+use super::direct::{self, FromSqlite};
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::{Grant, join_scope, parse_scope};
+
+const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)";
+const MARK_USED: &str = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL";
+/// Whether a refresh token of the grant `$1` other than `$2`, issued at or after `$3`, was used.
+const SUCCESSOR_USED: &str = "SELECT CAST(1 AS BIGINT) FROM refresh_tokens
+     WHERE grant_id = $1 AND token_hash <> $2 AND created_at >= $3 AND used_at IS NOT NULL LIMIT 1";
 
 pub struct NewGrant<'a> {
     pub grant: &'a Grant,
@@ -20,24 +27,26 @@ pub enum RotateOutcome {
     Invalid,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    client_id: String,
-    user_id: String,
-    session_id: Option<String>,
-    scopes: String,
-    claims: Option<String>,
-    auth_time: i64,
-    acr: String,
-    amr: String,
-    offline: i64,
-    created_at: i64,
-    expires_at: i64,
-    revoked_at: Option<i64>,
-    dpop_jkt: Option<String>,
-    resource: Option<String>,
-    cert_x5t: Option<String>,
+super::direct::sqlite_row! {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        client_id: String,
+        user_id: String,
+        session_id: Option<String>,
+        scopes: String,
+        claims: Option<String>,
+        auth_time: i64,
+        acr: String,
+        amr: String,
+        offline: i64,
+        created_at: i64,
+        expires_at: i64,
+        revoked_at: Option<i64>,
+        dpop_jkt: Option<String>,
+        resource: Option<String>,
+        cert_x5t: Option<String>,
+    }
 }
 
 /// A grant with one of its refresh tokens and the required-group rule.
@@ -45,6 +54,12 @@ struct TokenRow {
     grant: Row,
     used_at: Option<i64>,
     may_use: i64,
+}
+
+impl FromSqlite for TokenRow {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self { grant: Row::from_sqlite(row)?, used_at: row.get("used_at")?, may_use: row.get("may_use")? })
+    }
 }
 
 impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for TokenRow {
@@ -82,56 +97,97 @@ impl Store {
     /// a code exchange. A grant of a browser session is written only while that session is
     /// live at `now` (checked in the same statement); false when it has ended.
     pub async fn insert_grant(&self, new: NewGrant<'_>, now: i64) -> Result<bool> {
+        macro_rules! insert_grant {
+            () => {
+                "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource, cert_x5t)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16
+                 WHERE $4 IS NULL
+                    OR EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $15)"
+            };
+        }
+        const INSERT_GRANT: &str = insert_grant!();
+        // Postgres writes both rows in one statement: one round trip instead of four (begin,
+        // two inserts, commit). It changes one row exactly when the grant was written.
+        const INSERT_GRANT_AND_TOKEN: &str = concat!(
+            "WITH g AS (",
+            insert_grant!(),
+            " RETURNING id) INSERT INTO refresh_tokens (token_hash, grant_id, created_at) SELECT $17, id, $11 FROM g"
+        );
         let g = new.grant;
-        let mut tx = self.pool.begin().await?;
-        let written = sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource, cert_x5t)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16
-             WHERE $4 IS NULL
-                OR EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $15)",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.user_id)
-        .bind(&g.session_id)
-        .bind(join_scope(&g.scopes))
-        .bind(&g.claims)
-        .bind(g.auth_time)
-        .bind(&g.acr)
-        .bind(json_list(&g.amr))
-        .bind(g.offline as i64)
-        .bind(g.created_at)
-        .bind(g.expires_at)
-        .bind(&g.dpop_jkt)
-        .bind(&g.resource)
-        .bind(now)
-        .bind(&g.cert_x5t)
-        .execute(&mut *tx)
-        .await?;
-        if written.rows_affected() == 0 {
+        let (scopes, amr, offline) = (join_scope(&g.scopes), json_list(&g.amr), g.offline as i64);
+        if let Some(d) = &self.direct {
+            let params: [direct::Param<'_>; 16] = [
+                &g.id,
+                &g.client_id,
+                &g.user_id,
+                &g.session_id,
+                &scopes,
+                &g.claims,
+                &g.auth_time,
+                &g.acr,
+                &amr,
+                &offline,
+                &g.created_at,
+                &g.expires_at,
+                &g.dpop_jkt,
+                &g.resource,
+                &now,
+                &g.cert_x5t,
+            ];
+            return d.write(|c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if direct::execute(&tx, INSERT_GRANT, &params)? == 0 {
+                    return Ok(false); // dropped: rolled back
+                }
+                if let Some(hash) = new.refresh_hash {
+                    direct::execute(&tx, INSERT_REFRESH_TOKEN, &[&hash, &g.id, &g.created_at])?;
+                }
+                tx.commit()?;
+                Ok(true)
+            });
+        }
+        let query = |sql| {
+            sqlx::query(sql)
+                .bind(&g.id)
+                .bind(&g.client_id)
+                .bind(&g.user_id)
+                .bind(&g.session_id)
+                .bind(scopes.as_str())
+                .bind(&g.claims)
+                .bind(g.auth_time)
+                .bind(&g.acr)
+                .bind(amr.as_str())
+                .bind(offline)
+                .bind(g.created_at)
+                .bind(g.expires_at)
+                .bind(&g.dpop_jkt)
+                .bind(&g.resource)
+                .bind(now)
+                .bind(&g.cert_x5t)
+        };
+        if let (super::Backend::Postgres, Some(hash)) = (self.backend, new.refresh_hash) {
+            let written = query(INSERT_GRANT_AND_TOKEN).bind(hash).execute(&self.pool).await?;
+            return Ok(written.rows_affected() > 0);
+        }
+        let mut tx = self.begin().await?;
+        if query(INSERT_GRANT).execute(&mut *tx).await?.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
         if let Some(hash) = new.refresh_hash {
-            sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)")
-                .bind(hash)
-                .bind(&g.id)
-                .bind(g.created_at)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(INSERT_REFRESH_TOKEN).bind(hash).bind(&g.id).bind(g.created_at).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource, cert_x5t
-             FROM grants WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        const SQL: &str = "SELECT id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, revoked_at, dpop_jkt, resource, cert_x5t
+             FROM grants WHERE id = $1";
+        let row: Option<Row> = match &self.direct {
+            Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&id]))?,
+            None => sqlx::query_as(SQL).bind(id).fetch_optional(&self.pool).await?,
+        };
         Ok(row.map(Grant::from))
     }
 
@@ -153,15 +209,16 @@ impl Store {
     /// The grant a refresh token belongs to, when the token was rotated (if it was), and whether
     /// the grant's user may still use its client (the required-group rule), in one statement.
     async fn refresh_token(&self, hash: &str) -> Result<Option<(Grant, Option<i64>, bool)>> {
-        let row: Option<TokenRow> = sqlx::query_as(concat!(
+        const SQL: &str = concat!(
             "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
                     g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t, r.used_at, ",
             may_use_client!("g.client_id", "g.user_id"),
             " AS may_use FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        let row: Option<TokenRow> = match &self.direct {
+            Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&hash]))?,
+            None => sqlx::query_as(SQL).bind(hash).fetch_optional(&self.pool).await?,
+        };
         Ok(row.map(|r| (r.grant.into(), r.used_at, r.may_use == 1)))
     }
 
@@ -183,12 +240,23 @@ impl Store {
         if grant.client_id != client_id || !grant.is_active(now) {
             return Ok(RotateOutcome::Invalid);
         }
-        let mut tx = self.pool.begin().await?;
-        let marked = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(d) = &self.direct {
+            let rotated = d.write(|c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if direct::execute(&tx, MARK_USED, &[&now, &old])? == 0 {
+                    let at = used_at.unwrap_or(now);
+                    if now - at >= grace || direct::exists(&tx, SUCCESSOR_USED, &[&grant.id, &old, &at])? {
+                        return Ok(false);
+                    }
+                }
+                direct::execute(&tx, INSERT_REFRESH_TOKEN, &[&new, &grant.id, &now])?;
+                tx.commit()?;
+                Ok(true)
+            })?;
+            return self.rotated(rotated, grant, may_use_client, now).await;
+        }
+        let mut tx = self.begin().await?;
+        let marked = sqlx::query(MARK_USED).bind(now).bind(old).execute(&mut *tx).await?;
         // Not marked now: used before, or by a concurrent request an instant ago (used now).
         // Within the grace, and while no token issued since has been used (a client that used
         // its new token did receive it), the retry is forgiven.
@@ -197,16 +265,19 @@ impl Store {
             && (now - at >= grace || self.successor_used(&mut tx, &grant.id, old, at).await?)
         {
             tx.rollback().await?;
+            return self.rotated(false, grant, may_use_client, now).await;
+        }
+        sqlx::query(INSERT_REFRESH_TOKEN).bind(new).bind(&grant.id).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.rotated(true, grant, may_use_client, now).await
+    }
+
+    /// The outcome of a rotation: a token used again, outside the grace, revokes its family.
+    async fn rotated(&self, rotated: bool, grant: Grant, may_use_client: bool, now: i64) -> Result<RotateOutcome> {
+        if !rotated {
             self.revoke_grant(&grant.id, now).await?;
             return Ok(RotateOutcome::Reused);
         }
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)")
-            .bind(new)
-            .bind(&grant.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(RotateOutcome::Rotated { grant: Box::new(grant), may_use_client })
     }
 
@@ -218,15 +289,8 @@ impl Store {
         old: &str,
         since: i64,
     ) -> Result<bool> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT token_hash FROM refresh_tokens
-             WHERE grant_id = $1 AND token_hash <> $2 AND created_at >= $3 AND used_at IS NOT NULL LIMIT 1",
-        )
-        .bind(grant_id)
-        .bind(old)
-        .bind(since)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as(SUCCESSOR_USED).bind(grant_id).bind(old).bind(since).fetch_optional(&mut **tx).await?;
         Ok(row.is_some())
     }
 }

@@ -61,6 +61,7 @@ mod access;
 mod audit;
 mod clients;
 mod consents;
+mod direct;
 mod grants;
 mod logouts;
 mod passkeys;
@@ -111,6 +112,8 @@ pub struct Store {
     clients: Arc<clients::Cache>,
     /// Seals and opens personal data, under the KEK (see [`sealed`]).
     pii: Arc<sealed::Pii>,
+    /// SQLite's hot paths, without sqlx's worker thread (see [`direct`]); None on Postgres.
+    direct: Option<Arc<direct::Direct>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -153,8 +156,20 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?;
+        let direct = match backend {
+            Backend::Sqlite => direct::Direct::open(&url)
+                .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?
+                .map(Arc::new),
+            Backend::Postgres => None,
+        };
         let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
-        Ok(Self { pool, backend, clients: Arc::new(clients::Cache::new(clock)), pii: Arc::new(sealed::Pii::new(kek)) })
+        Ok(Self {
+            pool,
+            backend,
+            clients: Arc::new(clients::Cache::new(clock)),
+            pii: Arc::new(sealed::Pii::new(kek)),
+            direct,
+        })
     }
 
     /// Brings the schema up to date, seals the personal data still in clear (see [`sealed`]),
@@ -191,11 +206,22 @@ impl Store {
         self.backend
     }
 
+    /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// the hot paths write through a second connection (see [`direct`]), and a transaction that
+    /// read first and wrote after such a write would fail (`SQLITE_BUSY_SNAPSHOT`) rather than
+    /// wait.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Runs `update` (`SET <sealed> = $1 WHERE <id> = $2 AND <sealed> = $3`) for each
     /// `(id, old, new)` in one transaction, for `keys rewrap`: a value changed meanwhile is left
     /// alone. Returns how many rows changed.
     async fn reseal(&self, update: &'static str, sealed: &[(String, String, String)]) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut n = 0;
         for (id, old, new) in sealed {
             let r = sqlx::query(update).bind(new).bind(id).bind(old).execute(&mut *tx).await?;

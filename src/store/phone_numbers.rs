@@ -59,7 +59,7 @@ impl Store {
     /// number) — and becomes
     /// the `phone_number` claim, `phone_number_verified` true.
     pub async fn set_phone_number(&self, user_id: &str, number: &str, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO phone_numbers (user_id, number, number_key, verified_at, sms_codes, whatsapp_codes)
              VALUES ($1, $2, $3, $4, 0, 0)
@@ -111,7 +111,7 @@ impl Store {
     /// Forgets the number (and its code channels, and the recovery codes when
     /// `drop_recovery_codes`); the phone claims go with it.
     pub async fn remove_phone_number(&self, user_id: &str, drop_recovery_codes: bool, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query("DELETE FROM phone_numbers WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         if drop_recovery_codes {
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;

@@ -395,7 +395,7 @@ impl Store {
     /// (so a failed rewrap leaves every row as it was). Answers how many rows changed.
     pub async fn reseal_personal_data(&self, target: &Kek) -> Result<u64> {
         let t = Pii::fixed(target.clone());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut n = 0;
 
         type UserRow = (String, String, String, String, Option<String>, Option<String>);

@@ -102,7 +102,7 @@ impl Store {
         user_id: &str,
         drop_recovery_codes: bool,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
         if drop_recovery_codes {
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
@@ -115,7 +115,7 @@ impl Store {
     /// every session ended and every grant revoked (refresh tokens too: a thief who passed the
     /// old factor must not keep a token), in one transaction. Returns how many factors there were.
     pub async fn reset_second_factors(&self, user_id: &str, now: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut removed = 0;
         for delete in [
             "DELETE FROM totp_credentials WHERE user_id = $1",
@@ -134,7 +134,7 @@ impl Store {
 
     /// Replaces every recovery code of the user with the given hashes, in one transaction.
     pub async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String], now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         for hash in hashes {
             sqlx::query("INSERT INTO recovery_codes (id, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4)")

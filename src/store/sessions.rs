@@ -5,20 +5,22 @@ use super::sealed::Column;
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::{Credentials, Session, parse_scope};
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    user_id: String,
-    auth_time: i64,
-    amr: String,
-    acr: String,
-    expires_at: i64,
-    created_at: i64,
-    last_seen_at: i64,
-    user_agent: Option<String>,
-    ip: Option<String>,
-    persistent: i64,
-    sealed: i64,
+super::direct::sqlite_row! {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        user_id: String,
+        auth_time: i64,
+        amr: String,
+        acr: String,
+        expires_at: i64,
+        created_at: i64,
+        last_seen_at: i64,
+        user_agent: Option<String>,
+        ip: Option<String>,
+        persistent: i64,
+        sealed: i64,
+    }
 }
 
 impl Store {
@@ -54,6 +56,18 @@ struct AtClientRow {
     counts: super::second_factors::Counts,
     may_use: i64,
     consented: Option<String>,
+}
+
+impl super::direct::FromSqlite for AtClientRow {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let n = |i: usize| row.get::<_, i64>(i);
+        Ok(Self {
+            session: Row::from_sqlite(row)?,
+            counts: (n(12)?, n(13)?, n(14)?, n(15)?, n(16)?, n(17)?, n(18)?, n(19)?, n(20)?),
+            may_use: n(21)?,
+            consented: row.get(22)?,
+        })
+    }
 }
 
 impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for AtClientRow {
@@ -163,7 +177,7 @@ impl Store {
         client_id: &str,
         now: i64,
     ) -> Result<Option<SessionAtClient>> {
-        let row: Option<AtClientRow> = sqlx::query_as(concat!(
+        const SQL: &str = concat!(
             "SELECT s.id, s.user_id, s.auth_time, s.amr, s.acr, s.expires_at, s.created_at, s.last_seen_at,
                     s.user_agent, s.ip, s.persistent, s.sealed, ",
             credential_counts!("s.user_id"),
@@ -171,12 +185,11 @@ impl Store {
             may_use_client!("$3", "s.user_id"),
             " AS may_use, (SELECT c.scopes FROM consents c WHERE c.user_id = s.user_id AND c.client_id = $3) AS consented
              FROM sessions s WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2"
-        ))
-        .bind(token_hash)
-        .bind(now)
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        let row: Option<AtClientRow> = match &self.direct {
+            Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&token_hash, &now, &client_id]))?,
+            None => sqlx::query_as(SQL).bind(token_hash).bind(now).bind(client_id).fetch_optional(&self.pool).await?,
+        };
         row.map(|r| {
             Ok(SessionAtClient {
                 credentials: super::second_factors::credentials(r.counts),
@@ -201,7 +214,7 @@ impl Store {
     }
 
     async fn end_session_revoking(&self, session_id: &str, now: i64, offline_too: bool) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         super::logouts::enqueue(&mut tx, super::logouts::Ending::Session(session_id), now).await?;
         sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
             .bind(now)
@@ -220,8 +233,11 @@ impl Store {
 
     /// A live session by its public id.
     pub async fn session(&self, id: &str, now: i64) -> Result<Option<Session>> {
-        let row: Option<Row> =
-            sqlx::query_as(select_live!("id = $1")).bind(id).bind(now).fetch_optional(&self.pool).await?;
+        const SQL: &str = select_live!("id = $1");
+        let row: Option<Row> = match &self.direct {
+            Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&id, &now]))?,
+            None => sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(&self.pool).await?,
+        };
         row.map(|r| self.session_from(r)).transpose()
     }
 
@@ -255,7 +271,7 @@ impl Store {
     /// (`offline_access` ones too): after a change to the user's sign-in methods, whoever
     /// signed in elsewhere is out, while the browser that made the change stays.
     pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         end_others(&mut tx, user_id, keep, now).await?;
         tx.commit().await
     }

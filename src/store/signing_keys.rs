@@ -47,7 +47,7 @@ impl Store {
     /// when a key was no longer in the state a change expected or a new key would make a second
     /// `active`/`next` key of its algorithm: someone else changed the keys first.
     pub async fn change_signing_keys(&self, changes: &[KeyChange], new: &[SigningKeyRow]) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Retirements and revocations first, so the unique indexes never see two active keys.
         let mut ordered: Vec<&KeyChange> = changes.iter().collect();
         ordered.sort_by_key(|c| c.to == "active");

@@ -102,7 +102,7 @@ impl Store {
     /// Creates `user` with `link` in one transaction, so neither exists without the other.
     /// False (and nothing written) when the identity was linked meanwhile.
     pub async fn insert_federated_user(&self, user: &User, link: &LinkedIdentity) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // The user row first: the link refers to it.
         let (email, claims) = self.sealed_user(user);
         sqlx::query(

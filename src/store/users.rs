@@ -7,18 +7,20 @@ use super::{Result, Store};
 use crate::domain::User;
 use crate::domain::user::Status;
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    username: String,
-    email: String,
-    password_hash: Option<String>,
-    claims: String,
-    disabled: i64,
-    status: String,
-    created_at: i64,
-    updated_at: i64,
-    sealed: i64,
+super::direct::sqlite_row! {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        username: String,
+        email: String,
+        password_hash: Option<String>,
+        claims: String,
+        disabled: i64,
+        status: String,
+        created_at: i64,
+        updated_at: i64,
+        sealed: i64,
+    }
 }
 
 macro_rules! select_users {
@@ -62,7 +64,7 @@ impl Store {
 impl Store {
     /// Writes a new account; its password, if it has one, is the first entry of its history.
     pub async fn insert_user(&self, u: &User) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let (email, claims) = self.sealed_user(u);
         sqlx::query(
             "INSERT INTO users (id, username, email, password_hash, claims, disabled, status, created_at, updated_at,
@@ -232,8 +234,11 @@ impl Store {
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        let row: Option<Row> =
-            sqlx::query_as(select_users!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        const SQL: &str = select_users!("WHERE id = $1");
+        let row: Option<Row> = match &self.direct {
+            Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&id]))?,
+            None => sqlx::query_as(SQL).bind(id).fetch_optional(&self.pool).await?,
+        };
         row.map(|r| self.user_from(r)).transpose()
     }
 
@@ -278,7 +283,7 @@ impl Store {
 
     /// Disables an account, ends its sessions and revokes its grants, in one transaction.
     pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query("UPDATE users SET disabled = 1, updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(user_id)
@@ -304,7 +309,7 @@ impl Store {
     /// transaction. Audit events keep the id, the record of what happened, and lose the rest:
     /// the client address and the details (which may name an address or a device).
     pub async fn remove_user(&self, user_id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
             .bind(user_id)
             .execute(&mut *tx)

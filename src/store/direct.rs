@@ -1,0 +1,201 @@
+//! SQLite on the hot paths, called in place. sqlx runs each SQLite connection on a worker
+//! thread: every statement is a message to that thread and a wake-up back, and every return of
+//! the connection to the pool is one more (a ping). On two cores those thread switches were
+//! the largest item in the code flow's profile. An indexed SQLite statement takes microseconds,
+//! less than the switch, so the statements the code flow, refresh, userinfo and introspection
+//! run go through this second connection instead, on the calling task's thread.
+//!
+//! Reads need nothing more: in WAL mode a reader sees the last commit and never waits. Writes
+//! here take turns on one connection; they and sqlx's (cold paths: sign-in, account pages,
+//! the CLI) take SQLite's write lock in turn, sqlx's transactions up front (`BEGIN
+//! IMMEDIATE`), so none sees the database change under it. A checkpointer thread keeps the
+//! log's copying and syncing off the request path.
+//!
+//! The SQL is the portable SQL of the rest of the store: `$n` parameters are bound by their
+//! number, as sqlx binds them, whatever order they appear in.
+
+use super::Result;
+use rusqlite::types::ToSql;
+use rusqlite::{CachedStatement, Connection, OpenFlags};
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// A row type read from the SQLite connection here, column by column, by name (as
+/// `sqlx::FromRow` reads it from sqlx's).
+pub(super) trait FromSqlite: Sized {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// Declares a row struct that both sqlx (`#[derive(sqlx::FromRow)]`, given among its
+/// attributes) and the connection here can read, from one list of fields.
+macro_rules! sqlite_row {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$m])*
+        struct $name { $($(#[$fm])* $field: $ty,)* }
+
+        impl $crate::store::direct::FromSqlite for $name {
+            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self { $($field: row.get(stringify!($field))?,)* })
+            }
+        }
+    };
+}
+pub(super) use sqlite_row;
+
+/// A bound value; `Sync` so that a request's future holding one stays `Send`.
+pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
+
+pub(super) struct Direct {
+    /// Readers, one per runtime thread as a rule: in WAL mode they never wait for the writer,
+    /// so reading for one request does not wait for another's commit.
+    readers: Vec<Mutex<Connection>>,
+    writer: Mutex<Connection>,
+    /// Held while these connections are open; the checkpointer stops when it is gone.
+    _open: Arc<()>,
+}
+
+/// How often the checkpointer copies the log into the database (see [`checkpoint`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+impl Direct {
+    /// Opens connections to the database file of a `sqlite:` URL, set up as sqlx's are. None
+    /// for an in-memory database, which other connections would not share.
+    pub(super) fn open(url: &str) -> anyhow::Result<Option<Self>> {
+        let Some(file) = sqlite_file(url) else { return Ok(None) };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let readers = (0..threads).map(|_| connect(file).map(Mutex::new)).collect::<rusqlite::Result<_>>()?;
+        let writer = connect(file)?;
+        // Writes here never checkpoint: a checkpoint copies the log into the database and
+        // syncs it, milliseconds that would stall the request (and the runtime thread) that
+        // happened to commit past the threshold. The checkpointer does it beside them.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let open = Arc::new(());
+        checkpoint(connect(file)?, Arc::downgrade(&open))?;
+        Ok(Some(Self { readers, writer: Mutex::new(writer), _open: open }))
+    }
+
+    /// Runs reads: on a reader that is free, else on the first. A lock is held for the
+    /// statements `f` runs, microseconds, never across an await.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.readers.iter().find_map(|r| r.try_lock().ok()).unwrap_or_else(|| lock(&self.readers[0]));
+        f(&conn).map_err(to_sqlx)
+    }
+
+    /// Runs writes (and the reads they depend on) on the one writing connection.
+    pub(super) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        f(&mut lock(&self.writer)).map_err(to_sqlx)
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A connection set up as sqlx's: WAL (already the database's mode), `synchronous=NORMAL`,
+/// foreign keys on. sqlx's own writes, and other processes' (the CLI), may hold the write lock
+/// for a moment: a writer here waits for it in steps of 50 µs, up to 5 s.
+fn connect(file: &Path) -> rusqlite::Result<Connection> {
+    let mut conn =
+        Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_handler(Some(wait_for_lock))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    // Plans that do not depend on the values bound: otherwise SQLite re-plans a statement whose
+    // bound value may change its plan (`expires_at > $2`) on every run, parsing it again.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(conn)
+}
+
+fn wait_for_lock(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(50));
+    attempt < 100_000
+}
+
+/// Starts a thread that checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] on a
+/// connection of its own, `PASSIVE`ly (it waits for no reader or writer), until `open` is gone.
+fn checkpoint(conn: Connection, open: Weak<()>) -> anyhow::Result<()> {
+    std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
+        while open.strong_count() > 0 {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "could not checkpoint the SQLite log");
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// The file a `sqlite:` URL names, or None for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or_default();
+    (!file.is_empty() && !file.starts_with(":memory:") && !url.contains("mode=memory")).then(|| Path::new(file))
+}
+
+/// Prepares `sql` (from the connection's statement cache) and binds `params`, `$n` to
+/// `params[n - 1]`.
+fn prepare<'c>(conn: &'c Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for i in 1..=stmt.parameter_count() {
+        let n = stmt.parameter_name(i).and_then(|name| name.strip_prefix('$')).and_then(|n| n.parse::<usize>().ok());
+        let value = n
+            .and_then(|n| params.get(n.wrapping_sub(1)))
+            .ok_or(rusqlite::Error::InvalidParameterCount(i, params.len()))?;
+        stmt.raw_bind_parameter(i, value)?;
+    }
+    Ok(stmt)
+}
+
+/// The first row `sql` answers, if any.
+pub(super) fn query_opt<T: FromSqlite>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Param<'_>],
+) -> rusqlite::Result<Option<T>> {
+    let mut stmt = prepare(conn, sql, params)?;
+    let mut rows = stmt.raw_query();
+    rows.next()?.map(T::from_sqlite).transpose()
+}
+
+/// Whether `sql` answers any row.
+pub(super) fn exists(conn: &Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<bool> {
+    let mut stmt = prepare(conn, sql, params)?;
+    let mut rows = stmt.raw_query();
+    Ok(rows.next()?.is_some())
+}
+
+/// Runs a statement that answers no rows; how many rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<usize> {
+    prepare(conn, sql, params)?.raw_execute()
+}
+
+/// rusqlite's errors as the store's: a busy or locked database, or one that cannot be read, is
+/// "unavailable" (a 503), as sqlx's I/O errors are; anything else is a bug in a statement.
+fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) =>
+        {
+            sqlx::Error::Io(std::io::Error::other(e))
+        }
+        _ => sqlx::Error::Decode(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+    use std::path::Path;
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(sqlite_file("sqlite://data/latchkey.db?mode=rwc"), Some(Path::new("data/latchkey.db")));
+        assert_eq!(sqlite_file("sqlite:/var/lib/latchkey.db"), Some(Path::new("/var/lib/latchkey.db")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://shared?mode=memory&cache=shared"), None);
+        assert_eq!(sqlite_file("postgres://localhost/db"), None);
+    }
+}

@@ -35,6 +35,8 @@ struct Map {
     order: BTreeMap<u64, String>,
     next_seq: u64,
     bytes: usize,
+    /// Where the next slice of the purge starts (a `seq`).
+    cursor: u64,
 }
 
 impl Map {
@@ -60,12 +62,31 @@ impl Map {
         }
     }
 
-    fn purge(&mut self, now: i64) {
-        let expired: Vec<String> =
-            self.entries.iter().filter(|(_, e)| e.expires <= now).map(|(k, _)| k.clone()).collect();
+    /// Removes the expired among the next `budget` entries in insertion order, going on from
+    /// where the last call stopped and starting over at the end. A purge in slices holds the
+    /// lock for microseconds; a scan of the whole map (hundreds of thousands of opaque tokens
+    /// under load) held every request up for milliseconds.
+    fn purge_some(&mut self, now: i64, budget: usize) {
+        let mut expired = Vec::new();
+        let mut last = None;
+        for (seq, key) in self.order.range(self.cursor..).take(budget) {
+            last = Some(*seq);
+            if self.entries.get(key).is_some_and(|e| e.expires <= now) {
+                expired.push(key.clone());
+            }
+        }
+        self.cursor = match last {
+            Some(seq) if self.order.range(seq + 1..).next().is_some() => seq + 1,
+            _ => 0,
+        };
         for key in expired {
             self.remove(&key);
         }
+    }
+
+    /// One slice's size: enough that a whole pass takes at most [`FULL_PASS_TICKS`] ticks.
+    fn purge_budget(&self) -> usize {
+        (self.entries.len() / FULL_PASS_TICKS).max(1024)
     }
 }
 
@@ -77,7 +98,10 @@ pub struct MemoryStore {
     max_bytes: usize,
 }
 
-const PURGE_EVERY: Duration = Duration::from_secs(30);
+/// The purge looks at a slice of the map this often…
+const PURGE_EVERY: Duration = Duration::from_millis(100);
+/// …so that it goes through all of it in at most this many slices (30 s).
+const FULL_PASS_TICKS: usize = 300;
 
 impl MemoryStore {
     /// A store capped at `max_bytes`, with its purge task running on the current runtime (if any).
@@ -91,7 +115,9 @@ impl MemoryStore {
                 loop {
                     tick.tick().await;
                     let Some(map) = weak.upgrade() else { break };
-                    map.lock().unwrap().purge(clock.now_ms());
+                    let mut map = map.lock().unwrap();
+                    let budget = map.purge_budget();
+                    map.purge_some(clock.now_ms(), budget);
                 }
             });
         }
@@ -198,5 +224,25 @@ mod tests {
         store.put("flow:024", "y", MINUTE);
         assert_eq!(store.get("flow:024").as_deref(), Some("y"), "a rewrite replaces, not adds");
         assert!(store.get("flow:015").is_some(), "nothing else was evicted for it");
+    }
+
+    #[test]
+    fn the_purge_goes_through_the_map_in_slices_and_starts_over() {
+        let mut map = Map::default();
+        for i in 0..10 {
+            let expires = if i % 2 == 0 { 100 } else { 1_000 };
+            map.insert(&format!("k{i}"), "v".into(), expires, usize::MAX);
+        }
+        map.purge_some(500, 4);
+        assert_eq!(map.entries.len(), 8, "the first slice held two expired entries");
+        map.purge_some(500, 4);
+        map.purge_some(500, 4);
+        assert_eq!(map.entries.len(), 5, "every expired entry went in one pass");
+        assert!(map.entries.keys().all(|k| k.trim_start_matches('k').parse::<u32>().unwrap() % 2 == 1));
+        map.insert("k10", "v".into(), 100, usize::MAX);
+        map.purge_some(500, 4);
+        map.purge_some(500, 4);
+        assert!(!map.entries.contains_key("k10"), "the pass started over and reached the new entry");
+        assert_eq!(map.bytes, (1..10).step_by(2).map(|i| cost(&format!("k{i}"), "v")).sum::<usize>());
     }
 }

@@ -874,6 +874,14 @@ impl Settings {
     }
 }
 
+/// The database file a `sqlite:` URL names; None for another database or an in-memory one.
+pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or_default();
+    let in_memory = file.is_empty() || file.starts_with(":memory:") || url.contains("mode=memory");
+    (!in_memory).then(|| std::path::Path::new(file))
+}
+
 /// A store URL fit for logs and error messages: any password replaced by `***`.
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
@@ -891,6 +899,16 @@ pub fn is_loopback(u: &url::Url) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        use std::path::Path;
+        assert_eq!(super::sqlite_file("sqlite://data/latchkey.db?mode=rwc"), Some(Path::new("data/latchkey.db")));
+        assert_eq!(super::sqlite_file("sqlite:/var/lib/latchkey.db"), Some(Path::new("/var/lib/latchkey.db")));
+        assert_eq!(super::sqlite_file("sqlite::memory:"), None);
+        assert_eq!(super::sqlite_file("sqlite://shared?mode=memory&cache=shared"), None);
+        assert_eq!(super::sqlite_file("postgres://localhost/db"), None);
+    }
+
     #[test]
     fn passwords_never_reach_the_logs() {
         assert_eq!(super::redacted("postgres://app:s3cret@db:5432/latchkey"), "postgres://app:***@db:5432/latchkey");

@@ -41,10 +41,7 @@ const NEXT_FILE: &str = "kek.next";
 /// (a `sqlite:` URL)? Then a copy of that volume (a backup, a snapshot, a stolen disk) holds the
 /// sealed keys and what opens them. False for other databases.
 pub fn beside_database(keys_dir: &Path, database: &str) -> bool {
-    let Some(file) = database.strip_prefix("sqlite://").or_else(|| database.strip_prefix("sqlite:")) else {
-        return false;
-    };
-    let file = Path::new(file.split('?').next().unwrap_or_default());
+    let Some(file) = crate::config::sqlite_file(database) else { return false };
     let db_dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

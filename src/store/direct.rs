@@ -62,7 +62,7 @@ impl Direct {
     /// Opens connections to the database file of a `sqlite:` URL, set up as sqlx's are. None
     /// for an in-memory database, which other connections would not share.
     pub(super) fn open(url: &str) -> anyhow::Result<Option<Self>> {
-        let Some(file) = sqlite_file(url) else { return Ok(None) };
+        let Some(file) = crate::config::sqlite_file(url) else { return Ok(None) };
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
         let readers = (0..threads).map(|_| connect(file).map(Mutex::new)).collect::<rusqlite::Result<_>>()?;
         let writer = connect(file)?;
@@ -127,13 +127,6 @@ fn checkpoint(conn: Connection, open: Weak<()>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The file a `sqlite:` URL names, or None for an in-memory database.
-fn sqlite_file(url: &str) -> Option<&Path> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let file = rest.split('?').next().unwrap_or_default();
-    (!file.is_empty() && !file.starts_with(":memory:") && !url.contains("mode=memory")).then(|| Path::new(file))
-}
-
 /// Prepares `sql` (from the connection's statement cache) and binds `params`, `$n` to
 /// `params[n - 1]`.
 fn prepare<'c>(conn: &'c Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<CachedStatement<'c>> {
@@ -182,20 +175,5 @@ fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
             sqlx::Error::Io(std::io::Error::other(e))
         }
         _ => sqlx::Error::Decode(Box::new(e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sqlite_file;
-    use std::path::Path;
-
-    #[test]
-    fn the_file_of_a_sqlite_url() {
-        assert_eq!(sqlite_file("sqlite://data/latchkey.db?mode=rwc"), Some(Path::new("data/latchkey.db")));
-        assert_eq!(sqlite_file("sqlite:/var/lib/latchkey.db"), Some(Path::new("/var/lib/latchkey.db")));
-        assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file("sqlite://shared?mode=memory&cache=shared"), None);
-        assert_eq!(sqlite_file("postgres://localhost/db"), None);
     }
 }

@@ -3,7 +3,8 @@
 //! the connection to the pool is one more (a ping). On two cores those thread switches were
 //! the largest item in the code flow's profile. An indexed SQLite statement takes microseconds,
 //! less than the switch, so the statements the code flow, refresh, userinfo and introspection
-//! run go through this second connection instead, on the calling task's thread.
+//! run go through connections of their own instead (readers and one writer), on the calling
+//! task's thread.
 //!
 //! Reads need nothing more: in WAL mode a reader sees the last commit and never waits. Writes
 //! here take turns on one connection; they and sqlx's (cold paths: sign-in, account pages,

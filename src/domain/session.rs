@@ -38,11 +38,17 @@ impl Session {
 
     /// Unused for longer than `idle` seconds (0: no idle timeout)?
     pub fn idle(&self, idle: i64, now: Timestamp) -> bool {
-        idle > 0 && now - self.last_seen_at > idle
+        idle_since(self.last_seen_at, idle, now)
     }
 
     /// Is "last used" old enough to be written again?
     pub fn due_touch(&self, now: Timestamp) -> bool {
         now - self.last_seen_at >= TOUCH_EVERY
     }
+}
+
+/// Is a session last used at `last_seen_at` unused for longer than `idle` seconds (0: no idle
+/// timeout)?
+pub fn idle_since(last_seen_at: Timestamp, idle: i64, now: Timestamp) -> bool {
+    idle > 0 && now - last_seen_at > idle
 }

@@ -53,14 +53,14 @@ async fn in_use(state: &AppState, s: &mut Session, now: i64) -> crate::store::Re
     Ok(true)
 }
 
-/// Whether the session `id` is live and not idle past the timeout, without counting this as a
-/// use (a client's token is no visit of the browser). An idle one is ended now.
-pub async fn still_live(state: &AppState, id: &str, now: i64) -> crate::store::Result<bool> {
-    let Some(s) = state.store.session(id, now).await? else { return Ok(false) };
-    if s.idle(state.settings.login.idle_timeout, now) {
-        state.store.end_session(&s.id, now).await?;
+/// Ends the live session `id`, last used at `last_seen_at`, if it has been idle past the
+/// timeout (as a logout ends it), without counting this as a use (a client's token is no visit
+/// of the browser); whether it did.
+pub async fn ended_idle(state: &AppState, id: &str, last_seen_at: i64, now: i64) -> crate::store::Result<bool> {
+    if !crate::domain::session::idle_since(last_seen_at, state.settings.login.idle_timeout, now) {
         return Ok(false);
     }
+    state.store.end_session(id, now).await?;
     Ok(true)
 }
 

@@ -10,6 +10,7 @@ use crate::domain::{Client, Grant, User};
 use crate::http::{BearerError, OAuthError};
 use crate::keys::Alg;
 use crate::state::AppState;
+use crate::store::LiveGrant;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
@@ -238,13 +239,17 @@ pub fn check_certificate(state: &AppState, headers: &HeaderMap, at: &AccessToken
 /// grants as a logout does), so its tokens stop whether or not the browser returns.
 pub async fn active_grant(state: &AppState, token: &AccessToken, now: i64) -> Result<Option<Grant>, BearerError> {
     let Some(gid) = &token.grant_id else { return Ok(None) };
-    let Some(grant) = state.store.grant(gid).await?.filter(|g| g.is_active(now) && g.user_id == token.sub) else {
+    let Some(LiveGrant { grant, session_seen }) =
+        state.store.live_grant(gid, now).await?.filter(|g| g.grant.is_active(now) && g.grant.user_id == token.sub)
+    else {
         return Ok(None);
     };
-    if let Some(sid) = grant.session_id.as_deref().filter(|_| !grant.offline)
-        && !crate::login::session::still_live(state, sid, now).await?
-    {
-        return Ok(None);
+    // A grant that is not `offline_access` lives as long as its browser session.
+    if let Some(sid) = grant.session_id.as_deref().filter(|_| !grant.offline) {
+        let Some(seen) = session_seen else { return Ok(None) };
+        if crate::login::session::ended_idle(state, sid, seen, now).await? {
+            return Ok(None);
+        }
     }
     Ok(Some(grant))
 }

@@ -2,6 +2,7 @@
 //! a rotated token presented again means it was stolen, so the whole grant (family) is revoked.
 
 use super::direct::{self, FromSqlite};
+use super::pg_direct::pooled;
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::{Grant, join_scope, parse_scope};
 
@@ -15,6 +16,15 @@ pub struct NewGrant<'a> {
     pub grant: &'a Grant,
     /// Hash of the first refresh token, when one is issued.
     pub refresh_hash: Option<&'a str>,
+}
+
+/// A refresh token as stored: its grant, when it was used (rotated), and whether the grant's
+/// user may still use the grant's client.
+#[derive(Debug)]
+pub struct RefreshToken {
+    pub grant: Grant,
+    pub used_at: Option<i64>,
+    pub may_use_client: bool,
 }
 
 #[derive(Debug)]
@@ -49,6 +59,34 @@ super::direct::sqlite_row! {
     }
 }
 
+/// A grant with the last use of its live browser session (see [`Store::live_grant`]).
+pub struct LiveGrant {
+    pub grant: Grant,
+    pub session_seen: Option<i64>,
+}
+
+struct LiveRow {
+    grant: Row,
+    session_seen: Option<i64>,
+}
+
+impl FromSqlite for LiveRow {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self { grant: Row::from_sqlite(row)?, session_seen: row.get("session_seen")? })
+    }
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for LiveRow
+where
+    Row: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+        Ok(Self { grant: Row::from_row(row)?, session_seen: row.try_get("session_seen")? })
+    }
+}
+
 /// A grant with one of its refresh tokens and the required-group rule.
 struct TokenRow {
     grant: Row,
@@ -62,9 +100,13 @@ impl FromSqlite for TokenRow {
     }
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for TokenRow {
-    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
-        use sqlx::Row as _;
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for TokenRow
+where
+    Row: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
         Ok(Self { grant: Row::from_row(row)?, used_at: row.try_get("used_at")?, may_use: row.try_get("may_use")? })
     }
 }
@@ -146,31 +188,36 @@ impl Store {
                 Ok(true)
             });
         }
-        let query = |sql| {
-            sqlx::query(sql)
-                .bind(&g.id)
-                .bind(&g.client_id)
-                .bind(&g.user_id)
-                .bind(&g.session_id)
-                .bind(scopes.as_str())
-                .bind(&g.claims)
-                .bind(g.auth_time)
-                .bind(&g.acr)
-                .bind(amr.as_str())
-                .bind(offline)
-                .bind(g.created_at)
-                .bind(g.expires_at)
-                .bind(&g.dpop_jkt)
-                .bind(&g.resource)
-                .bind(now)
-                .bind(&g.cert_x5t)
-        };
-        if let (super::Backend::Postgres, Some(hash)) = (self.backend, new.refresh_hash) {
-            let written = query(INSERT_GRANT_AND_TOKEN).bind(hash).execute(&self.pool).await?;
-            return Ok(written.rows_affected() > 0);
+        macro_rules! query {
+            ($sql:expr) => {
+                sqlx::query($sql)
+                    .bind(&g.id)
+                    .bind(&g.client_id)
+                    .bind(&g.user_id)
+                    .bind(&g.session_id)
+                    .bind(scopes.as_str())
+                    .bind(&g.claims)
+                    .bind(g.auth_time)
+                    .bind(&g.acr)
+                    .bind(amr.as_str())
+                    .bind(offline)
+                    .bind(g.created_at)
+                    .bind(g.expires_at)
+                    .bind(&g.dpop_jkt)
+                    .bind(&g.resource)
+                    .bind(now)
+                    .bind(&g.cert_x5t)
+            };
+        }
+        if self.backend == super::Backend::Postgres {
+            let written = match new.refresh_hash {
+                Some(hash) => pooled!(changed self, |e| query!(INSERT_GRANT_AND_TOKEN).bind(hash).execute(e))?,
+                None => pooled!(changed self, |e| query!(INSERT_GRANT).execute(e))?,
+            };
+            return Ok(written > 0);
         }
         let mut tx = self.begin().await?;
-        if query(INSERT_GRANT).execute(&mut *tx).await?.rows_affected() == 0 {
+        if query!(INSERT_GRANT).execute(&mut *tx).await?.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
@@ -186,9 +233,26 @@ impl Store {
              FROM grants WHERE id = $1";
         let row: Option<Row> = match &self.direct {
             Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&id]))?,
-            None => sqlx::query_as(SQL).bind(id).fetch_optional(&self.pool).await?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(id).fetch_optional(e))?,
         };
         Ok(row.map(Grant::from))
+    }
+
+    /// A grant with the last use of the browser session it lives with, in one statement:
+    /// `session_seen` is None when the grant has no session, is `offline_access` (it outlives
+    /// its session) or its session has ended or expired at `now`. (A subquery rather than a join: Postgres looks the session up by its
+    /// key then, where it scanned a small sessions table for the join.)
+    pub async fn live_grant(&self, id: &str, now: i64) -> Result<Option<LiveGrant>> {
+        const SQL: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
+                    g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t,
+                    (SELECT s.last_seen_at FROM sessions s
+                     WHERE g.offline = 0 AND s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2) AS session_seen
+             FROM grants g WHERE g.id = $1";
+        let row: Option<LiveRow> = match &self.direct {
+            Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&id, &now]))?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(e))?,
+        };
+        Ok(row.map(|r| LiveGrant { grant: r.grant.into(), session_seen: r.session_seen }))
     }
 
     /// Revokes a grant; every token that points at it stops working.
@@ -203,12 +267,12 @@ impl Store {
 
     /// The grant a refresh token belongs to, whether or not the token was already rotated.
     pub async fn grant_by_refresh_token(&self, hash: &str) -> Result<Option<(Grant, bool)>> {
-        Ok(self.refresh_token(hash).await?.map(|(g, used_at, _)| (g, used_at.is_some())))
+        Ok(self.refresh_token(hash).await?.map(|t| (t.grant, t.used_at.is_some())))
     }
 
-    /// The grant a refresh token belongs to, when the token was rotated (if it was), and whether
-    /// the grant's user may still use its client (the required-group rule), in one statement.
-    async fn refresh_token(&self, hash: &str) -> Result<Option<(Grant, Option<i64>, bool)>> {
+    /// A refresh token by its hash: its grant, when it was rotated (if it was), and whether the
+    /// grant's user may still use its client (the required-group rule), in one statement.
+    pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>> {
         const SQL: &str = concat!(
             "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
                     g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t, r.used_at, ",
@@ -217,37 +281,41 @@ impl Store {
         );
         let row: Option<TokenRow> = match &self.direct {
             Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&hash]))?,
-            None => sqlx::query_as(SQL).bind(hash).fetch_optional(&self.pool).await?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(hash).fetch_optional(e))?,
         };
-        Ok(row.map(|r| (r.grant.into(), r.used_at, r.may_use == 1)))
+        Ok(row.map(|r| RefreshToken { grant: r.grant.into(), used_at: r.used_at, may_use_client: r.may_use == 1 }))
     }
 
-    /// Rotates a refresh token (RFC 9700 §4.14.2): marks `old` used and stores `new`, atomically,
-    /// so two concurrent uses cannot both succeed unnoticed. A token presented again less than
-    /// `grace` seconds after its first use (a client retrying after a lost response, or two
-    /// concurrent uses) gets `new` as well and the family lives; later reuse revokes the family.
+    /// Rotates the refresh token `old`, as read by [`Store::refresh_token`] (RFC 9700
+    /// §4.14.2): marks it used and stores `new`, atomically, so two concurrent uses cannot both
+    /// succeed unnoticed. A token presented again less than `grace` seconds after its first use
+    /// (a client retrying after a lost response, or two concurrent uses) gets `new` as well and
+    /// the family lives; later reuse revokes the family.
     pub async fn rotate_refresh_token(
         &self,
         old: &str,
+        token: RefreshToken,
         new: &str,
         client_id: &str,
         now: i64,
         grace: i64,
     ) -> Result<RotateOutcome> {
-        let Some((grant, used_at, may_use_client)) = self.refresh_token(old).await? else {
-            return Ok(RotateOutcome::Invalid);
-        };
+        let RefreshToken { grant, used_at, may_use_client } = token;
         if grant.client_id != client_id || !grant.is_active(now) {
             return Ok(RotateOutcome::Invalid);
         }
+        // Not marked now: used before, or by a concurrent request an instant ago (used now).
+        // Within the grace, and while no token issued since has been used (a client that used
+        // its new token did receive it), the retry is forgiven.
+        let at = used_at.unwrap_or(now);
+        let in_grace = now - at < grace;
         if let Some(d) = &self.direct {
             let rotated = d.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if direct::execute(&tx, MARK_USED, &[&now, &old])? == 0 {
-                    let at = used_at.unwrap_or(now);
-                    if now - at >= grace || direct::exists(&tx, SUCCESSOR_USED, &[&grant.id, &old, &at])? {
-                        return Ok(false);
-                    }
+                if direct::execute(&tx, MARK_USED, &[&now, &old])? == 0
+                    && (!in_grace || direct::exists(&tx, SUCCESSOR_USED, &[&grant.id, &old, &at])?)
+                {
+                    return Ok(false);
                 }
                 direct::execute(&tx, INSERT_REFRESH_TOKEN, &[&new, &grant.id, &now])?;
                 tx.commit()?;
@@ -255,15 +323,28 @@ impl Store {
             })?;
             return self.rotated(rotated, grant, may_use_client, now).await;
         }
+        if self.backend == super::Backend::Postgres {
+            // One statement: the update and the insert that depends on it.
+            const ROTATE: &str = "WITH marked AS (
+                     UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL RETURNING 1)
+                 INSERT INTO refresh_tokens (token_hash, grant_id, created_at)
+                 SELECT $3, $4, $1
+                 WHERE EXISTS (SELECT 1 FROM marked)
+                    OR ($5 AND NOT EXISTS (SELECT 1 FROM refresh_tokens
+                         WHERE grant_id = $4 AND token_hash <> $2 AND created_at >= $6 AND used_at IS NOT NULL))";
+            let rotated = pooled!(changed self, |e| sqlx::query(ROTATE)
+                .bind(now)
+                .bind(old)
+                .bind(new)
+                .bind(&grant.id)
+                .bind(in_grace)
+                .bind(at)
+                .execute(e))?;
+            return self.rotated(rotated > 0, grant, may_use_client, now).await;
+        }
         let mut tx = self.begin().await?;
         let marked = sqlx::query(MARK_USED).bind(now).bind(old).execute(&mut *tx).await?;
-        // Not marked now: used before, or by a concurrent request an instant ago (used now).
-        // Within the grace, and while no token issued since has been used (a client that used
-        // its new token did receive it), the retry is forgiven.
-        let earlier_use = (marked.rows_affected() == 0).then(|| used_at.unwrap_or(now));
-        if let Some(at) = earlier_use
-            && (now - at >= grace || self.successor_used(&mut tx, &grant.id, old, at).await?)
-        {
+        if marked.rows_affected() == 0 && (!in_grace || self.successor_used(&mut tx, &grant.id, old, at).await?) {
             tx.rollback().await?;
             return self.rotated(false, grant, may_use_client, now).await;
         }

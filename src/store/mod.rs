@@ -66,6 +66,7 @@ mod grants;
 mod logouts;
 mod passkeys;
 mod password_history;
+mod pg_direct;
 mod phone_numbers;
 pub mod purge;
 mod registrations;
@@ -80,7 +81,7 @@ mod users;
 pub use access::{GroupRemoval, GroupRow};
 pub use audit::{AuditEvent, AuditQuery, AuditRow};
 pub use consents::ConsentRow;
-pub use grants::{NewGrant, RotateOutcome};
+pub use grants::{LiveGrant, NewGrant, RefreshToken, RotateOutcome};
 pub use logouts::LogoutDelivery;
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use password_history::SignOut;
@@ -114,6 +115,8 @@ pub struct Store {
     pii: Arc<sealed::Pii>,
     /// SQLite's hot paths, without sqlx's worker thread (see [`direct`]); None on Postgres.
     direct: Option<Arc<direct::Direct>>,
+    /// Postgres's hot paths, without the pool's ping (see [`pg_direct`]); None on SQLite.
+    pg: Option<Arc<pg_direct::PgDirect>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -152,15 +155,20 @@ impl Store {
                 })
             });
         }
-        let pool = options
-            .connect(&url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?;
-        let direct = match backend {
-            Backend::Sqlite => direct::Direct::open(&url)
-                .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url)))?
-                .map(Arc::new),
-            Backend::Postgres => None,
+        let cannot_open = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("cannot open the database at {}: {e}", crate::config::redacted(&url))
+        };
+        let pool = options.connect(&url).await.map_err(|e| cannot_open(&e))?;
+        let (direct, pg) = match backend {
+            Backend::Sqlite => (direct::Direct::open(&url).map_err(|e| cannot_open(&e))?.map(Arc::new), None),
+            Backend::Postgres => {
+                // Two per runtime thread: a request waits for a statement's round trip, not
+                // for another request's.
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let slots = (threads * 2).clamp(2, 16).min(settings.database.max_connections as usize);
+                let wait = std::time::Duration::from_secs(settings.database.acquire_timeout);
+                (None, Some(Arc::new(pg_direct::PgDirect::new(&url, slots, wait).map_err(|e| cannot_open(&e))?)))
+            }
         };
         let kek = crate::keys::kek::Kek::load_or_create(&settings.keys_dir)?;
         Ok(Self {
@@ -169,6 +177,7 @@ impl Store {
             clients: Arc::new(clients::Cache::new(clock)),
             pii: Arc::new(sealed::Pii::new(kek)),
             direct,
+            pg,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Browser sessions. The cookie carries a random token; only its hash is stored. The client
 //! address is sealed (see [`super::sealed`]).
 
+use super::pg_direct::pooled;
 use super::sealed::Column;
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::{Credentials, Session, parse_scope};
@@ -70,9 +71,14 @@ impl super::direct::FromSqlite for AtClientRow {
     }
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for AtClientRow {
-    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
-        use sqlx::Row as _;
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for AtClientRow
+where
+    Row: sqlx::FromRow<'r, R>,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
         let n = |i: usize| row.try_get::<i64, _>(i);
         Ok(Self {
             session: Row::from_row(row)?,
@@ -188,7 +194,9 @@ impl Store {
         );
         let row: Option<AtClientRow> = match &self.direct {
             Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&token_hash, &now, &client_id]))?,
-            None => sqlx::query_as(SQL).bind(token_hash).bind(now).bind(client_id).fetch_optional(&self.pool).await?,
+            None => {
+                pooled!(self, |e| sqlx::query_as(SQL).bind(token_hash).bind(now).bind(client_id).fetch_optional(e))?
+            }
         };
         row.map(|r| {
             Ok(SessionAtClient {
@@ -236,7 +244,7 @@ impl Store {
         const SQL: &str = select_live!("id = $1");
         let row: Option<Row> = match &self.direct {
             Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&id, &now]))?,
-            None => sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(&self.pool).await?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(e))?,
         };
         row.map(|r| self.session_from(r)).transpose()
     }

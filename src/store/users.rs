@@ -237,7 +237,7 @@ impl Store {
         const SQL: &str = select_users!("WHERE id = $1");
         let row: Option<Row> = match &self.direct {
             Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&id]))?,
-            None => sqlx::query_as(SQL).bind(id).fetch_optional(&self.pool).await?,
+            None => super::pg_direct::pooled!(self, |e| sqlx::query_as(SQL).bind(id).fetch_optional(e))?,
         };
         row.map(|r| self.user_from(r)).transpose()
     }

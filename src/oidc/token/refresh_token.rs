@@ -24,34 +24,35 @@ pub async fn exchange(
     let old = hash_secret(presented);
     let now = state.now();
     let requested = p.get("scope").map(parse_scope);
+    let token = match state.store.refresh_token(&old).await? {
+        Some(t) if t.grant.client_id == client.id => t,
+        _ => return Err(invalid()),
+    };
+    let grant = &token.grant;
     // Checked before the token is rotated, so a refused request spends nothing.
-    if let Some((grant, _)) = state.store.grant_by_refresh_token(&old).await?
-        && grant.client_id == client.id
+    // A narrower scope may be asked for, never a wider one (§6).
+    if let Some(req) = &requested
+        && !req.iter().all(|s| grant.scopes.contains(s))
     {
-        // A narrower scope may be asked for, never a wider one (§6).
-        if let Some(req) = &requested
-            && !req.iter().all(|s| grant.scopes.contains(s))
-        {
-            return Err(OAuthError::invalid_scope("the requested scope exceeds what was granted"));
-        }
-        // RFC 8707 §2.2: the grant's resource, no other.
-        super::same_resource(p, grant.resource.as_deref())?;
-        // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
-        if let Some(bound) = &grant.dpop_jkt {
-            match sender.dpop {
-                None => return Err(OAuthError::invalid_dpop_proof("this refresh token is bound to a DPoP key")),
-                Some(jkt) if jkt != bound => {
-                    return Err(OAuthError::invalid_grant("the DPoP proof's key is not the refresh token's"));
-                }
-                Some(_) => {}
+        return Err(OAuthError::invalid_scope("the requested scope exceeds what was granted"));
+    }
+    // RFC 8707 §2.2: the grant's resource, no other.
+    super::same_resource(p, grant.resource.as_deref())?;
+    // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+    if let Some(bound) = &grant.dpop_jkt {
+        match sender.dpop {
+            None => return Err(OAuthError::invalid_dpop_proof("this refresh token is bound to a DPoP key")),
+            Some(jkt) if jkt != bound => {
+                return Err(OAuthError::invalid_grant("the DPoP proof's key is not the refresh token's"));
             }
+            Some(_) => {}
         }
-        // RFC 8705 §4: a public client's refresh token is bound to its certificate.
-        if let Some(bound) = &grant.cert_x5t
-            && sender.x5t != Some(bound.as_str())
-        {
-            return Err(OAuthError::invalid_grant("this refresh token is bound to another client certificate"));
-        }
+    }
+    // RFC 8705 §4: a public client's refresh token is bound to its certificate.
+    if let Some(bound) = &grant.cert_x5t
+        && sender.x5t != Some(bound.as_str())
+    {
+        return Err(OAuthError::invalid_grant("this refresh token is bound to another client certificate"));
     }
     let new = random_token();
     // FAPI 2.0 §5.3.2.1-9: no rotation "except in extraordinary circumstances", and then the
@@ -63,7 +64,7 @@ pub async fn exchange(
     };
     let (grant, may_use_client) = match state
         .store
-        .rotate_refresh_token(&old, &hash_secret(&new), &client.id, now, grace)
+        .rotate_refresh_token(&old, token, &hash_secret(&new), &client.id, now, grace)
         .await?
     {
         RotateOutcome::Rotated { grant, may_use_client } => (grant, may_use_client),
@@ -74,9 +75,7 @@ pub async fn exchange(
                 .await;
             return Err(OAuthError::invalid_grant("the refresh token was already used; its grant is revoked"));
         }
-        RotateOutcome::Invalid => {
-            return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
-        }
+        RotateOutcome::Invalid => return Err(invalid()),
     };
     let user = live_user(state, &grant.user_id).await?;
     // A user no longer in any group the client requires keeps no access through old grants
@@ -86,4 +85,8 @@ pub async fn exchange(
     }
     let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
     user_tokens(state, client, &grant, &user, &scopes, None, Some(new), sender, now).await
+}
+
+fn invalid() -> OAuthError {
+    OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
 }

@@ -58,6 +58,12 @@ pub(super) struct Direct {
 
 /// How often the checkpointer copies the log into the database (see [`checkpoint`]).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Frames in the log (64 MiB of 4 KiB pages) past which the checkpointer makes it start over:
+/// a restart holds writers back while it copies what the last passive checkpoint could not,
+/// and syncs, so it is kept to once every second or so at the most the hot paths can write.
+const RESTART_AT: i64 = 16_384;
+/// What the log is cut back to when it starts over, if it grew past it.
+const LOG_SIZE_LIMIT: i64 = 64 << 20;
 
 impl Direct {
     /// Opens connections to the database file of a `sqlite:` URL, set up as sqlx's are. None
@@ -71,6 +77,7 @@ impl Direct {
         // syncs it, milliseconds that would stall the request (and the runtime thread) that
         // happened to commit past the threshold. The checkpointer does it beside them.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
         let open = Arc::new(());
         checkpoint(connect(file)?, Arc::downgrade(&open))?;
         Ok(Some(Self { readers, writer: Mutex::new(writer), _open: open }))
@@ -116,16 +123,40 @@ fn wait_for_lock(attempt: i32) -> bool {
 
 /// Starts a thread that checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] on a
 /// connection of its own, `PASSIVE`ly (it waits for no reader or writer), until `open` is gone.
-fn checkpoint(conn: Connection, open: Weak<()>) -> anyhow::Result<()> {
+///
+/// A passive checkpoint copies the log into the database but never starts the log over: under
+/// steady traffic some reader always holds a snapshot in it, so it grew without end (2 GB in a
+/// 10-minute run, every read searching a larger index of it). Past [`RESTART_AT`] frames the
+/// checkpointer therefore also `RESTART`s it: it waits (at most 100 ms) for the readers of the
+/// log to finish, which takes microseconds, new readers reading the database itself, and holds
+/// writers back meanwhile; the next commit then writes the log from its start.
+fn checkpoint(mut conn: Connection, open: Weak<()>) -> anyhow::Result<()> {
+    conn.busy_handler(Some(|attempt| {
+        std::thread::sleep(Duration::from_micros(50));
+        attempt < 2_000
+    }))?;
     std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
         while open.strong_count() > 0 {
             std::thread::sleep(CHECKPOINT_EVERY);
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            if let Err(e) = checkpoint_once(&conn, RESTART_AT) {
                 tracing::warn!(error = %e, "could not checkpoint the SQLite log");
             }
         }
     })?;
     Ok(())
+}
+
+/// One checkpoint, which restarts the log if it has `restart_at` frames or more.
+fn checkpoint_once(conn: &Connection, restart_at: i64) -> rusqlite::Result<()> {
+    if log_frames(conn, "PASSIVE")? >= restart_at {
+        log_frames(conn, "RESTART")?;
+    }
+    Ok(())
+}
+
+/// Checkpoints in `mode`; the frames in the log.
+fn log_frames(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
 }
 
 /// Prepares `sql` (from the connection's statement cache) and binds `params`, `$n` to
@@ -176,5 +207,54 @@ fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
             sqlx::Error::Io(std::io::Error::other(e))
         }
         _ => sqlx::Error::Decode(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn under_steady_reads_the_log_starts_over_instead_of_growing() {
+        let dir = std::env::temp_dir().join(format!("latchkey-wal-{}", crate::crypto::random_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wal.db");
+        let setup = Connection::open(&file).unwrap();
+        setup.pragma_update(None, "journal_mode", "WAL").unwrap();
+        setup.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL)", []).unwrap();
+        let writer = connect(&file).unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let checkpointer = connect(&file).unwrap();
+
+        // A reader that nearly always holds a snapshot, as steady traffic does.
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (file, stop) = (file.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut conn = connect(&file).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let tx = conn.transaction().unwrap();
+                    tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                    tx.commit().unwrap();
+                }
+            })
+        };
+        for i in 0..600 {
+            let key = crate::crypto::random_id();
+            writer.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (&key, "x".repeat(300))).unwrap();
+            if i % 20 == 19 {
+                checkpoint_once(&checkpointer, 64).unwrap();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+
+        // Without the restart the log holds every frame of the 600 commits (over a thousand).
+        let frames = log_frames(&checkpointer, "PASSIVE").unwrap();
+        assert!(frames < 64 + 20 * 8, "the log has {frames} frames");
+        drop((setup, writer, checkpointer));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

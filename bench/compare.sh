@@ -8,8 +8,8 @@
 #   bench/compare.sh both         # one after the other
 #
 # Server CPU counts every process that serves the requests: Latchkey (or node), and for the
-# postgres backend the Postgres backends of Latchkey's own connections and the Redis server
-# (shared with whatever else runs here: watch the oth% column of the raw output).
+# postgres backend all of Postgres and the Redis server (shared with whatever else runs here:
+# watch the oth% column of the raw output).
 #
 # Environment: BENCH_DURATION (s, default 10), BENCH_CONCURRENCY (default 1,16,64),
 # BENCH_SCENARIOS (default the driver's protocol scenarios), BENCH_ALG (RS256 or ES256 for ID
@@ -117,13 +117,10 @@ server_pid=$!
 wait_ready "http://127.0.0.1:$port/readyz"
 pids="$server_pid"
 if [ "$backend" = postgres ]; then
-    # The Postgres backends serving Latchkey's pool: fill the pool with a short run, then count
-    # those backends (not the postmaster, whose other children serve other databases).
-    cc_scope=bench drive warm "http://127.0.0.1:$port" "$(field client_id)" "$(field client_secret)" \
-        bench 'violet hammer quiz 1234' "$server_pid" >/dev/null 2>&1 <<<"" || true
-    pg="$(psql -At -h 127.0.0.1 -U postgres -d postgres \
-        -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = '$db'")"
-    pids="$pids,$pg,$(pgrep -o redis-server)"
+    # All of Postgres (the postmaster's process tree: the backends of Latchkey's connections,
+    # opened as they are needed, and the WAL writer and checkpointer that its commits keep busy)
+    # and the Redis server.
+    pids="$pids,$(pgrep -o -x postgres),$(pgrep -o redis-server)"
 fi
 idle_latchkey="$(rss_kb "$server_pid")"
 cc_scope=bench drive "latchkey-$backend" "http://127.0.0.1:$port" "$(field client_id)" \

@@ -65,51 +65,41 @@ pub struct LiveGrant {
     pub session_seen: Option<i64>,
 }
 
-struct LiveRow {
-    grant: Row,
-    session_seen: Option<i64>,
+/// Declares a row of a grant's columns followed by more, each read by its name from either
+/// driver.
+macro_rules! grant_with {
+    ($(#[$m:meta])* $name:ident { $($field:ident: $ty:ty),* }) => {
+        $(#[$m])*
+        struct $name {
+            grant: Row,
+            $($field: $ty),*
+        }
+
+        impl FromSqlite for $name {
+            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self { grant: Row::from_sqlite(row)?, $($field: row.get(stringify!($field))?),* })
+            }
+        }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            Row: sqlx::FromRow<'r, R>,
+            &'static str: sqlx::ColumnIndex<R>,
+            i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+                Ok(Self { grant: Row::from_row(row)?, $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
 }
 
-impl FromSqlite for LiveRow {
-    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self { grant: Row::from_sqlite(row)?, session_seen: row.get("session_seen")? })
-    }
-}
+grant_with!(LiveRow { session_seen: Option<i64> });
 
-impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for LiveRow
-where
-    Row: sqlx::FromRow<'r, R>,
-    &'static str: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
-        Ok(Self { grant: Row::from_row(row)?, session_seen: row.try_get("session_seen")? })
-    }
-}
-
-/// A grant with one of its refresh tokens and the required-group rule.
-struct TokenRow {
-    grant: Row,
-    used_at: Option<i64>,
-    may_use: i64,
-}
-
-impl FromSqlite for TokenRow {
-    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self { grant: Row::from_sqlite(row)?, used_at: row.get("used_at")?, may_use: row.get("may_use")? })
-    }
-}
-
-impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for TokenRow
-where
-    Row: sqlx::FromRow<'r, R>,
-    &'static str: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
-        Ok(Self { grant: Row::from_row(row)?, used_at: row.try_get("used_at")?, may_use: row.try_get("may_use")? })
-    }
-}
+grant_with!(
+    /// A grant with one of its refresh tokens and the required-group rule.
+    TokenRow { used_at: Option<i64>, may_use: i64 }
+);
 
 impl From<Row> for Grant {
     fn from(r: Row) -> Self {

@@ -21,7 +21,7 @@ use crate::config::gateway::{DeviceBinding, Policy};
 use crate::http::BearerError;
 use crate::http::client_ip::ClientAddr;
 use crate::login::policy::acr_level;
-use crate::oidc::id_token::{active_grant, read_bearer_token};
+use crate::oidc::id_token::{active_grant_and_user, read_bearer_token};
 use crate::state::AppState;
 use crate::store::AuditEvent;
 use axum::Extension;
@@ -165,15 +165,12 @@ async fn bearer(state: &AppState, headers: &HeaderMap, auth: &HeaderValue) -> Re
     };
     let now = state.now();
     let at = read_bearer_token(state, headers, token, now).await?;
-    let grant = active_grant(state, &at, now)
+    let (grant, user) = active_grant_and_user(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;
-    let user = state
-        .store
-        .user(&grant.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or(BearerError::InvalidToken("the user is no longer active"))?;
+    if user.disabled {
+        return Err(BearerError::InvalidToken("the user is no longer active"));
+    }
     let groups = state.store.user_groups(&user.id).await?;
     let name = user.claims.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     Ok(Identity { user_id: user.id, username: user.username, email: user.email, name, groups, acr: grant.acr })

@@ -239,8 +239,30 @@ pub fn check_certificate(state: &AppState, headers: &HeaderMap, at: &AccessToken
 /// grants as a logout does), so its tokens stop whether or not the browser returns.
 pub async fn active_grant(state: &AppState, token: &AccessToken, now: i64) -> Result<Option<Grant>, BearerError> {
     let Some(gid) = &token.grant_id else { return Ok(None) };
+    let live = state.store.live_grant(gid, now).await?;
+    still_active(state, token, live, now).await
+}
+
+/// [`active_grant`] with its user, enabled or not, read in the same statement.
+pub async fn active_grant_and_user(
+    state: &AppState,
+    token: &AccessToken,
+    now: i64,
+) -> Result<Option<(Grant, User)>, BearerError> {
+    let Some(gid) = &token.grant_id else { return Ok(None) };
+    let Some((live, user)) = state.store.live_grant_and_user(gid, now).await? else { return Ok(None) };
+    Ok(still_active(state, token, Some(live), now).await?.map(|grant| (grant, user)))
+}
+
+/// The grant, as read, if it is active at `now`, the token's, and its session lives.
+async fn still_active(
+    state: &AppState,
+    token: &AccessToken,
+    live: Option<LiveGrant>,
+    now: i64,
+) -> Result<Option<Grant>, BearerError> {
     let Some(LiveGrant { grant, session_seen }) =
-        state.store.live_grant(gid, now).await?.filter(|g| g.grant.is_active(now) && g.grant.user_id == token.sub)
+        live.filter(|g| g.grant.is_active(now) && g.grant.user_id == token.sub)
     else {
         return Ok(None);
     };

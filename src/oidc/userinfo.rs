@@ -7,7 +7,7 @@ use crate::oidc::dpop;
 
 use crate::domain::claims::{Target, names_for_scopes, release, requested_names};
 use crate::http::{BearerError, Params};
-use crate::oidc::id_token::{AccessToken, active_grant, check_certificate, read_access_token};
+use crate::oidc::id_token::{AccessToken, active_grant_and_user, check_certificate, read_access_token};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -128,7 +128,7 @@ async fn claims(
     }
     // RFC 8705 §3: a certificate-bound token only with its certificate.
     check_certificate(state, headers, &at)?;
-    let grant = active_grant(state, &at, now)
+    let (grant, user) = active_grant_and_user(state, &at, now)
         .await?
         .ok_or(BearerError::InvalidToken("the access token is revoked or not issued for a user"))?;
     let scopes: Vec<String> =
@@ -136,12 +136,9 @@ async fn claims(
     if !scopes.iter().any(|s| s == "openid") {
         return Err(BearerError::InvalidToken("the access token was not granted the openid scope"));
     }
-    let user = state
-        .store
-        .user(&grant.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or(BearerError::InvalidToken("the user is no longer active"))?;
+    if user.disabled {
+        return Err(BearerError::InvalidToken("the user is no longer active"));
+    }
     let mut names = names_for_scopes(&scopes);
     names.extend(requested_names(grant.claims.as_deref(), Target::UserInfo));
     let mut body = release(&user, &names);

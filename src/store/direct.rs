@@ -28,16 +28,126 @@ pub(super) trait FromSqlite: Sized {
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
 }
 
-/// Declares a row struct that both sqlx (`#[derive(sqlx::FromRow)]`, given among its
-/// attributes) and the connection here can read, from one list of fields.
-macro_rules! sqlite_row {
-    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty,)* }) => {
+/// A row type read by position: its fields from the columns at `at`, `at + 1`, … in the order
+/// they are declared. For a statement that joins two tables, whose column names clash (sqlx
+/// reads a clashing name as its last column, rusqlite as its first).
+pub(super) trait ColumnsAt: Sized {
+    /// How many columns the type reads.
+    const COLUMNS: usize;
+    fn sqlite_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self>;
+}
+
+/// [`ColumnsAt`] for a row of sqlx's.
+pub(super) trait SqlxColumnsAt<'r, R: sqlx::Row>: Sized {
+    fn sqlx_at(row: &'r R, at: usize) -> std::result::Result<Self, sqlx::Error>;
+}
+
+/// One column, as a part of a joined row.
+macro_rules! column_at {
+    ($($ty:ty),*) => {$(
+        impl ColumnsAt for $ty {
+            const COLUMNS: usize = 1;
+            fn sqlite_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+                row.get(at)
+            }
+        }
+
+        impl<'r, R: sqlx::Row> SqlxColumnsAt<'r, R> for $ty
+        where
+            usize: sqlx::ColumnIndex<R>,
+            $ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            fn sqlx_at(row: &'r R, at: usize) -> std::result::Result<Self, sqlx::Error> {
+                row.try_get(at)
+            }
+        }
+    )*};
+}
+column_at!(i64, Option<i64>);
+
+/// Declares a row struct made of parts that are read by position ([`ColumnsAt`]), each from
+/// the columns after the one before: a row of one table, then another's, or single columns.
+macro_rules! joined_row {
+    ($(#[$m:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
         $(#[$m])*
-        struct $name { $($(#[$fm])* $field: $ty,)* }
+        struct $name { $($field: $ty),* }
+
+        impl $crate::store::direct::ColumnsAt for $name {
+            const COLUMNS: usize = 0 $(+ <$ty as $crate::store::direct::ColumnsAt>::COLUMNS)*;
+            #[allow(unused_assignments)]
+            fn sqlite_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+                let mut i = at;
+                Ok(Self {$($field: {
+                    let v = <$ty as $crate::store::direct::ColumnsAt>::sqlite_at(row, i)?;
+                    i += <$ty as $crate::store::direct::ColumnsAt>::COLUMNS;
+                    v
+                }),*})
+            }
+        }
+
+        impl<'r, R: sqlx::Row> $crate::store::direct::SqlxColumnsAt<'r, R> for $name
+        where
+            $($ty: $crate::store::direct::SqlxColumnsAt<'r, R>,)*
+        {
+            #[allow(unused_assignments)]
+            fn sqlx_at(row: &'r R, at: usize) -> std::result::Result<Self, sqlx::Error> {
+                let mut i = at;
+                Ok(Self {$($field: {
+                    let v = <$ty as $crate::store::direct::SqlxColumnsAt<'r, R>>::sqlx_at(row, i)?;
+                    i += <$ty as $crate::store::direct::ColumnsAt>::COLUMNS;
+                    v
+                }),*})
+            }
+        }
+
+        impl $crate::store::direct::FromSqlite for $name {
+            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                <Self as $crate::store::direct::ColumnsAt>::sqlite_at(row, 0)
+            }
+        }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            $name: $crate::store::direct::SqlxColumnsAt<'r, R>,
+        {
+            fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+                <Self as $crate::store::direct::SqlxColumnsAt<'r, R>>::sqlx_at(row, 0)
+            }
+        }
+    };
+}
+pub(super) use joined_row;
+
+/// Declares a row struct that both sqlx (`#[derive(sqlx::FromRow)]`, given among its
+/// attributes) and the connection here can read, from one list of fields: by name, and by
+/// position ([`ColumnsAt`]).
+macro_rules! sqlite_row {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$m])*
+        $vis struct $name { $($(#[$fm])* $field: $ty,)* }
 
         impl $crate::store::direct::FromSqlite for $name {
             fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
                 Ok(Self { $($field: row.get(stringify!($field))?,)* })
+            }
+        }
+
+        impl $crate::store::direct::ColumnsAt for $name {
+            const COLUMNS: usize = [$(stringify!($field)),*].len();
+            fn sqlite_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+                let mut i = at..;
+                Ok(Self { $($field: row.get(i.next().unwrap_or(at))?,)* })
+            }
+        }
+
+        impl<'r, R: sqlx::Row> $crate::store::direct::SqlxColumnsAt<'r, R> for $name
+        where
+            usize: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+        {
+            fn sqlx_at(row: &'r R, at: usize) -> std::result::Result<Self, sqlx::Error> {
+                let mut i = at..;
+                Ok(Self { $($field: row.try_get(i.next().unwrap_or(at))?,)* })
             }
         }
     };

@@ -1,10 +1,11 @@
 //! Grants and their refresh tokens. A refresh token is stored as a hash and rotated on every use;
 //! a rotated token presented again means it was stolen, so the whole grant (family) is revoked.
 
-use super::direct::{self, FromSqlite};
+use super::direct::{self, joined_row};
 use super::pg_direct::pooled;
+use super::users::{Row as UserRow, user_columns};
 use super::{Result, Store, json_list, parse_list};
-use crate::domain::{Grant, join_scope, parse_scope};
+use crate::domain::{Grant, User, join_scope, parse_scope};
 
 const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)";
 const MARK_USED: &str = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL";
@@ -18,19 +19,20 @@ pub struct NewGrant<'a> {
     pub refresh_hash: Option<&'a str>,
 }
 
-/// A refresh token as stored: its grant, when it was used (rotated), and whether the grant's
-/// user may still use the grant's client.
+/// A refresh token as stored: its grant, when it was used (rotated), whether the grant's user
+/// may still use the grant's client, and that user.
 #[derive(Debug)]
 pub struct RefreshToken {
     pub grant: Grant,
     pub used_at: Option<i64>,
     pub may_use_client: bool,
+    pub user: User,
 }
 
 #[derive(Debug)]
 pub enum RotateOutcome {
-    /// Rotated; and whether the grant's user may still use the client (its required groups).
-    Rotated { grant: Box<Grant>, may_use_client: bool },
+    /// Rotated.
+    Rotated,
     /// The token was already rotated: the family is now revoked.
     Reused,
     /// Unknown, expired, revoked or not this client's.
@@ -65,40 +67,34 @@ pub struct LiveGrant {
     pub session_seen: Option<i64>,
 }
 
-/// Declares a row of a grant's columns followed by more, each read by its name from either
-/// driver.
-macro_rules! grant_with {
-    ($(#[$m:meta])* $name:ident { $($field:ident: $ty:ty),* }) => {
-        $(#[$m])*
-        struct $name {
-            grant: Row,
-            $($field: $ty),*
-        }
-
-        impl FromSqlite for $name {
-            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-                Ok(Self { grant: Row::from_sqlite(row)?, $($field: row.get(stringify!($field))?),* })
-            }
-        }
-
-        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
-        where
-            Row: sqlx::FromRow<'r, R>,
-            &'static str: sqlx::ColumnIndex<R>,
-            i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        {
-            fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
-                Ok(Self { grant: Row::from_row(row)?, $($field: row.try_get(stringify!($field))?),* })
-            }
-        }
+/// The columns of [`Row`], in its order, of the grant `g`.
+macro_rules! grant_columns {
+    () => {
+        "g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr, g.offline,
+         g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t"
     };
 }
 
-grant_with!(LiveRow { session_seen: Option<i64> });
+/// The last use of the browser session the grant `g` lives with, at `$2`, if it does. (A
+/// subquery rather than a join: Postgres looks the session up by its key then, where it
+/// scanned a small sessions table for the join.)
+macro_rules! session_seen {
+    () => {
+        "(SELECT s.last_seen_at FROM sessions s
+          WHERE g.offline = 0 AND s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2) AS session_seen"
+    };
+}
 
-grant_with!(
-    /// A grant with one of its refresh tokens and the required-group rule.
-    TokenRow { used_at: Option<i64>, may_use: i64 }
+joined_row!(LiveRow { grant: Row, session_seen: Option<i64> });
+
+joined_row!(
+    /// A grant with the last use of its live session, and its user.
+    LiveUserRow { grant: Row, session_seen: Option<i64>, user: UserRow }
+);
+
+joined_row!(
+    /// A grant with one of its refresh tokens, the required-group rule, and its user.
+    TokenRow { grant: Row, used_at: Option<i64>, may_use: i64, user: UserRow }
 );
 
 impl From<Row> for Grant {
@@ -230,19 +226,35 @@ impl Store {
 
     /// A grant with the last use of the browser session it lives with, in one statement:
     /// `session_seen` is None when the grant has no session, is `offline_access` (it outlives
-    /// its session) or its session has ended or expired at `now`. (A subquery rather than a join: Postgres looks the session up by its
-    /// key then, where it scanned a small sessions table for the join.)
+    /// its session) or its session has ended or expired at `now`.
     pub async fn live_grant(&self, id: &str, now: i64) -> Result<Option<LiveGrant>> {
-        const SQL: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
-                    g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t,
-                    (SELECT s.last_seen_at FROM sessions s
-                     WHERE g.offline = 0 AND s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2) AS session_seen
-             FROM grants g WHERE g.id = $1";
+        const SQL: &str = concat!("SELECT ", grant_columns!(), ", ", session_seen!(), " FROM grants g WHERE g.id = $1");
         let row: Option<LiveRow> = match &self.direct {
             Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&id, &now]))?,
             None => pooled!(self, |e| sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(e))?,
         };
         Ok(row.map(|r| LiveGrant { grant: r.grant.into(), session_seen: r.session_seen }))
+    }
+
+    /// [`Store::live_grant`] with the grant's user, in the same statement; None as well when
+    /// the user is gone.
+    pub async fn live_grant_and_user(&self, id: &str, now: i64) -> Result<Option<(LiveGrant, User)>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            grant_columns!(),
+            ", ",
+            session_seen!(),
+            ", ",
+            user_columns!("u."),
+            " FROM grants g JOIN users u ON u.id = g.user_id WHERE g.id = $1"
+        );
+        let row: Option<LiveUserRow> = match &self.direct {
+            Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&id, &now]))?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(e))?,
+        };
+        let Some(r) = row else { return Ok(None) };
+        let user = self.user_from(r.user)?;
+        Ok(Some((LiveGrant { grant: r.grant.into(), session_seen: r.session_seen }, user)))
     }
 
     /// Revokes a grant; every token that points at it stops working.
@@ -260,20 +272,31 @@ impl Store {
         Ok(self.refresh_token(hash).await?.map(|t| (t.grant, t.used_at.is_some())))
     }
 
-    /// A refresh token by its hash: its grant, when it was rotated (if it was), and whether the
-    /// grant's user may still use its client (the required-group rule), in one statement.
+    /// A refresh token by its hash: its grant, when it was rotated (if it was), whether the
+    /// grant's user may still use its client (the required-group rule), and that user, in one
+    /// statement. None as well when the user is gone.
     pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>> {
         const SQL: &str = concat!(
-            "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.claims, g.auth_time, g.acr, g.amr,
-                    g.offline, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, g.cert_x5t, r.used_at, ",
+            "SELECT ",
+            grant_columns!(),
+            ", r.used_at, ",
             may_use_client!("g.client_id", "g.user_id"),
-            " AS may_use FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1"
+            " AS may_use, ",
+            user_columns!("u."),
+            " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
+             WHERE r.token_hash = $1"
         );
         let row: Option<TokenRow> = match &self.direct {
             Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&hash]))?,
             None => pooled!(self, |e| sqlx::query_as(SQL).bind(hash).fetch_optional(e))?,
         };
-        Ok(row.map(|r| RefreshToken { grant: r.grant.into(), used_at: r.used_at, may_use_client: r.may_use == 1 }))
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(RefreshToken {
+            user: self.user_from(r.user)?,
+            grant: r.grant.into(),
+            used_at: r.used_at,
+            may_use_client: r.may_use == 1,
+        }))
     }
 
     /// Rotates the refresh token `old`, as read by [`Store::refresh_token`] (RFC 9700
@@ -284,13 +307,13 @@ impl Store {
     pub async fn rotate_refresh_token(
         &self,
         old: &str,
-        token: RefreshToken,
+        token: &RefreshToken,
         new: &str,
         client_id: &str,
         now: i64,
         grace: i64,
     ) -> Result<RotateOutcome> {
-        let RefreshToken { grant, used_at, may_use_client } = token;
+        let RefreshToken { grant, used_at, .. } = token;
         if grant.client_id != client_id || !grant.is_active(now) {
             return Ok(RotateOutcome::Invalid);
         }
@@ -311,7 +334,7 @@ impl Store {
                 tx.commit()?;
                 Ok(true)
             })?;
-            return self.rotated(rotated, grant, may_use_client, now).await;
+            return self.rotated(rotated, &grant.id, now).await;
         }
         if self.backend == super::Backend::Postgres {
             // One statement: the update and the insert that depends on it.
@@ -330,26 +353,26 @@ impl Store {
                 .bind(in_grace)
                 .bind(at)
                 .execute(e))?;
-            return self.rotated(rotated > 0, grant, may_use_client, now).await;
+            return self.rotated(rotated > 0, &grant.id, now).await;
         }
         let mut tx = self.begin().await?;
         let marked = sqlx::query(MARK_USED).bind(now).bind(old).execute(&mut *tx).await?;
         if marked.rows_affected() == 0 && (!in_grace || self.successor_used(&mut tx, &grant.id, old, at).await?) {
             tx.rollback().await?;
-            return self.rotated(false, grant, may_use_client, now).await;
+            return self.rotated(false, &grant.id, now).await;
         }
         sqlx::query(INSERT_REFRESH_TOKEN).bind(new).bind(&grant.id).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
-        self.rotated(true, grant, may_use_client, now).await
+        self.rotated(true, &grant.id, now).await
     }
 
     /// The outcome of a rotation: a token used again, outside the grace, revokes its family.
-    async fn rotated(&self, rotated: bool, grant: Grant, may_use_client: bool, now: i64) -> Result<RotateOutcome> {
+    async fn rotated(&self, rotated: bool, grant_id: &str, now: i64) -> Result<RotateOutcome> {
         if !rotated {
-            self.revoke_grant(&grant.id, now).await?;
+            self.revoke_grant(grant_id, now).await?;
             return Ok(RotateOutcome::Reused);
         }
-        Ok(RotateOutcome::Rotated { grant: Box::new(grant), may_use_client })
+        Ok(RotateOutcome::Rotated)
     }
 
     /// Was a refresh token of the grant issued at or after `since` (other than `old`) used?

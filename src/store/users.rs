@@ -9,7 +9,7 @@ use crate::domain::user::Status;
 
 super::direct::sqlite_row! {
     #[derive(sqlx::FromRow)]
-    struct Row {
+    pub(super) struct Row {
         id: String,
         username: String,
         email: String,
@@ -23,18 +23,44 @@ super::direct::sqlite_row! {
     }
 }
 
+/// The columns of [`Row`], in its order, each after `$p` (a table's alias and a dot, or none).
+macro_rules! user_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "username, ",
+            $p,
+            "email, ",
+            $p,
+            "password_hash, ",
+            $p,
+            "claims, ",
+            $p,
+            "disabled, ",
+            $p,
+            "status, ",
+            $p,
+            "created_at, ",
+            $p,
+            "updated_at, ",
+            $p,
+            "sealed"
+        )
+    };
+}
+pub(super) use user_columns;
+
 macro_rules! select_users {
     ($tail:literal) => {
-        concat!(
-            "SELECT id, username, email, password_hash, claims, disabled, status, created_at, updated_at, sealed FROM users ",
-            $tail
-        )
+        concat!("SELECT ", user_columns!(""), " FROM users ", $tail)
     };
 }
 
 impl Store {
     /// Opens a user row.
-    fn user_from(&self, r: Row) -> Result<User> {
+    pub(super) fn user_from(&self, r: Row) -> Result<User> {
         let email = self.pii.open(Column::UserEmail, &r.id, r.email, r.sealed)?;
         let claims = self.pii.open(Column::UserClaims, &r.id, r.claims, r.sealed)?;
         Ok(User {

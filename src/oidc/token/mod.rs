@@ -189,10 +189,16 @@ pub async fn access(
 
 /// The user a grant acts for, if the account still exists and is enabled.
 pub async fn live_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
-    state
-        .store
-        .user(user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user of this grant is no longer active"))
+    let user = state.store.user(user_id).await?.ok_or_else(inactive_user)?;
+    check_active(&user)?;
+    Ok(user)
+}
+
+/// Refuses a grant whose user is disabled.
+pub fn check_active(user: &User) -> Result<(), OAuthError> {
+    if user.disabled { Err(inactive_user()) } else { Ok(()) }
+}
+
+fn inactive_user() -> OAuthError {
+    OAuthError::invalid_grant("the user of this grant is no longer active")
 }

@@ -1,6 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use (RFC 9700 §4.14.2).
 
-use super::{Sender, TokenResponse, live_user, user_tokens};
+use super::{Sender, TokenResponse, user_tokens};
 use crate::crypto::{hash_secret, random_token};
 use crate::domain::{Client, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
@@ -62,12 +62,8 @@ pub async fn exchange(
     } else {
         state.settings.tokens.refresh_reuse_grace_secs
     };
-    let (grant, may_use_client) = match state
-        .store
-        .rotate_refresh_token(&old, token, &hash_secret(&new), &client.id, now, grace)
-        .await?
-    {
-        RotateOutcome::Rotated { grant, may_use_client } => (grant, may_use_client),
+    match state.store.rotate_refresh_token(&old, &token, &hash_secret(&new), &client.id, now, grace).await? {
+        RotateOutcome::Rotated => {}
         RotateOutcome::Reused => {
             state
                 .store
@@ -76,15 +72,16 @@ pub async fn exchange(
             return Err(OAuthError::invalid_grant("the refresh token was already used; its grant is revoked"));
         }
         RotateOutcome::Invalid => return Err(invalid()),
-    };
-    let user = live_user(state, &grant.user_id).await?;
+    }
+    // The user, read with the token, is still active.
+    super::check_active(&token.user)?;
     // A user no longer in any group the client requires keeps no access through old grants
     // (read with the token).
-    if !may_use_client {
+    if !token.may_use_client {
         return Err(OAuthError::invalid_grant("the user is not in a group this client requires"));
     }
     let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
-    user_tokens(state, client, &grant, &user, &scopes, None, Some(new), sender, now).await
+    user_tokens(state, client, grant, &token.user, &scopes, None, Some(new), sender, now).await
 }
 
 fn invalid() -> OAuthError {

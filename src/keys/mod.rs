@@ -12,11 +12,12 @@ pub mod client_keys;
 pub mod kek;
 pub mod lifecycle;
 pub mod mac;
+mod verified;
 
 pub use alg::Alg;
 
 use crate::clock::Timestamp;
-use crate::crypto::{b64url_decode, random_id};
+use crate::crypto::{b64url_decode, random_id, sha256};
 use crate::store::{AuditEvent, SigningKeyRow, Store};
 use josekit::jwk::Jwk;
 use josekit::jws::{JwsHeader, JwsSigner, JwsVerifier};
@@ -88,6 +89,8 @@ struct KeySet {
     jwks: Arc<String>,
     /// (kid, state, published) triples the set was built from, to rebuild only on change.
     fingerprint: Vec<(String, String, bool)>,
+    /// Tokens these keys verified (see [`verified`]).
+    verified: verified::Verified,
 }
 
 pub struct KeyRing {
@@ -211,22 +214,33 @@ impl KeyRing {
     /// Verifies a compact JWS made by one of our published keys; returns its header and claims.
     /// A revoked key is not among them, so what it signed fails here.
     pub fn verify(&self, token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
-        let header = decode_part(token.split('.').next().unwrap_or_default()).ok_or(VerifyError::Malformed)?;
-        if token.split('.').count() != 3 {
-            return Err(VerifyError::Malformed);
-        }
-        let kid = header.get("kid").and_then(Value::as_str).ok_or(VerifyError::UnknownKey)?;
         let set = self.current();
-        let verifier = set.verifiers.get(kid).ok_or(VerifyError::UnknownKey)?;
-        if header.get("alg").and_then(Value::as_str) != Some(verifier.algorithm().name()) {
-            return Err(VerifyError::BadSignature);
+        let digest = sha256(token.as_bytes());
+        if let Some(checked) = set.verified.get(&digest) {
+            return Ok((*checked).clone());
         }
-        let (payload, _) =
-            josekit::jws::deserialize_compact(token, verifier.as_ref()).map_err(|_| VerifyError::BadSignature)?;
-        match serde_json::from_slice(&payload) {
-            Ok(Value::Object(claims)) => Ok((header, claims)),
-            _ => Err(VerifyError::Malformed),
-        }
+        let checked = verify_with(&set, token)?;
+        set.verified.insert(digest, Arc::new(checked.clone()));
+        Ok(checked)
+    }
+}
+
+/// [`KeyRing::verify`] with the keys of `set`, without the cache.
+fn verify_with(set: &KeySet, token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
+    let header = decode_part(token.split('.').next().unwrap_or_default()).ok_or(VerifyError::Malformed)?;
+    if token.split('.').count() != 3 {
+        return Err(VerifyError::Malformed);
+    }
+    let kid = header.get("kid").and_then(Value::as_str).ok_or(VerifyError::UnknownKey)?;
+    let verifier = set.verifiers.get(kid).ok_or(VerifyError::UnknownKey)?;
+    if header.get("alg").and_then(Value::as_str) != Some(verifier.algorithm().name()) {
+        return Err(VerifyError::BadSignature);
+    }
+    let (payload, _) =
+        josekit::jws::deserialize_compact(token, verifier.as_ref()).map_err(|_| VerifyError::BadSignature)?;
+    match serde_json::from_slice(&payload) {
+        Ok(Value::Object(claims)) => Ok((header, claims)),
+        _ => Err(VerifyError::Malformed),
     }
 }
 

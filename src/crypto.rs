@@ -1,7 +1,7 @@
 //! Random values, hashes at rest and constant-time comparison.
 //!
 //! Every bearer secret Latchkey hands out (codes, refresh tokens, client secrets, session
-//! cookies) is 256 bits from the OS generator, encoded base64url, and stored only as its
+//! cookies) is 256 bits from OpenSSL's generator, encoded base64url, and stored only as its
 //! SHA-256 digest: for 256-bit random values a fast hash is enough, argon2 is for passwords.
 
 use base64::Engine as _;
@@ -9,10 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// `n` random bytes from the operating system.
+/// `n` random bytes from OpenSSL's generator: a DRBG per thread (NIST SP 800-90A), seeded and
+/// reseeded from the operating system, as node's `crypto.randomBytes`. A code flow draws
+/// seven values; read from the operating system, each was a system call.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).expect("the operating system random generator failed");
+    openssl::rand::rand_bytes(&mut buf).expect("OpenSSL's random generator failed");
     buf
 }
 

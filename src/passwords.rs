@@ -5,8 +5,8 @@
 //! ~19 MiB, and allocating it afresh every time (on tokio's many blocking threads) left the
 //! process ~13 MiB larger per concurrent sign-in, as the allocator kept what was freed. Now the
 //! footprint is at most `workers` × 19 MiB while sign-ins come, and none once they stop: a
-//! worker that waits [`IDLE_RELEASE`] for a job gives its memory back to the system (the workers
-//! take turns to wait, so all of it is back within `workers` × that).
+//! worker that waits [`IDLE_RELEASE`] for a job gives its memory back to the system (each worker
+//! waits on its own, so all of it is back within two periods, see [`Memory::release`]).
 //!
 //! The queue in front of the workers is bounded too (`login.password_queue`): past it a request
 //! is refused at once with [`Busy`] (503 and `Retry-After`), rather than waiting ever longer and
@@ -14,10 +14,9 @@
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use flume::{RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -33,25 +32,41 @@ const OWN_MAPPING_BLOCKS: usize = (32 << 20) / std::mem::size_of::<Block>() + 1;
 /// A job runs on a worker with that worker's argon2 memory.
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
-/// One worker's argon2 memory, allocated on first use and kept: hashing never allocates.
+/// One worker's argon2 memory, allocated on first use and kept while jobs come: hashing never
+/// allocates.
 #[derive(Default)]
-struct Memory(Vec<Block>);
+struct Memory {
+    blocks: Vec<Block>,
+    /// Freed, and not yet seen back by the system (see [`Memory::release`]).
+    freed: bool,
+}
 
 impl Memory {
     fn blocks(&mut self, params: &Params) -> &mut [Block] {
         let n = params.block_count();
-        if self.0.len() < n {
-            if self.0.capacity() < n {
-                self.0.reserve_exact(n.max(OWN_MAPPING_BLOCKS) - self.0.len());
+        let blocks = &mut self.blocks;
+        if blocks.len() < n {
+            if blocks.capacity() < n {
+                blocks.reserve_exact(n.max(OWN_MAPPING_BLOCKS) - blocks.len());
             }
-            self.0.resize(n, Block::new());
+            blocks.resize(n, Block::new());
         }
-        &mut self.0[..n]
+        &mut blocks[..n]
     }
 
-    /// Gives the memory back (to be allocated again by the next job).
+    /// Gives the memory back (to be allocated again by the next job), in two idle periods.
+    ///
+    /// mimalloc, the binary's allocator, hands freed memory back to the system a second after
+    /// the free, once the freeing thread next allocates past its small-object pages. An idle
+    /// worker makes no such allocation, and its 19 MiB stayed resident for good; so a period
+    /// after the free it makes one (1 MiB, freed at once).
     fn release(&mut self) {
-        self.0 = Vec::new();
+        if self.blocks.capacity() > 0 {
+            self.blocks = Vec::new();
+            self.freed = true;
+        } else if std::mem::take(&mut self.freed) {
+            drop(std::hint::black_box(vec![0u8; 1 << 20]));
+        }
     }
 }
 
@@ -118,8 +133,7 @@ impl Passwords {
     /// Starts `workers` threads, each with its own argon2 memory; they end with the last handle.
     /// At most `max_waiting` computations wait for a worker.
     pub fn new(workers: usize, max_waiting: usize) -> Self {
-        let (jobs, queue) = channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, queue) = flume::unbounded::<Job>();
         for i in 0..workers.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
@@ -127,11 +141,8 @@ impl Passwords {
                 .spawn(move || {
                     let mut memory = Memory::default();
                     loop {
-                        // The lock is held only while waiting for the next job, not while running it,
-                        // and for one idle period at most: the workers take turns to wait, and each
-                        // that waits a whole period with none frees its memory.
-                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(IDLE_RELEASE);
-                        match job {
+                        // Each worker that waits a whole period with no job frees its memory.
+                        match queue.recv_timeout(IDLE_RELEASE) {
                             Ok(job) => job(&mut memory),
                             Err(RecvTimeoutError::Timeout) => memory.release(),
                             Err(RecvTimeoutError::Disconnected) => break,
@@ -228,9 +239,11 @@ mod tests {
     fn memory_given_back_is_allocated_again() {
         let mut memory = Memory::default();
         let hash = hash_with("correct horse", &mut memory).unwrap();
-        assert!(memory.0.capacity() >= OWN_MAPPING_BLOCKS, "a mapping of its own");
+        assert!(memory.blocks.capacity() >= OWN_MAPPING_BLOCKS, "a mapping of its own");
         memory.release();
-        assert_eq!(memory.0.capacity(), 0);
+        assert_eq!(memory.blocks.capacity(), 0);
+        memory.release();
+        assert!(!memory.freed, "the allocator was nudged once");
         assert!(verify_with("correct horse", &hash, &mut memory));
     }
 

@@ -35,6 +35,37 @@ async fn reused_code_is_invalid_grant_and_revokes_what_it_issued() {
     server.refresh(&c, t.refresh_token()).await.assert_oauth_error(400, "invalid_grant");
 }
 
+/// The exchange's one write checks that the user is still enabled and the session the code
+/// came from still live; when either is not, it is `invalid_grant` and nothing is written.
+#[tokio::test]
+async fn code_of_an_ended_session_or_a_disabled_user_writes_nothing() {
+    let (server, c, b) = setup_with(&[]).await;
+    let stored = || {
+        let (grants, tokens) = ("SELECT id FROM grants", "SELECT token_hash FROM refresh_tokens");
+        (server.db_strings(grants).len(), server.db_strings(tokens).len())
+    };
+    let description = |r: &Resp| r.json()["error_description"].as_str().unwrap_or_default().to_owned();
+
+    let ended = code(&b, &c, "openid offline_access").await;
+    server.cli(&["users", "sign-out", USER, "--json"]);
+    let r = server.redeem(&c, &ended, None).await;
+    r.assert_oauth_error(400, "invalid_grant");
+    assert!(description(&r).contains("session"), "{r:?}");
+
+    let disabled = code(&server.browser(), &c, "openid offline_access").await;
+    server.cli(&["users", "disable", USER, "--json"]);
+    let r = server.redeem(&c, &disabled, None).await;
+    r.assert_oauth_error(400, "invalid_grant");
+    assert!(description(&r).contains("no longer active"), "{r:?}");
+    assert_eq!(stored(), (0, 0), "no grant and no refresh token written");
+
+    server.cli(&["users", "enable", USER, "--json"]);
+    let live = code(&server.browser(), &c, "openid offline_access").await;
+    let r = server.redeem(&c, &live, None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(stored(), (1, 1));
+}
+
 #[tokio::test]
 async fn code_expires_after_the_code_ttl() {
     let (server, c, b) = setup_with(&[("LATCHKEY_CODE_TTL", "1")]).await;

@@ -120,30 +120,72 @@ impl From<Row> for Grant {
     }
 }
 
+/// What [`Store::insert_grant`] did.
+pub enum GrantWrite {
+    /// Written, with the grant's user as read in the same transaction.
+    Written(User),
+    /// Not written: the user is gone or disabled.
+    UserInactive,
+    /// Not written: the browser session the grant would live with has ended.
+    SessionEnded,
+}
+
+/// [`GrantWrite`] before the user's row is opened.
+enum Written {
+    Yes(UserRow),
+    UserInactive,
+    SessionEnded,
+}
+
+joined_row!(
+    /// The user of a grant written on Postgres, and whether it was (1) or not (0).
+    WrittenRow { user: UserRow, written: i64 }
+);
+
 impl Store {
-    /// Writes a grant and its first refresh token in one transaction: the one durable write of
-    /// a code exchange. A grant of a browser session is written only while that session is
-    /// live at `now` (checked in the same statement); false when it has ended.
-    pub async fn insert_grant(&self, new: NewGrant<'_>, now: i64) -> Result<bool> {
+    /// Writes a grant and its first refresh token in one transaction, the one durable write of
+    /// a code exchange, and reads the grant's user in it: only for a user who exists and is
+    /// enabled, and for a grant of a browser session only while that session is live at `now`
+    /// (both checked in the same statement on Postgres).
+    pub async fn insert_grant(&self, new: NewGrant<'_>, now: i64) -> Result<GrantWrite> {
         macro_rules! insert_grant {
-            () => {
-                "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource, cert_x5t)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16
-                 WHERE $4 IS NULL
-                    OR EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $15)"
+            ($from:literal, $live:literal) => {
+                concat!(
+                    "INSERT INTO grants (id, client_id, user_id, session_id, scopes, claims, auth_time, acr, amr, offline, created_at, expires_at, dpop_jkt, resource, cert_x5t)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16 ",
+                    $from,
+                    " WHERE ",
+                    $live,
+                    "($4 IS NULL OR EXISTS (SELECT 1 FROM sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $15))"
+                )
             };
         }
-        const INSERT_GRANT: &str = insert_grant!();
-        // Postgres writes both rows in one statement: one round trip instead of four (begin,
-        // two inserts, commit). It changes one row exactly when the grant was written.
-        const INSERT_GRANT_AND_TOKEN: &str = concat!(
-            "WITH g AS (",
-            insert_grant!(),
-            " RETURNING id) INSERT INTO refresh_tokens (token_hash, grant_id, created_at) SELECT $17, id, $11 FROM g"
+        const INSERT_GRANT: &str = insert_grant!("", "");
+        const USER: &str = concat!("SELECT ", user_columns!(""), " FROM users WHERE id = $1");
+        // Postgres reads the user and writes both rows in one statement: one round trip
+        // instead of five (begin, a read, two inserts, commit).
+        macro_rules! pg_insert {
+            ($refresh:literal) => {
+                concat!(
+                    "WITH u AS (SELECT ",
+                    user_columns!(""),
+                    " FROM users WHERE id = $3), g AS (",
+                    insert_grant!("FROM u", "u.disabled = 0 AND "),
+                    " RETURNING id)",
+                    $refresh,
+                    " SELECT ",
+                    user_columns!("u."),
+                    ", (SELECT count(*) FROM g) AS written FROM u"
+                )
+            };
+        }
+        const PG_INSERT_GRANT: &str = pg_insert!("");
+        const PG_INSERT_GRANT_AND_TOKEN: &str = pg_insert!(
+            ", r AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at) SELECT $17, id, $11 FROM g)"
         );
         let g = new.grant;
         let (scopes, amr, offline) = (join_scope(&g.scopes), json_list(&g.amr), g.offline as i64);
-        if let Some(d) = &self.direct {
+        let written = if let Some(d) = &self.direct {
             let params: [direct::Param<'_>; 16] = [
                 &g.id,
                 &g.client_id,
@@ -162,56 +204,82 @@ impl Store {
                 &now,
                 &g.cert_x5t,
             ];
-            return d.write(|c| {
+            d.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let user: Option<UserRow> = direct::query_opt(&tx, USER, &[&g.user_id])?;
+                let Some(user) = user.filter(UserRow::enabled) else { return Ok(Written::UserInactive) };
                 if direct::execute(&tx, INSERT_GRANT, &params)? == 0 {
-                    return Ok(false); // dropped: rolled back
+                    return Ok(Written::SessionEnded); // dropped: rolled back
                 }
                 if let Some(hash) = new.refresh_hash {
                     direct::execute(&tx, INSERT_REFRESH_TOKEN, &[&hash, &g.id, &g.created_at])?;
                 }
                 tx.commit()?;
-                Ok(true)
-            });
-        }
-        macro_rules! query {
-            ($sql:expr) => {
-                sqlx::query($sql)
-                    .bind(&g.id)
-                    .bind(&g.client_id)
-                    .bind(&g.user_id)
-                    .bind(&g.session_id)
-                    .bind(scopes.as_str())
-                    .bind(&g.claims)
-                    .bind(g.auth_time)
-                    .bind(&g.acr)
-                    .bind(amr.as_str())
-                    .bind(offline)
-                    .bind(g.created_at)
-                    .bind(g.expires_at)
-                    .bind(&g.dpop_jkt)
-                    .bind(&g.resource)
-                    .bind(now)
-                    .bind(&g.cert_x5t)
-            };
-        }
-        if self.backend == super::Backend::Postgres {
-            let written = match new.refresh_hash {
-                Some(hash) => pooled!(changed self, |e| query!(INSERT_GRANT_AND_TOKEN).bind(hash).execute(e))?,
-                None => pooled!(changed self, |e| query!(INSERT_GRANT).execute(e))?,
-            };
-            return Ok(written > 0);
-        }
-        let mut tx = self.begin().await?;
-        if query!(INSERT_GRANT).execute(&mut *tx).await?.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(hash) = new.refresh_hash {
-            sqlx::query(INSERT_REFRESH_TOKEN).bind(hash).bind(&g.id).bind(g.created_at).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+                Ok(Written::Yes(user))
+            })?
+        } else {
+            macro_rules! query {
+                ($q:expr) => {
+                    $q.bind(&g.id)
+                        .bind(&g.client_id)
+                        .bind(&g.user_id)
+                        .bind(&g.session_id)
+                        .bind(scopes.as_str())
+                        .bind(&g.claims)
+                        .bind(g.auth_time)
+                        .bind(&g.acr)
+                        .bind(amr.as_str())
+                        .bind(offline)
+                        .bind(g.created_at)
+                        .bind(g.expires_at)
+                        .bind(&g.dpop_jkt)
+                        .bind(&g.resource)
+                        .bind(now)
+                        .bind(&g.cert_x5t)
+                };
+            }
+            if self.backend == super::Backend::Postgres {
+                let row: Option<WrittenRow> = match new.refresh_hash {
+                    Some(hash) => pooled!(self, |e| query!(sqlx::query_as(PG_INSERT_GRANT_AND_TOKEN))
+                        .bind(hash)
+                        .fetch_optional(e))?,
+                    None => pooled!(self, |e| query!(sqlx::query_as(PG_INSERT_GRANT)).fetch_optional(e))?,
+                };
+                match row {
+                    Some(r) if r.written > 0 => Written::Yes(r.user),
+                    Some(r) if r.user.enabled() => Written::SessionEnded,
+                    _ => Written::UserInactive,
+                }
+            } else {
+                let mut tx = self.begin().await?;
+                let user: Option<UserRow> = sqlx::query_as(USER).bind(&g.user_id).fetch_optional(&mut *tx).await?;
+                match user.filter(UserRow::enabled) {
+                    None => Written::UserInactive,
+                    Some(user) => {
+                        if query!(sqlx::query(INSERT_GRANT)).execute(&mut *tx).await?.rows_affected() == 0 {
+                            tx.rollback().await?;
+                            Written::SessionEnded
+                        } else {
+                            if let Some(hash) = new.refresh_hash {
+                                sqlx::query(INSERT_REFRESH_TOKEN)
+                                    .bind(hash)
+                                    .bind(&g.id)
+                                    .bind(g.created_at)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            tx.commit().await?;
+                            Written::Yes(user)
+                        }
+                    }
+                }
+            }
+        };
+        Ok(match written {
+            Written::Yes(row) => GrantWrite::Written(self.user_from(row)?),
+            Written::UserInactive => GrantWrite::UserInactive,
+            Written::SessionEnded => GrantWrite::SessionEnded,
+        })
     }
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {

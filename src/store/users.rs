@@ -23,6 +23,12 @@ super::direct::sqlite_row! {
     }
 }
 
+impl Row {
+    pub(super) fn enabled(&self) -> bool {
+        self.disabled == 0
+    }
+}
+
 /// The columns of [`Row`], in its order, each after `$p` (a table's alias and a dot, or none).
 macro_rules! user_columns {
     ($p:literal) => {

@@ -1,6 +1,6 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
-use super::{Sender, TokenResponse, bound_refresh, live_user, user_tokens};
+use super::{Sender, TokenResponse, bound_refresh, user_tokens, written_for};
 use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -82,12 +82,11 @@ pub async fn exchange(
     if client.is_fapi2() && now - c.issued_at > FAPI2_CODE_TTL {
         return Err(OAuthError::invalid_grant("the authorization code is invalid or expired"));
     }
-    let user = live_user(state, &c.user_id).await?;
     let offline = c.scopes.iter().any(|s| s == "offline_access") && client.allows(GrantType::RefreshToken);
     let grant = Grant {
         id: c.grant_id.clone(),
         client_id: client.id.clone(),
-        user_id: user.id.clone(),
+        user_id: c.user_id.clone(),
         session_id: Some(c.session_id.clone()),
         scopes: c.scopes.clone(),
         claims: c.claims.clone(),
@@ -105,10 +104,11 @@ pub async fn exchange(
     };
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
-    // Written only while the session the code came from is live (checked in the same write).
-    if !state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await? {
-        return Err(OAuthError::invalid_grant("the session this code came from has ended"));
-    }
+    // Written only for a live user, and while the session the code came from is live (both
+    // checked in the same write).
+    let written =
+        state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
+    let user = written_for(written)?;
     // A second redemption racing this one (possibly on another node) revoked before the grant
     // existed: honour it now. The answer stays 200, as if this redemption had come first.
     if code::reuse_seen(state, &grant.id).await? {

@@ -3,7 +3,7 @@
 //! device's own, tied to no browser session: signing out on the phone that approved it does not
 //! sign the television out (revoking the grant does, as does the user's account page).
 
-use super::{Sender, TokenResponse, bound_refresh, live_user, user_tokens};
+use super::{Sender, TokenResponse, bound_refresh, user_tokens, written_for};
 use crate::crypto::{hash_secret, random_id, random_token};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
@@ -25,13 +25,12 @@ pub async fn exchange(
     let Decision::Approved { user_id, auth_time, acr, amr } = request.decision else {
         return Err(OAuthError::invalid_grant("the device code was not approved"));
     };
-    let user = live_user(state, &user_id).await?;
     let now = state.now();
     let offline = request.scopes.iter().any(|s| s == "offline_access") && client.allows(GrantType::RefreshToken);
     let grant = Grant {
         id: random_id(),
         client_id: client.id.clone(),
-        user_id: user.id.clone(),
+        user_id,
         session_id: None,
         scopes: request.scopes,
         claims: None,
@@ -50,7 +49,9 @@ pub async fn exchange(
     let refresh = offline.then(random_token);
     let refresh_hash = refresh.as_deref().map(hash_secret);
     // No session to outlive: always written.
-    state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
+    let written =
+        state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
+    let user = written_for(written)?;
     state.store.audit(AuditEvent::new("device.tokens_issued").client(&client.id).user(&user.id), now).await;
     user_tokens(state, client, &grant, &user, &grant.scopes, None, refresh, sender, now).await
 }

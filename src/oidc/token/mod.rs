@@ -15,6 +15,7 @@ use crate::domain::{Client, Grant, User};
 use crate::http::{OAuthError, Params};
 use crate::oidc::{dpop, id_token, mtls};
 use crate::state::AppState;
+use crate::store::GrantWrite;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -192,6 +193,16 @@ pub async fn live_user(state: &AppState, user_id: &str) -> Result<User, OAuthErr
     let user = state.store.user(user_id).await?.ok_or_else(inactive_user)?;
     check_active(&user)?;
     Ok(user)
+}
+
+/// The user of a grant just written (only for a live user, see [`crate::store::Store::insert_grant`]),
+/// or why it was not.
+pub fn written_for(written: GrantWrite) -> Result<User, OAuthError> {
+    match written {
+        GrantWrite::Written(user) => Ok(user),
+        GrantWrite::UserInactive => Err(inactive_user()),
+        GrantWrite::SessionEnded => Err(OAuthError::invalid_grant("the session this code came from has ended")),
+    }
 }
 
 /// Refuses a grant whose user is disabled.

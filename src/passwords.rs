@@ -20,8 +20,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// A worker that has had no job for this long frees its argon2 memory.
-const IDLE_RELEASE: Duration = Duration::from_secs(10);
+/// A worker that has had no job for this long frees its argon2 memory; as long again later, it
+/// makes the allocator hand it back to the system (see [`Memory::release`]). Longer than
+/// mimalloc's purge delay (1 s), and short enough that a burst of sign-ins leaves nothing behind
+/// seconds later; a sign-in that comes to an idle worker pays for its memory's page faults
+/// (a few ms, against tens for the hash).
+const IDLE_RELEASE: Duration = Duration::from_millis(1500);
 
 /// The capacity a worker's argon2 memory is allocated with, in blocks: past the largest
 /// threshold above which glibc's malloc maps an allocation on its own (32 MiB), so that freeing

@@ -1,12 +1,16 @@
-//! The router: every module's routes, the middleware around them, the operations endpoints.
+//! The application: every module's routes, the operations endpoints, and the middleware around
+//! them.
 
 use crate::http::{cors, middleware, refusals};
 use crate::state::AppState;
 use crate::{account, login, oidc, pages};
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::convert::Infallible;
+use tower::ServiceExt;
 
 /// The whole application: protocol endpoints, login pages, operations endpoints.
 pub fn router(state: AppState) -> Router {
@@ -42,28 +46,51 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/webauthn.js", get(webauthn_js))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn(refusals::declared_too_large))
-        .layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(axum::middleware::from_fn_with_state(oidc::BACK_CHANNEL, refusals::by_surface));
-    // HSTS (RFC 6797) only where the issuer is https: a plain-http development issuer would be
-    // made unreachable in the browser for a year.
-    let router = if state.issuer.starts_with("https://") {
-        router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            axum::http::HeaderValue::from_static("max-age=31536000"),
-        ))
+        .fallback(not_found);
+    // Per route, as it labels requests by their route (`MatchedPath`), which only routing knows.
+    let router = if state.settings.metrics.enabled {
+        router.layer(axum::middleware::from_fn(crate::metrics::track))
     } else {
         router
     };
+    router.with_state(state)
+}
+
+/// The service that serves `router`: the middleware every request passes through, around the
+/// router rather than inside it on every route (`Router::layer`), where each layer boxed the
+/// route again and each request cloned the boxes of every layer below.
+pub fn service(router: Router, state: &AppState) -> App {
+    // HSTS (RFC 6797) only where the issuer is https: a plain-http development issuer would be
+    // made unreachable in the browser for a year.
+    let hsts = state.issuer.starts_with("https://").then(|| {
+        tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        )
+    });
     let client_ip = middleware::trusted_proxies(&state.settings.rate_limit);
-    let cert_gate = oidc::mtls::Gate::new(&state);
-    router
-        .layer(axum::middleware::from_fn_with_state(cert_gate, oidc::mtls::from_trusted_proxies))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::scope))
-        .layer(axum::middleware::from_fn_with_state(client_ip, crate::http::client_ip::resolve_client))
+    let cert_gate = oidc::mtls::Gate::new(state);
+    let service = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn(middleware::request_context))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(client_ip, crate::http::client_ip::resolve_client))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::scope))
+        .layer(axum::middleware::from_fn_with_state(cert_gate, oidc::mtls::from_trusted_proxies))
+        .option_layer(hsts)
+        .layer(axum::middleware::from_fn_with_state(oidc::BACK_CHANNEL, refusals::by_surface))
+        .layer(axum::middleware::from_fn(refusals::declared_too_large))
+        .service(router);
+    App(tower::util::BoxCloneSyncService::new(service))
+}
+
+/// The application as one service (see [`service`]).
+#[derive(Clone)]
+pub struct App(tower::util::BoxCloneSyncService<Request, Response, Infallible>);
+
+impl App {
+    /// Serves one request.
+    pub async fn serve(&self, req: Request) -> Result<Response, Infallible> {
+        self.0.clone().oneshot(req).await
+    }
 }
 
 async fn home(

@@ -51,11 +51,9 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let demo_info = if demo { Some(crate::demo::ensure(&state).await?) } else { None };
     let mut router = app::router(state.clone());
     if demo {
-        router = router.merge(
-            crate::demo::router(state.clone())
-                .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pages::scope)),
-        );
+        router = router.merge(crate::demo::router(state.clone()));
     }
+    let app = app::service(router, &state);
     let key_settings = state.settings.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::keys::REFRESH);
@@ -90,14 +88,14 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
 
     crate::store::purge::spawn(state.store.clone(), state.settings.clone(), state.clock.clone());
     crate::oidc::backchannel::spawn(state.clone());
-    serve(listener, router, &state.settings.http).await;
+    serve(listener, app, &state.settings.http).await;
     Ok(())
 }
 
 /// Accepts connections until the shutdown signal, at most `max_connections` at once; then stops
 /// accepting at once, lets open connections finish, and returns when they have or when the
 /// deadline has passed, whichever comes first.
-async fn serve(listener: TcpListener, router: axum::Router, limits: &crate::config::Http) {
+async fn serve(listener: TcpListener, app: app::App, limits: &crate::config::Http) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -121,10 +119,11 @@ async fn serve(listener: TcpListener, router: axum::Router, limits: &crate::conf
             },
             _ = &mut signal => break,
         };
-        let router = router.clone();
+        let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            tower::ServiceExt::oneshot(router.clone(), req)
+            let app = app.clone();
+            async move { app.serve(req.map(axum::body::Body::new)).await }
         });
         let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {

@@ -3,7 +3,7 @@
 
 use super::direct::{self, joined_row};
 use super::pg_direct::pooled;
-use super::users::{Row as UserRow, user_columns};
+use super::users::{Row as UserRow, USER_BY_ID, user_columns};
 use super::{Result, Store, json_list, parse_list};
 use crate::domain::{Grant, User, join_scope, parse_scope};
 
@@ -161,7 +161,6 @@ impl Store {
             };
         }
         const INSERT_GRANT: &str = insert_grant!("", "");
-        const USER: &str = concat!("SELECT ", user_columns!(""), " FROM users WHERE id = $1");
         // Postgres reads the user and writes both rows in one statement: one round trip
         // instead of five (begin, a read, two inserts, commit).
         macro_rules! pg_insert {
@@ -206,7 +205,7 @@ impl Store {
             ];
             d.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let user: Option<UserRow> = direct::query_opt(&tx, USER, &[&g.user_id])?;
+                let user: Option<UserRow> = direct::query_opt(&tx, USER_BY_ID, &[&g.user_id])?;
                 let Some(user) = user.filter(UserRow::enabled) else { return Ok(Written::UserInactive) };
                 if direct::execute(&tx, INSERT_GRANT, &params)? == 0 {
                     return Ok(Written::SessionEnded); // dropped: rolled back
@@ -252,7 +251,8 @@ impl Store {
                 }
             } else {
                 let mut tx = self.begin().await?;
-                let user: Option<UserRow> = sqlx::query_as(USER).bind(&g.user_id).fetch_optional(&mut *tx).await?;
+                let user: Option<UserRow> =
+                    sqlx::query_as(USER_BY_ID).bind(&g.user_id).fetch_optional(&mut *tx).await?;
                 match user.filter(UserRow::enabled) {
                     None => Written::UserInactive,
                     Some(user) => {

@@ -64,6 +64,9 @@ macro_rules! select_users {
     };
 }
 
+/// One user by id.
+pub(super) const USER_BY_ID: &str = select_users!("WHERE id = $1");
+
 impl Store {
     /// Opens a user row.
     pub(super) fn user_from(&self, r: Row) -> Result<User> {
@@ -266,10 +269,9 @@ impl Store {
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        const SQL: &str = select_users!("WHERE id = $1");
         let row: Option<Row> = match &self.direct {
-            Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&id]))?,
-            None => super::pg_direct::pooled!(self, |e| sqlx::query_as(SQL).bind(id).fetch_optional(e))?,
+            Some(d) => d.read(|c| super::direct::query_opt(c, USER_BY_ID, &[&id]))?,
+            None => super::pg_direct::pooled!(self, |e| sqlx::query_as(USER_BY_ID).bind(id).fetch_optional(e))?,
         };
         row.map(|r| self.user_from(r)).transpose()
     }

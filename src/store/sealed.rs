@@ -218,6 +218,25 @@ pub struct Sealing {
     pub more: bool,
 }
 
+/// How long [`empty_the_log`] keeps trying while a running server is in the log's way.
+const EMPTY_LOG_TRIES: u32 = 500;
+
+/// Copies the SQLite log into the database and truncates it (`wal_checkpoint(TRUNCATE)`). A
+/// running server's checkpointer or readers can be in the way for a moment: the checkpoint then
+/// answers busy at once, having emptied nothing, so it is tried again (20 ms apart, 10 s at most).
+async fn empty_the_log(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    for _ in 0..EMPTY_LOG_TRIES {
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::warn!("the SQLite log could not be emptied: it may hold rows as they were until the server restarts it");
+    Ok(())
+}
+
 impl Store {
     /// Seals the rows still in clear (written before migration 0015, or by an older node), in
     /// batches of `batch` rows, each its own transaction, at most `batches` of them (all when
@@ -242,7 +261,7 @@ impl Store {
                     sqlx::query("VACUUM").execute(&mut *conn).await?;
                 }
                 // And the write-ahead log, which still holds the pages as they were, emptied.
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
+                empty_the_log(&mut conn).await?;
             }
         }
         done

@@ -87,9 +87,10 @@ pub fn service(router: Router, state: &AppState) -> App {
 pub struct App(tower::util::BoxCloneSyncService<Request, Response, Infallible>);
 
 impl App {
-    /// Serves one request.
-    pub async fn serve(&self, req: Request) -> Result<Response, Infallible> {
-        self.0.clone().oneshot(req).await
+    /// Serves one request. Takes the application by value, as `oneshot` does: the connection
+    /// clones it once per request.
+    pub async fn serve(self, req: Request) -> Result<Response, Infallible> {
+        self.0.oneshot(req).await
     }
 }
 

@@ -218,7 +218,8 @@ pub struct Sealing {
     pub more: bool,
 }
 
-/// How long [`empty_the_log`] keeps trying while a running server is in the log's way.
+/// How many times [`empty_the_log`] tries (20 ms apart: 10 s) while a running server is in the
+/// log's way.
 const EMPTY_LOG_TRIES: u32 = 500;
 
 /// Copies the SQLite log into the database and truncates it (`wal_checkpoint(TRUNCATE)`). A

@@ -40,16 +40,19 @@ enum Rows {
 }
 
 /// Each statement deletes at most `$2` rows whose condition holds at cutoff `$1`; tokens go
-/// before their grants (the foreign key).
+/// before their grants (the foreign key). Each finds its rows through indexes (migration 0027):
+/// `revoked_at > 0` and `ended_at > 0` rather than `IS NOT NULL`, as the partial indexes on
+/// them answer the one and SQLite's planner does not see them answer the other. A statement
+/// that read a whole table would hold SQLite's write lock while it did.
 const BATCHES: [(Rows, &str); 6] = [
     (
         Rows::DeadGrantTokens,
-        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT r.token_hash FROM refresh_tokens r
-         JOIN grants g ON g.id = r.grant_id WHERE g.expires_at < $1 OR g.revoked_at IS NOT NULL LIMIT $2)",
+        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT r.token_hash FROM grants g
+         JOIN refresh_tokens r ON r.grant_id = g.id WHERE g.expires_at < $1 OR g.revoked_at > 0 LIMIT $2)",
     ),
     (
         Rows::DeadGrants,
-        "DELETE FROM grants WHERE id IN (SELECT id FROM grants g WHERE (g.expires_at < $1 OR g.revoked_at IS NOT NULL)
+        "DELETE FROM grants WHERE id IN (SELECT id FROM grants g WHERE (g.expires_at < $1 OR g.revoked_at > 0)
          AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id) LIMIT $2)",
     ),
     (
@@ -58,7 +61,7 @@ const BATCHES: [(Rows, &str); 6] = [
     ),
     (
         Rows::Sessions,
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NOT NULL OR expires_at < $1 LIMIT $2)",
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE ended_at > 0 OR expires_at < $1 LIMIT $2)",
     ),
     (
         Rows::InitialAccessTokens,
@@ -129,4 +132,35 @@ pub fn spawn(store: Store, settings: Settings, clock: Clock) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BATCHES;
+    use sqlx::Connection;
+
+    /// Every statement of the purge finds its rows through an index: one that read a whole
+    /// table each batch would hold SQLite's write lock for as long as the table takes to read,
+    /// stalling every sign-in and token exchange, and longer as the tables grow.
+    #[tokio::test]
+    async fn every_statement_of_the_purge_searches_an_index() {
+        let dir = std::env::temp_dir().join(format!("latchkey-purge-{}", crate::crypto::random_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("plan.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        super::super::SQLITE_MIGRATIONS.run(&mut conn).await.unwrap();
+        for (_, sql) in BATCHES {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind(1_i64)
+                    .bind(2_i64)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+            assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{sql}\nreads a whole table: {steps:?}");
+        }
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -203,19 +203,19 @@ impl Store {
                 &now,
                 &g.cert_x5t,
             ];
-            d.write(|c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let user: Option<UserRow> = direct::query_opt(&tx, USER_BY_ID, &[&g.user_id])?;
+            // The early answers have written nothing: their commit commits nothing.
+            d.transaction(|tx| {
+                let user: Option<UserRow> = direct::query_opt(tx, USER_BY_ID, &[&g.user_id])?;
                 let Some(user) = user.filter(UserRow::enabled) else { return Ok(Written::UserInactive) };
-                if direct::execute(&tx, INSERT_GRANT, &params)? == 0 {
-                    return Ok(Written::SessionEnded); // dropped: rolled back
+                if direct::execute(tx, INSERT_GRANT, &params)? == 0 {
+                    return Ok(Written::SessionEnded);
                 }
                 if let Some(hash) = new.refresh_hash {
-                    direct::execute(&tx, INSERT_REFRESH_TOKEN, &[&hash, &g.id, &g.created_at])?;
+                    direct::execute(tx, INSERT_REFRESH_TOKEN, &[&hash, &g.id, &g.created_at])?;
                 }
-                tx.commit()?;
                 Ok(Written::Yes(user))
-            })?
+            })
+            .await?
         } else {
             macro_rules! query {
                 ($q:expr) => {
@@ -391,17 +391,18 @@ impl Store {
         let at = used_at.unwrap_or(now);
         let in_grace = now - at < grace;
         if let Some(d) = &self.direct {
-            let rotated = d.write(|c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if direct::execute(&tx, MARK_USED, &[&now, &old])? == 0
-                    && (!in_grace || direct::exists(&tx, SUCCESSOR_USED, &[&grant.id, &old, &at])?)
-                {
-                    return Ok(false);
-                }
-                direct::execute(&tx, INSERT_REFRESH_TOKEN, &[&new, &grant.id, &now])?;
-                tx.commit()?;
-                Ok(true)
-            })?;
+            // Refused, it has written nothing: its commit commits nothing.
+            let rotated = d
+                .transaction(|tx| {
+                    if direct::execute(tx, MARK_USED, &[&now, &old])? == 0
+                        && (!in_grace || direct::exists(tx, SUCCESSOR_USED, &[&grant.id, &old, &at])?)
+                    {
+                        return Ok(false);
+                    }
+                    direct::execute(tx, INSERT_REFRESH_TOKEN, &[&new, &grant.id, &now])?;
+                    Ok(true)
+                })
+                .await?;
             return self.rotated(rotated, &grant.id, now).await;
         }
         if self.backend == super::Backend::Postgres {

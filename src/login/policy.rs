@@ -145,7 +145,8 @@ pub enum Decision {
     Unmet,
 }
 
-/// `factors` are those of the session's user. Consent is the authorization endpoint's
+/// `factors` are those of the session's user; only a request that [`asks_more`] than the session
+/// proved needs them. Consent is the authorization endpoint's
 /// question, asked once this says `Issue`.
 pub fn decide(req: &AuthRequest, client: &Client, session: Option<&Session>, factors: &Factors, now: i64) -> Decision {
     let Some(s) = session else { return Decision::Login };
@@ -154,16 +155,20 @@ pub fn decide(req: &AuthRequest, client: &Client, session: Option<&Session>, fac
     if req.prompt.login || too_old || other_user {
         return Decision::Login;
     }
-    let need = requirement(req, client);
-    let have = acr_level(&s.acr).unwrap_or(1);
-    let step_up = if have < need.wanted { step_up_step(&s.amr, factors) } else { None };
+    let step_up = if asks_more(req, client, s) { step_up_step(&s.amr, factors) } else { None };
     if let Some(step) = step_up {
         Decision::StepUp(step)
-    } else if have < need.minimum {
+    } else if acr_level(&s.acr).unwrap_or(1) < requirement(req, client).minimum {
         Decision::Unmet
     } else {
         Decision::Issue
     }
+}
+
+/// Whether the request wants more than the session `s` proved: then, and only then, [`decide`]
+/// weighs the user's factors (the step that would raise it).
+pub fn asks_more(req: &AuthRequest, client: &Client, s: &Session) -> bool {
+    acr_level(&s.acr).unwrap_or(1) < requirement(req, client).wanted
 }
 
 /// The step a sign-in starts with: the first of `firsts`, the steps that may start one here in
@@ -494,6 +499,34 @@ mod tests {
         strong.amr = amr(&["pwd", "otp", "mfa"]);
         strong.acr = "2".into();
         assert_eq!(decide(&request(), &c, Some(&strong), &totp(), 1), Decision::Issue);
+    }
+
+    #[test]
+    fn factors_weigh_only_when_the_request_asks_more_than_the_session_proved() {
+        // Authorization reads the user's factors only when `asks_more`: otherwise the decision
+        // must be the same whatever they are.
+        let mut wants_two = request();
+        wants_two.acr_values = vec!["2".into()];
+        let mut min_two = client(true);
+        min_two.min_acr = 2;
+        let mut strong = session(0);
+        strong.amr = amr(&["pwd", "otp", "mfa"]);
+        strong.acr = "2".into();
+        let cases = [
+            (request(), client(true), session(0), false),
+            (wants_two.clone(), client(true), session(0), true),
+            (request(), min_two.clone(), session(0), true),
+            (wants_two, client(true), strong.clone(), false),
+            (request(), min_two, strong, false),
+        ];
+        for (req, c, s, more) in cases {
+            assert_eq!(asks_more(&req, &c, &s), more, "{:?} at min_acr {}", s.acr, c.min_acr);
+            if !more {
+                for factors in [none(), totp(), email(), passkey()] {
+                    assert_eq!(decide(&req, &c, Some(&s), &factors, 1), decide(&req, &c, Some(&s), &none(), 1));
+                }
+            }
+        }
     }
 
     #[test]

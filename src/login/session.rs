@@ -20,8 +20,8 @@ pub async fn current(state: &AppState, headers: &HeaderMap, now: i64) -> crate::
     Ok(in_use(state, &mut s, now).await?.then_some(s))
 }
 
-/// [`current`], with what the authorization endpoint decides on for `client_id` (the user's
-/// credentials, the client's required groups, the user's consent), read in the same statement.
+/// [`current`], with what the authorization endpoint decides on for `client_id` (the client's
+/// required groups, the user's consent), read in the same statement.
 pub async fn current_at_client(
     state: &AppState,
     headers: &HeaderMap,

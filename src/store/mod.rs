@@ -1,43 +1,6 @@
 //! Durable state over sqlx: SQLite by default, Postgres when `database.url` says so. One set of
 //! portable SQL (`$n` placeholders, BIGINT times, TEXT ids) serves both through `sqlx::Any`.
 
-/// What a user has to sign in with, counted in one subquery per column over the user id `$user`
-/// (an SQL expression): the columns of [`Credentials`](crate::domain::Credentials), in the
-/// order `store::second_factors::credentials` reads them.
-macro_rules! credential_counts {
-    ($user:literal) => {
-        concat!(
-            "(SELECT COUNT(*) FROM users WHERE id = ",
-            $user,
-            " AND password_hash IS NOT NULL),
-             (SELECT COUNT(*) FROM totp_credentials WHERE user_id = ",
-            $user,
-            "),
-             (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = ",
-            $user,
-            "),
-             (SELECT COUNT(*) FROM passkeys WHERE user_id = ",
-            $user,
-            "),
-             (SELECT COUNT(*) FROM upstream_identities WHERE user_id = ",
-            $user,
-            "),
-             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ",
-            $user,
-            " AND used_at IS NULL),
-             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
-            $user,
-            " AND sms_codes = 1),
-             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
-            $user,
-            " AND whatsapp_codes = 1),
-             (SELECT COUNT(*) FROM phone_numbers WHERE user_id = ",
-            $user,
-            ")"
-        )
-    };
-}
-
 /// The required-group rule as one BIGINT (1: may use): the client `$client` requires no group,
 /// or the user `$user` is in one of those it requires.
 macro_rules! may_use_client {

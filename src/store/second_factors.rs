@@ -59,10 +59,9 @@ impl Store {
     }
 
     /// What the user has to sign in with, in one round trip, as the login policy asks on every
-    /// sign-in.
+    /// sign-in (and authorization on a step-up).
     pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
-        let counts: Counts =
-            sqlx::query_as(concat!("SELECT ", credential_counts!("$1"))).bind(user_id).fetch_one(&self.pool).await?;
+        let counts: Counts = sqlx::query_as(CREDENTIAL_COUNTS).bind(user_id).fetch_one(&self.pool).await?;
         Ok(credentials(counts))
     }
 
@@ -181,13 +180,23 @@ impl Store {
     }
 }
 
-/// The columns of `credential_counts!`.
-pub(super) type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+/// What the user `$1` has to sign in with, counted in one subquery per column of
+/// [`Credentials`], in the order [`credentials`] reads them.
+const CREDENTIAL_COUNTS: &str = "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL),
+     (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1),
+     (SELECT COUNT(*) FROM email_otp_enrolments WHERE user_id = $1),
+     (SELECT COUNT(*) FROM passkeys WHERE user_id = $1),
+     (SELECT COUNT(*) FROM upstream_identities WHERE user_id = $1),
+     (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL),
+     (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND sms_codes = 1),
+     (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1 AND whatsapp_codes = 1),
+     (SELECT COUNT(*) FROM phone_numbers WHERE user_id = $1)";
 
-/// [`Credentials`] from the columns of `credential_counts!`, in order.
-pub(super) fn credentials(
-    (password, totp, email, passkeys, upstream, codes, sms, whatsapp, phone): Counts,
-) -> Credentials {
+/// The columns of [`CREDENTIAL_COUNTS`].
+type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+
+/// [`Credentials`] from the columns of [`CREDENTIAL_COUNTS`], in order.
+fn credentials((password, totp, email, passkeys, upstream, codes, sms, whatsapp, phone): Counts) -> Credentials {
     let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     Credentials {
         password: password > 0,

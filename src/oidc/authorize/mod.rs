@@ -89,10 +89,15 @@ async fn decide(
 ) -> Result<Response, PageError> {
     use policy::Decision;
     let now = state.now();
-    // The session with the user's factors, the client's group rule and the user's consent: one
-    // read of the store.
+    // The session with the client's group rule and the user's consent: one read of the store.
     let at = session::current_at_client(state, browser.headers, &client.id, now).await?;
-    let factors = at.as_ref().map(|a| steps::enrolled(state, &a.credentials)).unwrap_or_default();
+    // The user's factors, when the request wants more than the session proved (a step-up).
+    let factors = match &at {
+        Some(a) if policy::asks_more(&req, client, &a.session) => {
+            steps::enrolled(state, &state.store.credentials(&a.session.user_id).await?)
+        }
+        _ => Default::default(),
+    };
     let current = at.as_ref().map(|a| &a.session);
     Ok(match (policy::decide(&req, client, current, &factors, now), at) {
         (Decision::Issue, Some(at)) => {

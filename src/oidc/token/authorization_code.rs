@@ -110,9 +110,15 @@ pub async fn exchange(
         state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;
     let user = written_for(written)?;
     // A second redemption racing this one (possibly on another node) revoked before the grant
-    // existed: honour it now. The answer stays 200, as if this redemption had come first.
-    if code::reuse_seen(state, &grant.id).await? {
+    // existed: honour it now. The answer stays 200, as if this redemption had come first; the
+    // tokens are made meanwhile (with Redis, the check and an opaque access token's write share
+    // a round trip), and a revoked grant's tokens stop at once.
+    let (reused, tokens) = tokio::join!(
+        code::reuse_seen(state, &grant.id),
+        user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, sender, now)
+    );
+    if reused? {
         state.store.revoke_grant(&grant.id, now).await?;
     }
-    user_tokens(state, client, &grant, &user, &grant.scopes, c.nonce.as_deref(), refresh, sender, now).await
+    tokens
 }

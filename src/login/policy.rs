@@ -155,10 +155,13 @@ pub fn decide(req: &AuthRequest, client: &Client, session: Option<&Session>, fac
     if req.prompt.login || too_old || other_user {
         return Decision::Login;
     }
-    let step_up = if asks_more(req, client, s) { step_up_step(&s.amr, factors) } else { None };
+    let need = requirement(req, client);
+    let have = acr_level(&s.acr).unwrap_or(1);
+    // As `asks_more` says (one reading of the request's `claims`, not two).
+    let step_up = if have < need.wanted { step_up_step(&s.amr, factors) } else { None };
     if let Some(step) = step_up {
         Decision::StepUp(step)
-    } else if acr_level(&s.acr).unwrap_or(1) < requirement(req, client).minimum {
+    } else if have < need.minimum {
         Decision::Unmet
     } else {
         Decision::Issue

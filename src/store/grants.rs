@@ -97,6 +97,26 @@ joined_row!(
     TokenRow { grant: Row, used_at: Option<i64>, may_use: i64, user: UserRow }
 );
 
+joined_row!(
+    /// [`TokenRow`] and whether the statement that read it rotated the token (1) or not (0).
+    RotatingRow { token: TokenRow, rotated: i64 }
+);
+
+/// The conditions on which a refresh token's read may rotate it at once: those a refresh
+/// checks before rotating (RFC 6749 §6, RFC 8707 §2.2, RFC 9449 §5, RFC 8705 §4), for a
+/// request that asks for no narrower scope.
+pub struct Rotation<'a> {
+    /// The hash of the token that replaces it.
+    pub new: &'a str,
+    pub client_id: &'a str,
+    /// The key of the request's DPoP proof, and the thumbprint of its client certificate.
+    pub dpop_jkt: Option<&'a str>,
+    pub x5t: Option<&'a str>,
+    /// The request's `resource`, which must be the grant's.
+    pub resource: Option<&'a str>,
+    pub now: i64,
+}
+
 impl From<Row> for Grant {
     fn from(r: Row) -> Self {
         Grant {
@@ -365,6 +385,61 @@ impl Store {
             used_at: r.used_at,
             may_use_client: r.may_use == 1,
         }))
+    }
+
+    /// A refresh token by its hash, as [`Store::refresh_token`] reads it, rotated in the same
+    /// statement on Postgres when `rotation`'s conditions hold (true then): one round trip
+    /// instead of two for a refresh that will be granted. A token the statement did not rotate
+    /// (used before, another client's, a binding or resource that does not match, an ended
+    /// grant) is answered by the caller's checks and [`Store::rotate_refresh_token`], as on
+    /// SQLite, where the read goes to a reader and costs no round trip.
+    pub async fn refresh_token_rotating(
+        &self,
+        hash: &str,
+        rotation: Option<Rotation<'_>>,
+    ) -> Result<Option<(RefreshToken, bool)>> {
+        let Some(r) = rotation.filter(|_| self.backend == super::Backend::Postgres) else {
+            return Ok(self.refresh_token(hash).await?.map(|t| (t, false)));
+        };
+        // The update sees the token and its grant as the read does; the read below sees them
+        // as they were before it (one snapshot), so `used_at` is the previous use.
+        const SQL: &str = concat!(
+            "WITH marked AS (
+                 UPDATE refresh_tokens r SET used_at = $2 FROM grants g
+                 WHERE r.token_hash = $1 AND r.used_at IS NULL AND g.id = r.grant_id AND g.client_id = $3
+                   AND g.revoked_at IS NULL AND g.expires_at > $2
+                   AND (g.dpop_jkt IS NULL OR g.dpop_jkt = $4) AND (g.cert_x5t IS NULL OR g.cert_x5t = $5)
+                   AND ($6 IS NULL OR g.resource = $6)
+                 RETURNING r.grant_id),
+             fresh AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at) SELECT $7, grant_id, $2 FROM marked)
+             SELECT ",
+            grant_columns!(),
+            ", r.used_at, ",
+            may_use_client!("g.client_id", "g.user_id"),
+            " AS may_use, ",
+            user_columns!("u."),
+            ", (SELECT count(*) FROM marked) AS rotated
+             FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
+             WHERE r.token_hash = $1"
+        );
+        let row: Option<RotatingRow> = pooled!(self, |e| sqlx::query_as(SQL)
+            .bind(hash)
+            .bind(r.now)
+            .bind(r.client_id)
+            .bind(r.dpop_jkt)
+            .bind(r.x5t)
+            .bind(r.resource)
+            .bind(r.new)
+            .fetch_optional(e))?;
+        let Some(row) = row else { return Ok(None) };
+        let rotated = row.rotated == 1;
+        let token = RefreshToken {
+            user: self.user_from(row.token.user)?,
+            grant: row.token.grant.into(),
+            used_at: row.token.used_at,
+            may_use_client: row.token.may_use == 1,
+        };
+        Ok(Some((token, rotated)))
     }
 
     /// Rotates the refresh token `old`, as read by [`Store::refresh_token`] (RFC 9700

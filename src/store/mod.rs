@@ -44,7 +44,7 @@ mod users;
 pub use access::{GroupRemoval, GroupRow};
 pub use audit::{AuditEvent, AuditQuery, AuditRow};
 pub use consents::ConsentRow;
-pub use grants::{GrantWrite, LiveGrant, NewGrant, RefreshToken, RotateOutcome};
+pub use grants::{GrantWrite, LiveGrant, NewGrant, RefreshToken, RotateOutcome, Rotation};
 pub use logouts::LogoutDelivery;
 pub use passkeys::{NewPasskey, PasskeyRow};
 pub use password_history::SignOut;

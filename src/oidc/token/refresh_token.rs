@@ -2,10 +2,10 @@
 
 use super::{Sender, TokenResponse, user_tokens};
 use crate::crypto::{hash_secret, random_token};
-use crate::domain::{Client, GrantType, parse_scope};
+use crate::domain::{Client, Grant, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
 use crate::state::AppState;
-use crate::store::{AuditEvent, RotateOutcome};
+use crate::store::{AuditEvent, RefreshToken, RotateOutcome, Rotation};
 
 /// How long a FAPI 2.0 client's rotated refresh token still works (Security Profile
 /// §5.3.2.1-9).
@@ -24,14 +24,44 @@ pub async fn exchange(
     let old = hash_secret(presented);
     let now = state.now();
     let requested = p.get("scope").map(parse_scope);
-    let token = match state.store.refresh_token(&old).await? {
-        Some(t) if t.grant.client_id == client.id => t,
+    let new = random_token();
+    let new_hash = hash_secret(&new);
+    // A request for the whole grant's scope (the usual one) may be rotated by the read itself,
+    // on the conditions checked below; one that is not is checked and rotated after it.
+    let at_once = requested.is_none().then(|| Rotation {
+        new: &new_hash,
+        client_id: &client.id,
+        dpop_jkt: sender.dpop,
+        x5t: sender.x5t,
+        resource: p.get("resource"),
+        now,
+    });
+    let (token, rotated) = match state.store.refresh_token_rotating(&old, at_once).await? {
+        Some((t, rotated)) if t.grant.client_id == client.id => (t, rotated),
         _ => return Err(invalid()),
     };
+    if !rotated {
+        // Checked before the token is rotated, so a refused request spends nothing.
+        check(p, sender, requested.as_deref(), &token.grant)?;
+        rotate(state, client, &old, &token, &new_hash, now).await?;
+    }
     let grant = &token.grant;
-    // Checked before the token is rotated, so a refused request spends nothing.
+    // The user, read with the token, is still active.
+    super::check_active(&token.user)?;
+    // A user no longer in any group the client requires keeps no access through old grants
+    // (read with the token).
+    if !token.may_use_client {
+        return Err(OAuthError::invalid_grant("the user is not in a group this client requires"));
+    }
+    let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
+    user_tokens(state, client, grant, &token.user, &scopes, None, Some(new), sender, now).await
+}
+
+/// Whether the request may refresh the grant: its scope, resource and the sender's binding.
+/// [`Rotation`] holds the same conditions for the read that rotates at once.
+fn check(p: &Params, sender: Sender<'_>, requested: Option<&[String]>, grant: &Grant) -> Result<(), OAuthError> {
     // A narrower scope may be asked for, never a wider one (§6).
-    if let Some(req) = &requested
+    if let Some(req) = requested
         && !req.iter().all(|s| grant.scopes.contains(s))
     {
         return Err(OAuthError::invalid_scope("the requested scope exceeds what was granted"));
@@ -54,7 +84,18 @@ pub async fn exchange(
     {
         return Err(OAuthError::invalid_grant("this refresh token is bound to another client certificate"));
     }
-    let new = random_token();
+    Ok(())
+}
+
+/// Rotates a refresh token its read did not rotate: a reuse revokes the grant.
+async fn rotate(
+    state: &AppState,
+    client: &Client,
+    old: &str,
+    token: &RefreshToken,
+    new_hash: &str,
+    now: i64,
+) -> Result<(), OAuthError> {
     // FAPI 2.0 §5.3.2.1-9: no rotation "except in extraordinary circumstances", and then the
     // old token stays good for a while (the conformance plan retries it 30 s later).
     let grace = if client.is_fapi2() {
@@ -62,26 +103,17 @@ pub async fn exchange(
     } else {
         state.settings.tokens.refresh_reuse_grace_secs
     };
-    match state.store.rotate_refresh_token(&old, &token, &hash_secret(&new), &client.id, now, grace).await? {
-        RotateOutcome::Rotated => {}
+    match state.store.rotate_refresh_token(old, token, new_hash, &client.id, now, grace).await? {
+        RotateOutcome::Rotated => Ok(()),
         RotateOutcome::Reused => {
             state
                 .store
                 .audit(AuditEvent::new("refresh_token.reused").client(&client.id).detail("family_revoked", true), now)
                 .await;
-            return Err(OAuthError::invalid_grant("the refresh token was already used; its grant is revoked"));
+            Err(OAuthError::invalid_grant("the refresh token was already used; its grant is revoked"))
         }
-        RotateOutcome::Invalid => return Err(invalid()),
+        RotateOutcome::Invalid => Err(invalid()),
     }
-    // The user, read with the token, is still active.
-    super::check_active(&token.user)?;
-    // A user no longer in any group the client requires keeps no access through old grants
-    // (read with the token).
-    if !token.may_use_client {
-        return Err(OAuthError::invalid_grant("the user is not in a group this client requires"));
-    }
-    let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
-    user_tokens(state, client, grant, &token.user, &scopes, None, Some(new), sender, now).await
 }
 
 fn invalid() -> OAuthError {

@@ -164,9 +164,9 @@ pub(super) struct Direct {
     /// Writes take turns here. A request waiting its turn yields its runtime thread to other
     /// requests (an async lock) rather than parking the thread on a futex: on two cores that
     /// stood half the runtime still, and cost a tenth of an ES256 code flow.
-    writer: tokio::sync::Mutex<Connection>,
-    /// Held while these connections are open; the checkpointer stops when it is gone.
-    _open: Arc<()>,
+    /// Shared with the checkpointer, which takes this turn while it makes the log start over
+    /// and stops when the connection is gone.
+    writer: Arc<tokio::sync::Mutex<Connection>>,
 }
 
 /// How often the checkpointer copies the log into the database (see [`checkpoint`]).
@@ -191,9 +191,9 @@ impl Direct {
         // happened to commit past the threshold. The checkpointer does it beside them.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
-        let open = Arc::new(());
-        checkpoint(connect(file)?, Arc::downgrade(&open))?;
-        Ok(Some(Self { readers, writer: tokio::sync::Mutex::new(writer), _open: open }))
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        checkpoint(connect(file)?, Arc::downgrade(&writer))?;
+        Ok(Some(Self { readers, writer }))
     }
 
     /// Runs reads: on the writer if it is free, else on a reader that is free, else on the
@@ -284,16 +284,21 @@ fn wait_for_lock(attempt: i32) -> bool {
 /// 10-minute run, every read searching a larger index of it). Past [`RESTART_AT`] frames the
 /// checkpointer therefore also `RESTART`s it: it waits (at most 100 ms) for the readers of the
 /// log to finish, which takes microseconds, new readers reading the database itself, and holds
-/// writers back meanwhile; the next commit then writes the log from its start.
-fn checkpoint(mut conn: Connection, open: Weak<()>) -> anyhow::Result<()> {
+/// writers back meanwhile; the next commit then writes the log from its start. It holds them
+/// back by taking the hot writer's turn first: a writer that found SQLite's write lock taken
+/// instead would wait in its busy handler, sleeping the runtime thread it runs on (and every
+/// request queued on it) for the restart's two syncs, ten milliseconds and more, where one
+/// waiting for its turn yields the thread to requests that read.
+fn checkpoint(mut conn: Connection, writer: Weak<tokio::sync::Mutex<Connection>>) -> anyhow::Result<()> {
     conn.busy_handler(Some(|attempt| {
         std::thread::sleep(Duration::from_micros(50));
         attempt < 2_000
     }))?;
     std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
-        while open.strong_count() > 0 {
+        loop {
             std::thread::sleep(CHECKPOINT_EVERY);
-            if let Err(e) = checkpoint_once(&conn, RESTART_AT) {
+            let Some(writer) = writer.upgrade() else { break };
+            if let Err(e) = checkpoint_once(&conn, RESTART_AT, || writer.blocking_lock()) {
                 tracing::warn!(error = %e, "could not checkpoint the SQLite log");
             }
         }
@@ -301,9 +306,11 @@ fn checkpoint(mut conn: Connection, open: Weak<()>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One checkpoint, which restarts the log if it has `restart_at` frames or more.
-fn checkpoint_once(conn: &Connection, restart_at: i64) -> rusqlite::Result<()> {
+/// One checkpoint, which restarts the log if it has `restart_at` frames or more, holding
+/// what `turn` takes (the hot writer's turn) meanwhile.
+fn checkpoint_once<T>(conn: &Connection, restart_at: i64, turn: impl FnOnce() -> T) -> rusqlite::Result<()> {
     if log_frames(conn, "PASSIVE")? >= restart_at {
+        let _turn = turn();
         log_frames(conn, "RESTART")?;
     }
     Ok(())
@@ -400,7 +407,7 @@ mod tests {
             let key = crate::crypto::random_id();
             writer.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (&key, "x".repeat(300))).unwrap();
             if i % 20 == 19 {
-                checkpoint_once(&checkpointer, 64).unwrap();
+                checkpoint_once(&checkpointer, 64, || ()).unwrap();
             }
         }
         stop.store(true, Ordering::Relaxed);

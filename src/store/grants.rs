@@ -85,6 +85,24 @@ macro_rules! session_seen {
     };
 }
 
+/// A refresh token `$1` with its grant, the required-group rule and its user: the columns of
+/// [`TokenRow`], then `$extra`.
+macro_rules! refresh_token_read {
+    ($extra:literal) => {
+        concat!(
+            "SELECT ",
+            grant_columns!(),
+            ", r.used_at, ",
+            may_use_client!("g.client_id", "g.user_id"),
+            " AS may_use, ",
+            user_columns!("u."),
+            $extra,
+            " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
+             WHERE r.token_hash = $1"
+        )
+    };
+}
+
 joined_row!(LiveRow { grant: Row, session_seen: Option<i64> });
 
 joined_row!(
@@ -364,27 +382,21 @@ impl Store {
     /// grant's user may still use its client (the required-group rule), and that user, in one
     /// statement. None as well when the user is gone.
     pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            grant_columns!(),
-            ", r.used_at, ",
-            may_use_client!("g.client_id", "g.user_id"),
-            " AS may_use, ",
-            user_columns!("u."),
-            " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
-             WHERE r.token_hash = $1"
-        );
+        const SQL: &str = refresh_token_read!("");
         let row: Option<TokenRow> = match &self.direct {
             Some(d) => d.read(|c| direct::query_opt(c, SQL, &[&hash]))?,
             None => pooled!(self, |e| sqlx::query_as(SQL).bind(hash).fetch_optional(e))?,
         };
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(RefreshToken {
+        row.map(|r| self.refresh_token_from(r)).transpose()
+    }
+
+    fn refresh_token_from(&self, r: TokenRow) -> Result<RefreshToken> {
+        Ok(RefreshToken {
             user: self.user_from(r.user)?,
             grant: r.grant.into(),
             used_at: r.used_at,
             may_use_client: r.may_use == 1,
-        }))
+        })
     }
 
     /// A refresh token by its hash, as [`Store::refresh_token`] reads it, rotated in the same
@@ -412,15 +424,8 @@ impl Store {
                    AND ($6 IS NULL OR g.resource = $6)
                  RETURNING r.grant_id),
              fresh AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at) SELECT $7, grant_id, $2 FROM marked)
-             SELECT ",
-            grant_columns!(),
-            ", r.used_at, ",
-            may_use_client!("g.client_id", "g.user_id"),
-            " AS may_use, ",
-            user_columns!("u."),
-            ", (SELECT count(*) FROM marked) AS rotated
-             FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
-             WHERE r.token_hash = $1"
+             ",
+            refresh_token_read!(", (SELECT count(*) FROM marked) AS rotated")
         );
         let row: Option<RotatingRow> = pooled!(self, |e| sqlx::query_as(SQL)
             .bind(hash)
@@ -432,14 +437,7 @@ impl Store {
             .bind(r.new)
             .fetch_optional(e))?;
         let Some(row) = row else { return Ok(None) };
-        let rotated = row.rotated == 1;
-        let token = RefreshToken {
-            user: self.user_from(row.token.user)?,
-            grant: row.token.grant.into(),
-            used_at: row.token.used_at,
-            may_use_client: row.token.may_use == 1,
-        };
-        Ok(Some((token, rotated)))
+        Ok(Some((self.refresh_token_from(row.token)?, row.rotated == 1)))
     }
 
     /// Rotates the refresh token `old`, as read by [`Store::refresh_token`] (RFC 9700

@@ -399,19 +399,37 @@ fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A database of its own in WAL mode with a table `t`, a connection that set it up, a
+    /// writer that never checkpoints, and a checkpointer.
+    struct Log {
+        dir: PathBuf,
+        file: PathBuf,
+        setup: Connection,
+        writer: Connection,
+        checkpointer: Connection,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("latchkey-wal-{}", crate::crypto::random_id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("wal.db");
+            let setup = Connection::open(&file).unwrap();
+            setup.pragma_update(None, "journal_mode", "WAL").unwrap();
+            setup.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL)", []).unwrap();
+            let writer = connect(&file).unwrap();
+            writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+            let checkpointer = connect(&file).unwrap();
+            Self { dir, file, setup, writer, checkpointer }
+        }
+    }
 
     #[test]
     fn under_steady_reads_the_log_starts_over_instead_of_growing() {
-        let dir = std::env::temp_dir().join(format!("latchkey-wal-{}", crate::crypto::random_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("wal.db");
-        let setup = Connection::open(&file).unwrap();
-        setup.pragma_update(None, "journal_mode", "WAL").unwrap();
-        setup.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL)", []).unwrap();
-        let writer = connect(&file).unwrap();
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        let checkpointer = connect(&file).unwrap();
+        let Log { dir, file, setup, writer, checkpointer } = Log::new();
 
         // A reader that nearly always holds a snapshot, as steady traffic does.
         let stop = Arc::new(AtomicBool::new(false));
@@ -446,18 +464,10 @@ mod tests {
 
     #[test]
     fn the_checkpointer_starts_the_new_log_itself() {
-        let dir = std::env::temp_dir().join(format!("latchkey-wal-{}", crate::crypto::random_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("wal.db");
-        let setup = Connection::open(&file).unwrap();
-        setup.pragma_update(None, "journal_mode", "WAL").unwrap();
+        let Log { dir, setup, writer, checkpointer, .. } = Log::new();
         setup.pragma_update(None, "user_version", 7).unwrap();
-        setup.execute("CREATE TABLE t (k TEXT PRIMARY KEY)", []).unwrap();
-        let writer = connect(&file).unwrap();
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        let checkpointer = connect(&file).unwrap();
         for _ in 0..100 {
-            writer.execute("INSERT INTO t (k) VALUES (?1)", [crate::crypto::random_id()]).unwrap();
+            writer.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", [crate::crypto::random_id()]).unwrap();
         }
         checkpoint_once(&checkpointer, 64, || &writer).unwrap();
 

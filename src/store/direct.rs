@@ -178,8 +178,8 @@ const RESTART_AT: i64 = 16_384;
 /// What the log's file is cut back to when it starts over, if it grew past it: above the size
 /// it reaches between restarts ([`RESTART_AT`] frames of 4 KiB and what is written while the
 /// restart waits), so that in steady use the file is neither cut nor grown. Each cut freed
-/// its blocks (a discard on an SSD) and the frames past it allocated them again, in the file
-/// system's journal, on the runtime thread of the request that was committing.
+/// its blocks (a discard on an SSD) and the frames past it allocated them again, on the
+/// runtime thread of the request that was committing.
 const LOG_SIZE_LIMIT: i64 = 128 << 20;
 
 impl Direct {

@@ -7,7 +7,8 @@
 //! task's thread.
 //!
 //! Reads need nothing more: in WAL mode a reader sees the last commit and never waits. Writes
-//! here take turns on one connection; they and sqlx's (cold paths: sign-in, account pages,
+//! here take turns on one connection, and those that meet there commit together
+//! ([`super::group_commit`]); they and sqlx's (cold paths: sign-in, account pages,
 //! the CLI) take SQLite's write lock in turn, sqlx's transactions up front (`BEGIN
 //! IMMEDIATE`), so none sees the database change under it. A checkpointer thread keeps the
 //! log's copying and syncing off the request path.
@@ -16,9 +17,11 @@
 //! number, as sqlx binds them, whatever order they appear in.
 
 use super::Result;
+use super::group_commit::Writer;
 use rusqlite::types::ToSql;
 use rusqlite::{CachedStatement, Connection, OpenFlags};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -166,7 +169,10 @@ pub(super) struct Direct {
     /// stood half the runtime still, and cost a tenth of an ES256 code flow.
     /// Shared with the checkpointer, which takes this turn while it makes the log start over
     /// and stops when the connection is gone.
-    writer: Arc<tokio::sync::Mutex<Connection>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Requests waiting for their turn to write: while there are some, a request leaves its
+    /// writes for the last of them to commit (see [`super::group_commit`]).
+    waiting: AtomicUsize,
 }
 
 /// How often the checkpointer copies the log into the database (see [`checkpoint`]).
@@ -195,9 +201,9 @@ impl Direct {
         // happened to commit past the threshold. The checkpointer does it beside them.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
-        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        let writer = Arc::new(tokio::sync::Mutex::new(Writer::new(writer)));
         checkpoint(connect(file)?, Arc::downgrade(&writer))?;
-        Ok(Some(Self { readers, writer }))
+        Ok(Some(Self { readers, writer, waiting: AtomicUsize::new(0) }))
     }
 
     /// Runs reads: on the writer if it is free, else on a reader that is free, else on the
@@ -205,10 +211,13 @@ impl Direct {
     ///
     /// The writer first, because its page cache outlives its own commits, where a reader drops
     /// all of its cache whenever another connection has committed and reads every page again
-    /// (a system call each): on the code flow that was a dozen reads of the file per flow.
+    /// (a system call each): on the code flow that was a dozen reads of the file per flow. Not
+    /// while it holds a batch's writes, which are not committed yet.
     pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        if let Ok(conn) = self.writer.try_lock() {
-            return f(&conn).map_err(to_sqlx);
+        if let Ok(writer) = self.writer.try_lock()
+            && !writer.is_open()
+        {
+            return f(&writer.conn).map_err(to_sqlx);
         }
         let conn = self.readers.iter().find_map(|r| r.try_lock().ok()).unwrap_or_else(|| lock(&self.readers[0]));
         f(&conn).map_err(to_sqlx)
@@ -216,43 +225,59 @@ impl Direct {
 
     /// Runs writes (and the reads they depend on) in one transaction on the writing connection,
     /// which takes the write lock up front (`BEGIN IMMEDIATE`): committed when `f` returns
-    /// `Ok`, rolled back when it fails. `BEGIN` and `COMMIT` are statements prepared once, as
-    /// the others are (a rusqlite `Transaction` parses both again every time).
+    /// `Ok`, undone when it fails. Committed with those of the requests that were waiting for
+    /// the writer meanwhile, if any were (see [`super::group_commit`]); this returns once the
+    /// commit is made. `BEGIN` and `COMMIT` are statements prepared once, as the others are (a
+    /// rusqlite `Transaction` parses both again every time).
     pub(super) async fn transaction<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.writer.lock().await;
-        let done = run(&conn, "BEGIN IMMEDIATE").and_then(|()| {
-            let open = Open(&conn);
-            let done = f(&conn).and_then(|t| run(&conn, "COMMIT").map(|()| t));
-            drop(open);
-            done
-        });
-        drop(conn);
+        let mut writer = {
+            let _waiting = Waiting::count(&self.waiting);
+            self.writer.lock().await
+        };
+        let written = writer.write(f);
+        // The last request of the batch commits: the one that finds none waiting behind it.
+        if self.waiting.load(Ordering::SeqCst) == 0 || writer.is_full() {
+            writer.commit();
+        }
+        let (batch, done) = written.map_err(to_sqlx)?;
+        let committed = match &done {
+            Ok(_) if writer.holds(batch) => {
+                // Behind the requests now waiting (the lock is fair): when this one's turn comes
+                // again, the last of them has committed, or it commits itself, were they gone.
+                drop(writer);
+                let mut writer = self.writer.lock().await;
+                if writer.holds(batch) {
+                    writer.commit();
+                }
+                writer.outcome(batch)
+            }
+            Ok(_) => writer.outcome(batch),
+            Err(_) => Ok(()),
+        };
         // The next writer, woken as the lock was released, waits in this runtime thread's
         // next-task slot, which no other thread may take from: let it run now, not after the
         // rest of this request (with RS256, two signatures: half a millisecond, while the
         // other thread ran out of work; a third of the RS256 refreshes per second were lost).
         tokio::task::yield_now().await;
-        done.map_err(to_sqlx)
+        committed.and(done).map_err(to_sqlx)
     }
 }
 
-/// A transaction begun on the connection: rolled back when this goes while it is still open,
-/// whether `f` failed, its commit did, or it panicked.
-struct Open<'c>(&'c Connection);
+/// A request counted among those waiting for the writer until this goes: when it has its
+/// turn, or has given up waiting.
+struct Waiting<'a>(&'a AtomicUsize);
 
-impl Drop for Open<'_> {
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if !self.0.is_autocommit()
-            && let Err(e) = run(self.0, "ROLLBACK")
-        {
-            tracing::warn!(error = %e, "could not roll back a SQLite transaction");
-        }
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// Runs a statement that answers no rows, prepared once per connection.
-fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.raw_execute().map(drop)
 }
 
 fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
@@ -293,7 +318,7 @@ fn wait_for_lock(attempt: i32) -> bool {
 /// instead would wait in its busy handler, sleeping the runtime thread it runs on (and every
 /// request queued on it) for the restart's two syncs, ten milliseconds and more, where one
 /// waiting for its turn yields the thread to requests that read.
-fn checkpoint(mut conn: Connection, writer: Weak<tokio::sync::Mutex<Connection>>) -> anyhow::Result<()> {
+fn checkpoint(mut conn: Connection, writer: Weak<tokio::sync::Mutex<Writer>>) -> anyhow::Result<()> {
     conn.busy_handler(Some(|attempt| {
         std::thread::sleep(Duration::from_micros(50));
         attempt < 2_000
@@ -302,7 +327,16 @@ fn checkpoint(mut conn: Connection, writer: Weak<tokio::sync::Mutex<Connection>>
         loop {
             std::thread::sleep(CHECKPOINT_EVERY);
             let Some(writer) = writer.upgrade() else { break };
-            if let Err(e) = checkpoint_once(&conn, RESTART_AT, || writer.blocking_lock()) {
+            // A batch left open by requests that all went away before committing it.
+            if let Ok(mut writer) = writer.try_lock() {
+                writer.commit();
+            }
+            let turn = || {
+                let mut writer = writer.blocking_lock();
+                writer.commit();
+                tokio::sync::MutexGuard::map(writer, |w| &mut w.conn)
+            };
+            if let Err(e) = checkpoint_once(&conn, RESTART_AT, turn) {
                 tracing::warn!(error = %e, "could not checkpoint the SQLite log");
             }
         }
@@ -480,5 +514,70 @@ mod tests {
         assert_eq!(checkpointer.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 100);
         drop((setup, writer, checkpointer));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Requests that each write the keys of one of `requests` on a `Direct` over `log`'s
+    /// database, all waiting for the writer when it becomes free; what each answered.
+    async fn queued_writes(log: &Log, requests: &[&'static [&'static str]]) -> Vec<Result<()>> {
+        let direct = Arc::new(Direct::open(&format!("sqlite://{}", log.file.display())).unwrap().unwrap());
+        let turn = direct.writer.lock().await;
+        let tasks: Vec<_> = requests
+            .iter()
+            .map(|&keys| {
+                let direct = direct.clone();
+                tokio::spawn(async move {
+                    direct
+                        .transaction(|c| {
+                            for k in keys {
+                                c.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", [k])?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        while direct.waiting.load(Ordering::SeqCst) < requests.len() {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap());
+        }
+        done
+    }
+
+    fn keys(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(|k| k.unwrap()).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn requests_that_wait_for_the_writer_commit_together() {
+        let log = Log::new();
+        // A reader's snapshot in the log, so that no commit starts it over: the frames after
+        // the requests' commits are those before and theirs.
+        let mut reader = connect(&log.file).unwrap();
+        let snapshot = reader.transaction().unwrap();
+        assert!(keys(&snapshot).is_empty());
+        let before = log_frames(&log.checkpointer, "PASSIVE").unwrap();
+        let done = queued_writes(&log, &[&["a"], &["b"], &["c"], &["d"]]).await;
+        assert!(done.iter().all(Result::is_ok), "{done:?}");
+        // One commit writes the table's page and its key's once each; four commits, four times.
+        assert_eq!(log_frames(&log.checkpointer, "PASSIVE").unwrap(), before + 2);
+        drop(snapshot);
+        assert_eq!(keys(&log.setup), ["a", "b", "c", "d"]);
+        std::fs::remove_dir_all(&log.dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_that_fails_undoes_its_own_writes_only() {
+        let log = Log::new();
+        // The second writes "e", then fails on "a", which the first wrote in the same batch.
+        let done = queued_writes(&log, &[&["a"], &["e", "a"], &["c"]]).await;
+        assert!(done[0].is_ok() && done[1].is_err() && done[2].is_ok(), "{done:?}");
+        assert_eq!(keys(&log.setup), ["a", "c"]);
+        std::fs::remove_dir_all(&log.dir).unwrap();
     }
 }

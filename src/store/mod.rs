@@ -26,6 +26,7 @@ mod clients;
 mod consents;
 mod direct;
 mod grants;
+mod group_commit;
 mod logouts;
 mod passkeys;
 mod password_history;

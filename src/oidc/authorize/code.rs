@@ -3,7 +3,7 @@
 //! nonce and the grant id the exchange will create — so a reused code can revoke what it issued.
 
 use super::request::AuthRequest;
-use crate::crypto::{hash_secret, random_id, random_token};
+use crate::crypto::{hash_secret, ordered_id, random_token};
 use crate::domain::Session;
 use crate::ephemeral::Taken;
 use crate::state::AppState;
@@ -46,7 +46,7 @@ pub async fn issue(
 ) -> Result<String, crate::ephemeral::Unavailable> {
     let code = random_token();
     let grant = CodeGrant {
-        grant_id: random_id(),
+        grant_id: ordered_id(state.clock.now_ms()),
         client_id: req.client_id.clone(),
         redirect_uri: req.target.redirect_uri.clone(),
         code_challenge: req.code_challenge.clone(),

@@ -4,7 +4,7 @@
 //! sign the television out (revoking the grant does, as does the user's account page).
 
 use super::{Sender, TokenResponse, bound_refresh, user_tokens, written_for};
-use crate::crypto::{hash_secret, random_id, random_token};
+use crate::crypto::{hash_secret, ordered_id, random_token};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
 use crate::oidc::device::{self, Decision};
@@ -28,7 +28,7 @@ pub async fn exchange(
     let now = state.now();
     let offline = request.scopes.iter().any(|s| s == "offline_access") && client.allows(GrantType::RefreshToken);
     let grant = Grant {
-        id: random_id(),
+        id: ordered_id(state.clock.now_ms()),
         client_id: client.id.clone(),
         user_id,
         session_id: None,

@@ -574,10 +574,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_request_that_fails_undoes_its_own_writes_only() {
         let log = Log::new();
-        // The second writes "e", then fails on "a", which the first wrote in the same batch.
-        let done = queued_writes(&log, &[&["a"], &["e", "a"], &["c"]]).await;
-        assert!(done[0].is_ok() && done[1].is_err() && done[2].is_ok(), "{done:?}");
-        assert_eq!(keys(&log.setup), ["a", "c"]);
+        // The first fails alone in its batch; the third writes "e", then fails on "b", which the
+        // second wrote in the batch they share.
+        let done = queued_writes(&log, &[&["a", "a"], &["b"], &["e", "b"], &["c"]]).await;
+        assert!(done[0].is_err() && done[1].is_ok() && done[2].is_err() && done[3].is_ok(), "{done:?}");
+        assert_eq!(keys(&log.setup), ["b", "c"]);
         std::fs::remove_dir_all(&log.dir).unwrap();
     }
 }

@@ -11,8 +11,8 @@
 //! time per grant falls with them. So a request that finds others waiting for the writer
 //! leaves its writes uncommitted for the last of them to commit, up to [`MAX_BATCH`]; it
 //! answers only once that commit is made, so no token is handed out before its grant is
-//! written. Each request's writes sit in a savepoint of their own: one that fails undoes its
-//! own writes and leaves the others'.
+//! written. A request that fails undoes its own writes and leaves the others' (see
+//! [`Writer::write`]).
 
 use rusqlite::{Connection, ffi};
 use std::collections::VecDeque;
@@ -58,29 +58,43 @@ impl Writer {
     }
 
     /// Runs `f`, a request's writes, in the open batch (begun here, taking the write lock up
-    /// front, if none is open) and in a savepoint of its own, undone if `f` fails or panics.
-    /// The batch's number, and what `f` answered.
+    /// front, if none is open), undone if `f` fails or panics. The batch's number, and what `f`
+    /// answered.
+    ///
+    /// The first request of a batch writes in the transaction itself: failing, it takes the
+    /// transaction with it, which holds nothing else. Those after it write in a savepoint, which
+    /// costs a copy of each page they change (SQLite's sub-journal).
     pub(super) fn write<T>(
         &mut self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<(u64, rusqlite::Result<T>)> {
-        let batch = match self.open {
-            Some(batch) => batch,
+        if self.conn.is_autocommit() {
+            // None begun yet, or the last batch's one request failed and rolled it back.
+            self.open = None;
+        }
+        let (batch, first) = match self.open {
+            Some(batch) => (batch, false),
             None => {
                 run(&self.conn, "BEGIN IMMEDIATE")?;
                 let batch = self.next;
                 (self.open, self.size, self.next) = (Some(batch), 0, batch + 1);
-                batch
+                (batch, true)
             }
         };
         self.size += 1;
-        run(&self.conn, "SAVEPOINT request")?;
-        let mut undo = Undo(Some(&self.conn));
-        let done = f(&self.conn).and_then(|t| run(&self.conn, "RELEASE request").map(|()| t));
+        if !first {
+            run(&self.conn, "SAVEPOINT request")?;
+        }
+        let mut undo = Undo { conn: Some(&self.conn), whole: first };
+        let done =
+            f(&self.conn).and_then(|t| if first { Ok(t) } else { run(&self.conn, "RELEASE request").map(|()| t) });
         if done.is_ok() {
-            undo.0 = None;
+            undo.conn = None;
         }
         drop(undo);
+        if self.conn.is_autocommit() {
+            self.open = None;
+        }
         Ok((batch, done))
     }
 
@@ -88,6 +102,10 @@ impl Writer {
     /// for the batch's requests (see [`Writer::outcome`]).
     pub(super) fn commit(&mut self) {
         let Some(batch) = self.open.take() else { return };
+        if self.conn.is_autocommit() {
+            // Rolled back by its one request, which failed.
+            return;
+        }
         if let Err(e) = run(&self.conn, "COMMIT") {
             if !self.conn.is_autocommit()
                 && let Err(e) = run(&self.conn, "ROLLBACK")
@@ -115,14 +133,22 @@ impl Writer {
     }
 }
 
-/// A request's savepoint, undone when this goes while it holds the connection.
-struct Undo<'c>(Option<&'c Connection>);
+/// A request's writes, undone when this goes while it holds the connection: its savepoint, or
+/// the `whole` transaction when it is the first of its batch.
+struct Undo<'c> {
+    conn: Option<&'c Connection>,
+    whole: bool,
+}
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.0
-            && let Err(e) = run(conn, "ROLLBACK TO request").and_then(|()| run(conn, "RELEASE request"))
-        {
+        let Some(conn) = self.conn else { return };
+        let undone = if self.whole {
+            run(conn, "ROLLBACK")
+        } else {
+            run(conn, "ROLLBACK TO request").and_then(|()| run(conn, "RELEASE request"))
+        };
+        if let Err(e) = undone {
             tracing::warn!(error = %e, "could not undo a request's writes");
         }
     }

@@ -581,4 +581,20 @@ mod tests {
         assert_eq!(keys(&log.setup), ["b", "c"]);
         std::fs::remove_dir_all(&log.dir).unwrap();
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_that_sqlite_rolls_back_fails_for_every_request_in_it() {
+        let log = Log::new();
+        log.setup
+            .execute_batch(
+                "CREATE TRIGGER t_doomed BEFORE INSERT ON t WHEN NEW.k = 'doomed'
+                 BEGIN SELECT RAISE(ROLLBACK, 'doomed'); END",
+            )
+            .unwrap();
+        // The second ends the transaction the first wrote in; the third begins another.
+        let done = queued_writes(&log, &[&["a"], &["doomed"], &["c"]]).await;
+        assert!(done[0].is_err() && done[1].is_err() && done[2].is_ok(), "{done:?}");
+        assert_eq!(keys(&log.setup), ["c"]);
+        std::fs::remove_dir_all(&log.dir).unwrap();
+    }
 }

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 /// (tens of microseconds each) before its answer.
 pub(super) const MAX_BATCH: usize = 16;
 
-/// Failed commits remembered for the requests of their batch, which ask after them at once.
+/// Failed batches remembered for their requests, which ask after them at once.
 const FAILED_KEPT: usize = 16;
 
 /// The writing connection and the batch it has open.
@@ -93,7 +93,13 @@ impl Writer {
         }
         drop(undo);
         if self.conn.is_autocommit() {
+            // Rolled back: by the first request, failing, or by SQLite itself on an error that
+            // ends the transaction (`RAISE(ROLLBACK)`, some I/O errors), which took the other
+            // requests' writes with it: their batch failed.
             self.open = None;
+            if let (false, Err(e)) = (first, &done) {
+                self.failed(batch, copy(e));
+            }
         }
         Ok((batch, done))
     }
@@ -112,24 +118,31 @@ impl Writer {
             {
                 tracing::warn!(error = %e, "could not roll back a SQLite transaction");
             }
-            if self.failed.len() == FAILED_KEPT {
-                self.failed.pop_front();
-            }
-            self.failed.push_back((batch, e));
+            self.failed(batch, e);
         }
+    }
+
+    fn failed(&mut self, batch: u64, e: rusqlite::Error) {
+        if self.failed.len() == FAILED_KEPT {
+            self.failed.pop_front();
+        }
+        self.failed.push_back((batch, e));
     }
 
     /// Whether the batch `batch`, no longer open, was committed.
     pub(super) fn outcome(&self, batch: u64) -> rusqlite::Result<()> {
         match self.failed.iter().find(|(b, _)| *b == batch) {
             None => Ok(()),
-            Some((_, rusqlite::Error::SqliteFailure(code, message))) => {
-                Err(rusqlite::Error::SqliteFailure(*code, message.clone()))
-            }
-            Some((_, e)) => {
-                Err(rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_ERROR), Some(e.to_string())))
-            }
+            Some((_, e)) => Err(copy(e)),
         }
+    }
+}
+
+/// The same error, for another request (rusqlite's errors are not `Clone`).
+fn copy(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
+        e => rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_ERROR), Some(e.to_string())),
     }
 }
 
@@ -143,6 +156,10 @@ struct Undo<'c> {
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         let Some(conn) = self.conn else { return };
+        if conn.is_autocommit() {
+            // SQLite ended the transaction itself: nothing is left to undo.
+            return;
+        }
         let undone = if self.whole {
             run(conn, "ROLLBACK")
         } else {

@@ -3,6 +3,8 @@
 //! Every bearer secret Latchkey hands out (codes, refresh tokens, client secrets, session
 //! cookies) is 256 bits from the thread's CSPRNG, encoded base64url, and stored only as its
 //! SHA-256 digest: for 256-bit random values a fast hash is enough, argon2 is for passwords.
+//! A refresh token also carries the time it was made, which its digest is stored after
+//! ([`refresh_token_key`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,17 +32,49 @@ pub fn random_id() -> String {
 }
 
 /// A random identifier for records that are not secrets and are written in great numbers
-/// (grants), in the form of [`random_id`]: the time it is made at, `now_ms` (48 bits, in
-/// base64url's characters taken in the order they sort in), then 80 random bits. Ids made
-/// together sort together, so the records written in one commit share the pages of the
-/// indexes on them (see `store/group_commit.rs`), where random ones each wrote a page of
-/// their own.
+/// (grants), in the form of [`random_id`]: the time it is made at, `now_ms` (see
+/// [`time_prefix`]), then 80 random bits. Ids made together sort together, so the records
+/// written in one commit share the pages of the indexes on them (see `store/group_commit.rs`),
+/// where random ones each wrote a page of their own.
 pub fn ordered_id(now_ms: i64) -> String {
-    const SORTED: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
-    let ms = now_ms.clamp(0, (1 << 48) - 1);
-    let mut id: String = (0..8).rev().map(|i| char::from(SORTED[(ms >> (6 * i)) as usize & 63])).collect();
+    let mut id = time_prefix(now_ms);
     id.push_str(&b64url(&random_bytes(10)));
     id
+}
+
+/// A refresh token: the time it is made at, `now_ms` (see [`time_prefix`]), then 256 random
+/// bits; 51 characters of base64url's alphabet.
+pub fn refresh_token(now_ms: i64) -> String {
+    let mut token = time_prefix(now_ms);
+    token.push_str(&random_token());
+    token
+}
+
+const REFRESH_TOKEN_LEN: usize = TIME_PREFIX_LEN + 43;
+
+/// The key a refresh token is stored under: the time it was made, then its digest
+/// ([`hash_secret`]). Tokens are found by this key, and a rotation marks one token and writes
+/// the next: keyed by the digest alone, each wrote a page of its own at a random place in the
+/// table, a place that was less and less often cached as the table grew; keyed by time, the
+/// tokens written together, and the recent ones a refresh marks, share the pages at the table's
+/// end. A refresh token of another length (one made before tokens carried their time: 43
+/// characters) is stored under its digest alone.
+pub fn refresh_token_key(token: &str) -> String {
+    match token.get(..TIME_PREFIX_LEN) {
+        Some(time) if token.len() == REFRESH_TOKEN_LEN => format!("{time}{}", hash_secret(token)),
+        _ => hash_secret(token),
+    }
+}
+
+const TIME_PREFIX_LEN: usize = 8;
+
+/// `now_ms` (48 bits) in eight of base64url's characters, taken in the order they sort in, so
+/// that strings that start with it sort by it. The time a record was made is no secret: a
+/// token's is in its `iat` already.
+fn time_prefix(now_ms: i64) -> String {
+    const SORTED: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    let ms = now_ms.clamp(0, (1 << 48) - 1);
+    (0..TIME_PREFIX_LEN).rev().map(|i| char::from(SORTED[(ms >> (6 * i)) as usize & 63])).collect()
 }
 
 pub fn b64url(bytes: &[u8]) -> String {
@@ -115,5 +149,23 @@ mod tests {
             assert!(b64url_decode(id).is_some(), "{id} is not base64url");
         }
         assert_ne!(ordered_id(5), ordered_id(5));
+    }
+
+    #[test]
+    fn refresh_tokens_are_stored_under_their_time_and_digest() {
+        let (early, late) = (refresh_token(1_796_626_571_000), refresh_token(1_796_626_571_001));
+        assert_eq!(early.len(), REFRESH_TOKEN_LEN);
+        assert!(b64url_decode(&early).is_some(), "{early} is not base64url");
+        let (a, b) = (refresh_token_key(&early), refresh_token_key(&late));
+        assert!(a < b, "keys sort by the tokens' times: {a} {b}");
+        assert_eq!(a, format!("{}{}", &early[..TIME_PREFIX_LEN], hash_secret(&early)));
+        assert!(!a.contains(&early[TIME_PREFIX_LEN..]), "the secret part is not stored");
+        // A token from before tokens carried their time is stored under its digest; so is
+        // whatever else is presented, a character across the time's end included (no panic).
+        let legacy = random_token();
+        assert_eq!(refresh_token_key(&legacy), hash_secret(&legacy));
+        let split = format!("abcdefg\u{e9}{}", &early[..REFRESH_TOKEN_LEN - 9]);
+        assert_eq!(split.len(), REFRESH_TOKEN_LEN);
+        assert_eq!(refresh_token_key(&split), hash_secret(&split));
     }
 }

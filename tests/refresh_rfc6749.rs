@@ -132,3 +132,37 @@ async fn unknown_or_missing_refresh_token() {
     server.refresh(&c, "no-such-token").await.assert_oauth_error(400, "invalid_grant");
     server.token(&c.auth(), &[("grant_type", "refresh_token")]).await.assert_oauth_error(400, "invalid_request");
 }
+
+/// A refresh token is kept as the time it was made and its SHA-256, never itself; one issued
+/// before tokens carried their time (kept as its SHA-256 alone) still refreshes, once.
+#[tokio::test]
+async fn refresh_tokens_are_kept_hashed_and_old_ones_still_work() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest, Sha256};
+    let digest = |token: &str| URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+
+    let (server, c, browser) = setup().await;
+    let t = server.code_flow(&browser, &c, "openid offline_access").await;
+    let rt = t.refresh_token().to_string();
+    let stored = server.db_strings("SELECT token_hash FROM refresh_tokens");
+    assert_eq!(stored, [format!("{}{}", &rt[..8], digest(&rt))], "the time, then the digest: {rt}");
+
+    let old = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let grant = &server.db_strings("SELECT id FROM grants")[0];
+    server.db_strings(&format!(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES ('{}', '{grant}', {})",
+        digest(&old),
+        now()
+    ));
+    let r = server.refresh(&c, &old).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let next = Tokens::from_json(r.json()).refresh_token().to_string();
+    assert_eq!(next.len(), rt.len(), "its successor carries its time: {next}");
+    // Rotated: once its successor was used, presented again it is reuse, and the family is
+    // revoked.
+    let r = server.refresh(&c, &next).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    server.refresh(&c, &old).await.assert_oauth_error(400, "invalid_grant");
+    server.refresh(&c, &rt).await.assert_oauth_error(400, "invalid_grant");
+}

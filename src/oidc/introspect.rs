@@ -6,7 +6,7 @@
 //! `{"active": false}` to a caller not allowed to know, so one client cannot learn who holds
 //! another's tokens.
 
-use crate::crypto::hash_secret;
+use crate::crypto::refresh_token_key;
 use crate::domain::Client;
 use crate::http::{BearerError, OAuthError, Params};
 use crate::oidc::id_token::{active_grant, read_access_token};
@@ -66,7 +66,7 @@ async fn introspect(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
         return Ok(Value::Object(out));
     }
     // A refresh token: by its hash, live only while unused and its grant is active.
-    if let Some((grant, used)) = state.store.grant_by_refresh_token(&hash_secret(token)).await?
+    if let Some((grant, used)) = state.store.grant_by_refresh_token(&refresh_token_key(token)).await?
         && !used
         && grant.is_active(now)
         && may_see(&client, &grant.client_id)

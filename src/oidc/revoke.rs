@@ -3,7 +3,7 @@
 //! access token is also forgotten at once. The answer is 200 whether or not the token was known
 //! (§2.2).
 
-use crate::crypto::hash_secret;
+use crate::crypto::refresh_token_key;
 use crate::http::{BearerError, OAuthError, Params};
 use crate::oidc::id_token::{forget, read_access_token};
 use crate::oidc::token::client_auth;
@@ -33,7 +33,7 @@ async fn revoke(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
     let client = client_auth::authenticate(state, headers, &p).await?;
     let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let now = state.now();
-    let grant_id = match state.store.grant_by_refresh_token(&hash_secret(token)).await? {
+    let grant_id = match state.store.grant_by_refresh_token(&refresh_token_key(token)).await? {
         Some((grant, _)) => Some(grant),
         None => match read_access_token(state, token, now).await {
             Ok(at) if at.client_id == client.id => {

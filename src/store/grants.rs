@@ -1,4 +1,5 @@
-//! Grants and their refresh tokens. A refresh token is stored as a hash and rotated on every use;
+//! Grants and their refresh tokens. A refresh token is stored under a hash
+//! (`crypto::refresh_token_key`) and rotated on every use;
 //! a rotated token presented again means it was stolen, so the whole grant (family) is revoked.
 
 use super::direct::{self, joined_row};

@@ -1,7 +1,7 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
 use super::{Sender, TokenResponse, bound_refresh, user_tokens, written_for};
-use crate::crypto::{b64url, constant_time_eq, hash_secret, random_token, sha256};
+use crate::crypto::{b64url, constant_time_eq, refresh_token, refresh_token_key, sha256};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
 use crate::oidc::authorize::code::{self, Redeemed};
@@ -102,8 +102,8 @@ pub async fn exchange(
         cert_x5t: bound_refresh(client, sender.x5t),
         resource: c.resource.clone(),
     };
-    let refresh = offline.then(random_token);
-    let refresh_hash = refresh.as_deref().map(hash_secret);
+    let refresh = offline.then(|| refresh_token(state.clock.now_ms()));
+    let refresh_hash = refresh.as_deref().map(refresh_token_key);
     // Written only for a live user, and while the session the code came from is live (both
     // checked in the same write).
     let written =

@@ -4,7 +4,7 @@
 //! sign the television out (revoking the grant does, as does the user's account page).
 
 use super::{Sender, TokenResponse, bound_refresh, user_tokens, written_for};
-use crate::crypto::{hash_secret, ordered_id, random_token};
+use crate::crypto::{ordered_id, refresh_token, refresh_token_key};
 use crate::domain::{Client, Grant, GrantType};
 use crate::http::{OAuthError, Params};
 use crate::oidc::device::{self, Decision};
@@ -46,8 +46,8 @@ pub async fn exchange(
         cert_x5t: bound_refresh(client, sender.x5t),
         resource: None,
     };
-    let refresh = offline.then(random_token);
-    let refresh_hash = refresh.as_deref().map(hash_secret);
+    let refresh = offline.then(|| refresh_token(state.clock.now_ms()));
+    let refresh_hash = refresh.as_deref().map(refresh_token_key);
     // No session to outlive: always written.
     let written =
         state.store.insert_grant(NewGrant { grant: &grant, refresh_hash: refresh_hash.as_deref() }, now).await?;

@@ -1,7 +1,7 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use (RFC 9700 §4.14.2).
 
 use super::{Sender, TokenResponse, user_tokens};
-use crate::crypto::{hash_secret, random_token};
+use crate::crypto::{refresh_token, refresh_token_key};
 use crate::domain::{Client, Grant, GrantType, parse_scope};
 use crate::http::{OAuthError, Params};
 use crate::state::AppState;
@@ -21,11 +21,11 @@ pub async fn exchange(
         return Err(OAuthError::unauthorized_client("this client may not use refresh tokens"));
     }
     let presented = p.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-    let old = hash_secret(presented);
+    let old = refresh_token_key(presented);
     let now = state.now();
     let requested = p.get("scope").map(parse_scope);
-    let new = random_token();
-    let new_hash = hash_secret(&new);
+    let new = refresh_token(state.clock.now_ms());
+    let new_hash = refresh_token_key(&new);
     // A request for the whole grant's scope (the usual one) may be rotated by the read itself,
     // on the conditions checked below; one that is not is checked and rotated after it.
     let at_once = requested.is_none().then(|| Rotation {

@@ -15,20 +15,32 @@ pub(super) enum Ending<'a> {
     AllOfBut(&'a str, &'a str),
 }
 
+/// The sessions of each [`Ending`], a condition on `s`.
+const SESSION: &str = "s.id = $2";
+const ALL_OF: &str = "s.user_id = $2";
+const ALL_OF_BUT: &str = "s.user_id = $2 AND s.id <> $3";
+
+/// The statement that queues the logouts of the sessions `which` selects (at `$1`). A
+/// session's grants are found by its user and its id together (`grants_user_session`).
+fn enqueue_statement(which: &str) -> String {
+    format!(
+        "INSERT INTO logout_deliveries (id, client_id, session_id, user_id, attempts, next_at, created_at)
+         SELECT DISTINCT g.session_id || ' ' || g.client_id, g.client_id, g.session_id, s.user_id, 0, $1, $1
+         FROM sessions s JOIN grants g ON g.user_id = s.user_id AND g.session_id = s.id
+         JOIN clients c ON c.id = g.client_id
+         WHERE s.ended_at IS NULL AND c.metadata LIKE '%\"backchannel_logout_uri\"%' AND {which}
+         ON CONFLICT (id) DO NOTHING"
+    )
+}
+
 /// Queues a logout for every client that signed in with the sessions `ending` names and asked
 /// to be told. Run before the sessions are marked ended, in the same transaction.
 pub(super) async fn enqueue(tx: &mut sqlx::Transaction<'_, sqlx::Any>, ending: Ending<'_>, now: i64) -> Result<()> {
-    const SELECT: &str =
-        "INSERT INTO logout_deliveries (id, client_id, session_id, user_id, attempts, next_at, created_at)
-         SELECT DISTINCT g.session_id || ' ' || g.client_id, g.client_id, g.session_id, s.user_id, 0, $1, $1
-         FROM grants g JOIN sessions s ON s.id = g.session_id JOIN clients c ON c.id = g.client_id
-         WHERE s.ended_at IS NULL AND c.metadata LIKE '%\"backchannel_logout_uri\"%' AND ";
-    const TAIL: &str = " ON CONFLICT (id) DO NOTHING";
-    let q = |which: &str| sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT}{which}{TAIL}"))).bind(now);
+    let q = |which: &str| sqlx::query(sqlx::AssertSqlSafe(enqueue_statement(which))).bind(now);
     let q = match ending {
-        Ending::Session(id) => q("s.id = $2").bind(id.to_owned()),
-        Ending::AllOf(user) => q("s.user_id = $2").bind(user.to_owned()),
-        Ending::AllOfBut(user, keep) => q("s.user_id = $2 AND s.id <> $3").bind(user.to_owned()).bind(keep.to_owned()),
+        Ending::Session(id) => q(SESSION).bind(id.to_owned()),
+        Ending::AllOf(user) => q(ALL_OF).bind(user.to_owned()),
+        Ending::AllOfBut(user, keep) => q(ALL_OF_BUT).bind(user.to_owned()).bind(keep.to_owned()),
     };
     q.execute(&mut **tx).await?;
     Ok(())
@@ -86,5 +98,17 @@ impl Store {
     pub async fn remove_logout(&self, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM logout_deliveries WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The grants of the sessions that end are found through an index, never by reading every
+    /// grant in the transaction that ends a session.
+    #[tokio::test]
+    async fn the_logouts_of_ending_sessions_are_found_through_indexes() {
+        let statements = [super::SESSION, super::ALL_OF, super::ALL_OF_BUT].map(super::enqueue_statement);
+        let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+        super::super::plans::assert_every_statement_searches_an_index(&statements).await;
     }
 }

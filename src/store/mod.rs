@@ -32,6 +32,8 @@ mod passkeys;
 mod password_history;
 mod pg_direct;
 mod phone_numbers;
+#[cfg(test)]
+mod plans;
 pub mod purge;
 mod registrations;
 mod resources;

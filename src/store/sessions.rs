@@ -89,6 +89,24 @@ macro_rules! select_live {
     };
 }
 
+/// Revokes the grants made in the session `$2` (at `$1`). A session's grants are found by its
+/// user and its id together, the index on grants (`grants_user_session`).
+const REVOKE_SESSION_GRANTS: &str = "UPDATE grants SET revoked_at = $1
+     WHERE user_id = (SELECT user_id FROM sessions WHERE id = $2) AND session_id = $2 AND revoked_at IS NULL";
+/// [`REVOKE_SESSION_GRANTS`], but those of `offline_access` (refresh tokens) live on.
+const REVOKE_SESSION_ONLINE_GRANTS: &str = "UPDATE grants SET revoked_at = $1
+     WHERE user_id = (SELECT user_id FROM sessions WHERE id = $2) AND session_id = $2 AND offline = 0
+       AND revoked_at IS NULL";
+
+/// The clients holding grants made in the live sessions (at `$2`) of the user `$1`.
+const SESSION_CLIENTS: &str = "SELECT DISTINCT g.session_id AS session_id, g.client_id AS client_id
+     FROM sessions s JOIN grants g ON g.user_id = s.user_id AND g.session_id = s.id
+     WHERE s.user_id = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND g.revoked_at IS NULL
+     ORDER BY g.client_id";
+/// Revokes (at `$1`) the grants made in the sessions of the user `$2` but the session `$3`.
+const REVOKE_OTHER_SESSIONS_GRANTS: &str = "UPDATE grants SET revoked_at = $1
+     WHERE user_id = $2 AND revoked_at IS NULL AND session_id IS NOT NULL AND session_id <> $3";
+
 /// What the sessions page shows of the applications a session signed in to.
 #[derive(sqlx::FromRow)]
 pub struct SessionClient {
@@ -216,11 +234,7 @@ impl Store {
             .bind(session_id)
             .execute(&mut *tx)
             .await?;
-        let revoke = if offline_too {
-            "UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL"
-        } else {
-            "UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND offline = 0 AND revoked_at IS NULL"
-        };
+        let revoke = if offline_too { REVOKE_SESSION_GRANTS } else { REVOKE_SESSION_ONLINE_GRANTS };
         sqlx::query(revoke).bind(now).bind(session_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -248,16 +262,7 @@ impl Store {
 
     /// The clients holding grants issued in a user's live sessions.
     pub async fn session_clients(&self, user_id: &str, now: i64) -> Result<Vec<SessionClient>> {
-        sqlx::query_as(
-            "SELECT DISTINCT g.session_id AS session_id, g.client_id AS client_id
-             FROM grants g JOIN sessions s ON s.id = g.session_id
-             WHERE s.user_id = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND g.revoked_at IS NULL
-             ORDER BY g.client_id",
-        )
-        .bind(user_id)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
+        sqlx::query_as(SESSION_CLIENTS).bind(user_id).bind(now).fetch_all(&self.pool).await
     }
 }
 
@@ -281,15 +286,7 @@ pub(super) async fn end_others(
     // No session has the empty id, so `None` keeps none.
     let keep = keep.unwrap_or("");
     super::logouts::enqueue(tx, super::logouts::Ending::AllOfBut(user_id, keep), now).await?;
-    sqlx::query(
-        "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL
-         AND session_id IS NOT NULL AND session_id <> $3",
-    )
-    .bind(now)
-    .bind(user_id)
-    .bind(keep)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(REVOKE_OTHER_SESSIONS_GRANTS).bind(now).bind(user_id).bind(keep).execute(&mut **tx).await?;
     sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND id <> $3 AND ended_at IS NULL")
         .bind(now)
         .bind(user_id)
@@ -297,4 +294,20 @@ pub(super) async fn end_others(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A session's grants are found by its user and its id together, a user's by the user:
+    /// through the one index on both (`grants_user_session`), never by reading every grant.
+    #[tokio::test]
+    async fn grants_are_found_by_session_and_by_user_through_an_index() {
+        let statements = [
+            super::REVOKE_SESSION_GRANTS,
+            super::REVOKE_SESSION_ONLINE_GRANTS,
+            super::SESSION_CLIENTS,
+            super::REVOKE_OTHER_SESSIONS_GRANTS,
+        ];
+        super::super::plans::assert_every_statement_searches_an_index(&statements).await;
+    }
 }

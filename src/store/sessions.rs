@@ -162,13 +162,18 @@ impl Store {
     }
 
     /// Notes that the session was used at `now` (the caller writes at most once a minute).
+    ///
+    /// On SQLite by the hot writer, in the batch being committed: on sqlx's one connection the
+    /// write waited for SQLite's lock behind the hot writer, which under load holds it nearly
+    /// always, in SQLite's own busy handler (sleeps of 1, 2, 5, … 100 ms), and the touches of
+    /// sessions that fell due together queued behind each other: sign-ins made together are
+    /// due together, and their next `/authorize` took 100–250 ms.
     pub async fn touch_session(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        const SQL: &str = "UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1";
+        match &self.direct {
+            Some(d) => d.transaction(|tx| super::direct::execute(tx, SQL, &[&now, &id])).await.map(drop),
+            None => pooled!(changed self, |e| sqlx::query(SQL).bind(now).bind(id).execute(e)).map(drop),
+        }
     }
 
     /// The live session the cookie token names, if any.
@@ -309,5 +314,38 @@ mod tests {
             super::REVOKE_OTHER_SESSIONS_GRANTS,
         ];
         super::super::plans::assert_every_statement_searches_an_index(&statements).await;
+    }
+
+    /// On SQLite a session's touch is written by the hot writer: it does not wait for sqlx's
+    /// one connection, held here throughout (a touch that needed it would fail once the
+    /// pool's acquire timeout of a second had passed).
+    #[tokio::test]
+    async fn a_touch_is_written_without_the_pool() {
+        let dir = std::env::temp_dir().join(format!("latchkey-touch-{}", crate::crypto::random_id()));
+        let settings = crate::config::Settings {
+            data_dir: dir.join("data"),
+            keys_dir: dir.join("keys"),
+            database: crate::config::Database { acquire_timeout: 1, ..Default::default() },
+            ..Default::default()
+        };
+        let store = super::Store::connect(&settings, crate::clock::Clock::system()).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut held = store.pool.acquire().await.unwrap();
+        for sql in [
+            "INSERT INTO users (id, username, email, claims, disabled, created_at, updated_at)
+             VALUES ('u', 'u', 'u@example.com', '{}', 0, 1, 1)",
+            "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at, last_seen_at,
+                                   persistent)
+             VALUES ('s', 'h', 'u', 1, '[]', '1', 1, 9999999999, 1, 0)",
+        ] {
+            sqlx::query(sql).execute(&mut *held).await.unwrap();
+        }
+        store.touch_session("s", 100).await.unwrap();
+        store.touch_session("s", 50).await.unwrap();
+        let seen: i64 =
+            sqlx::query_scalar("SELECT last_seen_at FROM sessions WHERE id = 's'").fetch_one(&mut *held).await.unwrap();
+        assert_eq!(seen, 100, "touched at 100, and not set back by a touch of an earlier time");
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

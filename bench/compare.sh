@@ -35,11 +35,8 @@ driver_dir="$root/../shared/tools/oidc-bench"
 [ -d "$driver_dir" ] || driver_dir="/work/shared/tools/oidc-bench"
 peer_src="$(dirname "$driver_dir")/peer-node"
 
-bin="${BENCH_BIN:-}"
-if [ -z "$bin" ]; then
-    cargo build --release --quiet
-    bin="$target/release/latchkey"
-fi
+source bench/lib.sh
+bin="$(bench_bin)"
 driver="${BENCH_DRIVER:-}"
 if [ -z "$driver" ]; then
     (cd "$driver_dir" && CARGO_TARGET_DIR="$target" cargo build --release --quiet)
@@ -58,30 +55,7 @@ fi
 
 port="${BENCH_PORT:-18080}"
 redirect="http://127.0.0.1:9/cb"
-db=""
-server_pid=""
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-cleanup() {
-    stop_server
-    [ -n "$db" ] && psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_ready() {
-    for _ in $(seq 200); do
-        curl -fs "$1" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "the server did not come up: $1" >&2
-    return 1
-}
+trap bench_cleanup EXIT
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # Runs the driver against one server. $1 label, $2 issuer, $3 client id, $4 secret, $5 user,
@@ -96,15 +70,8 @@ drive() {
 }
 
 # --- Latchkey ------------------------------------------------------------------------------
-export LATCHKEY_DATA_DIR="$work/data" LATCHKEY_KEYS_DIR="$work/keys"
-export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_ISSUER="http://127.0.0.1:$port"
-export LATCHKEY_RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn
-if [ "$backend" = postgres ]; then
-    db="latchkey_compare_$(date +%s)_$$"
-    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db"
-    export LATCHKEY_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
-    export LATCHKEY_EPHEMERAL_URL="redis://127.0.0.1:6379" LATCHKEY_EPHEMERAL_PREFIX="latchkey-bench-$db:"
-fi
+bench_backend "$backend" compare
+export LATCHKEY_ISSUER="http://127.0.0.1:$port"
 "$bin" migrate >/dev/null
 client_json="$("$bin" clients add --name bench --redirect-uri "$redirect" --first-party \
     --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials \
@@ -112,9 +79,7 @@ client_json="$("$bin" clients add --name bench --redirect-uri "$redirect" --firs
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$client_json"; }
 echo 'violet hammer quiz 1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
 
-env ${BENCH_LD_PRELOAD:+LD_PRELOAD="$BENCH_LD_PRELOAD"} "$bin" serve >"$work/latchkey.log" 2>&1 &
-server_pid=$!
-wait_ready "http://127.0.0.1:$port/readyz"
+bench_serve
 pids="$server_pid"
 if [ "$backend" = postgres ]; then
     # All of Postgres (the postmaster's process tree: the backends of Latchkey's connections,
@@ -126,7 +91,7 @@ idle_latchkey="$(rss_kb "$server_pid")"
 cc_scope=bench drive "latchkey-$backend" "http://127.0.0.1:$port" "$(field client_id)" \
     "$(field client_secret)" bench 'violet hammer quiz 1234' "$pids"
 after_latchkey="$(rss_kb "$server_pid")"
-stop_server
+bench_stop
 
 # --- node-oidc-provider --------------------------------------------------------------------
 idle_node=0 after_node=0
@@ -139,13 +104,13 @@ if [ "$backend" = postgres ]; then
 fi
 env "${node_env[@]}" node "$peer/server.mjs" >"$work/node.log" 2>&1 &
 server_pid=$!
-wait_ready "http://127.0.0.1:$node_port/.well-known/openid-configuration"
+bench_wait "http://127.0.0.1:$node_port/.well-known/openid-configuration"
 pids="$server_pid"
 [ "$backend" = postgres ] && pids="$pids,$(pgrep -o redis-server)"
 idle_node="$(rss_kb "$server_pid")"
 cc_scope=api:read drive "node-$backend" "http://127.0.0.1:$node_port" bench-client bench-secret demo demo "$pids"
 after_node="$(rss_kb "$server_pid")"
-stop_server
+bench_stop
 fi
 
 # --- The table -----------------------------------------------------------------------------

@@ -7,38 +7,25 @@
 #   bench/oidc.sh postgres        # Postgres + Redis on 127.0.0.1 (a fresh database and key prefix)
 #
 # Environment: BENCH_DURATION (s, default 10), BENCH_CONCURRENCY (default 1,16,64),
-# BENCH_SCENARIOS (default all), BENCH_JSON (a file for the driver's JSON output).
+# BENCH_SCENARIOS (default all), BENCH_JSON (a file for the driver's JSON output), BENCH_BIN
+# (a latchkey binary to use instead of building the release one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend="${1:-sqlite}"
 driver_dir="../shared/tools/oidc-bench"
 export CARGO_TARGET_DIR_DRIVER="${CARGO_TARGET_DIR_DRIVER:-/tmp/oidc-bench-target}"
 
-cargo build --release --quiet
 (cd "$driver_dir" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR_DRIVER" cargo build --release --quiet)
 driver="$CARGO_TARGET_DIR_DRIVER/release/oidc-bench"
-bin="$PWD/target/release/latchkey"
+source bench/lib.sh
+bin="$(bench_bin)"
 
 work="$(mktemp -d)"
 port="${BENCH_PORT:-18080}"
-export LATCHKEY_DATA_DIR="$work/data" LATCHKEY_KEYS_DIR="$work/keys"
-export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_ISSUER="http://127.0.0.1:$port"
-export LATCHKEY_RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn
-db=""
-if [ "$backend" = postgres ]; then
-    db="latchkey_bench_$(date +%s)"
-    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db"
-    export LATCHKEY_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
-    export LATCHKEY_DATABASE_MAX_CONNECTIONS=16
-    export LATCHKEY_EPHEMERAL_URL="redis://127.0.0.1:6379" LATCHKEY_EPHEMERAL_PREFIX="latchkey-bench-$db:"
-fi
-server_pid=""
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    [ -n "$db" ] && psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
+bench_backend "$backend" bench
+export LATCHKEY_ISSUER="http://127.0.0.1:$port"
+[ "$backend" = postgres ] && export LATCHKEY_DATABASE_MAX_CONNECTIONS=16
 
 "$bin" migrate
 client_json="$("$bin" clients add --name bench --redirect-uri http://127.0.0.1:9/cb --first-party \
@@ -47,12 +34,7 @@ client_json="$("$bin" clients add --name bench --redirect-uri http://127.0.0.1:9
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$client_json"; }
 echo 'violet hammer quiz 1234' | "$bin" users add --username bench --email bench@example.com --password-stdin >/dev/null
 
-"$bin" serve >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+bench_serve
 echo "backend: $backend; server pid $server_pid; RSS at idle: $(awk '/VmRSS/ {print $2 " kB"}' /proc/$server_pid/status)"
 
 args=(--issuer "http://127.0.0.1:$port" --client-id "$(field client_id)" --client-secret "$(field client_secret)"

@@ -91,6 +91,15 @@ enum ConfigCommand {
         #[command(flatten)]
         json: Json,
     },
+    /// Time argon2id password checks on `login.password_workers` workers at once: the most
+    /// password sign-ins a second this machine can take with these settings
+    PasswordSpeed {
+        /// How long to measure
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Args, Clone, Copy)]
@@ -418,6 +427,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve { demo } => crate::server::run(settings, demo).await,
+        Command::Config { command: ConfigCommand::PasswordSpeed { seconds, json } } => {
+            password_speed(&settings, seconds, json).await
+        }
         Command::Config { .. } => unreachable!("answered above"),
         Command::Migrate { batch_size, batches, json } => {
             let store = Store::connect(&settings, crate::clock::Clock::from_env()).await?;
@@ -456,6 +468,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `config password-speed`: checks a second, and the time one takes.
+async fn password_speed(settings: &Settings, seconds: u64, json: Json) -> anyhow::Result<()> {
+    let passwords = Passwords::new(settings.login.password_workers, settings.login.password_queue);
+    let speed = passwords.speed(std::time::Duration::from_secs(seconds)).await?;
+    let p = &speed.params;
+    let value = json!({
+        "algorithm": "argon2id", "m_cost_kib": p.m_cost(), "t_cost": p.t_cost(), "p_cost": p.p_cost(),
+        "workers": speed.workers, "checks": speed.checks, "seconds": speed.elapsed.as_secs_f64(),
+        "checks_per_second": speed.per_second(), "ms_each": speed.ms_each(),
+    });
+    print(json.json, value, || {
+        format!(
+            "argon2id (m={} KiB, t={}, p={}) on {} workers: {:.1} checks a second, {:.1} ms each; \
+             at most as many password sign-ins a second",
+            p.m_cost(),
+            p.t_cost(),
+            p.p_cost(),
+            speed.workers,
+            speed.per_second(),
+            speed.ms_each()
+        )
+    });
+    Ok(())
 }
 
 /// `config check`: the settings' own checks and the key-encryption key's, each problem one line

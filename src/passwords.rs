@@ -17,7 +17,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use flume::{RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A worker that has had no job for this long frees its argon2 memory; as long again later, it
@@ -82,6 +82,8 @@ pub struct Busy;
 #[derive(Clone)]
 pub struct Passwords {
     jobs: Sender<Job>,
+    /// How many computations run at once.
+    workers: usize,
     /// Jobs sent and not yet started.
     waiting: Arc<AtomicUsize>,
     /// The most jobs that may wait; more are refused.
@@ -137,8 +139,9 @@ impl Passwords {
     /// Starts `workers` threads, each with its own argon2 memory; they end with the last handle.
     /// At most `max_waiting` computations wait for a worker.
     pub fn new(workers: usize, max_waiting: usize) -> Self {
+        let workers = workers.max(1);
         let (jobs, queue) = flume::unbounded::<Job>();
-        for i in 0..workers.max(1) {
+        for i in 0..workers {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
@@ -155,7 +158,7 @@ impl Passwords {
                 })
                 .expect("spawn a password worker");
         }
-        Self { jobs, dummy: DUMMY_HASH.into(), waiting: Arc::default(), max_waiting }
+        Self { jobs, workers, dummy: DUMMY_HASH.into(), waiting: Arc::default(), max_waiting }
     }
 
     /// Runs `f` on a worker and waits for its result; [`Busy`] at once when the queue is full
@@ -207,6 +210,61 @@ impl Passwords {
     /// signed-in user's own change needs (the password history), never for sign-in.
     pub async fn verify_in_turn(&self, password: String, hash: String) -> bool {
         self.run(false, move |memory| verify_with(&password, &hash, memory)).await.unwrap_or(false)
+    }
+
+    /// Checks a password against a hash made with the parameters of new ones, on every worker
+    /// at once and for about `duration`: the most password sign-ins a second this machine can
+    /// take, which sign-ins under load are measured against. Twice as many checks as workers
+    /// are kept in the queue, so no worker waits for the next (each of them at least one: a
+    /// zero `duration` is one round); each worker's memory is allocated before the clock starts.
+    pub async fn speed(&self, duration: Duration) -> anyhow::Result<Speed> {
+        let hash = self.hash("a password to time the hash with".into()).await?;
+        let check = |p: Passwords, hash: String| async move {
+            p.verify_in_turn("a password to time the hash with".into(), hash).await
+        };
+        let warm = (0..self.workers).map(|_| tokio::spawn(check(self.clone(), hash.clone())));
+        for w in warm.collect::<Vec<_>>() {
+            w.await?;
+        }
+        let start = Instant::now();
+        let loops = (0..2 * self.workers).map(|_| {
+            let (p, hash) = (self.clone(), hash.clone());
+            tokio::spawn(async move {
+                let mut checks = 0u64;
+                loop {
+                    anyhow::ensure!(check(p.clone(), hash.clone()).await, "a password did not match its own hash");
+                    checks += 1;
+                    if start.elapsed() >= duration {
+                        return Ok(checks);
+                    }
+                }
+            })
+        });
+        let mut checks = 0;
+        for l in loops.collect::<Vec<_>>() {
+            checks += l.await??;
+        }
+        Ok(Speed { workers: self.workers, checks, elapsed: start.elapsed(), params: Params::default() })
+    }
+}
+
+/// What [`Passwords::speed`] measured.
+pub struct Speed {
+    pub workers: usize,
+    pub checks: u64,
+    pub elapsed: Duration,
+    /// argon2id's, those of new hashes.
+    pub params: Params,
+}
+
+impl Speed {
+    pub fn per_second(&self) -> f64 {
+        self.checks as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The time one check takes on one worker.
+    pub fn ms_each(&self) -> f64 {
+        self.workers as f64 * 1000.0 / self.per_second()
     }
 }
 

@@ -80,6 +80,23 @@ fn serve_refuses_what_config_check_refuses_in_one_line() {
     assert!(last.starts_with("latchkey: invalid settings: issuer") && last.contains("; tokens.code_ttl"), "{stderr}");
 }
 
+#[test]
+fn password_speed_checks_on_every_configured_worker() {
+    let args = ["config", "password-speed", "--seconds", "0", "--json"];
+    let (ok, stdout, stderr) = latchkey(&[("LATCHKEY_LOGIN_PASSWORD_WORKERS", "3")], &args);
+    assert!(ok, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (v["algorithm"].as_str(), v["m_cost_kib"].as_u64(), v["t_cost"].as_u64()),
+        (Some("argon2id"), Some(19456), Some(2)),
+        "{v}"
+    );
+    // Two checks in the queue per worker, each done once before the time is seen to be up.
+    assert_eq!((v["workers"].as_u64(), v["checks"].as_u64()), (Some(3), Some(6)), "{v}");
+    let (per_second, each) = (v["checks_per_second"].as_f64().unwrap(), v["ms_each"].as_f64().unwrap());
+    assert!(per_second > 0.0 && (each * per_second / 1000.0 - 3.0).abs() < 1e-9, "{v}");
+}
+
 #[tokio::test]
 async fn every_command_that_prints_accepts_json() {
     let server = Server::start();

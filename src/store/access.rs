@@ -2,6 +2,7 @@
 //! rule of a client. Membership rows go with the user (cascade); a group some client requires
 //! cannot be removed.
 
+use super::pg_direct::pooled;
 use super::{Result, Store};
 use serde::Serialize;
 
@@ -200,11 +201,11 @@ impl Store {
     /// The required-group rule, in one indexed query: the client requires no group, or the
     /// user is in one of those it requires.
     pub async fn may_use_client(&self, user_id: &str, client_id: &str) -> Result<bool> {
-        let row: (i64,) = sqlx::query_as(concat!("SELECT ", may_use_client!("$1", "$2")))
-            .bind(client_id)
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.0 == 1)
+        const SQL: &str = concat!("SELECT ", may_use_client!("$1", "$2"));
+        let row: Option<(i64,)> = match &self.direct {
+            Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&client_id, &user_id]))?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(client_id).bind(user_id).fetch_optional(e))?,
+        };
+        Ok(row.is_some_and(|(may,)| may == 1))
     }
 }

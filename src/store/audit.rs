@@ -1,6 +1,7 @@
 //! The audit log: one row per security event, never updated (but for the sealing of rows
 //! written in clear, and a rewrap). The client address is sealed (see [`super::sealed`]).
 
+use super::pg_direct::pooled;
 use super::sealed::Column;
 use super::{Result, Store};
 use serde::Serialize;
@@ -40,21 +41,32 @@ impl AuditEvent {
 
 impl Store {
     /// Records an event. A failure to write the audit log is logged, not raised: the action it
-    /// describes has already happened.
+    /// describes has already happened. Written by the hot writer (on SQLite, in the batch it is
+    /// committing): a sign-in writes two.
     pub async fn audit(&self, event: AuditEvent, now: i64) {
+        const SQL: &str = "INSERT INTO audit_events (id, at, kind, user_id, client_id, ip, detail, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1)";
         let id = crate::crypto::random_id();
-        let result: Result<_> = sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, user_id, client_id, ip, detail, sealed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
-        )
-        .bind(&id)
-        .bind(now)
-        .bind(event.kind)
-        .bind(&event.user_id)
-        .bind(&event.client_id)
-        .bind(self.pii.seal_opt(Column::AuditIp, &id, event.ip.as_deref()))
-        .bind(event.detail.to_string())
-        .execute(&self.pool)
+        let (ip, detail) = (self.pii.seal_opt(Column::AuditIp, &id, event.ip.as_deref()), event.detail.to_string());
+        let result: Result<()> = async {
+            match &self.direct {
+                Some(d) => {
+                    let params: [super::direct::Param<'_>; 7] =
+                        [&id, &now, &event.kind, &event.user_id, &event.client_id, &ip, &detail];
+                    d.transaction(|tx| super::direct::execute(tx, SQL, &params)).await.map(drop)
+                }
+                None => pooled!(changed self, |e| sqlx::query(SQL)
+                .bind(&id)
+                .bind(now)
+                .bind(event.kind)
+                .bind(&event.user_id)
+                .bind(&event.client_id)
+                .bind(&ip)
+                .bind(&detail)
+                .execute(e))
+                .map(drop),
+            }
+        }
         .await;
         match result {
             Ok(_) => {

@@ -1,16 +1,16 @@
 //! Remembered consent: which scopes a user has granted a client.
 
+use super::pg_direct::pooled;
 use super::{Result, Store};
 use crate::domain::{join_scope, parse_scope};
 
 impl Store {
     pub async fn consented_scopes(&self, user_id: &str, client_id: &str) -> Result<Vec<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        const SQL: &str = "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2";
+        let row: Option<(String,)> = match &self.direct {
+            Some(d) => d.read(|c| super::direct::query_opt(c, SQL, &[&user_id, &client_id]))?,
+            None => pooled!(self, |e| sqlx::query_as(SQL).bind(user_id).bind(client_id).fetch_optional(e))?,
+        };
         Ok(row.map(|(s,)| parse_scope(&s)).unwrap_or_default())
     }
 

@@ -31,6 +31,19 @@ pub(super) trait FromSqlite: Sized {
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
 }
 
+/// A tuple is read by position, as sqlx reads one.
+macro_rules! tuple_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: rusqlite::types::FromSql),+> FromSqlite for ($($t,)+) {
+            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<_, $t>($i)?,)+))
+            }
+        }
+    };
+}
+tuple_row!(A 0);
+tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+
 /// Reads a row's columns by name, one field after another. Looking a name up compares it with
 /// each column's name in turn (and measures that name first), a few percent of a userinfo
 /// call over a row of a dozen columns; a statement mostly selects the columns in the order of
@@ -431,6 +444,17 @@ pub(super) fn query_opt<T: FromSqlite>(
     let mut stmt = prepare(conn, sql, params)?;
     let mut rows = stmt.raw_query();
     rows.next()?.map(T::from_sqlite).transpose()
+}
+
+/// Every row `sql` answers.
+pub(super) fn query_all<T: FromSqlite>(conn: &Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = prepare(conn, sql, params)?;
+    let mut rows = stmt.raw_query();
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(T::from_sqlite(row)?);
+    }
+    Ok(all)
 }
 
 /// Whether `sql` answers any row.

@@ -2,6 +2,7 @@
 //! single-use recovery codes (SHA-256 hashes). Both are consumed by conditional UPDATEs, so two
 //! racing submissions of one code cannot both pass, on any node.
 
+use super::pg_direct::pooled;
 use super::sealed::Column;
 use super::{Result, Store};
 use crate::domain::Credentials;
@@ -61,8 +62,11 @@ impl Store {
     /// What the user has to sign in with, in one round trip, as the login policy asks on every
     /// sign-in (and authorization on a step-up).
     pub async fn credentials(&self, user_id: &str) -> Result<Credentials> {
-        let counts: Counts = sqlx::query_as(CREDENTIAL_COUNTS).bind(user_id).fetch_one(&self.pool).await?;
-        Ok(credentials(counts))
+        let counts: Option<Counts> = match &self.direct {
+            Some(d) => d.read(|c| super::direct::query_opt(c, CREDENTIAL_COUNTS, &[&user_id]))?,
+            None => pooled!(self, |e| sqlx::query_as(CREDENTIAL_COUNTS).bind(user_id).fetch_optional(e))?,
+        };
+        Ok(credentials(counts.unwrap_or_default()))
     }
 
     /// The address emailed codes go to, when the user turned them on (sealed at rest).

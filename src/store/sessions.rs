@@ -115,27 +115,48 @@ pub struct SessionClient {
 }
 
 impl Store {
+    /// Written by the hot writer (on SQLite, in the batch it is committing), as every sign-in
+    /// writes one: see [`Store::touch_session`].
     pub async fn insert_session(&self, s: &Session, token_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
+        const SQL: &str = "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                                    last_seen_at, user_agent, ip, persistent, sealed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
-        )
-        .bind(&s.id)
-        .bind(token_hash)
-        .bind(&s.user_id)
-        .bind(s.auth_time)
-        .bind(json_list(&s.amr))
-        .bind(&s.acr)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.last_seen_at)
-        .bind(&s.user_agent)
-        .bind(self.pii.seal_opt(Column::SessionIp, &s.id, s.ip.as_deref()))
-        .bind(s.persistent as i64)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)";
+        let (amr, ip) = (json_list(&s.amr), self.pii.seal_opt(Column::SessionIp, &s.id, s.ip.as_deref()));
+        let persistent = s.persistent as i64;
+        match &self.direct {
+            Some(d) => {
+                let params: [super::direct::Param<'_>; 12] = [
+                    &s.id,
+                    &token_hash,
+                    &s.user_id,
+                    &s.auth_time,
+                    &amr,
+                    &s.acr,
+                    &s.created_at,
+                    &s.expires_at,
+                    &s.last_seen_at,
+                    &s.user_agent,
+                    &ip,
+                    &persistent,
+                ];
+                d.transaction(|tx| super::direct::execute(tx, SQL, &params)).await.map(drop)
+            }
+            None => pooled!(changed self, |e| sqlx::query(SQL)
+                .bind(&s.id)
+                .bind(token_hash)
+                .bind(&s.user_id)
+                .bind(s.auth_time)
+                .bind(&amr)
+                .bind(&s.acr)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(s.last_seen_at)
+                .bind(&s.user_agent)
+                .bind(&ip)
+                .bind(persistent)
+                .execute(e))
+            .map(drop),
+        }
     }
 
     /// Records a fresh authentication in an existing session (`prompt=login`, `max_age`, a

@@ -284,13 +284,7 @@ impl Store {
         let login = login.trim();
         let Some(h) = self.pii.hashes(Lookup::Username(login)) else { return Ok(None) };
         let exact = exact_keys(self.pii.hashes(Lookup::ExactUsername(login)), &h);
-        let rows: Vec<Row> = sqlx::query_as(select_users!("WHERE username_key IN ($1, $2, $3, $4)"))
-            .bind(&h.current)
-            .bind(&h.previous)
-            .bind(&exact.current)
-            .bind(&exact.previous)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = self.users_keyed(select_users!("WHERE username_key IN ($1, $2, $3, $4)"), &h, &exact).await?;
         if let Some(user) = pick(self.users_from(rows)?, |u| u.username == login) {
             return Ok(Some(user));
         }
@@ -299,14 +293,22 @@ impl Store {
         }
         let Some(h) = self.pii.hashes(Lookup::Email(login)) else { return Ok(None) };
         let exact = exact_keys(self.pii.hashes(Lookup::ExactEmail(login)), &h);
-        let rows: Vec<Row> = sqlx::query_as(select_users!("WHERE email_key IN ($1, $2, $3, $4) LIMIT 3"))
-            .bind(&h.current)
-            .bind(&h.previous)
-            .bind(&exact.current)
-            .bind(&exact.previous)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = self.users_keyed(select_users!("WHERE email_key IN ($1, $2, $3, $4) LIMIT 3"), &h, &exact).await?;
         Ok(pick(self.users_from(rows)?, |u| u.email == login))
+    }
+
+    /// The rows `sql` finds by the keys of a login (`$1`…`$4`: `h`'s, then `exact`'s): a
+    /// sign-in's first read, on the hot paths' connections.
+    async fn users_keyed(&self, sql: &'static str, h: &Hashes, exact: &Hashes) -> Result<Vec<Row>> {
+        let (h, x) = (h, exact);
+        match &self.direct {
+            Some(d) => {
+                d.read(|c| super::direct::query_all(c, sql, &[&h.current, &h.previous, &x.current, &x.previous]))
+            }
+            None => super::pg_direct::pooled!(self, |e| {
+                sqlx::query_as(sql).bind(&h.current).bind(&h.previous).bind(&x.current).bind(&x.previous).fetch_all(e)
+            }),
+        }
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {

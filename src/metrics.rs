@@ -10,9 +10,10 @@
 //! - `latchkey_backend_errors_total{backend}` (`store`, `ephemeral`, `internal`);
 //! - `latchkey_signing_key_age_seconds{kid,alg,state}`, read at each scrape;
 //! - `latchkey_argon2_queue_depth`, hashes waiting for a password worker;
-//! - `latchkey_store_query_duration_seconds` (histogram), every SQL statement's time as sqlx
+//! - `latchkey_store_query_duration_seconds` (histogram), every SQL statement's time: as sqlx
 //!   reports it ([`store_timing`], a `tracing` layer on its `sqlx::query` events, listening only
-//!   while the recorder is installed);
+//!   while the recorder is installed), and as [`time_statement`] and [`time_query`] take it for
+//!   the statements sqlx does not report (the hot paths', on their own connections);
 //! - `latchkey_redis_command_duration_seconds` (histogram) and `latchkey_redis_errors_total`,
 //!   every command sent to Redis ([`redis_command`]).
 //!
@@ -170,6 +171,30 @@ where
         false => tracing::subscriber::Interest::never(),
     });
     StoreTiming.with_filter(filter)
+}
+
+/// Runs a statement that sqlx does not see (SQLite's, run in place by `store::direct`), timed
+/// with sqlx's while metrics are on.
+pub fn time_statement<T>(run: impl FnOnce() -> T) -> T {
+    if !STORE_TIMING.load(Ordering::Relaxed) {
+        return run();
+    }
+    let start = Instant::now();
+    let out = run();
+    histogram!(STORE_DURATION).record(start.elapsed().as_secs_f64());
+    out
+}
+
+/// [`time_statement`] for a statement that is awaited: Postgres's, on the hot paths' own
+/// connections (`store::pg_direct`), which report nothing to `tracing`.
+pub async fn time_query<T>(run: impl std::future::Future<Output = T>) -> T {
+    if !STORE_TIMING.load(Ordering::Relaxed) {
+        return run.await;
+    }
+    let start = Instant::now();
+    let out = run.await;
+    histogram!(STORE_DURATION).record(start.elapsed().as_secs_f64());
+    out
 }
 
 struct StoreTiming;

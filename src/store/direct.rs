@@ -441,32 +441,38 @@ pub(super) fn query_opt<T: FromSqlite>(
     sql: &str,
     params: &[Param<'_>],
 ) -> rusqlite::Result<Option<T>> {
-    let mut stmt = prepare(conn, sql, params)?;
-    let mut rows = stmt.raw_query();
-    rows.next()?.map(T::from_sqlite).transpose()
+    crate::metrics::time_statement(|| {
+        let mut stmt = prepare(conn, sql, params)?;
+        let mut rows = stmt.raw_query();
+        rows.next()?.map(T::from_sqlite).transpose()
+    })
 }
 
 /// Every row `sql` answers.
 pub(super) fn query_all<T: FromSqlite>(conn: &Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<Vec<T>> {
-    let mut stmt = prepare(conn, sql, params)?;
-    let mut rows = stmt.raw_query();
-    let mut all = Vec::new();
-    while let Some(row) = rows.next()? {
-        all.push(T::from_sqlite(row)?);
-    }
-    Ok(all)
+    crate::metrics::time_statement(|| {
+        let mut stmt = prepare(conn, sql, params)?;
+        let mut rows = stmt.raw_query();
+        let mut all = Vec::new();
+        while let Some(row) = rows.next()? {
+            all.push(T::from_sqlite(row)?);
+        }
+        Ok(all)
+    })
 }
 
 /// Whether `sql` answers any row.
 pub(super) fn exists(conn: &Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<bool> {
-    let mut stmt = prepare(conn, sql, params)?;
-    let mut rows = stmt.raw_query();
-    Ok(rows.next()?.is_some())
+    crate::metrics::time_statement(|| {
+        let mut stmt = prepare(conn, sql, params)?;
+        let mut rows = stmt.raw_query();
+        Ok(rows.next()?.is_some())
+    })
 }
 
 /// Runs a statement that answers no rows; how many rows it changed.
 pub(super) fn execute(conn: &Connection, sql: &str, params: &[Param<'_>]) -> rusqlite::Result<usize> {
-    prepare(conn, sql, params)?.raw_execute()
+    crate::metrics::time_statement(|| prepare(conn, sql, params)?.raw_execute())
 }
 
 /// rusqlite's errors as the store's: a busy or locked database, or one that cannot be read, is

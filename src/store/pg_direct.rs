@@ -111,7 +111,8 @@ macro_rules! pooled {
                 let mut lease = pg.lease().await?;
                 let outcome = {
                     let $e = lease.conn();
-                    $run
+                    // Timed here: these connections report no statements to `tracing`.
+                    $crate::metrics::time_query(async { $run }).await
                 };
                 lease.keep(outcome)
             }

@@ -176,25 +176,30 @@ where
 /// Runs a statement that sqlx does not see (SQLite's, run in place by `store::direct`), timed
 /// with sqlx's while metrics are on.
 pub fn time_statement<T>(run: impl FnOnce() -> T) -> T {
-    if !STORE_TIMING.load(Ordering::Relaxed) {
-        return run();
-    }
-    let start = Instant::now();
+    let start = statement_started();
     let out = run();
-    histogram!(STORE_DURATION).record(start.elapsed().as_secs_f64());
+    statement_ended(start);
     out
 }
 
 /// [`time_statement`] for a statement that is awaited: Postgres's, on the hot paths' own
 /// connections (`store::pg_direct`), which report nothing to `tracing`.
 pub async fn time_query<T>(run: impl std::future::Future<Output = T>) -> T {
-    if !STORE_TIMING.load(Ordering::Relaxed) {
-        return run.await;
-    }
-    let start = Instant::now();
+    let start = statement_started();
     let out = run.await;
-    histogram!(STORE_DURATION).record(start.elapsed().as_secs_f64());
+    statement_ended(start);
     out
+}
+
+/// When a statement started, if statements are being timed.
+fn statement_started() -> Option<Instant> {
+    STORE_TIMING.load(Ordering::Relaxed).then(Instant::now)
+}
+
+fn statement_ended(start: Option<Instant>) {
+    if let Some(start) = start {
+        histogram!(STORE_DURATION).record(start.elapsed().as_secs_f64());
+    }
 }
 
 struct StoreTiming;

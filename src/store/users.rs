@@ -297,10 +297,9 @@ impl Store {
         Ok(pick(self.users_from(rows)?, |u| u.email == login))
     }
 
-    /// The rows `sql` finds by the keys of a login (`$1`…`$4`: `h`'s, then `exact`'s): a
-    /// sign-in's first read, on the hot paths' connections.
-    async fn users_keyed(&self, sql: &'static str, h: &Hashes, exact: &Hashes) -> Result<Vec<Row>> {
-        let (h, x) = (h, exact);
+    /// The rows `sql` finds by the keys of a login (`$1`…`$4`: `h`'s, then those of its exact
+    /// spelling, `x`'s): a sign-in's first read, on the hot paths' connections.
+    async fn users_keyed(&self, sql: &'static str, h: &Hashes, x: &Hashes) -> Result<Vec<Row>> {
         match &self.direct {
             Some(d) => {
                 d.read(|c| super::direct::query_all(c, sql, &[&h.current, &h.previous, &x.current, &x.previous]))

@@ -53,6 +53,13 @@ const BACKEND_BUCKETS: [f64; 12] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// The recorder keeps every histogram sample until an upkeep folds it into its buckets, and
+/// `install_recorder` leaves upkeep to its caller: with only scrapes to run it, a node whose
+/// scrapes stopped (or never started) grew by 1.4 MB a second at 31 000 userinfo requests a
+/// second. A thread of its own runs it, whatever runtime is current.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
 /// Installs the recorder once per process and returns its handle.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
@@ -64,7 +71,15 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(REDIS_DURATION.into()), &BACKEND_BUCKETS)?
         .install_recorder()?;
     STORE_TIMING.store(true, Ordering::Relaxed);
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    let handle = HANDLE.get_or_init(|| handle).clone();
+    let upkeep = handle.clone();
+    std::thread::Builder::new().name(UPKEEP_THREAD.into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            upkeep.run_upkeep();
+        }
+    })?;
+    Ok(handle)
 }
 
 /// `GET /metrics`, the Prometheus text exposition format.

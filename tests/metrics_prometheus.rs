@@ -66,6 +66,25 @@ async fn a_code_flow_moves_the_counters() {
     assert!(after.contains("latchkey_argon2_queue_depth"), "{after}");
 }
 
+/// The names of the server's threads.
+fn threads(server: &Server) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).expect("the server's threads");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+/// The recorder keeps each histogram sample until an upkeep folds it into its buckets; a node
+/// nobody scrapes must run that itself or grow without end.
+#[tokio::test]
+async fn histograms_are_kept_up_without_a_scrape() {
+    let on = Server::start_with(&[("LATCHKEY_METRICS_ENABLED", "true")]);
+    assert!(threads(&on).iter().any(|t| t == "metrics-upkeep"), "{:?}", threads(&on));
+    let off = Server::start();
+    assert!(!threads(&off).iter().any(|t| t == "metrics-upkeep"), "{:?}", threads(&off));
+}
+
 #[tokio::test]
 async fn rate_limit_refusals_are_counted() {
     let server = Server::start_with(&[

@@ -41,7 +41,6 @@ fn cost(key: &str, value: &str) -> usize {
 struct Shards {
     tables: [HashMap<Arc<str>, Entry>; SHARDS],
     hasher: RandomState,
-    len: usize,
 }
 
 const SHARDS: usize = 16;
@@ -65,20 +64,16 @@ impl Shards {
 
     fn insert(&mut self, key: Arc<str>, entry: Entry) {
         let shard = self.shard(&key);
-        if self.tables[shard].insert(key, entry).is_none() {
-            self.len += 1;
-        }
+        self.tables[shard].insert(key, entry);
     }
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let shard = self.shard(key);
-        let removed = self.tables[shard].remove(key);
-        self.len -= usize::from(removed.is_some());
-        removed
+        self.tables[shard].remove(key)
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.tables.iter().map(HashMap::len).sum()
     }
 
     /// Gives back the tables of a peak that has passed. A map keeps its largest table for good,

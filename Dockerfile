@@ -8,11 +8,12 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends pkg-config libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo .cargo
 COPY src src
 COPY templates templates
 COPY migrations migrations
+COPY locales locales
 RUN cargo build --release --locked --bin latchkey
 
 FROM debian:bookworm-slim

@@ -121,3 +121,50 @@ fn the_entrypoint_names_the_directory_it_cannot_use() {
     let _ = std::fs::set_permissions(parent.join("volume"), std::fs::Permissions::from_mode(0o755));
     let _ = std::fs::remove_dir_all(parent.parent().unwrap());
 }
+
+/// The top-level entries a source file reads at compile time: the first path component of every
+/// `include_str!`, `include_bytes!`, `migrate!` and `i18n!` argument under `src/`.
+fn compile_time_inputs(dir: &Path, found: &mut std::collections::BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            compile_time_inputs(&path, found);
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for mac in ["include_str!(\"", "include_bytes!(\"", "migrate!(\"", "i18n!(\""] {
+            for (at, _) in text.match_indices(mac) {
+                let arg = &text[at + mac.len()..];
+                let arg = &arg[..arg.find('"').unwrap()];
+                // include_* paths are relative to the file, the others to the crate's root.
+                let joined =
+                    if mac.starts_with("include") { path.parent().unwrap().join(arg) } else { PathBuf::from(arg) };
+                let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+                let relative = std::fs::canonicalize(root.join(&joined)).unwrap();
+                let relative = relative.strip_prefix(std::fs::canonicalize(root).unwrap()).unwrap();
+                found.insert(relative.components().next().unwrap().as_os_str().to_string_lossy().into_owned());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_build_stage_copies_everything_the_build_reads() {
+    let copied: Vec<String> = instructions()
+        .iter()
+        .filter_map(|i| i.strip_prefix("COPY "))
+        .filter(|args| !args.starts_with("--from"))
+        .flat_map(|args| {
+            let mut words = args.split_whitespace().collect::<Vec<_>>();
+            words.pop(); // the destination
+            words.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut needed = std::collections::BTreeSet::new();
+    compile_time_inputs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut needed);
+    assert!(needed.contains("templates") && needed.contains("locales"), "{needed:?}");
+    // Cargo's own inputs: the manifest, the lock file, the build script and its link order.
+    needed.extend(["Cargo.toml", "Cargo.lock", "build.rs", ".cargo", "src"].map(str::to_owned));
+    let missing: Vec<_> = needed.iter().filter(|n| !copied.contains(n)).collect();
+    assert!(missing.is_empty(), "the Dockerfile's build stage does not copy {missing:?}");
+}
